@@ -1,0 +1,174 @@
+/**
+ * Reads and validates the environment once. Every variable Anonymo reads is declared here
+ * (and listed in `.env.example` and the README); nothing else in `src/` reads `process.env`.
+ */
+import { z } from 'zod';
+
+const bool = (name: string) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], {
+      error: `${name} must be true or false`,
+    })
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (name: string, min: number, max: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int(`${name} must be an integer`)
+    .min(min, `${name} must be at least ${min}`)
+    .max(max, `${name} must be at most ${max}`);
+
+const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int('PORT', 0, 65535).default(4000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PUBLIC_URL: z.preprocess(emptyAsUndefined, z.url('PUBLIC_URL must be an absolute URL').optional()),
+  MONGODB_URI: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^mongodb(\+srv)?:\/\//, 'MONGODB_URI must start with mongodb:// or mongodb+srv://')
+      .optional(),
+  ),
+  DATA_DIR: z.string().min(1).default('./data'),
+  SESSION_SECRET: z.preprocess(
+    emptyAsUndefined,
+    z.string().min(32, 'SESSION_SECRET must be at least 32 characters').optional(),
+  ),
+  SESSION_COOKIE_SAMESITE: z.enum(['lax', 'strict', 'none']).default('lax'),
+  SESSION_COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto'),
+  SESSION_TTL_DAYS: int('SESSION_TTL_DAYS', 1, 3650).default(90),
+  TRUST_PROXY: z.preprocess(emptyAsUndefined, z.string().optional()),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  DB_TIMEOUT_MS: int('DB_TIMEOUT_MS', 100, 60000).default(3000),
+  SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 60000).default(8000),
+  PRESENCE_GRACE_MS: int('PRESENCE_GRACE_MS', 0, 3600000).default(10000),
+  MAX_CONNECTIONS: int('MAX_CONNECTIONS', 1, 1000000).default(10000),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: int('MAX_SUBSCRIPTIONS_PER_CONNECTION', 1, 1000).default(25),
+  WS_KEEPALIVE_MS: int('WS_KEEPALIVE_MS', 0, 600000).default(15000),
+  WS_MAX_BUFFERED_BYTES: int('WS_MAX_BUFFERED_BYTES', 65536, 1 << 30).default(4 * 1024 * 1024),
+  FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
+  GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
+});
+
+export type SameSite = 'lax' | 'strict' | 'none';
+
+/** The validated configuration. Defaults are in brackets. */
+export interface Config {
+  /** `NODE_ENV` [development]: `production` hides stack traces and introspection, requires SESSION_SECRET. */
+  env: 'development' | 'production' | 'test';
+  isProduction: boolean;
+  /** `PORT` [4000]: HTTP and WebSocket port; 0 picks a free one. */
+  port: number;
+  /** `HOST` [0.0.0.0]: interface to listen on. */
+  host: string;
+  /** `PUBLIC_URL` [unset]: the server's public origin; makes avatar URLs absolute. */
+  publicUrl?: string;
+  /** `MONGODB_URI` [unset]: MongoDB to use; unset starts the embedded FerretDB. */
+  mongodbUri?: string;
+  /** `DATA_DIR` [./data]: embedded database files and the generated development session secret. */
+  dataDir: string;
+  session: {
+    /** `SESSION_SECRET` [generated outside production]: signs the session cookie. */
+    secret?: string;
+    /** Cookie name, fixed by the contract. */
+    cookieName: 'anonymo.sid';
+    /** `SESSION_COOKIE_SAMESITE` [lax]: `none` for a frontend on another site (implies secure). */
+    sameSite: SameSite;
+    /** `SESSION_COOKIE_SECURE` [auto: on in production or with sameSite=none]. */
+    secure: boolean;
+    /** `SESSION_TTL_DAYS` [90]: an unused identity's session expires after this long (rolling). */
+    ttlMs: number;
+  };
+  /** `TRUST_PROXY` [unset]: express "trust proxy" value (e.g. `1`, `loopback`) behind a TLS proxy. */
+  trustProxy?: string | number | boolean;
+  /** `LOG_LEVEL` [info; silent under test]. */
+  logLevel: string;
+  /** `DB_TIMEOUT_MS` [3000]: how long an operation waits for an unreachable database. */
+  dbTimeoutMs: number;
+  /** `SHUTDOWN_TIMEOUT_MS` [8000]: drain budget on SIGTERM before connections are cut. */
+  shutdownTimeoutMs: number;
+  /** `PRESENCE_GRACE_MS` [10000]: how long a user stays online after their last connection closes. */
+  presenceGraceMs: number;
+  /** `MAX_CONNECTIONS` [10000]: WebSocket connections per server; the next is refused. */
+  maxConnections: number;
+  /** `MAX_SUBSCRIPTIONS_PER_CONNECTION` [25]. */
+  maxSubscriptionsPerConnection: number;
+  /** `WS_KEEPALIVE_MS` [15000]: server ping interval; a peer silent for two intervals is dropped. */
+  wsKeepAliveMs: number;
+  /** `WS_MAX_BUFFERED_BYTES` [4 MiB]: a subscriber this far behind is disconnected (it resumes with `after`). */
+  wsMaxBufferedBytes: number;
+  /** `FERRETDB_BIN` [.tools/bin/ferretdb]: embedded database binary. */
+  ferretdbBin?: string;
+  /** `GRAPHQL_INTROSPECTION` [on outside production]. */
+  introspection: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function parseTrustProxy(v: string | undefined): Config['trustProxy'] {
+  if (v === undefined) return undefined;
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}
+
+/** Reads the environment; throws a {@link ConfigError} naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  const isProduction = e.NODE_ENV === 'production';
+  const problems: string[] = [];
+  if (isProduction && !e.SESSION_SECRET) {
+    problems.push('SESSION_SECRET: required when NODE_ENV=production (at least 32 characters)');
+  }
+  const secure =
+    e.SESSION_COOKIE_SECURE === 'auto'
+      ? isProduction || e.SESSION_COOKIE_SAMESITE === 'none'
+      : e.SESSION_COOKIE_SECURE === 'true';
+  if (e.SESSION_COOKIE_SAMESITE === 'none' && !secure) {
+    problems.push('SESSION_COOKIE_SECURE: must be true (or auto) when SESSION_COOKIE_SAMESITE=none; browsers reject it otherwise');
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    env: e.NODE_ENV,
+    isProduction,
+    port: e.PORT,
+    host: e.HOST,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    mongodbUri: e.MONGODB_URI,
+    dataDir: e.DATA_DIR,
+    session: {
+      secret: e.SESSION_SECRET,
+      cookieName: 'anonymo.sid',
+      sameSite: e.SESSION_COOKIE_SAMESITE,
+      secure,
+      ttlMs: e.SESSION_TTL_DAYS * 24 * 3600 * 1000,
+    },
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    logLevel: e.LOG_LEVEL ?? (e.NODE_ENV === 'test' ? 'silent' : 'info'),
+    dbTimeoutMs: e.DB_TIMEOUT_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    presenceGraceMs: e.PRESENCE_GRACE_MS,
+    maxConnections: e.MAX_CONNECTIONS,
+    maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    wsKeepAliveMs: e.WS_KEEPALIVE_MS,
+    wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    ferretdbBin: e.FERRETDB_BIN,
+    introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The ordered channel of one conversation: every subscriber receives every message once,
+ * in sequence order, with no gap, across reconnects (replay with `after`), concurrent
+ * senders and several instances.
+ *
+ * - Events can arrive out of order or not at all (two instances, a lost Redis message).
+ *   Because sequence numbers have no gaps and a number is stored only after the previous
+ *   one, an event that jumps ahead means the missing ones are already in the database:
+ *   they are read and delivered first.
+ * - A subscriber with `after` is replayed from the database, then joins the live group in
+ *   the channel's own queue, so no event can slip between the end of its replay and the
+ *   start of its live delivery. Sink.sendSeq drops anything at or below what the subscriber
+ *   already has, so replay and live can never duplicate.
+ */
+import { LRUCache } from 'lru-cache';
+import { BadUserInputError } from '../errors';
+import type { MessagePayload } from '../pubsub';
+import { Channel, type Renderer, type Sink } from '../realtime/fanout';
+import type { Context } from '../context';
+import type { MessageDoc } from './message.model';
+import type { MessageStore } from './message.store';
+
+/** Messages read per database round trip while replaying. */
+export const REPLAY_BATCH = 100;
+const RETRY_MS = 500;
+
+export interface MessageChannelDeps {
+  store: MessageStore;
+  /** Attaches sender and recipient to stored messages. */
+  toPayloads(docs: MessageDoc[]): Promise<MessagePayload[]>;
+}
+
+export class MessageChannel extends Channel {
+  /** Highest sequence number dispatched to live subscribers. */
+  lastSeq = 0;
+  /** Events received ahead of a gap that could not be filled yet (database away). */
+  private readonly pending = new Map<number, MessagePayload>();
+  private retryTimer?: NodeJS.Timeout;
+  /** Rendered replay payloads, shared by subscribers catching up over the same messages. */
+  private readonly rendered = new LRUCache<string, string>({ max: 2000 });
+
+  constructor(
+    topic: string,
+    readonly conversation: string,
+    render: Renderer,
+    makeShared: () => Context,
+    onError: (err: unknown) => void,
+    private readonly deps: MessageChannelDeps,
+  ) {
+    super(topic, render, makeShared, onError);
+  }
+
+  /** Called once the pub/sub subscription is live: anything newer than the head will arrive as an event. */
+  async init(): Promise<void> {
+    await this.enqueue(async () => {
+      this.lastSeq = await this.deps.store.head(this.conversation);
+    });
+  }
+
+  override onEvent(event: unknown): void {
+    const payload = event as MessagePayload;
+    this.deps.store.noteHead(this.conversation, payload.message.seq);
+    if (payload.message.seq > this.lastSeq) this.pending.set(payload.message.seq, payload);
+    void this.enqueue(() => this.flush());
+  }
+
+  /** Delivers everything after lastSeq up to the newest pending event, reading gaps from the database. */
+  private async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const target = Math.max(...this.pending.keys());
+    try {
+      while (this.lastSeq < target && !this.closed) {
+        const next = this.lastSeq + 1;
+        const ready = this.pending.get(next);
+        if (ready) {
+          await this.deliver(ready);
+          continue;
+        }
+        const upTo = Math.min(target, this.lastSeq + REPLAY_BATCH);
+        const docs = await this.deps.store.range(this.conversation, next, upTo, upTo - this.lastSeq);
+        const payloads = await this.deps.toPayloads(docs);
+        for (const p of payloads) await this.deliver(this.pending.get(p.message.seq) ?? p);
+        // Numbers the database does not have (should not happen: they have no gaps) are skipped.
+        if (this.lastSeq < upTo && !this.pending.has(this.lastSeq + 1)) this.lastSeq = Math.max(this.lastSeq, upTo);
+      }
+    } catch (err) {
+      // The database is away: keep the events and try again; nothing is skipped.
+      this.onError(err);
+      if (!this.retryTimer && !this.closed) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          void this.enqueue(() => this.flush());
+        }, RETRY_MS);
+        this.retryTimer.unref();
+      }
+    }
+  }
+
+  private async deliver(payload: MessagePayload): Promise<void> {
+    const seq = payload.message.seq;
+    if (seq <= this.lastSeq) return;
+    await this.dispatch(payload, undefined, seq);
+    this.lastSeq = seq;
+    for (const k of this.pending.keys()) if (k <= seq) this.pending.delete(k);
+  }
+
+  /**
+   * Adds a subscriber. Without `after` it receives messages newer than the conversation's
+   * newest at this moment; with `after` it first receives every message after that one.
+   */
+  async attach(sink: Sink, after: number | undefined): Promise<void> {
+    if (after === undefined) {
+      await this.enqueue(async () => {
+        sink.lastSeq = this.lastSeq;
+        this.join(sink);
+      });
+      return;
+    }
+    if (after > this.lastSeq) {
+      const head = await this.deps.store.head(this.conversation);
+      if (after > head) throw new BadUserInputError('after is newer than the newest message', 'after');
+    }
+    sink.lastSeq = after;
+    // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
+    // for everyone else; the last stretch and the join happen inside it.
+    while (!sink.ended && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
+    await this.enqueue(async () => {
+      while (!sink.ended && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
+      if (!sink.ended) this.join(sink);
+    });
+  }
+
+  private async replay(sink: Sink, upTo: number): Promise<void> {
+    const docs = await this.deps.store.range(this.conversation, sink.lastSeq + 1, upTo, REPLAY_BATCH);
+    if (docs.length === 0) {
+      sink.lastSeq = upTo;
+      return;
+    }
+    const shared = this.makeShared();
+    for (const p of await this.deps.toPayloads(docs)) {
+      const key = sink.plan.viewerDependent ? undefined : `${sink.plan.key}\u0000${p.message.seq}`;
+      let payload = key ? this.rendered.get(key) : undefined;
+      if (payload === undefined) {
+        payload = await this.render(sink.plan, p, sink.plan.viewerDependent ? sink.ctx : undefined, shared);
+        if (key) this.rendered.set(key, payload);
+      }
+      sink.sendSeq(p.message.seq, payload);
+    }
+    if (sink.lastSeq < docs[docs.length - 1].seq) sink.lastSeq = docs[docs.length - 1].seq;
+  }
+
+  override endAll(error?: unknown): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    super.endAll(error);
+  }
+}

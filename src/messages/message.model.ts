@@ -1,0 +1,45 @@
+import { Schema, type Connection, type Model } from 'mongoose';
+
+/** A stored message. `_id` is `<conversation>:<zero-padded seq>` (see conversation.ts). */
+export interface MessageDoc {
+  _id: string;
+  conversation: string;
+  /** Position in the conversation: 1, 2, 3, ... without gaps (see MessageService.send). */
+  seq: number;
+  text: string;
+  /** User ids as hex strings. */
+  sender: string;
+  recipient: string | null;
+  clientId: string | null;
+  /** `<sender>:<clientId>`, only when a clientId was given: the idempotency key. */
+  dedupeKey?: string;
+  createdAt: Date;
+  readAt: Date | null;
+}
+
+const messageSchema = new Schema<MessageDoc>(
+  {
+    _id: { type: String, required: true },
+    conversation: { type: String, required: true },
+    seq: { type: Number, required: true },
+    text: { type: String, required: true },
+    sender: { type: String, required: true },
+    recipient: { type: String, default: null },
+    clientId: { type: String, default: null },
+    dedupeKey: { type: String },
+    createdAt: { type: Date, required: true },
+    readAt: { type: Date, default: null },
+  },
+  { collection: 'messages', versionKey: false },
+);
+// The primary key serves the two reads that matter (newest page; a page before/after a
+// cursor): both are `_id` ranges. This unique index makes a repeated clientId from the same
+// sender fail the insert itself, so a retry can never store a second copy. Sparse, because
+// FerretDB 1.x has no partial indexes and most messages carry no clientId.
+messageSchema.index({ dedupeKey: 1 }, { unique: true, sparse: true });
+
+export type MessageModel = Model<MessageDoc>;
+
+export function messageModel(connection: Connection): MessageModel {
+  return connection.models.Message ?? connection.model<MessageDoc>('Message', messageSchema);
+}

@@ -1,0 +1,78 @@
+import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import type { Context } from '../context';
+import { Topic, type MessagePayload } from '../pubsub';
+import type { Services } from '../services';
+import { User, type UserRecord } from '../users/user.type';
+import { encodeCursor } from './conversation';
+import { MessageAddedArgs, MessagesArgs, SendMessageInput } from './message.input';
+import {
+  Message,
+  MessageConnection,
+  toConnection,
+  toMessageView,
+  type MessageConnectionView,
+  type MessageView,
+} from './message.type';
+
+@Resolver(() => Message)
+export class MessageResolver {
+  constructor(private readonly services: Services) {}
+
+  @Query(() => MessageConnection, {
+    description: 'A Relay page of a conversation, oldest first. Neither first nor last: the newest 50.',
+  })
+  async messages(@Args() args: MessagesArgs, @Ctx() ctx: Context): Promise<MessageConnectionView> {
+    const { key } = await this.services.messages.conversationWith(ctx.user, args.with);
+    const page = await this.services.messages.page(key, args);
+    return toConnection(page.messages.map((m) => toMessageView(m)), page.hasPreviousPage, page.hasNextPage);
+  }
+
+  @Mutation(() => Message, {
+    description: 'Stores the message, then publishes it; returns after the database acknowledged the write.',
+  })
+  async sendMessage(@Arg('input', () => SendMessageInput) input: SendMessageInput, @Ctx() ctx: Context): Promise<MessageView> {
+    const { message, sender, recipient } = await this.services.messages.send(ctx.user, input);
+    return toMessageView(message, sender, recipient);
+  }
+
+  @Subscription(() => Message, {
+    description:
+      'Live messages of a conversation. With `after` (an edge cursor or a message id) it first replays every ' +
+      'message after that point, in order, then continues live, with no gap and no duplicate.',
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      const { messages, realtime } = ctx.services;
+      const { key } = await messages.conversationWith(ctx.user, args.with ?? null);
+      const after = args.after != null ? messages.resolveAfter(key, args.after) : undefined;
+      return realtime.subscribe(ctx, { kind: 'messages', topic: Topic.message(key), conversation: key, after });
+    },
+  })
+  messageAdded(@Root() payload: MessagePayload, @Args() _args: MessageAddedArgs): MessageView {
+    return toMessageView(payload.message, payload.sender, payload.recipient);
+  }
+
+  @FieldResolver(() => User)
+  async sender(@Root() m: MessageView, @Ctx() ctx: Context): Promise<UserRecord> {
+    if (m.senderUser) return m.senderUser;
+    const u = await ctx.loaders.users.load(m.senderId);
+    if (!u) throw new Error(`message ${m.id} has an unknown sender`);
+    return u;
+  }
+
+  @FieldResolver(() => User, { nullable: true })
+  async recipient(@Root() m: MessageView, @Ctx() ctx: Context): Promise<UserRecord | null> {
+    if (!m.recipientId) return null;
+    if (m.recipientUser) return m.recipientUser;
+    return ctx.loaders.users.load(m.recipientId);
+  }
+
+  @FieldResolver(() => String)
+  cursor(@Root() m: MessageView): string {
+    return encodeCursor(m.seq);
+  }
+
+  @FieldResolver(() => Boolean)
+  mine(@Root() m: MessageView, @Ctx() ctx: Context): boolean {
+    return m.senderId === ctx.user.id;
+  }
+}

@@ -1,0 +1,248 @@
+import { LRUCache } from 'lru-cache';
+import { BadUserInputError } from '../errors';
+import { Topic, type MessagePayload, type PubSub } from '../pubsub';
+import { parseUserId, type UserService } from '../users/user.service';
+import type { UserRecord } from '../users/user.type';
+import {
+  LOBBY,
+  conversationKey,
+  decodeCursor,
+  encodeCursor,
+  messageId,
+  parseMessageId,
+  participants,
+} from './conversation';
+import type { MessageDoc } from './message.model';
+import type { MessageStore } from './message.store';
+
+export const MAX_TEXT_LENGTH = 2000;
+export const MAX_CLIENT_ID_LENGTH = 64;
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 100;
+
+// C0/C1 control characters except tab and newline. Format characters (Cf) stay: emoji
+// sequences need U+200D.
+const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
+
+/** Normalises message text as stored: newlines unified, control characters removed, trimmed. */
+export function cleanText(text: string): string {
+  return text.replace(/\r\n?/g, '\n').replace(CONTROL, '').trim();
+}
+
+export interface SendInput {
+  text: string;
+  to?: string | null;
+  clientId?: string | null;
+}
+
+export interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+export interface MessagePage {
+  messages: MessageDoc[];
+  hasPreviousPage: boolean;
+  hasNextPage: boolean;
+}
+
+const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
+
+export class MessageService {
+  /** Per-conversation tail of the send queue (see send). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Recent idempotency keys sent through this instance: a retry is answered without a write. */
+  private readonly recentKeys = new LRUCache<string, string>({ max: 20000 });
+
+  constructor(
+    readonly store: MessageStore,
+    private readonly users: UserService,
+    private readonly pubsub: PubSub,
+  ) {}
+
+  /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
+  async conversationWith(viewer: UserRecord, withUserId: string | null | undefined, field = 'with'): Promise<{ key: string; other: UserRecord | null }> {
+    if (withUserId === null || withUserId === undefined) return { key: LOBBY, other: null };
+    parseUserId(withUserId, field);
+    if (withUserId === viewer.id) throw new BadUserInputError(`${field} must be another user, not yourself`, field);
+    const other = await this.users.get(withUserId);
+    if (!other) throw new BadUserInputError(`${field} is not a known user`, field);
+    return { key: conversationKey(viewer.id, withUserId), other };
+  }
+
+  /**
+   * Stores a message, then publishes it; resolves only after the database acknowledged it.
+   *
+   * Sequence numbers are claimed by the insert itself: `_id` embeds the number, so two
+   * writers (two instances) can never store the same one, and each insert takes the
+   * newest existing number + 1, so numbers have no gaps. Sends to one conversation are
+   * queued within this process so they do not collide with each other, and are published
+   * in order. (FerretDB 1.x has no atomic `$inc` under concurrency: a counter document loses
+   * updates there, so none is used.)
+   */
+  async send(sender: UserRecord, input: SendInput): Promise<MessagePayload> {
+    const text = cleanText(typeof input.text === 'string' ? input.text : '');
+    const length = [...text].length;
+    if (length === 0) throw new BadUserInputError('text must not be empty', 'text');
+    if (length > MAX_TEXT_LENGTH) {
+      throw new BadUserInputError(`text must be at most ${MAX_TEXT_LENGTH} characters`, 'text');
+    }
+    let clientId: string | null = null;
+    if (input.clientId !== null && input.clientId !== undefined) {
+      clientId = input.clientId;
+      if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID_LENGTH || /[\u0000-\u001F\u007F]/.test(clientId)) {
+        throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
+      }
+    }
+    const { key: conversation, other } = await this.conversationWith(sender, input.to, 'to');
+    const dedupeKey = clientId ? `${sender.id}:${clientId}` : undefined;
+
+    if (dedupeKey) {
+      const existing = await this.findByDedupeKey(dedupeKey, false);
+      if (existing) return this.payload(existing, sender, other);
+    }
+
+    return this.enqueue(conversation, async () => {
+      for (let attempt = 0; ; attempt++) {
+        const seq = (await this.store.head(conversation)) + 1;
+        const doc: MessageDoc = {
+          _id: messageId(conversation, seq),
+          conversation,
+          seq,
+          text,
+          sender: sender.id,
+          recipient: other?.id ?? null,
+          clientId,
+          ...(dedupeKey ? { dedupeKey } : {}),
+          createdAt: new Date(),
+          readAt: null,
+        };
+        try {
+          await this.store.insert(doc);
+        } catch (err) {
+          if (!isDuplicateKey(err) || attempt >= 50) throw err;
+          // Either another writer took this number first (take the next one) or this
+          // clientId was used before (answer with the first message, store nothing).
+          const taken = await this.store.get(doc._id);
+          if (taken) {
+            if (dedupeKey && taken.dedupeKey === dedupeKey) return this.payload(taken, sender, other);
+            this.store.noteHead(conversation, seq);
+            continue;
+          }
+          if (dedupeKey) {
+            const existing = await this.findByDedupeKey(dedupeKey, true);
+            if (existing) return this.payload(existing, sender, other);
+          }
+          continue;
+        }
+        this.store.noteHead(conversation, seq);
+        if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
+        const payload = this.payload(doc, sender, other);
+        this.pubsub.publish(Topic.message(conversation), payload).catch(() => {
+          // Subscribers fill gaps from the database (see MessageChannel), so a lost
+          // publication delays a delivery; it does not lose it.
+        });
+        return payload;
+      }
+    });
+  }
+
+  private payload(message: MessageDoc, sender: UserRecord, other: UserRecord | null): MessagePayload {
+    const recipient = message.recipient ? (message.recipient === sender.id ? sender : other) : null;
+    return { message, sender, recipient };
+  }
+
+  /**
+   * The message stored under an idempotency key. `thorough` also asks the database by
+   * key: on FerretDB that query scans the collection, so it is only used after a failed
+   * insert has shown the key exists (a retry that reached another instance).
+   */
+  private async findByDedupeKey(key: string, thorough: boolean): Promise<MessageDoc | null> {
+    const id = this.recentKeys.get(key);
+    if (id) {
+      const doc = await this.store.get(id);
+      if (doc) return doc;
+    }
+    if (!thorough) return null;
+    return this.store.model.findOne({ dedupeKey: key }).lean<MessageDoc>().exec();
+  }
+
+  /** Waits (at most `timeoutMs`) for sends in progress to finish: nothing acknowledged is cut off. */
+  async drain(timeoutMs: number): Promise<void> {
+    const pending = [...this.queues.values()];
+    if (pending.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private enqueue<T>(conversation: string, job: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(conversation) ?? Promise.resolve();
+    const run = prev.then(job, job);
+    const tail = run.catch(() => undefined);
+    this.queues.set(conversation, tail);
+    void tail.then(() => {
+      if (this.queues.get(conversation) === tail) this.queues.delete(conversation);
+    });
+    return run;
+  }
+
+  /** A Relay page of the conversation, oldest first. */
+  async page(conversation: string, args: PageArgs): Promise<MessagePage> {
+    const { first, last } = args;
+    for (const [name, v] of [['first', first], ['last', last]] as const) {
+      if (v === null || v === undefined) continue;
+      if (!Number.isInteger(v) || v < 0) throw new BadUserInputError(`${name} must be a non-negative integer`, name);
+      if (v > MAX_PAGE_SIZE) throw new BadUserInputError(`${name} must be at most ${MAX_PAGE_SIZE}`, name);
+    }
+    if (first != null && last != null) {
+      throw new BadUserInputError('Pass either first or last, not both', 'first');
+    }
+    const afterSeq = args.after != null ? decodeCursor(args.after, 'after') : 0;
+    const beforeSeq = args.before != null ? decodeCursor(args.before, 'before') : Infinity;
+
+    const head = await this.store.head(conversation);
+    const from = afterSeq + 1;
+    const to = Math.min(beforeSeq - 1, head);
+    const messages =
+      first != null
+        ? await this.store.range(conversation, from, to, first, false)
+        : await this.store.range(conversation, from, to, last ?? DEFAULT_PAGE_SIZE, true);
+    // Sequence numbers have no gaps, so whether anything lies beyond the page is arithmetic.
+    const start = messages[0]?.seq ?? (first != null ? from : to + 1);
+    const end = messages[messages.length - 1]?.seq ?? start - 1;
+    return {
+      messages,
+      hasPreviousPage: start > 1,
+      hasNextPage: end < head,
+    };
+  }
+
+  /** Resolves `after` (a cursor or a message id of this conversation) to a sequence number. */
+  resolveAfter(conversation: string, after: string): number {
+    const asId = parseMessageId(after);
+    if (asId) {
+      if (asId.conversation !== conversation) {
+        throw new BadUserInputError('after is a message of another conversation', 'after');
+      }
+      return asId.seq;
+    }
+    return decodeCursor(after, 'after');
+  }
+
+  /** Whether the viewer may see messages of this conversation. */
+  static canSee(viewerId: string, conversation: string): boolean {
+    const pair = participants(conversation);
+    return pair === null || pair.includes(viewerId);
+  }
+}
+
+export { encodeCursor };

@@ -1,0 +1,119 @@
+import { Field, ID, ObjectType } from 'type-graphql';
+import { markViewerDependent } from '../realtime/plan';
+import { User, type UserRecord } from '../users/user.type';
+import { encodeCursor } from './conversation';
+import type { MessageDoc } from './message.model';
+
+/** What resolvers pass around for a message: the stored document plus users already known. */
+export interface MessageView {
+  id: string;
+  conversation: string;
+  seq: number;
+  text: string;
+  senderId: string;
+  recipientId: string | null;
+  clientId: string | null;
+  createdAt: Date;
+  readAt: Date | null;
+  /** Set when the sender/recipient were at hand (publishing, replay), saving a lookup. */
+  senderUser?: UserRecord;
+  recipientUser?: UserRecord | null;
+}
+
+export function toMessageView(doc: MessageDoc, sender?: UserRecord, recipient?: UserRecord | null): MessageView {
+  return {
+    id: doc._id,
+    conversation: doc.conversation,
+    seq: doc.seq,
+    text: doc.text,
+    senderId: doc.sender,
+    recipientId: doc.recipient,
+    clientId: doc.clientId,
+    createdAt: doc.createdAt,
+    readAt: doc.readAt ?? null,
+    senderUser: sender,
+    recipientUser: recipient,
+  };
+}
+
+@ObjectType()
+export class Message {
+  @Field(() => ID, { description: 'Stable and unique; also accepted as `after` by messageAdded' })
+  id!: string;
+
+  @Field({ description: 'As sent, trimmed, without control characters (clients escape it for display)' })
+  text!: string;
+
+  @Field(() => User)
+  sender!: User;
+
+  @Field(() => User, { nullable: true, description: 'null: a lobby message' })
+  recipient!: User | null;
+
+  @Field(() => String, { nullable: true, description: 'The sender’s idempotency key, echoed back' })
+  clientId!: string | null;
+
+  @Field(() => Date, { description: 'Server time' })
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true, description: 'Direct messages: when the recipient read it' })
+  readAt!: Date | null;
+
+  @Field({ description: 'A cursor for this message (same as its edge cursor in `messages`)' })
+  cursor!: string;
+
+  @Field({ description: 'True when the viewer sent this message' })
+  mine!: boolean;
+}
+markViewerDependent('Message', 'mine');
+
+@ObjectType()
+export class MessageEdge {
+  @Field()
+  cursor!: string;
+
+  @Field(() => Message)
+  node!: Message;
+}
+
+@ObjectType()
+export class PageInfo {
+  @Field()
+  hasNextPage!: boolean;
+
+  @Field()
+  hasPreviousPage!: boolean;
+
+  @Field(() => String, { nullable: true })
+  startCursor!: string | null;
+
+  @Field(() => String, { nullable: true })
+  endCursor!: string | null;
+}
+
+@ObjectType()
+export class MessageConnection {
+  @Field(() => [MessageEdge])
+  edges!: MessageEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+}
+
+export interface MessageConnectionView {
+  edges: Array<{ cursor: string; node: MessageView }>;
+  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+}
+
+export function toConnection(views: MessageView[], hasPreviousPage: boolean, hasNextPage: boolean): MessageConnectionView {
+  const edges = views.map((node) => ({ cursor: encodeCursor(node.seq), node }));
+  return {
+    edges,
+    pageInfo: {
+      hasPreviousPage,
+      hasNextPage,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges[edges.length - 1]?.cursor ?? null,
+    },
+  };
+}

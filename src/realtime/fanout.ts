@@ -1,0 +1,225 @@
+/**
+ * Subscription fan-out: one execution and one JSON serialisation per event and group of
+ * identical subscribers, then the same bytes written to every socket of the group.
+ *
+ * graphql-ws would otherwise run `execute()` and `JSON.stringify` once per subscriber per
+ * event. Here a subscription's async iterator never yields to graphql-ws; instead its Sink
+ * writes `next` frames to the socket directly. graphql-ws still owns the protocol: it
+ * validates and starts the subscription, and when the client completes or disconnects it
+ * calls `return()` on the iterator, which detaches the sink before anything else is sent.
+ */
+import type { Context } from '../context';
+import type { Plan } from './plan';
+
+const OPEN = 1;
+
+/** Why a subscriber was cut off because it could not keep up (it resumes with `after`). */
+export const SLOW_CONSUMER_CLOSE = { code: 1013, reason: 'Subscriber too slow; reconnect and resume with after' } as const;
+
+/** One graphql-ws subscription, as the fan-out sees it. */
+export class Sink {
+  /** Highest sequence number delivered (ordered channels). */
+  lastSeq = 0;
+  ended = false;
+  private readonly prefix: string;
+
+  constructor(
+    readonly ctx: Context,
+    readonly plan: Plan,
+    private readonly maxBufferedBytes: number,
+    private readonly onEnd: (error?: unknown) => void,
+  ) {
+    this.prefix = `{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`;
+  }
+
+  get viewerId(): string {
+    return this.ctx.user.id;
+  }
+
+  /** Writes one `next` frame with an already-serialised payload. */
+  send(payload: string): boolean {
+    const socket = this.ctx.ws!.socket;
+    if (this.ended || socket.readyState !== OPEN) return false;
+    if (socket.bufferedAmount > this.maxBufferedBytes) {
+      // Buffering without bound would let one stalled phone exhaust the server's memory.
+      socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+      return false;
+    }
+    socket.send(this.prefix + payload + '}');
+    return true;
+  }
+
+  /** Delivers an event of an ordered channel once: never a sequence number twice or backwards. */
+  sendSeq(seq: number, payload: string): boolean {
+    if (seq <= this.lastSeq) return false;
+    this.lastSeq = seq;
+    return this.send(payload);
+  }
+
+  /** Ends the subscription; with an error the client receives it as an `error` message. */
+  end(error?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd(error);
+  }
+}
+
+/** Subscribers that receive identical payloads. */
+export class Group {
+  readonly sinks = new Set<Sink>();
+  constructor(readonly plan: Plan) {}
+
+  /** The context to execute with: a viewer's own for viewer-dependent plans, else none. */
+  get viewerContext(): Context | undefined {
+    if (!this.plan.viewerDependent) return undefined;
+    for (const s of this.sinks) return s.ctx;
+    return undefined;
+  }
+}
+
+/** Executes an event for a group and returns the serialised `payload` of the `next` frame. */
+export type Renderer = (plan: Plan, event: unknown, viewer: Context | undefined, shared: Context) => Promise<string>;
+
+export interface ChannelStats {
+  sinks: number;
+  groups: number;
+}
+
+/** The subscribers of one topic on this instance. Events are dispatched one at a time, in order. */
+export class Channel {
+  protected readonly groups = new Map<string, Group>();
+  private queue: Promise<void> = Promise.resolve();
+  private count = 0;
+  closed = false;
+
+  constructor(
+    readonly topic: string,
+    protected readonly render: Renderer,
+    protected readonly makeShared: () => Context,
+    protected readonly onError: (err: unknown) => void,
+  ) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  stats(): ChannelStats {
+    return { sinks: this.count, groups: this.groups.size };
+  }
+
+  join(sink: Sink): void {
+    let g = this.groups.get(sink.plan.key);
+    if (!g) this.groups.set(sink.plan.key, (g = new Group(sink.plan)));
+    if (!g.sinks.has(sink)) {
+      g.sinks.add(sink);
+      this.count++;
+    }
+  }
+
+  leave(sink: Sink): void {
+    const g = this.groups.get(sink.plan.key);
+    if (g?.sinks.delete(sink)) {
+      this.count--;
+      if (g.sinks.size === 0) this.groups.delete(sink.plan.key);
+    }
+  }
+
+  /** Runs `job` after every event and job queued before it. */
+  enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Sends an event to every subscriber `accept` lets through (default: all). */
+  async dispatch(event: unknown, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
+    const shared = this.makeShared();
+    for (const group of [...this.groups.values()]) {
+      let payload: string;
+      try {
+        payload = await this.render(group.plan, event, group.viewerContext, shared);
+      } catch (err) {
+        this.onError(err);
+        continue;
+      }
+      for (const sink of group.sinks) {
+        if (accept && !accept(sink)) continue;
+        if (seq === undefined) sink.send(payload);
+        else sink.sendSeq(seq, payload);
+      }
+    }
+  }
+
+  /** Publishes an event from the pub/sub transport. */
+  onEvent(event: unknown): void {
+    void this.enqueue(() => this.dispatch(event, this.acceptFor(event)));
+  }
+
+  /** Per-subscriber filter for an event; subclasses narrow it (e.g. no echo of one's own typing). */
+  protected acceptFor(_event: unknown): ((sink: Sink) => boolean) | undefined {
+    return undefined;
+  }
+
+  /** Ends every subscription (the channel failed or the server is stopping). */
+  endAll(error?: unknown): void {
+    for (const g of this.groups.values()) for (const s of g.sinks) s.end(error);
+    this.groups.clear();
+    this.count = 0;
+  }
+}
+
+/**
+ * The async iterator handed to graphql-js for a fan-out subscription. It never yields:
+ * its first `next()` attaches the subscriber (`start` returns the detach function) and
+ * settles only when the subscription ends, so graphql-ws sends `complete` (or `error`)
+ * exactly then.
+ */
+export function sinkIterator(start: (end: (error?: unknown) => void) => Promise<() => void>): AsyncIterableIterator<never> {
+  let started = false;
+  let finished = false;
+  let detach: (() => void) | undefined;
+  let settle!: (r: IteratorResult<never>) => void;
+  let fail!: (e: unknown) => void;
+  const done = new Promise<IteratorResult<never>>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  // graphql-ws may never call next() if the client leaves first; avoid an unhandled rejection.
+  done.catch(() => undefined);
+  const end = (error?: unknown) => {
+    if (finished) return;
+    finished = true;
+    detach?.();
+    if (error === undefined) settle({ done: true, value: undefined });
+    else fail(error);
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next() {
+      if (!started) {
+        started = true;
+        start(end).then(
+          (d) => {
+            if (finished) d();
+            else detach = d;
+          },
+          (err) => end(err),
+        );
+      }
+      return done;
+    },
+    return() {
+      end();
+      return Promise.resolve({ done: true, value: undefined });
+    },
+    throw(error: unknown) {
+      end();
+      return Promise.reject(error);
+    },
+  };
+}

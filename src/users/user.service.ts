@@ -1,0 +1,113 @@
+import { faker } from '@faker-js/faker/locale/en';
+import { LRUCache } from 'lru-cache';
+import { Types } from 'mongoose';
+import type { DatabaseKind } from '../db/database';
+import { findByIds } from '../db/lookups';
+import { BadUserInputError } from '../errors';
+import type { UserDoc, UserModel } from './user.model';
+import type { UserRecord } from './user.type';
+
+const OBJECT_ID = /^[0-9a-f]{24}$/;
+
+/** Parses a client-supplied user id; malformed ids are BAD_USER_INPUT before reaching Mongoose. */
+export function parseUserId(id: unknown, field = 'id'): Types.ObjectId {
+  if (typeof id !== 'string' || !OBJECT_ID.test(id)) {
+    throw new BadUserInputError(`${field} is not a valid user id`, field);
+  }
+  return new Types.ObjectId(id);
+}
+
+function toRecord(doc: UserDoc): UserRecord {
+  return {
+    id: doc._id.toHexString(),
+    username: doc.username,
+    avatarSeed: doc.avatarSeed,
+    createdAt: doc.createdAt,
+    lastSeenAt: doc.lastSeenAt ?? null,
+  };
+}
+
+const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
+
+/** A readable made-up name such as "QuietOtter42". */
+export function makeUsername(attempt: number): string {
+  const adjective = cap(faker.word.adjective({ length: { min: 3, max: 9 } }).replace(/[^a-z]/gi, ''));
+  const animal = cap(faker.animal.type().replace(/[^a-z]/gi, ''));
+  // Later attempts widen the number so collisions become vanishingly rare.
+  const digits = attempt < 3 ? 2 : attempt < 6 ? 4 : 8;
+  const n = faker.number.int({ min: 10 ** (digits - 1), max: 10 ** digits - 1 });
+  return `${adjective}${animal}${n}`;
+}
+
+export interface UserServiceOptions {
+  kind: DatabaseKind;
+  /** Cached identities (username, avatar, createdAt never change). Default 50000. */
+  cacheSize?: number;
+}
+
+export class UserService {
+  /** lastSeenAt in cached records is kept current by the presence service. */
+  private readonly cache: LRUCache<string, UserRecord>;
+
+  constructor(
+    private readonly users: UserModel,
+    private readonly options: UserServiceOptions,
+  ) {
+    this.cache = new LRUCache({ max: options.cacheSize ?? 50000 });
+  }
+
+  /** Creates a new anonymous identity with a unique username (the unique index decides). */
+  async create(): Promise<UserRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const username = makeUsername(attempt);
+      try {
+        const doc = await this.users.create({
+          username,
+          avatarSeed: username,
+          createdAt: new Date(),
+          online: false,
+          lastSeenAt: null,
+        });
+        const record = toRecord(doc.toObject());
+        this.cache.set(record.id, record);
+        return record;
+      } catch (err) {
+        if ((err as { code?: number }).code === 11000 && attempt < 10) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** The user, or null when there is none with this id. */
+  async get(id: string): Promise<UserRecord | null> {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    if (!OBJECT_ID.test(id)) return null;
+    const doc = await this.users.findOne({ _id: new Types.ObjectId(id) }).lean<UserDoc>().exec();
+    if (!doc) return null;
+    const record = toRecord(doc);
+    this.cache.set(id, record);
+    return record;
+  }
+
+  /** Users by id, in the order asked (null for unknown ids); one batch for DataLoader. */
+  async getMany(ids: readonly string[]): Promise<Array<UserRecord | null>> {
+    const missing = ids.filter((id) => !this.cache.has(id) && OBJECT_ID.test(id));
+    if (missing.length) {
+      const docs = await findByIds(this.users, [...new Set(missing)].map((id) => new Types.ObjectId(id)), this.options.kind);
+      for (const doc of docs as UserDoc[]) this.cache.set(doc._id.toHexString(), toRecord(doc));
+    }
+    return ids.map((id) => this.cache.get(id) ?? null);
+  }
+
+  /** Keeps the cached copy in step with presence changes seen on any instance. */
+  notePresence(id: string, lastSeenAt: Date | null): void {
+    const cached = this.cache.get(id);
+    if (cached && lastSeenAt) this.cache.set(id, { ...cached, lastSeenAt });
+  }
+
+  /** Drops the cached copy (an identity reset, tests). */
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+}
