@@ -1,0 +1,39 @@
+/** Starts a real Anonymo server on port 0 against the test database. */
+import { loadConfig, type Config } from '../../src/config';
+import { createServer, type AnonymoServer } from '../../src/server';
+import { dbUri, freshDbName } from './db';
+
+export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
+
+export interface TestServer extends AnonymoServer {
+  config: Config;
+  mongodbUri: string;
+  dbName: string;
+}
+
+export interface StartOptions {
+  /** Environment variables on top of the test defaults. */
+  env?: Record<string, string>;
+  /** Reuse a database (restart tests); default a fresh one. */
+  dbName?: string;
+  /** A full URI instead of a database on the shared test server. */
+  mongodbUri?: string;
+  pubsub?: Parameters<typeof createServer>[0]['pubsub'];
+}
+
+export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
+  const dbName = opts.dbName ?? freshDbName();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DB_TIMEOUT_MS: '2000',
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    PRESENCE_GRACE_MS: '300',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...opts.env,
+  });
+  const mongodbUri = opts.mongodbUri ?? dbUri(dbName);
+  const server = await createServer({ config, mongodbUri, sessionSecret: TEST_SECRET, pubsub: opts.pubsub });
+  return Object.assign(server, { config, mongodbUri, dbName });
+}

@@ -1,0 +1,101 @@
+import { TestClient } from '../helpers/client';
+import { openDb } from '../helpers/db';
+import { startServer, type TestServer } from '../helpers/server';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('anonymous identity', () => {
+  test('a browser without a cookie gets a new identity and an httpOnly anonymo.sid cookie', async () => {
+    const browser = new TestClient(server);
+    const r = await browser.gql<{ me: { id: string; username: string; avatarUrl: string; online: boolean; createdAt: string } }>(
+      '{ me { id username avatarUrl online createdAt lastSeenAt } }',
+    );
+    expect(r.errors).toBeUndefined();
+    const me = r.data!.me;
+    expect(me.id).toMatch(/^[0-9a-f]{24}$/);
+    expect(me.username).toMatch(/^[A-Z][a-z]+[A-Z][a-z]+\d+$/);
+    expect(me.avatarUrl).toBe(`/avatars/${me.username}.svg`);
+    expect(Date.now() - Date.parse(me.createdAt)).toBeLessThan(60000);
+    const setCookie = r.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^anonymo\.sid=s%3A/);
+    expect(setCookie).toMatch(/HttpOnly/i);
+    expect(setCookie).toMatch(/SameSite=Lax/i);
+  });
+
+  test('the identity is stable for the same cookie and distinct across browsers', async () => {
+    const a = new TestClient(server);
+    const b = new TestClient(server);
+    const a1 = await a.me();
+    const a2 = await a.me();
+    const b1 = await b.me();
+    expect(a2).toEqual(a1);
+    expect(b1.id).not.toBe(a1.id);
+    expect(b1.username).not.toBe(a1.username);
+  });
+
+  test('the identity and its session are stored in MongoDB', async () => {
+    const a = new TestClient(server);
+    const me = await a.me();
+    const { db, close } = await openDb(server.mongodbUri);
+    try {
+      const user = await db.collection('users').findOne({ username: me.username });
+      expect(user?._id.toString()).toBe(me.id);
+      const sid = decodeURIComponent(a.cookie!.split('=')[1]).slice(2).split('.')[0];
+      const session = await db.collection<{ _id: string }>('sessions').findOne({ _id: sid });
+      expect(JSON.parse(session!.session as string).userId).toBe(me.id);
+    } finally {
+      await close();
+    }
+  });
+
+  test('a forged or unknown cookie gets a fresh identity, not an error', async () => {
+    const a = new TestClient(server);
+    a.cookie = 'anonymo.sid=s%3Aforged.signature';
+    const r = await a.gql<{ me: { id: string } }>('{ me { id } }');
+    expect(r.errors).toBeUndefined();
+    expect(r.data!.me.id).toMatch(/^[0-9a-f]{24}$/);
+    expect(a.cookie).not.toBe('anonymo.sid=s%3Aforged.signature');
+  });
+
+  test('a WebSocket carrying the cookie runs as the cookie’s user', async () => {
+    const browser = new TestClient(server);
+    const me = await browser.me();
+    const ws = browser.ws();
+    try {
+      const r = await ws.query<{ me: { id: string } }>('{ me { id } }');
+      expect(r.data?.me.id).toBe(me.id);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  test('a WebSocket without a cookie gets a new identity and its cookie on the 101 response', async () => {
+    const browser = new TestClient(server);
+    const ws = browser.ws();
+    try {
+      const r = await ws.query<{ me: { id: string } }>('{ me { id } }');
+      const setCookie = ws.upgradeResponse!.headers['set-cookie']!.join(';');
+      expect(setCookie).toMatch(/anonymo\.sid=s%3A.*HttpOnly/i);
+      // The browser keeps the cookie: its next HTTP request is the same user.
+      expect((await browser.me()).id).toBe(r.data!.me.id);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  test('avatars are served by the server as SVG', async () => {
+    const browser = new TestClient(server);
+    const me = (await browser.data<{ me: { avatarUrl: string } }>('{ me { avatarUrl } }')).me;
+    const res = await fetch(new URL(me.avatarUrl, server.url));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/image\/svg\+xml/);
+    expect(await res.text()).toMatch(/^<svg/);
+    expect((await fetch(new URL('/avatars/..%2Fetc.svg', server.url))).status).toBe(404);
+  });
+});
