@@ -24,6 +24,12 @@ export interface WsOperation {
   variables: Record<string, unknown>;
 }
 
+/** Control over the browser's session (HTTP only: a new cookie can only ride on an HTTP response). */
+export interface SessionControl {
+  /** Replaces the session (new id, old one destroyed) with one bound to `userId`. */
+  regenerate(userId: string): Promise<void>;
+}
+
 export interface Context {
   /** The viewer: the session's anonymous identity. */
   readonly user: UserRecord;
@@ -33,6 +39,8 @@ export interface Context {
   readonly requestId: string;
   readonly ip: string;
   readonly loaders: Loaders;
+  /** Present for HTTP operations. */
+  readonly sessionControl?: SessionControl;
   /** The server's services, for subscription `subscribe` functions (declared statically). */
   readonly services: Services;
   readonly ws?: WsOperation;

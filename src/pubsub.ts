@@ -19,7 +19,13 @@ export const Topic = {
   presence: 'presence' as const,
   /** Presence bookkeeping between instances (connection counts, heartbeats). */
   presenceSync: 'presence-sync' as const,
+  /** A session ended (identity reset): its WebSockets on every instance are closed. */
+  sessionRevoked: 'session-revoked' as const,
 };
+
+export interface SessionRevokedPayload {
+  sessionId: string;
+}
 
 export interface MessagePayload {
   message: MessageDoc;
@@ -31,9 +37,12 @@ export interface MessagePayload {
 export interface ReadPayload {
   conversation: string;
   /** Who read: the recipient of the messages. */
-  readerId: string;
-  /** The messages that changed, with their new readAt. */
-  messages: MessageDoc[];
+  reader: UserRecord;
+  /** Everything from the other user up to and including this message is read. */
+  upTo: MessageDoc;
+  /** How many messages changed. */
+  count: number;
+  at: Date;
 }
 
 export interface TypingPayload {

@@ -2,11 +2,14 @@ import 'reflect-metadata';
 import './sessions/session.types';
 import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
+import { ConversationResolver } from './conversations/conversation.resolver';
 import { MessageResolver } from './messages/message.resolver';
+import { PresenceResolver } from './presence/presence.resolver';
+import { TypingResolver } from './typing/typing.resolver';
 import type { Services } from './services';
 import { UserResolver } from './users/user.resolver';
 
-export const resolvers = [UserResolver, MessageResolver] as const;
+export const resolvers = [UserResolver, MessageResolver, ConversationResolver, PresenceResolver, TypingResolver] as const;
 
 /**
  * Builds the executable schema. Resolver instances get this server's services through

@@ -21,12 +21,13 @@ import { createLoaders, type Context } from './context';
 import { connectDatabase, type Database } from './db/database';
 import { ErrorCode, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
 import { createLogger } from './logger';
-import { LocalPubSub, type PubSub } from './pubsub';
+import { LocalPubSub, Topic, type PubSub, type SessionRevokedPayload } from './pubsub';
 import { createSchema } from './schema';
 import { createServices, ensureIndexes, type Services } from './services';
 import { createSessionMiddleware, resolveIdentity, upgradeIdentity, type Identity, type SessionRequest } from './sessions/identity';
 import { MongoSessionStore } from './sessions/session.store';
 import { AVATAR_SEED, avatarSvg } from './users/avatar';
+import { SESSION_REVOKED_CLOSE } from './users/identity.service';
 import { extraValidationRules, OperationValidator } from './validation';
 
 export interface ServerOptions {
@@ -47,6 +48,8 @@ export interface AnonymoServer {
   wsUrl: string;
   port: number;
   services: Services;
+  /** Live counters for metrics and tests. */
+  stats(): { connections: number; refusedForCapacity: number };
   /** Stops accepting, drains, closes WebSockets with 1001 and the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -154,24 +157,63 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   wss.on('headers', (headers, req: UpgradeRequest) => {
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
   });
+  // Open sockets by session, to close them when the session ends (identity reset).
+  const socketsBySession = new Map<string, Set<WebSocket>>();
   wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
-    const { user } = req.anonymo!.identity;
+    const { user, sessionId } = req.anonymo!.identity;
     services.presence.connected(user);
-    socket.once('close', () => services.presence.disconnected(user));
+    let set = socketsBySession.get(sessionId);
+    if (!set) socketsBySession.set(sessionId, (set = new Set()));
+    set.add(socket);
+    socket.once('close', () => {
+      services.presence.disconnected(user);
+      set!.delete(socket);
+      if (set!.size === 0 && socketsBySession.get(sessionId) === set) socketsBySession.delete(sessionId);
+    });
   });
+  const stopRevocations = await pubsub.subscribe<SessionRevokedPayload>(Topic.sessionRevoked, ({ sessionId }) => {
+    for (const socket of socketsBySession.get(sessionId) ?? []) {
+      socket.close(SESSION_REVOKED_CLOSE.code, SESSION_REVOKED_CLOSE.reason);
+    }
+  });
+
+  // Capacity: connections open plus upgrades in progress, so a burst cannot overshoot.
+  let upgrading = 0;
+  let refusedForCapacity = 0;
+  const atCapacity = () => wss.clients.size + upgrading >= config.maxConnections;
 
   httpServer.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
     if (shuttingDown) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '5' });
+    if (atCapacity()) {
+      refusedForCapacity++;
+      // One line per refusal would let a flood flood the logs too: the first, then every 100th.
+      if (refusedForCapacity === 1 || refusedForCapacity % 100 === 0) {
+        logger.warn({ refused: refusedForCapacity, limit: config.maxConnections }, 'WebSocket refused: server at MAX_CONNECTIONS');
+      }
+      return rejectUpgrade(socket, 503, 'Server at capacity', { 'Retry-After': '5' });
+    }
+    upgrading++;
+    let counted = true;
+    const done = () => {
+      if (counted) upgrading--;
+      counted = false;
+    };
     upgradeIdentity(req, sessionMiddleware, services.users, config, sessionSecret)
       .then(({ identity, setCookie }) => {
-        if (socket.destroyed) return;
+        if (socket.destroyed) return done();
         req.anonymo = { identity, setCookie, connectionId: randomUUID(), ip: req.socket.remoteAddress ?? '' };
-        wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          done();
+          wss.emit('connection', ws, req);
+        });
+        // handleUpgrade answers some bad requests itself without calling back.
+        socket.once('close', done);
       })
       .catch((err) => {
+        done();
         if (isDatabaseUnavailable(err)) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '2' });
         logger.error({ err }, 'WebSocket upgrade failed');
         rejectUpgrade(socket, 500, 'Internal Server Error');
@@ -245,6 +287,17 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
           ip: (req as Request).ip ?? '',
           loaders: createLoaders(services.users),
           services,
+          sessionControl: {
+            regenerate: (userId) =>
+              new Promise<void>((resolve, reject) => {
+                const sreq = req as unknown as SessionRequest;
+                sreq.session.regenerate((err) => {
+                  if (err) return reject(err);
+                  sreq.session.userId = userId;
+                  resolve();
+                });
+              }),
+          },
         };
       },
     }),
@@ -281,11 +334,19 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await services.messages.drain(config.shutdownTimeoutMs);
       services.presence.stop();
+      stopRevocations();
       sessionStore.close();
       await pubsub.close();
       await db.close();
       logger.info('stopped');
     })());
 
-  return { url: `http://${host}:${port}/graphql`, wsUrl: `ws://${host}:${port}/graphql`, port, services, close };
+  return {
+    url: `http://${host}:${port}/graphql`,
+    wsUrl: `ws://${host}:${port}/graphql`,
+    port,
+    services,
+    stats: () => ({ connections: wss.clients.size, refusedForCapacity }),
+    close,
+  };
 }

@@ -7,11 +7,15 @@ import type { Config } from './config';
 import type { Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { messageModel, type MessageDoc } from './messages/message.model';
+import { ConversationService } from './conversations/conversation.service';
+import { inboxModel, readMarkerModel } from './conversations/conversation.model';
 import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
 import { PresenceService } from './presence/presence.service';
 import type { MessagePayload, PubSub } from './pubsub';
 import { RealtimeService } from './realtime/realtime.service';
+import { TypingService } from './typing/typing.service';
+import { IdentityService } from './users/identity.service';
 import { userModel } from './users/user.model';
 import { UserService } from './users/user.service';
 
@@ -22,6 +26,9 @@ export interface Services {
   pubsub: PubSub;
   users: UserService;
   messages: MessageService;
+  conversations: ConversationService;
+  typing: TypingService;
+  identity: IdentityService;
   presence: PresenceService;
   realtime: RealtimeService;
   /** Absolute or root-relative URL of an avatar. */
@@ -38,7 +45,15 @@ export async function createServices(opts: {
   const { config, logger, db, pubsub } = opts;
   const users = new UserService(userModel(db.connection), { kind: db.kind });
   const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
-  const messages = new MessageService(store, users, pubsub);
+  const conversations = new ConversationService(
+    inboxModel(db.connection),
+    readMarkerModel(db.connection),
+    store,
+    users,
+    pubsub,
+    db.kind,
+  );
+  const messages = new MessageService(store, users, pubsub, conversations);
   const presence = new PresenceService(userModel(db.connection), users, pubsub, {
     graceMs: config.presenceGraceMs,
     logger,
@@ -70,6 +85,9 @@ export async function createServices(opts: {
     pubsub,
     users,
     messages,
+    conversations,
+    typing: new TypingService(pubsub),
+    identity: new IdentityService(users, pubsub),
     presence,
     realtime,
     avatarUrl: (seed) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`,
@@ -82,4 +100,7 @@ export async function createServices(opts: {
 export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
+  // No secondary indexes: both are read by _id only.
+  await inboxModel(db.connection).createCollection().catch(() => undefined);
+  await readMarkerModel(db.connection).createCollection().catch(() => undefined);
 }

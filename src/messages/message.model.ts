@@ -15,6 +15,8 @@ export interface MessageDoc {
   dedupeKey?: string;
   createdAt: Date;
   readAt: Date | null;
+  /** Direct messages: how many messages each participant had sent, up to and including this one. */
+  counts?: Record<string, number>;
 }
 
 const messageSchema = new Schema<MessageDoc>(
@@ -29,6 +31,7 @@ const messageSchema = new Schema<MessageDoc>(
     dedupeKey: { type: String },
     createdAt: { type: Date, required: true },
     readAt: { type: Date, default: null },
+    counts: { type: Schema.Types.Mixed },
   },
   { collection: 'messages', versionKey: false },
 );

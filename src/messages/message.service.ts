@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
+import { KeyedQueue } from '../util/keyed-queue';
 import { Topic, type MessagePayload, type PubSub } from '../pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
@@ -51,8 +52,10 @@ export interface MessagePage {
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
 
 export class MessageService {
-  /** Per-conversation tail of the send queue (see send). */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Sends to one conversation run one at a time (see send). */
+  private readonly queue = new KeyedQueue();
+  /** The newest message's per-sender counts, by conversation (direct conversations). */
+  private readonly lastCounts = new LRUCache<string, { seq: number; counts: Record<string, number> }>({ max: 50000 });
   /** Recent idempotency keys sent through this instance: a retry is answered without a write. */
   private readonly recentKeys = new LRUCache<string, string>({ max: 20000 });
 
@@ -60,6 +63,7 @@ export class MessageService {
     readonly store: MessageStore,
     private readonly users: UserService,
     private readonly pubsub: PubSub,
+    private readonly conversations: { registerPair(a: string, b: string): Promise<void> },
   ) {}
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
@@ -104,9 +108,13 @@ export class MessageService {
       if (existing) return this.payload(existing, sender, other);
     }
 
-    return this.enqueue(conversation, async () => {
+    if (other) await this.conversations.registerPair(sender.id, other.id);
+
+    return this.queue.run(conversation, async () => {
       for (let attempt = 0; ; attempt++) {
-        const seq = (await this.store.head(conversation)) + 1;
+        const head = await this.store.head(conversation);
+        const seq = head + 1;
+        const counts = other ? await this.countsAfter(conversation, head, sender.id) : undefined;
         const doc: MessageDoc = {
           _id: messageId(conversation, seq),
           conversation,
@@ -118,6 +126,7 @@ export class MessageService {
           ...(dedupeKey ? { dedupeKey } : {}),
           createdAt: new Date(),
           readAt: null,
+          ...(counts ? { counts } : {}),
         };
         try {
           await this.store.insert(doc);
@@ -138,6 +147,7 @@ export class MessageService {
           continue;
         }
         this.store.noteHead(conversation, seq);
+        if (counts) this.lastCounts.set(conversation, { seq, counts });
         if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
         const payload = this.payload(doc, sender, other);
         this.pubsub.publish(Topic.message(conversation), payload).catch(() => {
@@ -147,6 +157,21 @@ export class MessageService {
         return payload;
       }
     });
+  }
+
+  /**
+   * Per-sender message counts including the message about to be stored at `head + 1`:
+   * the previous message's counts plus one for the sender. Exact because sequence numbers
+   * have no gaps and each message is stored only after its predecessor; unreadCount is a
+   * subtraction of two of these (see ConversationService), never a scan.
+   */
+  private async countsAfter(conversation: string, head: number, senderId: string): Promise<Record<string, number>> {
+    let prev: Record<string, number> = {};
+    if (head > 0) {
+      const cached = this.lastCounts.get(conversation);
+      prev = cached?.seq === head ? cached.counts : ((await this.store.get(messageId(conversation, head)))?.counts ?? {});
+    }
+    return { ...prev, [senderId]: (prev[senderId] ?? 0) + 1 };
   }
 
   private payload(message: MessageDoc, sender: UserRecord, other: UserRecord | null): MessagePayload {
@@ -170,29 +195,8 @@ export class MessageService {
   }
 
   /** Waits (at most `timeoutMs`) for sends in progress to finish: nothing acknowledged is cut off. */
-  async drain(timeoutMs: number): Promise<void> {
-    const pending = [...this.queues.values()];
-    if (pending.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(pending),
-      new Promise((r) => {
-        timer = setTimeout(r, timeoutMs);
-        timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
-  }
-
-  private enqueue<T>(conversation: string, job: () => Promise<T>): Promise<T> {
-    const prev = this.queues.get(conversation) ?? Promise.resolve();
-    const run = prev.then(job, job);
-    const tail = run.catch(() => undefined);
-    this.queues.set(conversation, tail);
-    void tail.then(() => {
-      if (this.queues.get(conversation) === tail) this.queues.delete(conversation);
-    });
-    return run;
+  drain(timeoutMs: number): Promise<void> {
+    return this.queue.drain(timeoutMs);
   }
 
   /** A Relay page of the conversation, oldest first. */

@@ -153,14 +153,9 @@ export class Channel {
     }
   }
 
-  /** Publishes an event from the pub/sub transport. */
+  /** Delivers an event from the pub/sub transport (subclasses add ordering or filtering). */
   onEvent(event: unknown): void {
-    void this.enqueue(() => this.dispatch(event, this.acceptFor(event)));
-  }
-
-  /** Per-subscriber filter for an event; subclasses narrow it (e.g. no echo of one's own typing). */
-  protected acceptFor(_event: unknown): ((sink: Sink) => boolean) | undefined {
-    return undefined;
+    void this.enqueue(() => this.dispatch(event));
   }
 
   /** Ends every subscription (the channel failed or the server is stopping). */

@@ -10,6 +10,7 @@ import { MessageChannel, type MessageChannelDeps } from '../messages/message.cha
 import type { PubSub } from '../pubsub';
 import type { Services } from '../services';
 import type { UserService } from '../users/user.service';
+import { TypingChannel } from '../typing/typing.service';
 import { Channel, Sink, sinkIterator, type Renderer } from './fanout';
 import { Planner } from './plan';
 
@@ -33,7 +34,8 @@ export interface RealtimeOptions {
 
 export type SubscribeSpec =
   | { kind: 'messages'; topic: string; conversation: string; after?: number }
-  | { kind: 'plain'; topic: string; accept?: (sink: Sink, event: unknown) => boolean };
+  | { kind: 'typing'; topic: string }
+  | { kind: 'plain'; topic: string };
 
 /** Counters for /metrics and leak checks. */
 export interface RealtimeStats {
@@ -88,13 +90,10 @@ export class RealtimeService {
     if (spec.kind === 'messages') {
       return new MessageChannel(spec.topic, spec.conversation, this.render, this.makeShared, this.onChannelError, this.options.messages);
     }
-    const accept = spec.accept;
-    const channel = new (class extends Channel {
-      protected override acceptFor(event: unknown) {
-        return accept ? (sink: Sink) => accept(sink, event) : undefined;
-      }
-    })(spec.topic, this.render, this.makeShared, this.onChannelError);
-    return channel;
+    if (spec.kind === 'typing') {
+      return new TypingChannel(spec.topic, this.render, this.makeShared, this.onChannelError);
+    }
+    return new Channel(spec.topic, this.render, this.makeShared, this.onChannelError);
   }
 
   private acquire(spec: SubscribeSpec): Entry {

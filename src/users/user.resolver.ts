@@ -1,4 +1,4 @@
-import { Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
+import { Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
 import type { Services } from '../services';
 import { User, type UserRecord } from './user.type';
@@ -12,13 +12,13 @@ export class UserResolver {
     return ctx.user;
   }
 
-  @Query(() => [User], { description: 'Users with at least one open connection, by username.' })
-  async onlineUsers(@Ctx() ctx: Context): Promise<UserRecord[]> {
-    const ids = this.services.presence.onlineUserIds();
-    const users = (await ctx.loaders.users.loadMany(ids)).filter(
-      (u): u is UserRecord => u !== null && !(u instanceof Error),
-    );
-    return users.sort((a, b) => a.username.localeCompare(b.username));
+  @Mutation(() => User, {
+    description:
+      'Starts over: a new anonymous identity and a new session (cookie). The old session ends and its ' +
+      'WebSockets are closed with code 4001 so clients reconnect as the new user. HTTP only.',
+  })
+  resetIdentity(@Ctx() ctx: Context): Promise<UserRecord> {
+    return this.services.identity.reset(ctx);
   }
 
   @FieldResolver(() => String)

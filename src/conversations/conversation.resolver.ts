@@ -1,0 +1,57 @@
+import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import type { Context } from '../context';
+import { toMessageView, type MessageView } from '../messages/message.type';
+import { Topic, type ReadPayload } from '../pubsub';
+import type { Services } from '../services';
+import type { UserRecord } from '../users/user.type';
+import type { ConversationSummary } from './conversation.service';
+import { Conversation, ReadReceipt } from './conversation.type';
+
+@ArgsType()
+class ReadArgs {
+  @Field(() => ID)
+  with!: string;
+}
+
+@Resolver(() => Conversation)
+export class ConversationResolver {
+  constructor(private readonly services: Services) {}
+
+  @Query(() => [Conversation], { description: 'The viewer’s direct conversations, newest activity first.' })
+  conversations(@Ctx() ctx: Context): Promise<ConversationSummary[]> {
+    return this.services.conversations.list(ctx.user);
+  }
+
+  @FieldResolver({ nullable: true })
+  lastMessage(@Root() c: ConversationSummary): MessageView | null {
+    return c.lastMessage ? toMessageView(c.lastMessage) : null;
+  }
+
+  @Mutation(() => Int, {
+    description:
+      'Marks the direct messages from `with` to the viewer up to and including `upTo` as read; ' +
+      'returns how many changed. Both users’ messagesRead subscriptions receive a ReadReceipt.',
+  })
+  async markRead(
+    @Arg('with', () => ID) withUserId: string,
+    @Arg('upTo', () => ID) upTo: string,
+    @Ctx() ctx: Context,
+  ): Promise<number> {
+    const { other } = await this.services.messages.conversationWith(ctx.user, withUserId);
+    return this.services.conversations.markRead(ctx.user, other!, upTo);
+  }
+
+  @Subscription(() => ReadReceipt, {
+    description:
+      'Read receipts of a direct conversation: the sender learns that the other user read up to a message ' +
+      '(and the reader’s other tabs can update unread counts).',
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      const { key } = await ctx.services.messages.conversationWith(ctx.user, args.with);
+      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.read(key) });
+    },
+  })
+  messagesRead(@Root() p: ReadPayload, @Args() _args: ReadArgs): { reader: UserRecord; upTo: MessageView; count: number; readAt: Date } {
+    return { reader: p.reader, upTo: toMessageView(p.upTo), count: p.count, readAt: p.at };
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Direct conversations of a user, read status and unread counts.
+ *
+ * Everything here is `_id` lookups (FerretDB 1.x answers any other query with a scan):
+ * - the inbox document (`_id` = user id) lists the user's partners;
+ * - the conversation's newest message carries per-sender message counts (MessageDoc.counts);
+ * - the reader's marker (`_id` = `<reader>:<conversation>`) holds the other user's count at
+ *   the last message marked read. unreadCount = newest count - marker count.
+ */
+import { LRUCache } from 'lru-cache';
+import type { DatabaseKind } from '../db/database';
+import { BadUserInputError } from '../errors';
+import { directKey, messageId, parseMessageId } from '../messages/conversation';
+import type { MessageDoc } from '../messages/message.model';
+import type { MessageStore } from '../messages/message.store';
+import { Topic, type PubSub, type ReadPayload } from '../pubsub';
+import type { UserService } from '../users/user.service';
+import type { UserRecord } from '../users/user.type';
+import { KeyedQueue } from '../util/keyed-queue';
+import type { InboxModel, ReadMarkerModel } from './conversation.model';
+
+export interface ConversationSummary {
+  with: UserRecord;
+  lastMessage: MessageDoc | null;
+  unreadCount: number;
+}
+
+/** Messages read and updated per round trip while marking read. */
+const MARK_BATCH = 200;
+
+export class ConversationService {
+  /** `<owner>:<other>` pairs known to be in the owner's inbox. */
+  private readonly registered = new LRUCache<string, true>({ max: 200000 });
+  private readonly inboxQueue = new KeyedQueue();
+  private readonly readQueue = new KeyedQueue();
+
+  constructor(
+    private readonly inboxes: InboxModel,
+    private readonly markers: ReadMarkerModel,
+    private readonly store: MessageStore,
+    private readonly users: UserService,
+    private readonly pubsub: PubSub,
+    private readonly kind: DatabaseKind,
+  ) {}
+
+  /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
+  async registerPair(a: string, b: string): Promise<void> {
+    await Promise.all([this.addPartner(a, b), this.addPartner(b, a)]);
+  }
+
+  private async addPartner(owner: string, other: string): Promise<void> {
+    const key = `${owner}:${other}`;
+    if (this.registered.has(key)) return;
+    await this.inboxQueue.run(owner, async () => {
+      for (let attempt = 0; attempt < 8; attempt++) {
+        await this.inboxes.updateOne({ _id: owner }, { $set: { [`with.${other}`]: true } }, { upsert: true });
+        // FerretDB 1.x applies an update as read-modify-write without isolation, so a
+        // concurrent update of this inbox by another instance can drop ours: read it back.
+        const doc = await this.inboxes.findOne({ _id: owner }).lean().exec();
+        if (doc?.with?.[other]) {
+          this.registered.set(key, true);
+          return;
+        }
+      }
+      throw new Error(`could not record conversation ${owner} -> ${other}`);
+    });
+  }
+
+  /** The viewer's direct conversations, newest activity first. */
+  async list(viewer: UserRecord): Promise<ConversationSummary[]> {
+    const inbox = await this.inboxes.findOne({ _id: viewer.id }).lean().exec();
+    const partners = Object.keys(inbox?.with ?? {});
+    const found = await Promise.all(
+      partners.map(async (otherId) => {
+        const conversation = directKey(viewer.id, otherId);
+        const [other, head, marker] = await Promise.all([
+          this.users.get(otherId),
+          this.store.head(conversation),
+          this.markers.findOne({ _id: `${viewer.id}:${conversation}` }).lean().exec(),
+        ]);
+        if (!other) return null;
+        const last = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
+        const unreadCount = last ? Math.max(0, (last.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
+        return { with: other, lastMessage: last, unreadCount };
+      }),
+    );
+    return found
+      .filter((c): c is ConversationSummary => c !== null)
+      .sort(
+        (x, y) =>
+          (y.lastMessage?.createdAt.getTime() ?? 0) - (x.lastMessage?.createdAt.getTime() ?? 0) ||
+          x.with.username.localeCompare(y.with.username),
+      );
+  }
+
+  /**
+   * Marks the direct messages from `other` to `viewer` up to and including `upTo` as read;
+   * returns how many changed. Calls for one reader and conversation run one at a time.
+   */
+  async markRead(viewer: UserRecord, other: UserRecord, upTo: string): Promise<number> {
+    const conversation = directKey(viewer.id, other.id);
+    const parsed = typeof upTo === 'string' ? parseMessageId(upTo) : null;
+    if (!parsed || parsed.conversation !== conversation) {
+      throw new BadUserInputError('upTo is not a message of this conversation', 'upTo');
+    }
+    const markerId = `${viewer.id}:${conversation}`;
+    return this.readQueue.run(markerId, async () => {
+      const upDoc = await this.store.get(upTo);
+      if (!upDoc) throw new BadUserInputError('upTo is not a known message', 'upTo');
+      const marker = await this.markers.findOne({ _id: markerId }).lean().exec();
+      const from = (marker?.seq ?? 0) + 1;
+      if (upDoc.seq < from) return 0;
+      const at = new Date();
+      let changed = 0;
+      for (let lo = from; lo <= upDoc.seq; lo += MARK_BATCH) {
+        const docs = await this.store.range(conversation, lo, Math.min(upDoc.seq, lo + MARK_BATCH - 1), MARK_BATCH);
+        const unread = docs.filter((d) => d.sender === other.id && d.readAt === null);
+        if (unread.length === 0) continue;
+        const res = await this.store.model.bulkWrite(
+          unread.map((d) => ({
+            updateOne: {
+              // On MongoDB the readAt condition makes a concurrent markRead count each message once.
+              // FerretDB would scan the collection for any filter but a bare _id, and calls for one
+              // reader are serialised above.
+              filter: this.kind === 'mongodb' ? { _id: d._id, readAt: null } : { _id: d._id },
+              update: { $set: { readAt: at } },
+            },
+          })),
+          { ordered: false },
+        );
+        changed += res.modifiedCount;
+      }
+      await this.markers.replaceOne(
+        { _id: markerId },
+        { _id: markerId, seq: upDoc.seq, count: upDoc.counts?.[other.id] ?? 0, at },
+        { upsert: true },
+      );
+      const payload: ReadPayload = { conversation, reader: viewer, upTo: { ...upDoc, readAt: upDoc.sender === other.id ? (upDoc.readAt ?? at) : upDoc.readAt }, count: changed, at };
+      await this.pubsub.publish(Topic.read(conversation), payload).catch(() => undefined);
+      return changed;
+    });
+  }
+}

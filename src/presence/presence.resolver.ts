@@ -1,0 +1,33 @@
+import { Ctx, Query, Resolver, Root, Subscription } from 'type-graphql';
+import type { Context } from '../context';
+import { Topic, type PresencePayload } from '../pubsub';
+import type { Services } from '../services';
+import { User, type UserRecord } from '../users/user.type';
+import { PresenceEvent } from './presence.type';
+
+@Resolver()
+export class PresenceResolver {
+  constructor(private readonly services: Services) {}
+
+  @Query(() => [User], { description: 'Users with at least one open connection (or within the grace period), by username.' })
+  async onlineUsers(@Ctx() ctx: Context): Promise<UserRecord[]> {
+    const ids = this.services.presence.onlineUserIds();
+    const users = (await ctx.loaders.users.loadMany(ids)).filter(
+      (u): u is UserRecord => u !== null && !(u instanceof Error),
+    );
+    return users.sort((a, b) => a.username.localeCompare(b.username));
+  }
+
+  @Subscription(() => PresenceEvent, {
+    description:
+      'A user came online (first connection) or went offline (last connection closed and the grace period ' +
+      'passed). Several tabs count as one user: no event when a second tab opens.',
+    subscribe: ({ context }) => {
+      const ctx = context as Context;
+      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.presence });
+    },
+  })
+  presenceChanged(@Root() p: PresencePayload): { user: UserRecord; online: boolean } {
+    return { user: p.user, online: p.online };
+  }
+}

@@ -1,0 +1,44 @@
+import { Arg, Args, ArgsType, Ctx, Field, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import type { Context } from '../context';
+import { Topic, type TypingPayload } from '../pubsub';
+import type { Services } from '../services';
+import { TypingEvent } from './typing.type';
+
+@ArgsType()
+class TypingArgs {
+  @Field(() => ID, { nullable: true, description: 'The other user of a direct conversation; omitted: the lobby' })
+  with?: string | null;
+}
+
+@Resolver()
+export class TypingResolver {
+  constructor(private readonly services: Services) {}
+
+  @Mutation(() => Boolean, {
+    description:
+      'Tells the conversation the viewer is (not) typing. A true that is not renewed within 5 s expires; ' +
+      'renew every 2-3 s while typing. Returns true when the state was published, false for a coalesced renewal.',
+  })
+  async setTyping(
+    @Arg('with', () => ID, { nullable: true }) withUserId: string | null,
+    @Arg('typing') typing: boolean,
+    @Ctx() ctx: Context,
+  ): Promise<boolean> {
+    const { key } = await this.services.messages.conversationWith(ctx.user, withUserId);
+    return this.services.typing.set(ctx.user, key, typing);
+  }
+
+  @Subscription(() => TypingEvent, {
+    description:
+      'Typing in a conversation: in the lobby everyone else’s, in a direct conversation the other user’s. ' +
+      'Never your own.',
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      const { key } = await ctx.services.messages.conversationWith(ctx.user, args.with ?? null);
+      return ctx.services.realtime.subscribe(ctx, { kind: 'typing', topic: Topic.typing(key) });
+    },
+  })
+  typing(@Root() payload: TypingPayload, @Args() _args: TypingArgs): TypingPayload {
+    return payload;
+  }
+}

@@ -1,0 +1,28 @@
+import type { Context } from '../context';
+import { ForbiddenError } from '../errors';
+import { Topic, type PubSub, type SessionRevokedPayload } from '../pubsub';
+import type { UserService } from './user.service';
+import type { UserRecord } from './user.type';
+
+/** Close code for WebSockets of a session that ended (graphql-ws clients reconnect on it). */
+export const SESSION_REVOKED_CLOSE = { code: 4001, reason: 'Identity reset' } as const;
+
+export class IdentityService {
+  constructor(
+    private readonly users: UserService,
+    private readonly pubsub: PubSub,
+  ) {}
+
+  /** A new user and a new session for this browser; the old session's sockets are closed everywhere. */
+  async reset(ctx: Context): Promise<UserRecord> {
+    if (!ctx.sessionControl) {
+      throw new ForbiddenError('resetIdentity must be sent over HTTP, where the new session cookie can be set');
+    }
+    const oldSessionId = ctx.sessionId;
+    const user = await this.users.create();
+    await ctx.sessionControl.regenerate(user.id);
+    const payload: SessionRevokedPayload = { sessionId: oldSessionId };
+    await this.pubsub.publish(Topic.sessionRevoked, payload).catch(() => undefined);
+    return user;
+  }
+}
