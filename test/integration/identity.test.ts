@@ -99,3 +99,47 @@ describe('anonymous identity', () => {
     expect((await fetch(new URL('/avatars/..%2Fetc.svg', server.url))).status).toBe(404);
   });
 });
+
+describe('identity reset', () => {
+  test('resetIdentity gives a new user and a new session; the old cookie no longer maps to anyone', async () => {
+    const browser = new TestClient(server);
+    const before = await browser.me();
+    const oldCookie = browser.cookie!;
+    const r = await browser.data<{ resetIdentity: { id: string; username: string } }>('mutation { resetIdentity { id username } }');
+    expect(r.resetIdentity.id).not.toBe(before.id);
+    expect(browser.cookie).not.toBe(oldCookie);
+    expect((await browser.me()).id).toBe(r.resetIdentity.id);
+    // The old session is gone: its cookie gets a brand-new identity, not the old one.
+    const replay = new TestClient(server);
+    replay.cookie = oldCookie;
+    const replayed = await replay.me();
+    expect(replayed.id).not.toBe(before.id);
+    expect(replayed.id).not.toBe(r.resetIdentity.id);
+  });
+
+  test('the old session’s WebSockets are closed with 4001 so clients reconnect as the new user', async () => {
+    const browser = new TestClient(server);
+    await browser.me();
+    const ws = browser.ws();
+    try {
+      await ws.connected();
+      await browser.data('mutation { resetIdentity { id } }');
+      const deadline = Date.now() + 5000;
+      while (ws.closes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ws.closes[0]).toEqual({ code: 4001, reason: 'Identity reset' });
+    } finally {
+      await ws.close();
+    }
+  });
+
+  test('resetIdentity over WebSocket is FORBIDDEN (a cookie can only be set over HTTP)', async () => {
+    const browser = new TestClient(server);
+    const ws = browser.ws();
+    try {
+      const r = await ws.query('mutation { resetIdentity { id } }');
+      expect(r.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    } finally {
+      await ws.close();
+    }
+  });
+});

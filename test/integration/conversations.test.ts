@@ -1,0 +1,129 @@
+import { TestClient, sleep } from '../helpers/client';
+import { openDb } from '../helpers/db';
+import { startServer, type TestServer } from '../helpers/server';
+
+const SEND = 'mutation($to: ID, $text: String!) { sendMessage(input: { text: $text, to: $to }) { id createdAt } }';
+const CONVERSATIONS = '{ conversations { unreadCount with { id username } lastMessage { id text readAt sender { id } } } }';
+const MARK = 'mutation($with: ID!, $upTo: ID!) { markRead(with: $with, upTo: $upTo) }';
+const HISTORY = 'query($with: ID) { messages(with: $with) { edges { node { id text readAt sender { id } } } } }';
+const RECEIPTS = 'subscription($with: ID!) { messagesRead(with: $with) { count readAt reader { id } upTo { id readAt } } }';
+
+type Conv = { unreadCount: number; with: { id: string; username: string }; lastMessage: { id: string; text: string; readAt: string | null; sender: { id: string } } | null };
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function conversations(c: TestClient): Promise<Conv[]> {
+  return (await c.data<{ conversations: Conv[] }>(CONVERSATIONS)).conversations;
+}
+
+describe('read status and conversations', () => {
+  test('markRead counts, unreadCount before and after, readAt stored, and the sender gets a receipt', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const [a, b] = [await alice.me(), await bob.me()];
+    const aWs = alice.ws();
+    try {
+      const receipts = aWs.subscribe(RECEIPTS, { with: b.id });
+      await aWs.connected();
+      await sleep(150);
+      const sent: string[] = [];
+      for (let i = 1; i <= 5; i++) sent.push((await alice.data(SEND, { to: b.id, text: `a${i}` })).sendMessage.id);
+      const bobReply = (await bob.data(SEND, { to: a.id, text: 'b1' })).sendMessage.id;
+
+      expect((await conversations(bob)).find((c) => c.with.id === a.id)?.unreadCount).toBe(5);
+      // Bob's own message does not count as unread for him; Alice has one unread (Bob's).
+      expect((await conversations(alice)).find((c) => c.with.id === b.id)?.unreadCount).toBe(1);
+
+      expect((await bob.data(MARK, { with: a.id, upTo: sent[2] })).markRead).toBe(3);
+      expect((await conversations(bob)).find((c) => c.with.id === a.id)?.unreadCount).toBe(2);
+      const [receipt] = await receipts.waitForCount(1);
+      expect(receipt.messagesRead).toMatchObject({ count: 3, reader: { id: b.id }, upTo: { id: sent[2] } });
+      expect(receipt.messagesRead.upTo.readAt).not.toBeNull();
+
+      // Marking the same range again changes nothing.
+      expect((await bob.data(MARK, { with: a.id, upTo: sent[1] })).markRead).toBe(0);
+      // Up to Bob's own reply: Alice's remaining two, not Bob's own message.
+      expect((await bob.data(MARK, { with: a.id, upTo: bobReply })).markRead).toBe(2);
+      expect((await conversations(bob)).find((c) => c.with.id === a.id)?.unreadCount).toBe(0);
+
+      const history = (await alice.data(HISTORY, { with: b.id })).messages.edges.map((e: any) => e.node);
+      for (const m of history) {
+        if (m.sender.id === a.id) expect(m.readAt).not.toBeNull();
+        else expect(m.readAt).toBeNull();
+      }
+      // A new message makes it unread again.
+      await alice.data(SEND, { to: b.id, text: 'a6' });
+      expect((await conversations(bob)).find((c) => c.with.id === a.id)?.unreadCount).toBe(1);
+    } finally {
+      await aWs.close();
+    }
+  });
+
+  test('markRead rejects messages of other conversations and unknown ids, changing nothing', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const carol = new TestClient(server);
+    const [a, b, c] = [await alice.me(), await bob.me(), await carol.me()];
+    const toBob = (await alice.data(SEND, { to: b.id, text: 'for bob' })).sendMessage.id;
+    const toCarol = (await alice.data(SEND, { to: c.id, text: 'for carol' })).sendMessage.id;
+    const lobby = (await alice.data(SEND, { text: 'lobby' })).sendMessage.id;
+    for (const upTo of [toCarol, lobby, 'nope', `${toBob.slice(0, -1)}9`]) {
+      expect(await bob.errorCode(MARK, { with: a.id, upTo })).toBe('BAD_USER_INPUT');
+    }
+    expect(await carol.errorCode(MARK, { with: a.id, upTo: toBob })).toBe('BAD_USER_INPUT');
+    const { db, close } = await openDb(server.mongodbUri);
+    try {
+      expect((await db.collection<{ _id: string }>('messages').findOne({ _id: toBob }))?.readAt).toBeNull();
+      expect((await db.collection<{ _id: string }>('messages').findOne({ _id: toCarol }))?.readAt).toBeNull();
+    } finally {
+      await close();
+    }
+  });
+
+  test('conversations lists only the viewer’s direct conversations, newest activity first', async () => {
+    const me = new TestClient(server);
+    const x = new TestClient(server);
+    const y = new TestClient(server);
+    const z = new TestClient(server);
+    const stranger = new TestClient(server);
+    const [m, xi, yi, zi] = [await me.me(), await x.me(), await y.me(), await z.me()];
+    await stranger.me();
+    expect(await conversations(me)).toEqual([]);
+    await me.data(SEND, { to: xi.id, text: 'to x' });
+    await sleep(5);
+    await y.data(SEND, { to: m.id, text: 'from y' });
+    await sleep(5);
+    await me.data(SEND, { to: zi.id, text: 'to z' });
+    await sleep(5);
+    await stranger.data(SEND, { to: xi.id, text: 'not mine' });
+    await me.data(SEND, { text: 'lobby does not count' });
+    expect((await conversations(me)).map((c) => [c.with.id, c.lastMessage?.text])).toEqual([
+      [zi.id, 'to z'],
+      [yi.id, 'from y'],
+      [xi.id, 'to x'],
+    ]);
+    // New activity moves a conversation to the top.
+    await x.data(SEND, { to: m.id, text: 'x again' });
+    const list = await conversations(me);
+    expect(list.map((c) => c.with.id)).toEqual([xi.id, zi.id, yi.id]);
+    expect(list[0]).toMatchObject({ unreadCount: 1, lastMessage: { text: 'x again', sender: { id: xi.id } } });
+    expect((await conversations(x)).map((c) => c.with.id).sort()).toEqual([m.id, (await stranger.me()).id].sort());
+  });
+
+  test('many users messaging one user at once all appear in their conversations', async () => {
+    const hub = new TestClient(server);
+    const h = await hub.me();
+    const senders = Array.from({ length: 12 }, () => new TestClient(server));
+    await Promise.all(senders.map((s) => s.me()));
+    await Promise.all(senders.map((s, i) => s.data(SEND, { to: h.id, text: `hi ${i}` })));
+    const list = await conversations(hub);
+    expect(list).toHaveLength(12);
+    expect(list.every((c) => c.unreadCount === 1)).toBe(true);
+  });
+});
