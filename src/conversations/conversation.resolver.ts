@@ -1,4 +1,4 @@
-import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Args, ArgsType, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { Context } from '../context';
 import { toMessageView, type MessageView } from '../messages/message.type';
 import { Topic, type ReadPayload } from '../pubsub';
@@ -9,8 +9,14 @@ import { Conversation, ReadReceipt } from './conversation.type';
 
 @ArgsType()
 class ReadArgs {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The other user of the direct conversation' })
   with!: string;
+}
+
+@ArgsType()
+class MarkReadArgs extends ReadArgs {
+  @Field(() => ID, { description: 'A message id of this conversation' })
+  upTo!: string;
 }
 
 @Resolver(() => Conversation)
@@ -32,13 +38,9 @@ export class ConversationResolver {
       'Marks the direct messages from `with` to the viewer up to and including `upTo` as read; ' +
       'returns how many changed. Both users’ messagesRead subscriptions receive a ReadReceipt.',
   })
-  async markRead(
-    @Arg('with', () => ID) withUserId: string,
-    @Arg('upTo', () => ID) upTo: string,
-    @Ctx() ctx: Context,
-  ): Promise<number> {
-    const { other } = await this.services.messages.conversationWith(ctx.user, withUserId);
-    return this.services.conversations.markRead(ctx.user, other!, upTo);
+  async markRead(@Args() args: MarkReadArgs, @Ctx() ctx: Context): Promise<number> {
+    const { other } = await this.services.messages.conversationWith(ctx.user, args.with);
+    return this.services.conversations.markRead(ctx.user, other!, args.upTo);
   }
 
   @Subscription(() => ReadReceipt, {

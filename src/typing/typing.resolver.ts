@@ -1,4 +1,4 @@
-import { Arg, Args, ArgsType, Ctx, Field, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import { Args, ArgsType, Ctx, Field, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
 import type { Context } from '../context';
 import { Topic, type TypingPayload } from '../pubsub';
 import type { Services } from '../services';
@@ -10,6 +10,12 @@ class TypingArgs {
   with?: string | null;
 }
 
+@ArgsType()
+class SetTypingArgs extends TypingArgs {
+  @Field()
+  typing!: boolean;
+}
+
 @Resolver()
 export class TypingResolver {
   constructor(private readonly services: Services) {}
@@ -19,13 +25,9 @@ export class TypingResolver {
       'Tells the conversation the viewer is (not) typing. A true that is not renewed within 5 s expires; ' +
       'renew every 2-3 s while typing. Returns true when the state was published, false for a coalesced renewal.',
   })
-  async setTyping(
-    @Arg('with', () => ID, { nullable: true }) withUserId: string | null,
-    @Arg('typing') typing: boolean,
-    @Ctx() ctx: Context,
-  ): Promise<boolean> {
-    const { key } = await this.services.messages.conversationWith(ctx.user, withUserId);
-    return this.services.typing.set(ctx.user, key, typing);
+  async setTyping(@Args() args: SetTypingArgs, @Ctx() ctx: Context): Promise<boolean> {
+    const { key } = await this.services.messages.conversationWith(ctx.user, args.with);
+    return this.services.typing.set(ctx.user, key, args.typing);
   }
 
   @Subscription(() => TypingEvent, {
