@@ -302,8 +302,13 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       },
     }),
   );
-  // Errors before Apollo (malformed JSON, oversized bodies) get a GraphQL-shaped answer, not HTML.
+  // Errors before Apollo (malformed JSON, oversized bodies, the session store unreachable)
+  // get a GraphQL-shaped answer, not express's HTML page.
   const jsonErrors: ErrorRequestHandler = (err, _req, res, _next) => {
+    if (isDatabaseUnavailable(err)) {
+      res.status(503).set('Retry-After', '2');
+      return void res.json({ errors: [{ message: new ServiceUnavailableError().message, extensions: { code: ErrorCode.SERVICE_UNAVAILABLE } }] });
+    }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) logger.error({ err }, 'request failed');
     const message =
