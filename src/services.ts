@@ -12,6 +12,7 @@ import { MessageStore } from './messages/message.store';
 import { PresenceService } from './presence/presence.service';
 import type { MessagePayload, PubSub } from './pubsub';
 import { RealtimeService } from './realtime/realtime.service';
+import { RateLimits } from './security/rate-limit';
 import { userModel } from './users/user.model';
 import { UserService } from './users/user.service';
 
@@ -24,6 +25,8 @@ export interface Services {
   messages: MessageService;
   presence: PresenceService;
   realtime: RealtimeService;
+  /** Rate limits (security/rate-limit.ts); in-memory per instance. */
+  limits: RateLimits;
   /** Absolute or root-relative URL of an avatar. */
   avatarUrl(seed: string): string;
 }
@@ -72,6 +75,7 @@ export async function createServices(opts: {
     messages,
     presence,
     realtime,
+    limits: new RateLimits(config.security.rateLimits, { logger }),
     avatarUrl: (seed) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`,
   };
   realtime.setServices(services);
