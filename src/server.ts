@@ -162,6 +162,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
   });
   wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
+    // graphql-ws reports socket errors with console.error; an oversized or malformed frame is
+    // the client's fault (ws closes that socket itself, e.g. 1009), and must not flood the logs.
+    socket.removeAllListeners('error');
+    socket.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
     const { user } = req.anonymo!.identity;
     services.presence.connected(user);
     socket.once('close', () => services.presence.disconnected(user));

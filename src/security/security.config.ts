@@ -82,7 +82,7 @@ export const securityEnv = {
   GRAPHQL_MAX_ALIASES: int('GRAPHQL_MAX_ALIASES', 0, 1000).default(15),
   GRAPHQL_MAX_DIRECTIVES: int('GRAPHQL_MAX_DIRECTIVES', 0, 1000).default(10),
   GRAPHQL_MAX_TOKENS: int('GRAPHQL_MAX_TOKENS', 100, 100000).default(1000),
-  GRAPHQL_MAX_COST: int('GRAPHQL_MAX_COST', 10, 1000000).default(1000),
+  GRAPHQL_MAX_COST: int('GRAPHQL_MAX_COST', 10, 10000000).default(20000),
   RATE_LIMITS: z.enum(['on', 'off'], { error: 'RATE_LIMITS must be on or off' }).default('on'),
   RATE_LIMIT_SEND_MESSAGE: rate('RATE_LIMIT_SEND_MESSAGE', '10/10s'),
   RATE_LIMIT_SEND_MESSAGE_IP: rate('RATE_LIMIT_SEND_MESSAGE_IP', '60/10s'),
@@ -105,7 +105,11 @@ export interface OperationLimits {
   maxDirectives: number;
   /** `GRAPHQL_MAX_TOKENS` [1000]: lexical tokens per document; the parser stops at the limit. */
   maxTokens: number;
-  /** `GRAPHQL_MAX_COST` [1000]: static cost (graphql-armor: object 2, scalar 1, x1.5 per level). */
+  /**
+   * `GRAPHQL_MAX_COST` [20000]: static cost in graphql-armor's model (object 2, scalar 1, x1.5 per
+   * level, x n for a literal `first`/`last: n`). A page of 100 messages with every field costs
+   * about 9,100, so one operation may read two full pages.
+   */
   maxCost: number;
 }
 
