@@ -145,9 +145,10 @@ export function formatError(
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, message: clientMessage(formatted.message, options), extensions };
   }
-  if (error instanceof GraphQLError && !error.originalError && !error.path) {
-    // Raised by graphql-js about the request itself (e.g. variable coercion over WebSocket),
-    // not by a resolver: the message only describes the client's input.
+  if (error instanceof GraphQLError && !error.path && (!error.originalError || original instanceof GraphQLError)) {
+    // Raised by graphql-js about the request itself (e.g. variable coercion over WebSocket,
+    // where a scalar's own GraphQLError is the originalError), not by a resolver: the
+    // message only describes the client's input.
     return { ...base, message: clientMessage(error.message, options), extensions: { code: ErrorCode.BAD_USER_INPUT } };
   }
   options.onInternalError?.(original);

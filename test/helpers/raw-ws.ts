@@ -11,9 +11,9 @@ export interface UpgradeResult {
 }
 
 /** Attempts an upgrade with these headers; resolves with the socket or the refusal. */
-export function upgrade(url: string, headers: Record<string, string> = {}, protocol = 'graphql-transport-ws'): Promise<UpgradeResult> {
+export function upgrade(url: string, headers: Record<string, string> = {}, protocol: string | null = 'graphql-transport-ws'): Promise<UpgradeResult> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocol, { headers });
+    const ws = new WebSocket(url, protocol === null ? [] : protocol, { headers });
     ws.once('upgrade', (res) => {
       ws.once('open', () => resolve({ status: 101, headers: res.headers, body: '', ws }));
     });
@@ -26,9 +26,9 @@ export function upgrade(url: string, headers: Record<string, string> = {}, proto
         req.destroy();
       });
     });
-    ws.on('error', (err) => {
-      if (ws.readyState === WebSocket.CONNECTING) reject(err);
-    });
+    // Rejects only while nothing was settled (a later error belongs to the caller's socket).
+    ws.on('error', reject);
+    ws.once('open', () => ws.off('error', reject));
   });
 }
 

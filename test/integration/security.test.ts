@@ -226,6 +226,18 @@ describe('with the default (test) configuration', () => {
       expect(await countDocuments(db.db)).toEqual(before);
     });
 
+    test('operator-shaped text and clientId are stored as given, as plain strings', async () => {
+      const browser = new TestClient(server);
+      const sent = await browser.data(SEND, { text: '{"$gt":""}', clientId: '{"$ne":null}' });
+      const stored = await db.db.collection<{ _id: string }>('messages').findOne({ _id: sent.sendMessage.id });
+      expect(stored).toMatchObject({ text: '{"$gt":""}', clientId: '{"$ne":null}' });
+      // The retry with the same key finds that one message, not "any message".
+      const again = await browser.data(SEND, { text: 'other', clientId: '{"$ne":null}' });
+      expect(again.sendMessage.id).toBe(sent.sendMessage.id);
+      const fresh = await browser.data(SEND, { text: 'third', clientId: 'plain-key' });
+      expect(fresh.sendMessage.id).not.toBe(sent.sendMessage.id);
+    });
+
     test('a session whose identity was reset gets a new identity under a new session id', async () => {
       const browser = new TestClient(server);
       const me = await browser.me();
