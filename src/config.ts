@@ -106,7 +106,11 @@ export interface Config {
   ferretdbBin?: string;
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
   introspection: boolean;
-  /** Origins, size, operation and rate limits: see security/security.config.ts for each variable. */
+  /**
+   * Origins, size, operation and rate limits, each variable documented with its default in
+   * security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`, `WS_MAX_PAYLOAD_BYTES`,
+   * `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST}`, `RATE_LIMITS`, `RATE_LIMIT_*`.
+   */
   security: SecurityConfig;
 }
 

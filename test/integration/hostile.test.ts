@@ -79,7 +79,7 @@ function httpBody(category: string, name: string, body: string | Buffer, expecte
       const res = await fetch(server.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', cookie: browser.cookie!, ...headers },
-        body: body as BodyInit,
+        body: typeof body === 'string' ? body : new Uint8Array(body),
       });
       const text = await res.text();
       let parsed: { errors?: GraphQLFormattedError[]; data?: unknown };
