@@ -3,6 +3,7 @@
  * (and listed in `.env.example` and the README); nothing else in `src/` reads `process.env`.
  */
 import { z } from 'zod';
+import { securityConfig, securityEnv, type SecurityConfig } from './security/security.config';
 
 const bool = (name: string) =>
   z
@@ -51,6 +52,7 @@ const EnvSchema = z.object({
   WS_MAX_BUFFERED_BYTES: int('WS_MAX_BUFFERED_BYTES', 65536, 1 << 30).default(4 * 1024 * 1024),
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
+  ...securityEnv,
 });
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -104,6 +106,12 @@ export interface Config {
   ferretdbBin?: string;
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
   introspection: boolean;
+  /**
+   * Origins, size, operation and rate limits, each variable documented with its default in
+   * security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`, `WS_MAX_PAYLOAD_BYTES`,
+   * `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST}`, `RATE_LIMITS`, `RATE_LIMIT_*`.
+   */
+  security: SecurityConfig;
 }
 
 export class ConfigError extends Error {
@@ -170,5 +178,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     ferretdbBin: e.FERRETDB_BIN,
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+    security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
   };
 }

@@ -5,6 +5,7 @@
  * INTERNAL_SERVER_ERROR: its message and stack never leave the server.
  */
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { hideSuggestions } from './security/limits';
 
 export const ErrorCode = {
   BAD_USER_INPUT: 'BAD_USER_INPUT',
@@ -96,6 +97,12 @@ export interface FormatOptions {
   includeStack: boolean;
   /** Called with errors that get masked, for logging. */
   onInternalError?: (error: unknown) => void;
+  /** Removes "Did you mean ...?" field suggestions from messages (production). */
+  hideSuggestions?: boolean;
+}
+
+function clientMessage(message: string, options: FormatOptions): string {
+  return options.hideSuggestions ? hideSuggestions(message) : message;
 }
 
 /**
@@ -136,12 +143,13 @@ export function formatError(
     // graphql-js and Apollo errors about the request itself (parse, validation, variables).
     // Their messages only describe the client's document.
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
-    return { ...formatted, extensions };
+    return { ...formatted, message: clientMessage(formatted.message, options), extensions };
   }
-  if (error instanceof GraphQLError && !error.originalError && !error.path) {
-    // Raised by graphql-js about the request itself (e.g. variable coercion over WebSocket),
-    // not by a resolver: the message only describes the client's input.
-    return { ...base, message: error.message, extensions: { code: ErrorCode.BAD_USER_INPUT } };
+  if (error instanceof GraphQLError && !error.path && (!error.originalError || original instanceof GraphQLError)) {
+    // Raised by graphql-js about the request itself (e.g. variable coercion over WebSocket,
+    // where a scalar's own GraphQLError is the originalError), not by a resolver: the
+    // message only describes the client's input.
+    return { ...base, message: clientMessage(error.message, options), extensions: { code: ErrorCode.BAD_USER_INPUT } };
   }
   options.onInternalError?.(original);
   return {

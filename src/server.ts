@@ -19,11 +19,16 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from './config';
 import { createLoaders, type Context } from './context';
 import { connectDatabase, type Database } from './db/database';
-import { ErrorCode, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
+import { ErrorCode, RateLimitedError, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
 import { createLogger } from './logger';
 import { LocalPubSub, Topic, type PubSub, type SessionRevokedPayload } from './pubsub';
 import { createSchema } from './schema';
 import { createServices, ensureIndexes, type Services } from './services';
+import { originMiddleware } from './security/http';
+import { clientIp } from './security/ip';
+import { OriginPolicy } from './security/origin';
+import { rateLimitedError } from './security/rate-limit';
+import { checkUpgrade, tooManyRequests } from './security/upgrade';
 import { createSessionMiddleware, resolveIdentity, upgradeIdentity, type Identity, type SessionRequest } from './sessions/identity';
 import { MongoSessionStore } from './sessions/session.store';
 import { AVATAR_SEED, avatarSvg } from './users/avatar';
@@ -63,9 +68,6 @@ interface UpgradeInfo {
 }
 type UpgradeRequest = IncomingMessage & { anonymo?: UpgradeInfo };
 
-const MAX_BODY_BYTES = 64 * 1024;
-const MAX_WS_PAYLOAD_BYTES = 64 * 1024;
-
 function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ errors: [{ message }] });
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
@@ -81,6 +83,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const pubsub = options.pubsub ?? new LocalPubSub();
   const format: FormatOptions = {
     includeStack: !config.isProduction,
+    hideSuggestions: config.security.hideSuggestions,
     onInternalError: (err) => logger.error({ err }, 'internal error'),
   };
 
@@ -98,15 +101,19 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
   const httpServer = createHttpServer(app);
   const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
+  const origins = new OriginPolicy(config.security);
+  const { limits } = services;
   let shuttingDown = false;
 
   // WebSocket: graphql-ws over ws, on the HTTP server's upgrade event for /graphql.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD_BYTES });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
   const validator = new OperationValidator(schema, config);
   const wsServer = useServer<Record<string, unknown>, { socket: WebSocket; request: UpgradeRequest }>(
     {
       schema,
-      onSubscribe: (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
+        // Counted before any await: graphql-ws registers each id as its message arrives, so a
+        // burst of subscribe messages is judged in arrival order.
         if (Object.keys(ctx.subscriptions).length > config.maxSubscriptionsPerConnection) {
           return [
             new GraphQLError(`At most ${config.maxSubscriptionsPerConnection} operations per connection`, {
@@ -114,9 +121,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
             }),
           ];
         }
+        const info = ctx.extra.request.anonymo!;
+        const wait = await limits.retryAfter('wsOperations', { connection: info.connectionId });
+        if (wait > 0) return [rateLimitedError('wsOperations', wait)];
         const document = validator.check(payload.query);
         if (Array.isArray(document)) return document;
-        const info = ctx.extra.request.anonymo!;
         const variables = payload.variables ?? {};
         const contextValue: Context = {
           user: info.identity.user,
@@ -160,6 +169,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   // Open sockets by session, to close them when the session ends (identity reset).
   const socketsBySession = new Map<string, Set<WebSocket>>();
   wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
+    // graphql-ws reports socket errors with console.error; an oversized or malformed frame is
+    // the client's fault (ws closes that socket itself, e.g. 1009), and must not flood the logs.
+    socket.removeAllListeners('error');
+    socket.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
     const { user, sessionId } = req.anonymo!.identity;
     services.presence.connected(user);
     let set = socketsBySession.get(sessionId);
@@ -201,10 +214,17 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       if (counted) upgrading--;
       counted = false;
     };
-    upgradeIdentity(req, sessionMiddleware, services.users, config, sessionSecret)
-      .then(({ identity, setCookie }) => {
+    const ip = clientIp(req, app.get('trust proxy fn'));
+    const beforeCreate = () => limits.consume('identities', { ip });
+    checkUpgrade(req, ip, { origins, limits })
+      .then(async (refusal) => {
+        if (refusal) {
+          done();
+          return rejectUpgrade(socket, refusal.status, refusal.message, refusal.headers);
+        }
+        const { identity, setCookie } = await upgradeIdentity(req, sessionMiddleware, services.users, config, sessionSecret, { beforeCreate });
         if (socket.destroyed) return done();
-        req.anonymo = { identity, setCookie, connectionId: randomUUID(), ip: req.socket.remoteAddress ?? '' };
+        req.anonymo = { identity, setCookie, connectionId: randomUUID(), ip };
         wss.handleUpgrade(req, socket, head, (ws) => {
           done();
           wss.emit('connection', ws, req);
@@ -214,6 +234,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       })
       .catch((err) => {
         done();
+        if (err instanceof RateLimitedError) {
+          const { status, message, headers } = tooManyRequests(Number(err.extensions.retryAfterMs));
+          return rejectUpgrade(socket, status, message, headers);
+        }
         if (isDatabaseUnavailable(err)) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '2' });
         logger.error({ err }, 'WebSocket upgrade failed');
         rejectUpgrade(socket, 500, 'Internal Server Error');
@@ -225,6 +249,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     introspection: config.introspection,
     includeStacktraceInErrorResponses: !config.isProduction,
     validationRules: extraValidationRules(config),
+    parseOptions: { maxTokens: config.security.operations.maxTokens },
     formatError: (formatted, error) => formatError(formatted, error, format),
     // main.ts owns the signals and calls close(), which stops Apollo in the right order.
     stopOnTerminationSignals: false,
@@ -268,13 +293,19 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   });
   app.use(
     '/graphql',
+    ...originMiddleware(origins),
     sessionMiddleware,
-    express.json({ limit: MAX_BODY_BYTES }),
+    express.json({ limit: config.security.maxBodyBytes }),
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<Context> => {
         let identity: Identity;
         try {
-          identity = await resolveIdentity(req as unknown as SessionRequest, services.users);
+          identity = await resolveIdentity(req as unknown as SessionRequest, services.users, {
+            beforeCreate: async () => {
+              const wait = await limits.retryAfter('identities', { ip: req.ip });
+              if (wait > 0) throw rateLimitedError('identities', wait, true);
+            },
+          });
         } catch (err) {
           if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError();
           throw err;
@@ -312,7 +343,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) logger.error({ err }, 'request failed');
     const message =
-      status === 413 ? `Request body larger than ${MAX_BODY_BYTES} bytes` : status === 400 ? 'Malformed request body' : status === 500 ? 'Internal server error' : String(err.message);
+      status === 413 ? `Request body larger than ${config.security.maxBodyBytes} bytes` : status === 400 ? 'Malformed request body' : status === 500 ? 'Internal server error' : String(err.message);
     res.status(status).json({ errors: [{ message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } }] });
   };
   app.use(jsonErrors);

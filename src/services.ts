@@ -16,6 +16,7 @@ import type { MessagePayload, PubSub } from './pubsub';
 import { RealtimeService } from './realtime/realtime.service';
 import { TypingService } from './typing/typing.service';
 import { IdentityService } from './users/identity.service';
+import { RateLimits } from './security/rate-limit';
 import { userModel } from './users/user.model';
 import { UserService } from './users/user.service';
 
@@ -31,6 +32,8 @@ export interface Services {
   identity: IdentityService;
   presence: PresenceService;
   realtime: RealtimeService;
+  /** Rate limits (security/rate-limit.ts); in-memory per instance. */
+  limits: RateLimits;
   /** Absolute or root-relative URL of an avatar. */
   avatarUrl(seed: string): string;
 }
@@ -69,6 +72,7 @@ export async function createServices(opts: {
       recipient: message.recipient ? byId.get(message.recipient) ?? null : null,
     }));
   };
+  const limits = new RateLimits(config.security.rateLimits, { logger });
   const realtime = new RealtimeService({
     pubsub,
     users,
@@ -86,10 +90,11 @@ export async function createServices(opts: {
     users,
     messages,
     conversations,
-    typing: new TypingService(pubsub),
+    typing: new TypingService(pubsub, limits),
     identity: new IdentityService(users, pubsub),
     presence,
     realtime,
+    limits,
     avatarUrl: (seed) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`,
   };
   realtime.setServices(services);

@@ -15,10 +15,16 @@ import {
 } from 'graphql';
 import type { Config } from './config';
 import { ErrorCode } from './errors';
+import { operationLimitRules } from './security/limits';
 
-/** Rules added to graphql-js's standard ones. */
-export function extraValidationRules(config: Pick<Config, 'introspection'>): ValidationRule[] {
-  return config.introspection ? [] : [NoSchemaIntrospectionCustomRule];
+type ValidationConfig = Pick<Config, 'introspection' | 'security'>;
+
+/** Rules added to graphql-js's standard ones: introspection (when off) and the operation limits. */
+export function extraValidationRules(config: ValidationConfig): ValidationRule[] {
+  return [
+    ...(config.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+    ...operationLimitRules(config.security.operations),
+  ];
 }
 
 /**
@@ -28,12 +34,14 @@ export function extraValidationRules(config: Pick<Config, 'introspection'>): Val
 export class OperationValidator {
   private readonly documents = new LRUCache<string, DocumentNode>({ max: 500 });
   private readonly rules: ValidationRule[];
+  private readonly maxTokens: number;
 
   constructor(
     private readonly schema: GraphQLSchema,
-    config: Pick<Config, 'introspection'>,
+    config: ValidationConfig,
   ) {
     this.rules = [...specifiedRules, ...extraValidationRules(config)];
+    this.maxTokens = config.security.operations.maxTokens;
   }
 
   /** The document, or errors carrying GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED. */
@@ -45,7 +53,7 @@ export class OperationValidator {
     if (cached) return cached;
     let document: DocumentNode;
     try {
-      document = parse(query, { maxTokens: 5000 });
+      document = parse(query, { maxTokens: this.maxTokens });
     } catch (err) {
       const e = err as GraphQLError;
       return [new GraphQLError(e.message, { source: e.source, positions: e.positions, extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED } })];

@@ -31,6 +31,7 @@ export class MessageResolver {
     description: 'Stores the message, then publishes it; returns after the database acknowledged the write.',
   })
   async sendMessage(@Arg('input', () => SendMessageInput) input: SendMessageInput, @Ctx() ctx: Context): Promise<MessageView> {
+    await this.services.limits.consumeFor('sendMessage', ctx);
     const { message, sender, recipient } = await this.services.messages.send(ctx.user, input);
     return toMessageView(message, sender, recipient);
   }

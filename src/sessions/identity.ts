@@ -45,10 +45,21 @@ export function createSessionMiddleware(config: Config, store: MongoSessionStore
   });
 }
 
+export interface IdentityHooks {
+  /** Runs before a new identity is created; throwing (e.g. RATE_LIMITED) creates nothing. */
+  beforeCreate?: () => Promise<void>;
+}
+
 /** The session's user, creating one (and marking the session for saving) when there is none. */
-export async function resolveIdentity(req: SessionRequest, users: UserService): Promise<Identity> {
+export async function resolveIdentity(req: SessionRequest, users: UserService, hooks: IdentityHooks = {}): Promise<Identity> {
   const existing = req.session.userId ? await users.get(req.session.userId) : null;
   if (existing) return { user: existing, sessionId: req.sessionID, created: false };
+  await hooks.beforeCreate?.();
+  if (req.session.userId) {
+    // The session's identity is gone (reset): the new identity gets a new session id, so
+    // whoever knew the old id does not share it.
+    await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+  }
   const user = await users.create();
   req.session.userId = user.id;
   return { user, sessionId: req.sessionID, created: true };
@@ -78,10 +89,11 @@ export async function upgradeIdentity(
   users: UserService,
   config: Config,
   secret: string,
+  hooks: IdentityHooks = {},
 ): Promise<{ identity: Identity; setCookie?: string }> {
   await runMiddleware(sessionMiddleware, req);
   const sreq = req as SessionRequest;
-  const identity = await resolveIdentity(sreq, users);
+  const identity = await resolveIdentity(sreq, users, hooks);
   if (!identity.created) return { identity };
   await new Promise<void>((resolve, reject) => sreq.session.save((err) => (err ? reject(err) : resolve())));
   if (sreq.session.cookie.secure && !isSecure(req, config.trustProxy)) return { identity };

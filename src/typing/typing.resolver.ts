@@ -27,7 +27,7 @@ export class TypingResolver {
   })
   async setTyping(@Args() args: SetTypingArgs, @Ctx() ctx: Context): Promise<boolean> {
     const { key } = await this.services.messages.conversationWith(ctx.user, args.with);
-    return this.services.typing.set(ctx.user, key, args.typing);
+    return this.services.typing.set(ctx.user, key, args.typing, ctx.ip);
   }
 
   @Subscription(() => TypingEvent, {

@@ -8,8 +8,7 @@
  * `true` and one `false` per burst of typing.
  */
 import { LRUCache } from 'lru-cache';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { RateLimitedError } from '../errors';
+import type { RateLimits } from '../security/rate-limit';
 import { Topic, type PubSub, type TypingPayload } from '../pubsub';
 import { Channel, type Renderer, type Sink } from '../realtime/fanout';
 import type { Context } from '../context';
@@ -20,30 +19,26 @@ export const TYPING_TTL_MS = 5000;
 /** Renewals closer together than this are not republished (the TTL is refreshed well before it ends). */
 export const TYPING_RENEW_MS = 2000;
 
-/** State changes (true<->false) a user may publish per conversation per 10 s. */
-export const TYPING_CHANGES_PER_10S = 20;
-
 export class TypingService {
   /** When this instance last published `true` for a user in a conversation. */
   private readonly lastTrue = new LRUCache<string, number>({ max: 100000 });
-  /** Renewals are coalesced above; this caps toggling true/false to flood a room. */
-  private readonly limiter = new RateLimiterMemory({ points: TYPING_CHANGES_PER_10S, duration: 10 });
+  constructor(
+    private readonly pubsub: PubSub,
+    private readonly limits: RateLimits,
+  ) {}
 
-  constructor(private readonly pubsub: PubSub) {}
-
-  /** Records the viewer's typing state; returns whether anything was published. */
-  async set(user: UserRecord, conversation: string, typing: boolean): Promise<boolean> {
+  /**
+   * Records the viewer's typing state; returns whether anything was published. Renewals are
+   * coalesced for free; what is published counts against RATE_LIMIT_TYPING, so toggling
+   * true/false cannot flood a room.
+   */
+  async set(user: UserRecord, conversation: string, typing: boolean, ip: string): Promise<boolean> {
     const key = `${user.id}\u0000${conversation}`;
     if (typing) {
       const last = this.lastTrue.get(key);
       if (last !== undefined && Date.now() - last < TYPING_RENEW_MS) return false;
     }
-    try {
-      await this.limiter.consume(key);
-    } catch (err) {
-      if (err instanceof RateLimiterRes) throw new RateLimitedError('Too many typing updates', err.msBeforeNext);
-      throw err;
-    }
+    await this.limits.consume('typing', { user: user.id, ip });
     if (typing) {
       this.lastTrue.set(key, Date.now());
     } else {

@@ -111,7 +111,9 @@ class SimClient {
       url: this.wsUrl(),
       webSocketImpl: CookieSocket,
       retryAttempts: Infinity,
-      retryWait: async () => sleep(200 + Math.random() * 300),
+      retryWait: async () => {
+        await sleep(200 + Math.random() * 300);
+      },
       shouldRetry: () => true,
       lazy: false,
       onNonLazyError: () => undefined,

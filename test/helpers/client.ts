@@ -117,7 +117,7 @@ export class WsTestClient {
       retryAttempts: 0,
       lazy: false,
       on: {
-        closed: (e) => this.closes.push({ code: (e as CloseEvent).code, reason: (e as CloseEvent).reason }),
+        closed: (e) => this.closes.push({ code: (e as { code: number }).code, reason: (e as { reason: string }).reason }),
         connected: () => {
           this.connectedCount++;
           const waiting = this.onConnected;

@@ -79,8 +79,8 @@ describe('read status and conversations', () => {
     expect(await carol.errorCode(MARK, { with: a.id, upTo: toBob })).toBe('BAD_USER_INPUT');
     const { db, close } = await openDb(server.mongodbUri);
     try {
-      expect((await db.collection<{ _id: string }>('messages').findOne({ _id: toBob }))?.readAt).toBeNull();
-      expect((await db.collection<{ _id: string }>('messages').findOne({ _id: toCarol }))?.readAt).toBeNull();
+      expect((await db.collection<{ _id: string; readAt: Date | null }>('messages').findOne({ _id: toBob }))?.readAt).toBeNull();
+      expect((await db.collection<{ _id: string; readAt: Date | null }>('messages').findOne({ _id: toCarol }))?.readAt).toBeNull();
     } finally {
       await close();
     }

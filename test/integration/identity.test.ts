@@ -47,7 +47,7 @@ describe('anonymous identity', () => {
       const user = await db.collection('users').findOne({ username: me.username });
       expect(user?._id.toString()).toBe(me.id);
       const sid = decodeURIComponent(a.cookie!.split('=')[1]).slice(2).split('.')[0];
-      const session = await db.collection<{ _id: string }>('sessions').findOne({ _id: sid });
+      const session = await db.collection<{ _id: string; session: string }>('sessions').findOne({ _id: sid });
       expect(JSON.parse(session!.session as string).userId).toBe(me.id);
     } finally {
       await close();

@@ -1,4 +1,5 @@
 import { TestClient, sleep, type WsTestClient } from '../helpers/client';
+import { openDb } from '../helpers/db';
 import { startServer, type TestServer } from '../helpers/server';
 
 const PRESENCE = 'subscription { presenceChanged { online user { id username online } } }';
@@ -118,7 +119,6 @@ describe('presence', () => {
   });
 
   test('after a restart, users left marked online are marked offline once the grace period passes', async () => {
-    const { openDb } = await import('../helpers/db');
     const { db, close } = await openDb(server.mongodbUri);
     // A user the previous process left online (it crashed before the grace period ended).
     const ghost = await db.collection('users').insertOne({ username: `Ghost${Date.now()}`, avatarSeed: 'g', createdAt: new Date(), online: true, lastSeenAt: null });

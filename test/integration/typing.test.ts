@@ -7,7 +7,7 @@ const SET = 'mutation($with: ID, $typing: Boolean!) { setTyping(with: $with, typ
 
 let server: TestServer;
 beforeAll(async () => {
-  server = await startServer();
+  server = await startServer({ env: { RATE_LIMIT_TYPING: '20/10s' } });
 });
 afterAll(async () => {
   await server.close();

@@ -1,0 +1,115 @@
+/**
+ * Rate limits on the actions an open anonymous chat attracts abuse on, counted with
+ * rate-limiter-flexible. Each limit is counted per key kind (user, IP, connection); an action
+ * passes only when every key has points left. Counters live in memory (per instance) unless
+ * a factory for a shared store is passed: with Redis, `(prefix, spec) => new
+ * RateLimiterRedis({ storeClient, keyPrefix: prefix, points: spec.points, duration: spec.durationMs / 1000 })`
+ * makes the limits global across instances without touching any caller.
+ */
+import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimitedError } from '../errors';
+import { ipKey } from './ip';
+import type { RateLimitsConfig, RateSpec } from './security.config';
+
+/** The part of a rate-limiter-flexible limiter used here (memory, Redis, ...). */
+export interface Limiter {
+  consume(key: string, points?: number): Promise<RateLimiterRes>;
+}
+
+/** Creates the limiter for one limit and key kind; `keyPrefix` is unique per pair. */
+export type LimiterFactory = (keyPrefix: string, spec: RateSpec) => Limiter;
+
+export const memoryLimiter: LimiterFactory = (keyPrefix, spec) =>
+  new RateLimiterMemory({ keyPrefix, points: spec.points, duration: spec.durationMs / 1000 });
+
+export type LimitName = Exclude<keyof RateLimitsConfig, 'enabled'>;
+export type KeyKind = 'user' | 'ip' | 'connection';
+export type LimitKeys = Partial<Record<KeyKind, string>>;
+
+const WHAT: Record<LimitName, string> = {
+  sendMessage: 'Too many messages',
+  typing: 'Too many typing updates',
+  identities: 'Too many new identities from this address',
+  wsConnections: 'Too many new connections from this address',
+  wsOperations: 'Too many operations on this connection',
+};
+
+export interface RateLimitsOptions {
+  /** Where counters live. Default: this process's memory. */
+  factory?: LimiterFactory;
+  /** Store failures are logged here; the action is then allowed (see {@link RateLimits.retryAfter}). */
+  logger?: Logger;
+}
+
+export class RateLimits {
+  private readonly limiters = new Map<string, Limiter>();
+
+  constructor(
+    private readonly config: RateLimitsConfig,
+    private readonly options: RateLimitsOptions = {},
+  ) {
+    const factory = options.factory ?? memoryLimiter;
+    if (!config.enabled) return;
+    for (const name of Object.keys(WHAT) as LimitName[]) {
+      for (const [kind, spec] of Object.entries(config[name]) as Array<[KeyKind, RateSpec]>) {
+        this.limiters.set(`${name}:${kind}`, factory(`anonymo:rl:${name}:${kind}`, spec));
+      }
+    }
+  }
+
+  get enabled(): boolean {
+    return this.config.enabled;
+  }
+
+  /**
+   * Counts one action against every key given; returns 0 when it may proceed, else the
+   * milliseconds until it may be retried. A counter store that fails (e.g. Redis down)
+   * lets the action through: an outage of the limiter must not take the chat down with it.
+   */
+  async retryAfter(name: LimitName, keys: LimitKeys): Promise<number> {
+    if (!this.config.enabled) return 0;
+    const results = await Promise.all(
+      (Object.entries(keys) as Array<[KeyKind, string | undefined]>).map(async ([kind, key]) => {
+        const limiter = this.limiters.get(`${name}:${kind}`);
+        if (!limiter || !key) return 0;
+        try {
+          await limiter.consume(kind === 'ip' ? ipKey(key) : key);
+          return 0;
+        } catch (res) {
+          if (res instanceof RateLimiterRes) return Math.max(1, res.msBeforeNext);
+          this.options.logger?.warn({ err: res, limit: name }, 'rate limiter store failed; allowing the action');
+          return 0;
+        }
+      }),
+    );
+    return Math.max(0, ...results);
+  }
+
+  /** Like {@link retryAfter}, but throws RATE_LIMITED (with `retryAfterMs`) when over the limit. */
+  async consume(name: LimitName, keys: LimitKeys): Promise<void> {
+    const ms = await this.retryAfter(name, keys);
+    if (ms > 0) throw rateLimitedError(name, ms);
+  }
+
+  /** {@link consume} for an operation of the viewer: keyed by their user id and their address. */
+  async consumeFor(name: LimitName, ctx: { user: { id: string }; ip: string }): Promise<void> {
+    await this.consume(name, { user: ctx.user.id, ip: ctx.ip });
+  }
+}
+
+/**
+ * The RATE_LIMITED error. With `refuseRequest`, Apollo answers the whole HTTP request with
+ * 429 and Retry-After (for a request that cannot proceed at all, such as one that would
+ * create an identity); otherwise it is an ordinary GraphQL error of one operation.
+ */
+export function rateLimitedError(name: LimitName, retryAfterMs: number, refuseRequest = false): RateLimitedError {
+  const error = new RateLimitedError(`${WHAT[name]}; retry in ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs);
+  if (refuseRequest) {
+    (error.extensions as Record<string, unknown>).http = {
+      status: 429,
+      headers: new Map([['retry-after', String(Math.ceil(retryAfterMs / 1000))]]),
+    };
+  }
+  return error;
+}
