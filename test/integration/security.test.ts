@@ -5,6 +5,7 @@ import { sleep, TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
 import { countDocuments, RawSocket, upgrade } from '../helpers/raw-ws';
 import { startServer, TEST_SECRET, type TestServer } from '../helpers/server';
+import { ensureBuilt } from '../helpers/process';
 
 const EVIL = 'https://evil.example';
 const LOBBY_SUB = 'subscription { messageAdded { id text sender { id } } }';
@@ -476,8 +477,10 @@ describe('production mode', () => {
 
 describe('the server process', () => {
   const root = path.resolve(__dirname, '..', '..');
+  // The compiled server, exactly what `npm start` runs.
+  beforeAll(() => ensureBuilt());
   const run = (env: Record<string, string>) => {
-    const child = spawn(process.execPath, ['-r', './test/helpers/ts-register.js', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['dist/main.js'], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
