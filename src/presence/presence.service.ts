@@ -54,6 +54,11 @@ export class PresenceService {
     return this.onlineIds.has(userId);
   }
 
+  /** Users with local bookkeeping (connections or a pending grace timer), for leak checks. */
+  trackedCount(): number {
+    return this.local.size;
+  }
+
   onlineUserIds(): string[] {
     return [...this.onlineIds];
   }
