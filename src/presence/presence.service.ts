@@ -14,6 +14,7 @@ import { Topic, type PresencePayload, type PubSub } from '../pubsub';
 import type { UserModel } from '../users/user.model';
 import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
+import { KeyedQueue } from '../util/keyed-queue';
 
 export interface PresenceOptions {
   graceMs: number;
@@ -30,6 +31,8 @@ interface LocalState {
 export class PresenceService {
   private readonly local = new Map<string, LocalState>();
   private readonly onlineIds = new Set<string>();
+  /** A user's online/offline writes and events run in the order they happened. */
+  private readonly transitions = new KeyedQueue();
   private sweepTimer?: NodeJS.Timeout;
   private startupTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -93,8 +96,12 @@ export class PresenceService {
     state.offlineTimer.unref();
   }
 
-  private async transition(user: UserRecord, online: boolean): Promise<void> {
+  private transition(user: UserRecord, online: boolean): Promise<void> {
     const at = new Date();
+    return this.transitions.run(user.id, () => this.record(user, online, at));
+  }
+
+  private async record(user: UserRecord, online: boolean, at: Date): Promise<void> {
     if (!online) this.users.notePresence(user.id, at);
     const payload: PresencePayload = { user: online ? user : { ...user, lastSeenAt: at }, online, at };
     try {
