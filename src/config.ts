@@ -3,23 +3,8 @@
  * (and listed in `.env.example` and the README); nothing else in `src/` reads `process.env`.
  */
 import { z } from 'zod';
+import { bool, emptyAsUndefined, int } from './env';
 import { securityConfig, securityEnv, type SecurityConfig } from './security/security.config';
-
-const bool = (name: string) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], {
-      error: `${name} must be true or false`,
-    })
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-const int = (name: string, min: number, max: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number` })
-    .int(`${name} must be an integer`)
-    .min(min, `${name} must be at least ${min}`)
-    .max(max, `${name} must be at most ${max}`);
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),

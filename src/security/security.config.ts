@@ -4,6 +4,7 @@
  * read and validated in one place.
  */
 import { z } from 'zod';
+import { int } from '../env';
 
 /** A rate: `points` actions per `durationMs`, counted in fixed windows. */
 export interface RateSpec {
@@ -38,13 +39,6 @@ const rate = (name: string, fallback: string) =>
       }
       return spec;
     });
-
-const int = (name: string, min: number, max: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number` })
-    .int(`${name} must be an integer`)
-    .min(min, `${name} must be at least ${min}`)
-    .max(max, `${name} must be at most ${max}`);
 
 const origins = z
   .string()
