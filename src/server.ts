@@ -34,6 +34,10 @@ import { MongoSessionStore } from './sessions/session.store';
 import { AVATAR_SEED, avatarSvg } from './users/avatar';
 import { SESSION_REVOKED_CLOSE } from './users/identity.service';
 import { extraValidationRules, OperationValidator } from './validation';
+import { httpLogger, logConnection, requestIdOf } from './observability/http-logger';
+import { Metrics } from './observability/metrics';
+import { landingPagePlugin } from './web/sandbox';
+import { webClient } from './web/web-client';
 
 export interface ServerOptions {
   config: Config;
@@ -55,6 +59,8 @@ export interface AnonymoServer {
   services: Services;
   /** Live counters for metrics and tests. */
   stats(): { connections: number; refusedForCapacity: number };
+  /** This instance's Prometheus registry (served at /metrics). */
+  metrics: Metrics;
   /** Stops accepting, drains, closes WebSockets with 1001 and the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -80,7 +86,8 @@ function rejectUpgrade(socket: Duplex, status: number, message: string, headers:
 export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
   const { config, sessionSecret } = options;
   const logger = options.logger ?? createLogger(config);
-  const pubsub = options.pubsub ?? new LocalPubSub();
+  const metrics = new Metrics();
+  const pubsub = metrics.observePubSub(options.pubsub ?? new LocalPubSub());
   const format: FormatOptions = {
     includeStack: !config.isProduction,
     hideSuggestions: config.security.hideSuggestions,
@@ -91,13 +98,14 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   await ensureIndexes(db);
   const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
   await sessionStore.init();
-  const services = await createServices({ config, logger, db, pubsub, format });
+  const services = await createServices({ config, logger, db, pubsub, format, onDelivered: metrics.delivered });
   const schema = await createSchema(services);
   services.realtime.setSchema(schema);
   await services.presence.start();
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(httpLogger(logger));
   if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
   const httpServer = createHttpServer(app);
   const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
@@ -112,6 +120,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     {
       schema,
       onSubscribe: async (ctx, id, payload) => {
+        metrics.wsOperationStarted(ctx, id);
         // Counted before any await: graphql-ws registers each id as its message arrives, so a
         // burst of subscribe messages is judged in arrival order.
         if (Object.keys(ctx.subscriptions).length > config.maxSubscriptionsPerConnection) {
@@ -153,11 +162,18 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
         };
         return args;
       },
+      onOperation: (ctx, id, _payload, args) => metrics.wsOperationDone(ctx, id, args.document, args.operationName),
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!result.errors) return;
-        return { ...result, errors: result.errors.map((e) => formatGraphQLError(e, format)) };
+        const errors = result.errors.map((e) => formatGraphQLError(e, format));
+        metrics.countErrors(errors, 'ws');
+        return { ...result, errors };
       },
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatGraphQLError(e, format)),
+      onError: (ctx, id, _payload, errors) => {
+        const formatted = errors.map((e) => formatGraphQLError(e, format));
+        metrics.wsOperationFailed(ctx, id, formatted);
+        return formatted;
+      },
     },
     wss,
     config.wsKeepAliveMs,
@@ -174,6 +190,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     socket.removeAllListeners('error');
     socket.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
     const { user, sessionId } = req.anonymo!.identity;
+    logConnection(logger, socket, { connectionId: req.anonymo!.connectionId, userId: user.id });
     services.presence.connected(user);
     let set = socketsBySession.get(sessionId);
     if (!set) socketsBySession.set(sessionId, (set = new Set()));
@@ -255,6 +272,8 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
+      metrics.apolloPlugin(),
+      landingPagePlugin(config.isProduction),
       {
         async serverWillStart() {
           return {
@@ -282,6 +301,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       res.status(503).json({ status: 'database unavailable' });
     }
   });
+  app.get('/metrics', metrics.handler());
   app.get('/avatars/:file', (req, res) => {
     const m = /^(.+)\.svg$/.exec(req.params.file);
     if (!m || !AVATAR_SEED.test(m[1])) return void res.status(404).end();
@@ -314,7 +334,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
           user: identity.user,
           sessionId: identity.sessionId,
           transport: 'http',
-          requestId: randomUUID(),
+          requestId: requestIdOf(req) ?? randomUUID(),
           ip: (req as Request).ip ?? '',
           loaders: createLoaders(services.users),
           services,
@@ -333,6 +353,8 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       },
     }),
   );
+  const client = webClient({ logger });
+  if (client) app.use(client);
   // Errors before Apollo (malformed JSON, oversized bodies, the session store unreachable)
   // get a GraphQL-shaped answer, not express's HTML page.
   const jsonErrors: ErrorRequestHandler = (err, _req, res, _next) => {
@@ -356,6 +378,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     });
   });
   const { port } = httpServer.address() as AddressInfo;
+  metrics.setSources({
+    connections: () => wss.clients.size,
+    subscriptions: () => services.realtime.stats().subscribers,
+    databaseUp: () => db.isConnected(),
+  });
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   logger.info({ port, database: db.kind }, `Anonymo listening on http://${host}:${port}/graphql`);
 
@@ -383,6 +410,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     port,
     services,
     stats: () => ({ connections: wss.clients.size, refusedForCapacity }),
+    metrics,
     close,
   };
 }

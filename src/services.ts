@@ -13,7 +13,7 @@ import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
 import { PresenceService } from './presence/presence.service';
 import type { MessagePayload, PubSub } from './pubsub';
-import { RealtimeService } from './realtime/realtime.service';
+import { RealtimeService, type RealtimeOptions } from './realtime/realtime.service';
 import { TypingService } from './typing/typing.service';
 import { IdentityService } from './users/identity.service';
 import { RateLimits } from './security/rate-limit';
@@ -44,6 +44,8 @@ export async function createServices(opts: {
   db: Database;
   pubsub: PubSub;
   format: FormatOptions;
+  /** Fan-out hook for metrics (see RealtimeOptions.onDelivered). */
+  onDelivered?: RealtimeOptions['onDelivered'];
 }): Promise<Services> {
   const { config, logger, db, pubsub } = opts;
   const users = new UserService(userModel(db.connection), { kind: db.kind });
@@ -80,6 +82,7 @@ export async function createServices(opts: {
     format: opts.format,
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,
+    onDelivered: opts.onDelivered,
   });
 
   const services: Services = {

@@ -91,6 +91,8 @@ export class Channel {
   private queue: Promise<void> = Promise.resolve();
   private count = 0;
   closed = false;
+  /** Told how many frames each dispatched event wrote (metrics); set by RealtimeService. */
+  onDelivered?: (count: number, event: unknown, topic: string) => void;
 
   constructor(
     readonly topic: string,
@@ -137,6 +139,7 @@ export class Channel {
   /** Sends an event to every subscriber `accept` lets through (default: all). */
   async dispatch(event: unknown, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
     const shared = this.makeShared();
+    let delivered = 0;
     for (const group of [...this.groups.values()]) {
       let payload: string;
       try {
@@ -147,10 +150,10 @@ export class Channel {
       }
       for (const sink of group.sinks) {
         if (accept && !accept(sink)) continue;
-        if (seq === undefined) sink.send(payload);
-        else sink.sendSeq(seq, payload);
+        if (seq === undefined ? sink.send(payload) : sink.sendSeq(seq, payload)) delivered++;
       }
     }
+    this.onDelivered?.(delivered, event, this.topic);
   }
 
   /** Delivers an event from the pub/sub transport (subclasses add ordering or filtering). */

@@ -30,6 +30,8 @@ export interface RealtimeOptions {
   /** A subscriber whose socket has more than this buffered is disconnected. */
   maxBufferedBytes: number;
   logger: Logger;
+  /** Called after a live event was written to `count` subscribers of `topic` (metrics). Default none. */
+  onDelivered?: (count: number, event: unknown, topic: string) => void;
 }
 
 export type SubscribeSpec =
@@ -100,6 +102,7 @@ export class RealtimeService {
     let entry = this.entries.get(spec.topic);
     if (!entry) {
       const channel = this.createChannel(spec);
+      channel.onDelivered = this.options.onDelivered;
       const created: Entry = { channel, refs: 0, ready: Promise.resolve() };
       created.ready = (async () => {
         created.unsubscribe = await this.options.pubsub.subscribe(spec.topic, (ev) => channel.onEvent(ev));

@@ -1,0 +1,257 @@
+/**
+ * Prometheus metrics of one server instance, served at `/metrics` (prom-client).
+ *
+ * Each instance has its own registry: tests run several servers in one process, and the
+ * global default registry would mix (and reject duplicate) metrics across them.
+ *
+ * What is counted where:
+ * - open WebSockets, active subscriptions, database up: read when scraped from the live
+ *   objects (`server.stats()`, `realtime.stats()`, `db.isConnected()`), so they cannot drift.
+ * - messages sent: each stored message is published exactly once on its conversation's
+ *   topic (a `clientId` retry publishes nothing), so publishes to `message:*` are counted.
+ * - deliveries and delivery latency: reported by the fan-out (`Channel.dispatch`) once per
+ *   event with the number of frames it wrote. The latency histogram gets one observation
+ *   per message event and instance: message `createdAt` (server time, before the insert) to
+ *   the moment the last frame of that event was written here. Replays after `after` are not
+ *   deliveries of live events and are counted by neither.
+ * - operation durations and errors by code: an Apollo plugin for HTTP, graphql-ws hooks for
+ *   WebSocket operations (for a subscription, the duration is its set-up).
+ */
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { RequestHandler } from 'express';
+import { getOperationAST, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Listener, MessagePayload, PubSub } from '../pubsub';
+
+export type Transport = 'http' | 'ws';
+
+/** Live readings taken at scrape time. */
+export interface MetricsSources {
+  /** Open WebSocket connections. */
+  connections(): number;
+  /** Subscriptions attached to the fan-out. */
+  subscriptions(): number;
+  /** True while the database driver has a usable connection. */
+  databaseUp(): boolean;
+}
+
+export interface MetricsOptions {
+  /** Prefix of every metric name. Default `anonymo_`. */
+  prefix?: string;
+  /** Also export Node.js process metrics (CPU, memory, event loop lag, GC). Default true. */
+  processMetrics?: boolean;
+  /**
+   * Distinct operation names kept as label values; later names are counted as `other`, so a
+   * client inventing names cannot grow the registry without bound. Default 200.
+   */
+  maxOperationNames?: number;
+}
+
+const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
+
+/** Seconds; chat operations are expected in milliseconds, so the buckets are dense there. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Topic kind for labels: `message`, `typing`, `read`, `presence`, ... (never the conversation). */
+function topicKind(topic: string): string {
+  const i = topic.indexOf(':');
+  return i < 0 ? topic : topic.slice(0, i);
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly prefix: string;
+  private readonly maxOperationNames: number;
+  private readonly operationNames = new Set<string>();
+  private sources?: MetricsSources;
+
+  private readonly messagesSent: Counter<'conversation'>;
+  private readonly deliveries: Counter<'kind'>;
+  private readonly deliveryLatency: Histogram;
+  private readonly operationDuration: Histogram<'type' | 'name' | 'transport'>;
+  private readonly errors: Counter<'code' | 'transport'>;
+  /** WebSocket operations in progress: start times by connection context and subscription id. */
+  private readonly wsStarts = new WeakMap<object, Map<string, number>>();
+
+  constructor(options: MetricsOptions = {}) {
+    this.prefix = options.prefix ?? 'anonymo_';
+    this.maxOperationNames = options.maxOperationNames ?? 200;
+    const p = this.prefix;
+    const registers = [this.registry];
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+
+    const self = this;
+    new Gauge({
+      name: `${p}websocket_connections`,
+      help: 'Open WebSocket connections',
+      registers,
+      collect() {
+        this.set(self.sources?.connections() ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${p}subscriptions_active`,
+      help: 'Active GraphQL subscriptions',
+      registers,
+      collect() {
+        this.set(self.sources?.subscriptions() ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${p}database_up`,
+      help: '1 while the database is connected, else 0',
+      registers,
+      collect() {
+        this.set(self.sources?.databaseUp() ? 1 : 0);
+      },
+    });
+    this.messagesSent = new Counter({
+      name: `${p}messages_sent_total`,
+      help: 'Messages stored and published, by conversation kind (lobby or direct)',
+      labelNames: ['conversation'],
+      registers,
+    });
+    this.deliveries = new Counter({
+      name: `${p}subscription_deliveries_total`,
+      help: 'Subscription frames written to sockets for live events, by topic kind',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.deliveryLatency = new Histogram({
+      name: `${p}message_delivery_latency_seconds`,
+      help: 'Message createdAt to the last subscriber frame of that message written on this instance',
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.operationDuration = new Histogram({
+      name: `${p}graphql_operation_duration_seconds`,
+      help: 'GraphQL operation duration by type, name and transport (subscriptions: set-up only)',
+      labelNames: ['type', 'name', 'transport'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.errors = new Counter({
+      name: `${p}graphql_errors_total`,
+      help: 'GraphQL errors sent to clients, by extensions.code and transport',
+      labelNames: ['code', 'transport'],
+      registers,
+    });
+    // Zero series, so dashboards and rate() see the counters before the first event.
+    for (const conversation of ['lobby', 'direct']) this.messagesSent.inc({ conversation }, 0);
+    this.deliveries.inc({ kind: 'message' }, 0);
+  }
+
+  /** Connects the gauges to the live server (called once it exists). */
+  setSources(sources: MetricsSources): void {
+    this.sources = sources;
+  }
+
+  /** Text exposition for a scrape. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** `GET /metrics`. */
+  handler(): RequestHandler {
+    return async (_req, res, next) => {
+      try {
+        const { contentType, body } = await this.scrape();
+        res.set('Content-Type', contentType).set('Cache-Control', 'no-store').send(body);
+      } catch (err) {
+        next(err);
+      }
+    };
+  }
+
+  /** Fan-out hook: `count` frames of one event were written for `topic`. */
+  readonly delivered = (count: number, event: unknown, topic: string): void => {
+    if (count <= 0) return;
+    const kind = topicKind(topic);
+    this.deliveries.inc({ kind }, count);
+    const createdAt = kind === 'message' ? (event as MessagePayload | undefined)?.message?.createdAt : undefined;
+    if (createdAt instanceof Date) this.deliveryLatency.observe(Math.max(0, Date.now() - createdAt.getTime()) / 1000);
+  };
+
+  /** Wraps a pub/sub transport to count stored messages as they are published. */
+  observePubSub(pubsub: PubSub): PubSub {
+    return {
+      publish: (topic: string, payload: unknown) => {
+        if (topic.startsWith('message:')) {
+          this.messagesSent.inc({ conversation: topic === 'message:lobby' ? 'lobby' : 'direct' });
+        }
+        return pubsub.publish(topic, payload);
+      },
+      subscribe: <T>(topic: string, listener: Listener<T>) => pubsub.subscribe<T>(topic, listener),
+      close: () => pubsub.close(),
+    };
+  }
+
+  /** Counts errors that are about to be sent, by their (already formatted) code. */
+  countErrors(errors: ReadonlyArray<GraphQLFormattedError | { extensions?: Record<string, unknown> }>, transport: Transport): void {
+    for (const e of errors) {
+      const code = e.extensions?.code;
+      this.errors.inc({ code: typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR', transport });
+    }
+  }
+
+  private operationLabel(name: string | null | undefined): string {
+    if (!name) return 'anonymous';
+    if (!OPERATION_NAME.test(name)) return 'other';
+    if (this.operationNames.has(name)) return name;
+    if (this.operationNames.size >= this.maxOperationNames) return 'other';
+    this.operationNames.add(name);
+    return name;
+  }
+
+  private observeOperation(type: string, name: string | null | undefined, transport: Transport, seconds: number): void {
+    this.operationDuration.observe({ type, name: this.operationLabel(name), transport }, seconds);
+  }
+
+  /** Apollo Server plugin: HTTP operation durations and errors. */
+  apolloPlugin(): ApolloServerPlugin {
+    const metrics = this;
+    return {
+      async contextCreationDidFail({ error }) {
+        // The context function refused the request (rate limit, database away): no operation ran.
+        metrics.countErrors([{ extensions: (error as { extensions?: Record<string, unknown> }).extensions }], 'http');
+      },
+      async invalidRequestWasReceived() {
+        metrics.countErrors([{ extensions: { code: 'BAD_REQUEST' } }], 'http');
+      },
+      async requestDidStart() {
+        const start = performance.now();
+        return {
+          async willSendResponse({ operation, operationName, response }) {
+            metrics.observeOperation(operation?.operation ?? 'unknown', operation?.name?.value ?? operationName, 'http', (performance.now() - start) / 1000);
+            if (response.body.kind === 'single' && response.body.singleResult.errors) {
+              metrics.countErrors(response.body.singleResult.errors, 'http');
+            }
+          },
+        };
+      },
+    };
+  }
+
+  /** graphql-ws `onSubscribe`: an operation arrived on connection `ctx`. */
+  wsOperationStarted(ctx: object, id: string): void {
+    let starts = this.wsStarts.get(ctx);
+    if (!starts) this.wsStarts.set(ctx, (starts = new Map()));
+    starts.set(id, performance.now());
+  }
+
+  /** graphql-ws `onOperation`: executed (query, mutation) or set up (subscription). */
+  wsOperationDone(ctx: object, id: string, document: DocumentNode, operationName?: string | null): void {
+    const starts = this.wsStarts.get(ctx);
+    const start = starts?.get(id);
+    if (start === undefined) return;
+    starts!.delete(id);
+    const op = getOperationAST(document, operationName);
+    this.observeOperation(op?.operation ?? 'unknown', op?.name?.value ?? operationName, 'ws', (performance.now() - start) / 1000);
+  }
+
+  /** graphql-ws: an operation that ended before `onOperation` (refused, invalid). */
+  wsOperationFailed(ctx: object, id: string, errors: readonly GraphQLFormattedError[]): void {
+    this.wsStarts.get(ctx)?.delete(id);
+    this.countErrors(errors, 'ws');
+  }
+}

@@ -1,0 +1,71 @@
+import { ApolloProvider, useMutation, useQuery } from '@apollo/client/react';
+import { useCallback, useState } from 'react';
+import { ConversationView } from './components/ConversationView';
+import { Sidebar } from './components/Sidebar';
+import { Avatar } from './components/Avatar';
+import { MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
+import { createApi, type Api } from './lib/apollo';
+import { useConnectionState } from './lib/connection';
+import { useHashPeer } from './lib/hooks';
+
+/**
+ * One Api (Apollo Client + WebSocket) per identity: a new identity gets a fresh cache and a
+ * fresh socket, so nothing of the previous user (messages, subscriptions) carries over.
+ */
+export function App() {
+  const [api, setApi] = useState<Api>(createApi);
+  const startOver = useCallback(() => {
+    setApi((old) => {
+      old.dispose();
+      return createApi();
+    });
+  }, []);
+  return (
+    <ApolloProvider client={api.client}>
+      <Chat key={api.id} api={api} onIdentityReset={startOver} />
+    </ApolloProvider>
+  );
+}
+
+function Chat({ api, onIdentityReset }: { api: Api; onIdentityReset: () => void }) {
+  // `me` goes first and alone: it creates the identity and its cookie, which every later
+  // request and the WebSocket then carry (parallel first requests would be separate users).
+  const { data, error } = useQuery(MeDocument);
+  if (error) return <p className="splash">Cannot reach the server: {error.message}</p>;
+  if (!data) return <p className="splash">Connecting…</p>;
+  return <ChatScreen api={api} me={data.me} onIdentityReset={onIdentityReset} />;
+}
+
+function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragment; onIdentityReset: () => void }) {
+  const [peerId, openConversation] = useHashPeer();
+  const connection = useConnectionState(api.connection);
+  const [resetIdentity, { loading: resetting }] = useMutation(ResetIdentityDocument);
+
+  const newIdentity = async () => {
+    await resetIdentity();
+    openConversation(null);
+    onIdentityReset();
+  };
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <span className="brand">Anonymo</span>
+        <span className={`status status-${connection}`} data-testid="connection" data-state={connection}>
+          {connection === 'connected' ? 'live' : connection === 'connecting' ? 'connecting…' : 'reconnecting…'}
+        </span>
+        <span className="identity">
+          <Avatar user={me} size={32} />
+          <span>
+            You are <strong data-testid="me-name">{me.username}</strong>
+          </span>
+          <button type="button" onClick={newIdentity} disabled={resetting} data-testid="new-identity" title="Forget this identity and start over">
+            New identity
+          </button>
+        </span>
+      </header>
+      <Sidebar api={api} me={me} peerId={peerId} onOpen={openConversation} />
+      <ConversationView key={peerId ?? 'lobby'} me={me} peerId={peerId} />
+    </div>
+  );
+}

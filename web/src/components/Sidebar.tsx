@@ -1,0 +1,129 @@
+import { useApolloClient, useQuery, useSubscription } from '@apollo/client/react';
+import { useEffect } from 'react';
+import { ConversationsDocument, OnlineUsersDocument, PresenceChangedDocument, type UserPartsFragment } from '../gql/graphql';
+import type { Api } from '../lib/apollo';
+import { shortTime } from '../lib/format';
+import { Avatar } from './Avatar';
+
+/** There is no push for "someone started a conversation with you": the list is polled. */
+const CONVERSATIONS_POLL_MS = 3000;
+
+interface Props {
+  api: Api;
+  me: UserPartsFragment;
+  peerId: string | null;
+  onOpen: (peerId: string | null) => void;
+}
+
+export function Sidebar({ api, me, peerId, onOpen }: Props) {
+  const client = useApolloClient();
+  const conversations = useQuery(ConversationsDocument, {
+    pollInterval: CONVERSATIONS_POLL_MS,
+    skipPollAttempt: () => document.visibilityState !== 'visible',
+  });
+  const online = useQuery(OnlineUsersDocument);
+
+  useSubscription(PresenceChangedDocument, {
+    onData: ({ data }) => {
+      const event = data.data?.presenceChanged;
+      if (!event) return;
+      client.cache.updateQuery({ query: OnlineUsersDocument }, (prev) => {
+        if (!prev) return prev;
+        const others = prev.onlineUsers.filter((u) => u.id !== event.user.id);
+        const onlineUsers = event.online ? [...others, event.user].sort((a, b) => a.username.localeCompare(b.username)) : others;
+        return { ...prev, onlineUsers };
+      });
+    },
+  });
+
+  // Presence and conversations have no replay: after a drop, read them again.
+  const { refetch: refetchOnline } = online;
+  const { refetch: refetchConversations } = conversations;
+  useEffect(
+    () =>
+      api.connection.onReconnected(() => {
+        void refetchOnline();
+        void refetchConversations();
+      }),
+    [api, refetchOnline, refetchConversations],
+  );
+
+  const list = conversations.data?.conversations ?? [];
+  const others = (online.data?.onlineUsers ?? []).filter((u) => u.id !== me.id);
+
+  return (
+    <nav className="sidebar">
+      <button type="button" className={`entry ${peerId === null ? 'active' : ''}`} onClick={() => onOpen(null)} data-testid="open-lobby">
+        <span className="lobby-icon">#</span>
+        <span className="entry-main">
+          <span className="entry-title">Lobby</span>
+          <span className="entry-sub">Everyone, in public</span>
+        </span>
+      </button>
+
+      <h2>Direct messages</h2>
+      {list.length === 0 && <p className="hint">Pick someone online to start one.</p>}
+      <ul data-testid="conversations">
+        {list.map((c) => (
+          <li key={c.with.id}>
+            <button
+              type="button"
+              className={`entry ${peerId === c.with.id ? 'active' : ''}`}
+              onClick={() => onOpen(c.with.id)}
+              data-testid="conversation"
+              data-user-id={c.with.id}
+            >
+              <Avatar user={c.with} />
+              <span className="entry-main">
+                <span className="entry-title">
+                  {c.with.username}
+                  {c.with.online && <span className="dot" title="online" />}
+                </span>
+                {c.lastMessage && (
+                  <span className="entry-sub">
+                    {c.lastMessage.sender.id === me.id ? 'You: ' : ''}
+                    {c.lastMessage.text}
+                  </span>
+                )}
+              </span>
+              <span className="entry-side">
+                {c.lastMessage && <time dateTime={c.lastMessage.createdAt}>{shortTime(c.lastMessage.createdAt)}</time>}
+                {c.unreadCount > 0 && (
+                  <span className="badge" data-testid="unread" aria-label={`${c.unreadCount} unread`}>
+                    {c.unreadCount}
+                  </span>
+                )}
+              </span>
+            </button>
+          </li>
+        ))}
+      </ul>
+
+      {/* The viewer is online by definition; the list may predate this tab's own socket. */}
+      <h2>Online now ({others.length + 1})</h2>
+      <ul data-testid="online-users">
+        <li>
+          <span className="entry self" data-testid="online-me" data-user-id={me.id}>
+            <Avatar user={me} />
+            <span className="entry-title">{me.username} (you)</span>
+          </span>
+        </li>
+        {others.map((u) => (
+          <li key={u.id}>
+            <button
+              type="button"
+              className={`entry ${peerId === u.id ? 'active' : ''}`}
+              onClick={() => onOpen(u.id)}
+              data-testid="online-user"
+              data-user-id={u.id}
+              title={`Message ${u.username}`}
+            >
+              <Avatar user={u} />
+              <span className="entry-title">{u.username}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
