@@ -29,6 +29,8 @@ export interface StartOptions {
   /** A full URI instead of a database on the shared test server. */
   mongodbUri?: string;
   pubsub?: Parameters<typeof createServer>[0]['pubsub'];
+  /** A logger of the test's own (to read the log lines). */
+  logger?: Parameters<typeof createServer>[0]['logger'];
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
@@ -47,6 +49,6 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     ...opts.env,
   });
   const mongodbUri = opts.mongodbUri ?? dbUri(dbName);
-  const server = await createServer({ config, mongodbUri, sessionSecret: TEST_SECRET, pubsub: opts.pubsub });
+  const server = await createServer({ config, mongodbUri, sessionSecret: TEST_SECRET, pubsub: opts.pubsub, logger: opts.logger });
   return Object.assign(server, { config, mongodbUri, dbName });
 }

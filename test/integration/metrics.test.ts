@@ -1,0 +1,114 @@
+/** `/metrics` is scraped after real traffic (HTTP and WebSocket) and the series moved as they should. */
+import { TestClient, type WsTestClient } from '../helpers/client';
+import { startServer, type TestServer } from '../helpers/server';
+
+const SEND = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
+const WATCH = 'subscription Watch($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
+
+/** Reads one sample from Prometheus' text format: the line of `name` with exactly these labels. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.keys(have).length !== Object.keys(labels).length) continue;
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+async function scrape(server: TestServer): Promise<string> {
+  const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('text/plain');
+  return res.text();
+}
+
+async function waitForSample(server: TestServer, name: string, labels: Record<string, string>, pred: (v: number) => boolean): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const text = await scrape(server);
+    const v = sample(text, name, labels);
+    if (v !== undefined && pred(v)) return text;
+    if (Date.now() > deadline) throw new Error(`${name}${JSON.stringify(labels)} is ${v}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('/metrics', () => {
+  test('counts connections, subscriptions, messages, deliveries, latency, operations and errors', async () => {
+    const before = await scrape(server);
+    expect(sample(before, 'anonymo_database_up')).toBe(1);
+    expect(sample(before, 'anonymo_messages_sent_total', { conversation: 'lobby' })).toBe(0);
+    expect(sample(before, 'anonymo_subscription_deliveries_total', { kind: 'message' })).toBe(0);
+    expect(sample(before, 'anonymo_websocket_connections')).toBe(0);
+    // Node's own process metrics come along.
+    expect(sample(before, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const [, b] = [await alice.me(), await bob.me()];
+    const sockets: WsTestClient[] = [alice.ws(), bob.ws()];
+    try {
+      const subs = sockets.map((ws) => ws.subscribe(WATCH));
+      await Promise.all(sockets.map((ws) => ws.connected()));
+      await waitForSample(server, 'anonymo_subscriptions_active', {}, (v) => v === 2);
+      const during = await scrape(server);
+      expect(sample(during, 'anonymo_websocket_connections')).toBe(2);
+
+      await alice.data(SEND, { input: { text: 'one', clientId: 'k-1' } });
+      await alice.data(SEND, { input: { text: 'one', clientId: 'k-1' } }); // a retry: stores nothing
+      await alice.data(SEND, { input: { text: 'two' } });
+      await alice.data(SEND, { input: { text: 'private', to: b.id } });
+      await Promise.all(subs.map((s) => s.waitForCount(2)));
+
+      const after = await waitForSample(server, 'anonymo_subscription_deliveries_total', { kind: 'message' }, (v) => v === 4);
+      expect(sample(after, 'anonymo_messages_sent_total', { conversation: 'lobby' })).toBe(2);
+      expect(sample(after, 'anonymo_messages_sent_total', { conversation: 'direct' })).toBe(1);
+      // One latency observation per message event on this instance, each well under 10 s.
+      expect(sample(after, 'anonymo_message_delivery_latency_seconds_count')).toBe(2);
+      expect(sample(after, 'anonymo_message_delivery_latency_seconds_bucket', { le: '10' })).toBe(2);
+      expect(sample(after, 'anonymo_graphql_operation_duration_seconds_count', { type: 'mutation', name: 'Send', transport: 'http' })).toBe(4);
+      expect(sample(after, 'anonymo_graphql_operation_duration_seconds_count', { type: 'subscription', name: 'Watch', transport: 'ws' })).toBe(2);
+      expect(sample(after, 'anonymo_graphql_operation_duration_seconds_count', { type: 'query', name: 'anonymous', transport: 'http' })).toBe(2);
+
+      // Errors by code, over both transports.
+      expect(await alice.errorCode(SEND, { input: { text: '   ' } })).toBe('BAD_USER_INPUT');
+      expect(await alice.errorCode('{ me { nope } }')).toBe('GRAPHQL_VALIDATION_FAILED');
+      const bad = sockets[0].subscribe(WATCH, { after: 'not a cursor' });
+      await bad.ended();
+      const errors = await scrape(server);
+      expect(sample(errors, 'anonymo_graphql_errors_total', { code: 'BAD_USER_INPUT', transport: 'http' })).toBe(1);
+      expect(sample(errors, 'anonymo_graphql_errors_total', { code: 'GRAPHQL_VALIDATION_FAILED', transport: 'http' })).toBe(1);
+      expect(sample(errors, 'anonymo_graphql_errors_total', { code: 'BAD_USER_INPUT', transport: 'ws' })).toBe(1);
+    } finally {
+      await Promise.all(sockets.map((ws) => ws.close()));
+    }
+    await waitForSample(server, 'anonymo_websocket_connections', {}, (v) => v === 0);
+    await waitForSample(server, 'anonymo_subscriptions_active', {}, (v) => v === 0);
+  });
+
+  test('each server instance has its own registry', async () => {
+    const other = await startServer();
+    try {
+      const client = new TestClient(other);
+      await client.me();
+      await client.data(SEND, { input: { text: 'elsewhere' } });
+      const mine = await scrape(server);
+      const theirs = await scrape(other);
+      expect(sample(theirs, 'anonymo_messages_sent_total', { conversation: 'lobby' })).toBe(1);
+      expect(sample(mine, 'anonymo_messages_sent_total', { conversation: 'lobby' })).toBe(2);
+    } finally {
+      await other.close();
+    }
+  });
+});
