@@ -169,6 +169,34 @@ describe('the web client in Chromium, two people', () => {
     await saveReadmeScreenshot();
   });
 
+  step('"Seen" stays when the sender\'s own sendMessage answer arrives after the read receipt', async () => {
+    // Hold Bob's HTTP answer to sendMessage until Alice has read the message and Bob has the
+    // receipt (over the WebSocket), then let it through: it still says readAt: null.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await bob.page.route(/\/graphql$/, async (route) => {
+      if (!/"operationName":"SendMessage"/.test(route.request().postData() ?? '')) return route.fallback();
+      const response = await route.fetch();
+      await held;
+      await route.fulfill({ response });
+    });
+    try {
+      await send(bob.page, 'a late answer');
+      await messageText(alice.page, 'a late answer').waitFor();
+      const message = bob.page.locator('[data-testid="message"]').filter({ has: messageText(bob.page, 'a late answer') });
+      await message.getByTestId('seen').waitFor();
+      const refreshed = bob.page.waitForResponse((r) => /"operationName":"Conversations"/.test(r.request().postData() ?? ''));
+      release();
+      // The client refetches the conversation list once the answer is in the cache.
+      await refreshed;
+      expect(await message.getByTestId('seen').count()).toBe(1);
+      expect(await message.getByTestId('sent').count()).toBe(0);
+    } finally {
+      release();
+      await bob.page.unrouteAll({ behavior: 'ignoreErrors' });
+    }
+  });
+
   step('after a reload both find their identity, the open conversation and its history', async () => {
     for (const person of [alice, bob]) {
       await person.page.reload();
@@ -189,10 +217,18 @@ describe('the web client in Chromium, two people', () => {
     const { page } = alice;
     let blocked = false;
     const routes: WebSocketRoute[] = [];
+    /** What the page sent, per connection. */
+    const sent: string[][] = [];
     await page.routeWebSocket(/\/graphql$/, (ws) => {
       if (blocked) return ws.close({ code: 1013, reason: 'blocked by the test' });
       routes.push(ws);
-      ws.connectToServer();
+      const frames: string[] = [];
+      sent.push(frames);
+      const upstream = ws.connectToServer();
+      ws.onMessage((message) => {
+        frames.push(String(message));
+        upstream.send(message);
+      });
     });
     // The route applies to sockets opened from now on.
     await page.goto(`${origin}/#/`);
@@ -201,6 +237,7 @@ describe('the web client in Chromium, two people', () => {
     await page.locator('[data-testid="connection"][data-state="connected"]').waitFor();
     await messageText(page, 'Hello from Alice <b>not bold</b> & co').waitFor();
     expect(routes.length).toBeGreaterThan(0);
+    const newestBefore = await page.getByTestId('message').last().getAttribute('data-id');
 
     blocked = true;
     for (const ws of routes.splice(0)) await ws.close({ code: 4499, reason: 'dropped by the test' });
@@ -219,6 +256,12 @@ describe('the web client in Chromium, two people', () => {
     await messageText(page, missed[2]).waitFor();
     const texts = await messageTexts(page);
     expect(texts.filter((t) => missed.includes(t))).toEqual(missed);
+    // The new connection re-subscribed after the newest message seen before the drop.
+    const resubscribed = sent
+      .at(-1)!
+      .map((f) => JSON.parse(f))
+      .find((f) => f.type === 'subscribe' && f.payload.operationName === 'MessageAdded');
+    expect(resubscribed.payload.variables).toEqual({ after: newestBefore });
     // And live again afterwards.
     await send(bob.page, 'back to normal');
     await messageText(page, 'back to normal').waitFor();
@@ -239,6 +282,10 @@ describe('the web client in Chromium, two people', () => {
     const seenByAlice = alice.page.locator('[data-testid="message"]').filter({ has: messageText(alice.page, 'I am someone new') });
     await seenByAlice.filter({ hasText: newName }).waitFor();
     await alice.page.locator(`[data-testid="online-user"][data-user-id="${fresh}"]`).waitFor();
+  });
+
+  test('neither page had an uncaught error or unhandled rejection', () => {
+    expect(browser.pageErrors).toEqual([]);
   });
 });
 

@@ -20,6 +20,8 @@ export function ensureWebClientBuilt(): void {
 
 export interface TestBrowser {
   browser: Browser;
+  /** Uncaught errors of every page so far. */
+  pageErrors: string[];
   /** A separate "person": own cookies and storage. */
   newUser(): Promise<{ context: BrowserContext; page: Page }>;
   close(): Promise<void>;
@@ -45,15 +47,17 @@ export async function launchBrowser(): Promise<TestBrowser> {
     ],
     // (playwright gives each launch a fresh, empty --user-data-dir of its own)
   });
+  const pageErrors: string[] = [];
   return {
     browser,
+    pageErrors,
     async newUser() {
       const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, locale: 'en-GB', timezoneId: 'UTC' });
       const page = await context.newPage();
       // Waits are for things that happen within a second or two; fail with a screenshot soon.
       page.setDefaultTimeout(10_000);
-      // Surface the page's own failures in the test output.
-      page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+      // Uncaught errors and unhandled rejections in the page are bugs: collected for a check.
+      page.on('pageerror', (err) => pageErrors.push(`${err.name}: ${err.message}\n${err.stack ?? ''}`));
       return { context, page };
     },
     async close() {

@@ -30,8 +30,17 @@ export function App() {
 function Chat({ api, onIdentityReset }: { api: Api; onIdentityReset: () => void }) {
   // `me` goes first and alone: it creates the identity and its cookie, which every later
   // request and the WebSocket then carry (parallel first requests would be separate users).
-  const { data, error } = useQuery(MeDocument);
-  if (error) return <p className="splash">Cannot reach the server: {error.message}</p>;
+  const { data, error, refetch } = useQuery(MeDocument, { notifyOnNetworkStatusChange: true });
+  if (error) {
+    return (
+      <p className="splash">
+        Cannot reach the server ({error.message}).{' '}
+        <button type="button" onClick={() => void refetch()}>
+          Try again
+        </button>
+      </p>
+    );
+  }
   if (!data) return <p className="splash">Connecting…</p>;
   return <ChatScreen api={api} me={data.me} onIdentityReset={onIdentityReset} />;
 }
@@ -65,7 +74,7 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
         </span>
       </header>
       <Sidebar api={api} me={me} peerId={peerId} onOpen={openConversation} />
-      <ConversationView key={peerId ?? 'lobby'} me={me} peerId={peerId} />
+      <ConversationView key={peerId ?? 'lobby'} me={me} peerId={peerId} connection={api.connection} />
     </div>
   );
 }

@@ -11,6 +11,7 @@ import {
   type MessagesQuery,
   type UserPartsFragment,
 } from '../gql/graphql';
+import type { ConnectionStatus } from '../lib/connection';
 import { useDocumentVisible } from '../lib/hooks';
 import { Avatar } from './Avatar';
 import { Composer, type Pending } from './Composer';
@@ -25,10 +26,11 @@ interface Props {
   me: UserPartsFragment;
   /** The other user of a direct conversation; null: the lobby. */
   peerId: string | null;
+  connection: ConnectionStatus;
 }
 
 /** One conversation: its history, live messages, typing, read status and the composer. */
-export function ConversationView({ me, peerId }: Props) {
+export function ConversationView({ me, peerId, connection }: Props) {
   const client = useApolloClient();
   const withId = peerId ?? undefined;
   const variables = { with: withId, last: PAGE };
@@ -107,6 +109,9 @@ export function ConversationView({ me, peerId }: Props) {
       });
     },
   });
+
+  // Typing has no replay: a "stopped" sent while the socket was down would never come.
+  useEffect(() => connection.onReconnected(() => setTypists(new Map())), [connection]);
 
   // Read receipts: the other user read my messages up to `upTo`.
   useSubscription(MessagesReadDocument, {

@@ -60,6 +60,14 @@ export function createApi(): Api {
           conversations: { merge: false },
         },
       },
+      Message: {
+        fields: {
+          // Read is final. A response that left the server before the read receipt (the
+          // sender's own sendMessage answer can arrive after the other user already read it)
+          // must not turn "Seen" back into "Sent".
+          readAt: { merge: (existing: string | null | undefined, incoming: string | null) => incoming ?? existing ?? null },
+        },
+      },
     },
   });
 
@@ -70,7 +78,9 @@ export function createApi(): Api {
     connection,
     dispose: () => {
       client.stop();
-      void ws.dispose();
+      // Rejects when a reconnect was pending (the server closed the old session's socket):
+      // nothing is left to close then.
+      Promise.resolve(ws.dispose()).catch(() => undefined);
     },
   };
 }
