@@ -396,7 +396,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await apollo.stop();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await services.messages.drain(config.shutdownTimeoutMs);
-      services.presence.stop();
+      await services.presence.stop();
       stopRevocations();
       sessionStore.close();
       await pubsub.close();

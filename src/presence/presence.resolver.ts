@@ -11,7 +11,7 @@ export class PresenceResolver {
 
   @Query(() => [User], { description: 'Users with at least one open connection (or within the grace period), by username.' })
   async onlineUsers(@Ctx() ctx: Context): Promise<UserRecord[]> {
-    const ids = this.services.presence.onlineUserIds();
+    const ids = await this.services.presence.onlineUserIds();
     const users = (await ctx.loaders.users.loadMany(ids)).filter(
       (u): u is UserRecord => u !== null && !(u instanceof Error),
     );
