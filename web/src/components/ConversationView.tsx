@@ -30,6 +30,9 @@ interface Props {
 }
 
 /** One conversation: its history, live messages, typing, read status and the composer. */
+/** The cursor before a conversation's first message (sequence number 0). */
+const BEGINNING = 'bTA';
+
 export function ConversationView({ me, peerId, connection }: Props) {
   const client = useApolloClient();
   const withId = peerId ?? undefined;
@@ -42,10 +45,11 @@ export function ConversationView({ me, peerId, connection }: Props) {
 
   // Live messages start right after the newest one in history (fixed once it has loaded):
   // the server replays anything sent in between, and the link keeps `after` current so a
-  // reconnect resumes from the newest message received.
-  const [start, setStart] = useState<{ after?: string } | null>(null);
+  // reconnect resumes from the newest message received. An empty conversation starts after
+  // its beginning, so even a message sent while the subscription was starting is replayed.
+  const [start, setStart] = useState<{ after: string } | null>(null);
   useEffect(() => {
-    if (history.data && !start) setStart({ after: history.data.messages.edges.at(-1)?.node.id });
+    if (history.data && !start) setStart({ after: history.data.messages.edges.at(-1)?.node.id ?? BEGINNING });
   }, [history.data, start]);
 
   const append = (edge: Edge) =>
@@ -57,40 +61,12 @@ export function ConversationView({ me, peerId, connection }: Props) {
       };
     });
 
-  const prepend = (page: MessagesQuery['messages']) =>
-    client.cache.updateQuery({ query: MessagesDocument, variables }, (prev) => {
-      if (!prev) return prev;
-      const have = new Set(prev.messages.edges.map((e) => e.node.id));
-      const older = page.edges.filter((e) => !have.has(e.node.id));
-      if (older.length === 0) return prev;
-      const pageInfo = { ...prev.messages.pageInfo, hasPreviousPage: page.pageInfo.hasPreviousPage, startCursor: page.pageInfo.startCursor };
-      return { ...prev, messages: { ...prev.messages, edges: [...older, ...prev.messages.edges], pageInfo } };
-    });
-
-  // An empty history gives no id to start after, so the subscription starts "from now"
-  // and the first message known from elsewhere anchors it: a live one (then whatever was
-  // sent before it is fetched), or one this user just sent (then the subscription restarts
-  // after it, and what came before it is fetched). Either way nothing sent in between is lost.
-  const anchored = useRef(false);
-  const anchor = (message: Edge['node'], restart: boolean) => {
-    if (!start || start.after || anchored.current) return;
-    anchored.current = true;
-    append({ __typename: 'MessageEdge', cursor: message.cursor, node: message });
-    if (restart) setStart({ after: message.id });
-    // Not fetchMore: while it runs, the query ignores other cache writes (live messages), and
-    // an empty page would leave it showing the list from before them.
-    void client
-      .query({ query: MessagesDocument, variables: { with: withId, last: PAGE, before: message.cursor }, fetchPolicy: 'no-cache' })
-      .then(({ data }) => data && prepend(data.messages));
-  };
-
   useSubscription(MessageAddedDocument, {
     skip: !start,
-    variables: { with: withId, after: start?.after },
+    variables: { with: withId, after: start?.after ?? BEGINNING },
     onData: ({ data }) => {
       const message = data.data?.messageAdded;
       if (!message) return;
-      anchor(message, false);
       append({ __typename: 'MessageEdge', cursor: message.cursor, node: message });
     },
   });
@@ -181,7 +157,7 @@ export function ConversationView({ me, peerId, connection }: Props) {
       <Composer
         peerId={peerId}
         onPending={(p) => setPending((prev) => [...prev, p])}
-        onSent={(message) => anchor(message, true)}
+        onSent={(message) => append({ __typename: 'MessageEdge', cursor: message.cursor, node: message })}
         onSettled={(clientId) => setPending((prev) => prev.filter((p) => p.clientId !== clientId))}
       />
     </main>
