@@ -13,6 +13,8 @@ export const Topic = {
   message: (conversation: string) => `message:${conversation}` as const,
   /** `markRead` moved the read marker of a direct conversation. */
   read: (conversation: string) => `read:${conversation}` as const,
+  /** One of a user's direct conversations changed (new message, read marker): their list updates live. */
+  inbox: (userId: string) => `inbox:${userId}` as const,
   /** Someone started or stopped typing in a conversation. */
   typing: (conversation: string) => `typing:${conversation}` as const,
   /** A user went online or offline (global transitions only). */
@@ -43,6 +45,16 @@ export interface ReadPayload {
   /** How many messages changed. */
   count: number;
   at: Date;
+}
+
+export interface InboxPayload {
+  ownerId: string;
+  /** The conversation as the owner's `conversations` query would show it now. */
+  summary: {
+    with: UserRecord;
+    lastMessage: MessageDoc | null;
+    unreadCount: number;
+  };
 }
 
 export interface TypingPayload {

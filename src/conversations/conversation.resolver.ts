@@ -1,7 +1,7 @@
 import { Args, ArgsType, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { Context } from '../context';
 import { toMessageView, type MessageView } from '../messages/message.type';
-import { Topic, type ReadPayload } from '../pubsub';
+import { Topic, type InboxPayload, type ReadPayload } from '../pubsub';
 import type { Services } from '../services';
 import type { UserRecord } from '../users/user.type';
 import type { ConversationSummary } from './conversation.service';
@@ -31,6 +31,19 @@ export class ConversationResolver {
   @FieldResolver({ nullable: true })
   lastMessage(@Root() c: ConversationSummary): MessageView | null {
     return c.lastMessage ? toMessageView(c.lastMessage) : null;
+  }
+
+  @Subscription(() => Conversation, {
+    description:
+      'The viewer’s direct conversations as they change (a message stored, a read marker moved), as ' +
+      '`conversations` would show them: live unread counts and new conversations without polling.',
+    subscribe: ({ context }) => {
+      const ctx = context as Context;
+      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.inbox(ctx.user.id) });
+    },
+  })
+  conversationUpdated(@Root() p: InboxPayload): ConversationSummary {
+    return p.summary;
   }
 
   @Mutation(() => Int, {

@@ -13,7 +13,7 @@ import { BadUserInputError } from '../errors';
 import { directKey, messageId, parseMessageId } from '../messages/conversation';
 import type { MessageDoc } from '../messages/message.model';
 import type { MessageStore } from '../messages/message.store';
-import { Topic, type PubSub, type ReadPayload } from '../pubsub';
+import { Topic, type InboxPayload, type PubSub, type ReadPayload } from '../pubsub';
 import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
@@ -70,20 +70,7 @@ export class ConversationService {
   async list(viewer: UserRecord): Promise<ConversationSummary[]> {
     const inbox = await this.inboxes.findOne({ _id: viewer.id }).lean().exec();
     const partners = Object.keys(inbox?.with ?? {});
-    const found = await Promise.all(
-      partners.map(async (otherId) => {
-        const conversation = directKey(viewer.id, otherId);
-        const [other, head, marker] = await Promise.all([
-          this.users.get(otherId),
-          this.store.head(conversation),
-          this.markers.findOne({ _id: `${viewer.id}:${conversation}` }).lean().exec(),
-        ]);
-        if (!other) return null;
-        const last = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
-        const unreadCount = last ? Math.max(0, (last.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
-        return { with: other, lastMessage: last, unreadCount };
-      }),
-    );
+    const found = await Promise.all(partners.map((otherId) => this.summary(viewer.id, otherId)));
     return found
       .filter((c): c is ConversationSummary => c !== null)
       .sort(
@@ -91,6 +78,41 @@ export class ConversationService {
           (y.lastMessage?.createdAt.getTime() ?? 0) - (x.lastMessage?.createdAt.getTime() ?? 0) ||
           x.with.username.localeCompare(y.with.username),
       );
+  }
+
+  /** One conversation as `viewerId` sees it; null when the other user does not exist. */
+  async summary(viewerId: string, otherId: string): Promise<ConversationSummary | null> {
+    const conversation = directKey(viewerId, otherId);
+    const [other, head, marker] = await Promise.all([
+      this.users.get(otherId),
+      this.store.head(conversation),
+      this.markers.findOne({ _id: `${viewerId}:${conversation}` }).lean().exec(),
+    ]);
+    if (!other) return null;
+    const last = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
+    const unreadCount = last ? Math.max(0, (last.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
+    return { with: other, lastMessage: last, unreadCount };
+  }
+
+  /**
+   * Tells `ownerId`'s `conversationUpdated` subscriptions (every tab, every instance) how the
+   * conversation with `otherId` looks now. Best effort: the `conversations` query stays the truth.
+   */
+  async notify(ownerId: string, otherId: string): Promise<void> {
+    try {
+      const summary = await this.summary(ownerId, otherId);
+      if (!summary) return;
+      const payload: InboxPayload = { ownerId, summary };
+      await this.pubsub.publish(Topic.inbox(ownerId), payload);
+    } catch {
+      // A client that missed this sees the change at its next `conversations` query.
+    }
+  }
+
+  /** After a direct message was stored: both participants' lists change. */
+  messageStored(senderId: string, recipientId: string): void {
+    void this.notify(senderId, recipientId);
+    void this.notify(recipientId, senderId);
   }
 
   /**
@@ -137,6 +159,7 @@ export class ConversationService {
       );
       const payload: ReadPayload = { conversation, reader: viewer, upTo: { ...upDoc, readAt: upDoc.sender === other.id ? (upDoc.readAt ?? at) : upDoc.readAt }, count: changed, at };
       await this.pubsub.publish(Topic.read(conversation), payload).catch(() => undefined);
+      if (changed > 0) void this.notify(viewer.id, other.id);
       return changed;
     });
   }

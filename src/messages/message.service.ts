@@ -63,7 +63,7 @@ export class MessageService {
     readonly store: MessageStore,
     private readonly users: UserService,
     private readonly pubsub: PubSub,
-    private readonly conversations: { registerPair(a: string, b: string): Promise<void> },
+    private readonly conversations: { registerPair(a: string, b: string): Promise<void>; messageStored(senderId: string, recipientId: string): void },
   ) {}
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
@@ -154,6 +154,7 @@ export class MessageService {
           // Subscribers fill gaps from the database (see MessageChannel), so a lost
           // publication delays a delivery; it does not lose it.
         });
+        if (other) this.conversations.messageStored(sender.id, other.id);
         return payload;
       }
     });

@@ -126,4 +126,35 @@ describe('read status and conversations', () => {
     expect(list).toHaveLength(12);
     expect(list.every((c) => c.unreadCount === 1)).toBe(true);
   });
+
+  test('conversationUpdated pushes each participant’s view of a conversation as it changes, to nobody else', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const eve = new TestClient(server);
+    const [a, b] = [await alice.me(), await bob.me()];
+    await eve.me();
+    const UPDATED = 'subscription { conversationUpdated { unreadCount with { id } lastMessage { id text } } }';
+    const [aWs, bWs, eWs] = [alice.ws(), bob.ws(), eve.ws()];
+    try {
+      const aliceSees = aWs.subscribe(UPDATED);
+      const bobSees = bWs.subscribe(UPDATED);
+      const eveSees = eWs.subscribe(UPDATED);
+      await Promise.all([aWs.connected(), bWs.connected(), eWs.connected()]);
+      await sleep(150);
+      const sent = (await alice.data(SEND, { to: b.id, text: 'new conversation' })).sendMessage.id;
+      const [forBob] = await bobSees.waitForCount(1);
+      expect(forBob.conversationUpdated).toEqual({ unreadCount: 1, with: { id: a.id }, lastMessage: { id: sent, text: 'new conversation' } });
+      const [forAlice] = await aliceSees.waitForCount(1);
+      expect(forAlice.conversationUpdated).toMatchObject({ unreadCount: 0, with: { id: b.id } });
+      await bob.data(MARK, { with: a.id, upTo: sent });
+      await bobSees.waitForCount(2);
+      expect(bobSees.items[1].conversationUpdated).toMatchObject({ unreadCount: 0, with: { id: a.id } });
+      // Eve's subscription is live (she gets her own conversation) but saw nothing of theirs.
+      await eve.data(SEND, { to: a.id, text: 'hi alice' });
+      await eveSees.waitForCount(1);
+      expect(eveSees.items.map((i) => i.conversationUpdated.with.id)).toEqual([a.id]);
+    } finally {
+      await Promise.all([aWs.close(), bWs.close(), eWs.close()]);
+    }
+  });
 });

@@ -1,12 +1,9 @@
 import { useApolloClient, useQuery, useSubscription } from '@apollo/client/react';
 import { useEffect } from 'react';
-import { ConversationsDocument, OnlineUsersDocument, PresenceChangedDocument, type UserPartsFragment } from '../gql/graphql';
+import { ConversationUpdatedDocument, ConversationsDocument, OnlineUsersDocument, PresenceChangedDocument, type UserPartsFragment } from '../gql/graphql';
 import type { Api } from '../lib/apollo';
 import { shortTime } from '../lib/format';
 import { Avatar } from './Avatar';
-
-/** There is no push for "someone started a conversation with you": the list is polled. */
-const CONVERSATIONS_POLL_MS = 3000;
 
 interface Props {
   api: Api;
@@ -17,9 +14,19 @@ interface Props {
 
 export function Sidebar({ api, me, peerId, onOpen }: Props) {
   const client = useApolloClient();
-  const conversations = useQuery(ConversationsDocument, {
-    pollInterval: CONVERSATIONS_POLL_MS,
-    skipPollAttempt: () => document.visibilityState !== 'visible',
+  const conversations = useQuery(ConversationsDocument);
+  // The server pushes each conversation as it changes (new ones too): newest activity first.
+  useSubscription(ConversationUpdatedDocument, {
+    onData: ({ data }) => {
+      const updated = data.data?.conversationUpdated;
+      if (!updated) return;
+      client.cache.updateQuery({ query: ConversationsDocument }, (prev) => {
+        if (!prev) return prev;
+        const rest = prev.conversations.filter((c) => c.with.id !== updated.with.id);
+        const at = (c: typeof updated) => (c.lastMessage ? Date.parse(c.lastMessage.createdAt) : 0);
+        return { ...prev, conversations: [updated, ...rest].sort((x, y) => at(y) - at(x)) };
+      });
+    },
   });
   const online = useQuery(OnlineUsersDocument);
 
@@ -36,7 +43,7 @@ export function Sidebar({ api, me, peerId, onOpen }: Props) {
     },
   });
 
-  // Presence and conversations have no replay: after a drop, read them again.
+  // Presence and conversation updates have no replay: after a drop, read them again.
   const { refetch: refetchOnline } = online;
   const { refetch: refetchConversations } = conversations;
   useEffect(
