@@ -51,6 +51,12 @@ const EnvSchema = z.object({
   WS_MAX_BUFFERED_BYTES: int('WS_MAX_BUFFERED_BYTES', 65536, 1 << 30).default(4 * 1024 * 1024),
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
+  REDIS_URL: z.preprocess(
+    emptyAsUndefined,
+    z.string().regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://').optional(),
+  ),
+  REDIS_PREFIX: z.string().min(1).max(100).default('anonymo:'),
+  FANOUT: z.enum(['grouped', 'per-subscriber']).default('grouped'),
 });
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -104,6 +110,18 @@ export interface Config {
   ferretdbBin?: string;
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
   introspection: boolean;
+  redis: {
+    /** `REDIS_URL` [unset: in-process pub/sub]: publish through Redis so several instances act as one. */
+    url?: string;
+    /** `REDIS_PREFIX` [anonymo:]: prefix of this deployment's Redis channels. */
+    prefix: string;
+  };
+  /**
+   * `FANOUT` [grouped]: `grouped` executes and serialises a subscription event once per group of
+   * identical subscribers; `per-subscriber` does it once per subscriber, like stock graphql-ws
+   * (kept as the benchmark's baseline).
+   */
+  fanout: 'grouped' | 'per-subscriber';
 }
 
 export class ConfigError extends Error {
@@ -170,5 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     ferretdbBin: e.FERRETDB_BIN,
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+    fanout: e.FANOUT,
   };
 }

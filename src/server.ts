@@ -21,7 +21,8 @@ import { createLoaders, type Context } from './context';
 import { connectDatabase, type Database } from './db/database';
 import { ErrorCode, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
 import { createLogger } from './logger';
-import { LocalPubSub, type PubSub } from './pubsub';
+import type { PubSub } from './pubsub';
+import { createPubSub } from './realtime/transport';
 import { createSchema } from './schema';
 import { createServices, ensureIndexes, type Services } from './services';
 import { createSessionMiddleware, resolveIdentity, upgradeIdentity, type Identity, type SessionRequest } from './sessions/identity';
@@ -36,7 +37,7 @@ export interface ServerOptions {
   /** Signs session cookies (resolved by main.ts: SESSION_SECRET or the generated one). */
   sessionSecret: string;
   logger?: Logger;
-  /** Cross-instance transport; default in-process. */
+  /** Cross-instance transport; default from the config (Redis with REDIS_URL, else in-process). */
   pubsub?: PubSub;
 }
 
@@ -75,7 +76,7 @@ function rejectUpgrade(socket: Duplex, status: number, message: string, headers:
 export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
   const { config, sessionSecret } = options;
   const logger = options.logger ?? createLogger(config);
-  const pubsub = options.pubsub ?? new LocalPubSub();
+  const pubsub = options.pubsub ?? (await createPubSub(config, logger));
   const format: FormatOptions = {
     includeStack: !config.isProduction,
     onInternalError: (err) => logger.error({ err }, 'internal error'),

@@ -61,6 +61,7 @@ export async function createServices(opts: {
     format: opts.format,
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,
+    fanout: config.fanout,
   });
 
   const services: Services = {

@@ -138,6 +138,10 @@ export class MessageChannel extends Channel {
     }
     const shared = this.makeShared();
     for (const p of await this.deps.toPayloads(docs)) {
+      if (sink.plan.perSubscriber) {
+        sink.sendEvent(p, p.message.seq);
+        continue;
+      }
       const key = sink.plan.viewerDependent ? undefined : `${sink.plan.key}\u0000${p.message.seq}`;
       let payload = key ? this.rendered.get(key) : undefined;
       if (payload === undefined) {

@@ -7,6 +7,11 @@
  * writes `next` frames to the socket directly. graphql-ws still owns the protocol: it
  * validates and starts the subscription, and when the client completes or disconnects it
  * calls `return()` on the iterator, which detaches the sink before anything else is sent.
+ *
+ * With `FANOUT=per-subscriber` the same channels (and so the same ordering, gap filling and
+ * replay) hand each raw event to the subscription's iterator instead, which yields it:
+ * graphql-js then executes and graphql-ws serialises it per subscriber, exactly as stock
+ * graphql-ws does. That mode exists as the benchmark's baseline.
  */
 import type { Context } from '../context';
 import type { Plan } from './plan';
@@ -15,6 +20,12 @@ const OPEN = 1;
 
 /** Why a subscriber was cut off because it could not keep up (it resumes with `after`). */
 export const SLOW_CONSUMER_CLOSE = { code: 1013, reason: 'Subscriber too slow; reconnect and resume with after' } as const;
+
+/** Per-subscriber mode: events waiting for graphql-ws before the subscriber counts as too slow. */
+export const MAX_QUEUED_EVENTS = 10000;
+
+/** Hands an event to the iterator (per-subscriber mode); false when its queue is full. */
+export type Push = (event: unknown) => boolean;
 
 /** One graphql-ws subscription, as the fan-out sees it. */
 export class Sink {
@@ -28,6 +39,8 @@ export class Sink {
     readonly plan: Plan,
     private readonly maxBufferedBytes: number,
     private readonly onEnd: (error?: unknown) => void,
+    /** Set in per-subscriber mode: events go to graphql-js instead of straight to the socket. */
+    private readonly push?: Push,
   ) {
     this.prefix = `{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`;
   }
@@ -54,6 +67,20 @@ export class Sink {
     if (seq <= this.lastSeq) return false;
     this.lastSeq = seq;
     return this.send(payload);
+  }
+
+  /** Per-subscriber mode: yields the raw event to graphql-js (ordered channels pass `seq`). */
+  sendEvent(event: unknown, seq?: number): boolean {
+    if (seq !== undefined) {
+      if (seq <= this.lastSeq) return false;
+      this.lastSeq = seq;
+    }
+    if (this.ended) return false;
+    if (!this.push!(event)) {
+      this.ctx.ws!.socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+      return false;
+    }
+    return true;
   }
 
   /** Ends the subscription; with an error the client receives it as an `error` message. */
@@ -138,6 +165,10 @@ export class Channel {
   async dispatch(event: unknown, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
     const shared = this.makeShared();
     for (const group of [...this.groups.values()]) {
+      if (group.plan.perSubscriber) {
+        for (const sink of group.sinks) if (!accept || accept(sink)) sink.sendEvent(event, seq);
+        continue;
+      }
       let payload: string;
       try {
         payload = await this.render(group.plan, event, group.viewerContext, shared);
@@ -172,29 +203,52 @@ export class Channel {
 }
 
 /**
- * The async iterator handed to graphql-js for a fan-out subscription. It never yields:
- * its first `next()` attaches the subscriber (`start` returns the detach function) and
- * settles only when the subscription ends, so graphql-ws sends `complete` (or `error`)
- * exactly then.
+ * The async iterator handed to graphql-js for a fan-out subscription. Its first `next()`
+ * attaches the subscriber (`start` returns the detach function). In grouped mode it never
+ * yields and settles only when the subscription ends, so graphql-ws sends `complete` (or
+ * `error`) exactly then; in per-subscriber mode it yields what `push` queued, in order.
  */
-export function sinkIterator(start: (end: (error?: unknown) => void) => Promise<() => void>): AsyncIterableIterator<never> {
+export function sinkIterator(start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>): AsyncIterableIterator<unknown> {
   let started = false;
   let finished = false;
+  let failure: { error: unknown } | undefined;
   let detach: (() => void) | undefined;
-  let settle!: (r: IteratorResult<never>) => void;
-  let fail!: (e: unknown) => void;
-  const done = new Promise<IteratorResult<never>>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
-  // graphql-ws may never call next() if the client leaves first; avoid an unhandled rejection.
-  done.catch(() => undefined);
+  const queue: unknown[] = [];
+  let waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
+
+  const settle = (): Promise<IteratorResult<unknown>> | undefined => {
+    if (queue.length) return Promise.resolve({ done: false, value: queue.shift() });
+    if (!finished) return undefined;
+    if (failure) {
+      // Reported once; afterwards the iterator is simply done.
+      const { error } = failure;
+      failure = undefined;
+      return Promise.reject(error);
+    }
+    return Promise.resolve({ done: true, value: undefined });
+  };
+  const wake = () => {
+    if (!waiter) return;
+    const w = waiter;
+    const r = settle();
+    if (!r) return;
+    waiter = undefined;
+    r.then(w.resolve, w.reject);
+  };
   const end = (error?: unknown) => {
     if (finished) return;
     finished = true;
+    queue.length = 0;
+    if (error !== undefined) failure = { error };
     detach?.();
-    if (error === undefined) settle({ done: true, value: undefined });
-    else fail(error);
+    wake();
+  };
+  const push: Push = (event) => {
+    if (finished) return true;
+    if (queue.length >= MAX_QUEUED_EVENTS) return false;
+    queue.push(event);
+    wake();
+    return true;
   };
   return {
     [Symbol.asyncIterator]() {
@@ -203,7 +257,7 @@ export function sinkIterator(start: (end: (error?: unknown) => void) => Promise<
     next() {
       if (!started) {
         started = true;
-        start(end).then(
+        start(end, push).then(
           (d) => {
             if (finished) d();
             else detach = d;
@@ -211,7 +265,7 @@ export function sinkIterator(start: (end: (error?: unknown) => void) => Promise<
           (err) => end(err),
         );
       }
-      return done;
+      return settle() ?? new Promise((resolve, reject) => (waiter = { resolve, reject }));
     },
     return() {
       end();

@@ -41,6 +41,8 @@ export interface Plan {
   /** Subscribers with equal keys receive identical payloads. */
   key: string;
   viewerDependent: boolean;
+  /** FANOUT=per-subscriber: graphql-js executes every event for every subscriber (the baseline). */
+  perSubscriber: boolean;
   document: DocumentNode;
   operationName?: string | null;
   variables: Record<string, unknown>;
@@ -113,7 +115,10 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
 export class Planner {
   private readonly cache = new LRUCache<string, Analysis>({ max: 1000 });
 
-  constructor(private readonly schema: GraphQLSchema) {}
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly perSubscriber = false,
+  ) {}
 
   plan(query: string, document: DocumentNode, operationName: string | null | undefined, variables: Record<string, unknown>, viewerId: string): Plan {
     const cacheKey = `${operationName ?? ''}\u0000${query}`;
@@ -124,6 +129,6 @@ export class Planner {
     }
     const significant = a.selectionVariables.map((v) => [v, variables[v] ?? null]);
     const key = `${cacheKey}\u0000${JSON.stringify(significant)}${a.viewerDependent ? `\u0000${viewerId}` : ''}`;
-    return { key, viewerDependent: a.viewerDependent, document, operationName, variables };
+    return { key, viewerDependent: a.viewerDependent, perSubscriber: this.perSubscriber, document, operationName, variables };
   }
 }
