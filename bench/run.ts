@@ -22,6 +22,7 @@
  *   --identities 100          sessions shared by the subscribers
  *   --window 4                messages in flight during the saturation phase
  *   --out bench/results       where latest.json / latest.svg go
+ *   --profile DIR             run the Anonymo servers with `node --cpu-prof` into DIR
  */
 import { spawn, spawnSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -91,6 +92,7 @@ interface Options {
   identities: number;
   window: number;
   out: string;
+  profile?: string;
 }
 
 function parseOptions(): Options {
@@ -105,6 +107,7 @@ function parseOptions(): Options {
       identities: { type: 'string', default: '100' },
       window: { type: 'string', default: '4' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
+      profile: { type: 'string' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -127,6 +130,7 @@ function parseOptions(): Options {
     identities: Math.max(1, Math.floor(nums(values.identities, 'identities')[0])),
     window: Math.max(1, Math.floor(nums(values.window, 'window')[0])),
     out: path.resolve(values.out),
+    profile: values.profile ? path.resolve(values.profile) : undefined,
   };
 }
 
@@ -167,7 +171,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-async function startTarget(mode: Mode, mongoBase: string, subscribers: number): Promise<Target> {
+async function startTarget(mode: Mode, mongoBase: string, subscribers: number, profile?: string): Promise<Target> {
   if (mode === 'raw') {
     const child = spawn(process.execPath, [path.join(BUILT, 'raw-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = await new Promise<number>((resolve, reject) => {
@@ -182,7 +186,8 @@ async function startTarget(mode: Mode, mongoBase: string, subscribers: number): 
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-'));
   const dbName = `bench_${mode.replace(/\W/g, '')}_${randomBytes(3).toString('hex')}`;
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: {
       ...process.env,
@@ -228,7 +233,7 @@ async function startTarget(mode: Mode, mongoBase: string, subscribers: number): 
 }
 
 /** Creates `n` anonymous identities over HTTP; returns their cookies. */
-async function identities(url: string, n: number): Promise<string[]> {
+export async function identities(url: string, n: number): Promise<string[]> {
   const cookies: string[] = [];
   for (let i = 0; i < n; i++) {
     const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ me { id } }' }) });
@@ -240,7 +245,7 @@ async function identities(url: string, n: number): Promise<string[]> {
   return cookies;
 }
 
-class Workers {
+export class Workers {
   private readonly procs: ChildProcess[] = [];
   private readonly waiting = new Map<number, { left: number; resolve: () => void }>();
   private readonly early = new Map<number, number>();
@@ -344,7 +349,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
 
 async function runScenario(opts: Options, mode: Mode, subscribers: number, mongoBase: string): Promise<Scenario> {
   const notes: string[] = [];
-  const target = await startTarget(mode, mongoBase, subscribers);
+  const target = await startTarget(mode, mongoBase, subscribers, opts.profile);
   const workers = new Workers(opts.workers);
   try {
     const cookies = mode === 'raw' ? [] : await identities(target.http, opts.identities);
@@ -373,7 +378,8 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     await sleep(500);
     await workers.report();
 
-    await sleep(2000);
+    // Idle long enough for V8 to collect what the handshakes left behind.
+    await sleep(5000);
     const idleRss = rssBytes(target.pid);
     const rssPerConnectionKiB = (idleRss - baseRss) / conn.open / 1024;
 

@@ -17,11 +17,13 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from './config';
-import { createLoaders, type Context } from './context';
+import { createLoaders, type Context, type Loaders } from './context';
 import { connectDatabase, type Database } from './db/database';
 import { ErrorCode, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
 import { createLogger } from './logger';
 import type { PubSub } from './pubsub';
+import { destroyOnError, releaseUpgradeRequest } from './realtime/connection-memory';
+import { startKeepAlive } from './realtime/keepalive';
 import { createPubSub } from './realtime/transport';
 import { createSchema } from './schema';
 import { createServices, ensureIndexes, type Services } from './services';
@@ -116,13 +118,17 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
         if (Array.isArray(document)) return document;
         const info = ctx.extra.request.anonymo!;
         const variables = payload.variables ?? {};
+        let loaders: Loaders | undefined;
         const contextValue: Context = {
           user: info.identity.user,
           sessionId: info.identity.sessionId,
           transport: 'ws',
           requestId: info.connectionId,
           ip: info.ip,
-          loaders: createLoaders(services.users),
+          // Created on first use: fan-out subscriptions never load through them.
+          get loaders() {
+            return (loaders ??= createLoaders(services.users));
+          },
           services,
           ws: {
             socket: ctx.extra.socket,
@@ -149,8 +155,9 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatGraphQLError(e, format)),
     },
     wss,
-    config.wsKeepAliveMs,
+    0, // keepalive: one shared timer instead of graphql-ws's per-connection ones (below)
   );
+  const stopKeepAlive = startKeepAlive(wss, config.wsKeepAliveMs);
 
   wss.on('headers', (headers, req: UpgradeRequest) => {
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
@@ -159,10 +166,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     const { user } = req.anonymo!.identity;
     services.presence.connected(user);
     socket.once('close', () => services.presence.disconnected(user));
+    releaseUpgradeRequest(req);
   });
 
   httpServer.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
     if (shuttingDown) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '5' });
@@ -195,6 +203,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
             async drainServer() {
               // Close WebSockets with 1001 "Going away" before HTTP requests drain.
               services.realtime.close();
+              stopKeepAlive();
               await wsServer.dispose();
             },
           };

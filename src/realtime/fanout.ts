@@ -14,12 +14,25 @@
  * graphql-ws does. That mode exists as the benchmark's baseline.
  */
 import type { Context } from '../context';
+import { flat } from './connection-memory';
 import type { Plan } from './plan';
 
 const OPEN = 1;
 
 /** Why a subscriber was cut off because it could not keep up (it resumes with `after`). */
 export const SLOW_CONSUMER_CLOSE = { code: 1013, reason: 'Subscriber too slow; reconnect and resume with after' } as const;
+
+/** Sends a Buffer as a text frame (graphql-ws messages are text). */
+const TEXT_FRAME = { binary: false } as const;
+
+/** A rendered `next` payload, UTF-8 encoded once per group and event, with the frame's closing brace. */
+export interface Payload {
+  readonly bytes: Buffer;
+}
+
+export function toPayload(json: string): Payload {
+  return { bytes: Buffer.from(json + '}') };
+}
 
 /** Per-subscriber mode: events waiting for graphql-ws before the subscriber counts as too slow. */
 export const MAX_QUEUED_EVENTS = 10000;
@@ -32,7 +45,9 @@ export class Sink {
   /** Highest sequence number delivered (ordered channels). */
   lastSeq = 0;
   ended = false;
+  /** `{"id":<subscription id>,"type":"next","payload":` (flat, not a rope of its parts). */
   private readonly prefix: string;
+  private readonly prefixBytes: number;
 
   constructor(
     readonly ctx: Context,
@@ -42,15 +57,16 @@ export class Sink {
     /** Set in per-subscriber mode: events go to graphql-js instead of straight to the socket. */
     private readonly push?: Push,
   ) {
-    this.prefix = `{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`;
+    this.prefix = flat(`{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`);
+    this.prefixBytes = Buffer.byteLength(this.prefix);
   }
 
   get viewerId(): string {
     return this.ctx.user.id;
   }
 
-  /** Writes one `next` frame with an already-serialised payload. */
-  send(payload: string): boolean {
+  /** Writes one `next` frame: this subscription's prefix, then the group's shared serialised payload. */
+  send(payload: Payload): boolean {
     const socket = this.ctx.ws!.socket;
     if (this.ended || socket.readyState !== OPEN) return false;
     if (socket.bufferedAmount > this.maxBufferedBytes) {
@@ -58,12 +74,17 @@ export class Sink {
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
-    socket.send(this.prefix + payload + '}');
+    // One allocation and two copies of bytes encoded once per group, instead of a string
+    // concatenation that ws would then measure and UTF-8 encode again for every socket.
+    const frame = Buffer.allocUnsafe(this.prefixBytes + payload.bytes.length);
+    frame.write(this.prefix, 0, this.prefixBytes);
+    payload.bytes.copy(frame, this.prefixBytes);
+    socket.send(frame, TEXT_FRAME);
     return true;
   }
 
   /** Delivers an event of an ordered channel once: never a sequence number twice or backwards. */
-  sendSeq(seq: number, payload: string): boolean {
+  sendSeq(seq: number, payload: Payload): boolean {
     if (seq <= this.lastSeq) return false;
     this.lastSeq = seq;
     return this.send(payload);
@@ -169,9 +190,9 @@ export class Channel {
         for (const sink of group.sinks) if (!accept || accept(sink)) sink.sendEvent(event, seq);
         continue;
       }
-      let payload: string;
+      let payload: Payload;
       try {
-        payload = await this.render(group.plan, event, group.viewerContext, shared);
+        payload = toPayload(await this.render(group.plan, event, group.viewerContext, shared));
       } catch (err) {
         this.onError(err);
         continue;
@@ -207,73 +228,93 @@ export class Channel {
  * attaches the subscriber (`start` returns the detach function). In grouped mode it never
  * yields and settles only when the subscription ends, so graphql-ws sends `complete` (or
  * `error`) exactly then; in per-subscriber mode it yields what `push` queued, in order.
+ *
+ * A class rather than closures: one of these lives as long as each subscription, and
+ * methods on the prototype cost nothing per instance.
  */
-export function sinkIterator(start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>): AsyncIterableIterator<unknown> {
-  let started = false;
-  let finished = false;
-  let failure: { error: unknown } | undefined;
-  let detach: (() => void) | undefined;
-  const queue: unknown[] = [];
-  let waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
+class SinkIterator implements AsyncIterableIterator<unknown> {
+  private started = false;
+  private finished = false;
+  private failure?: { error: unknown };
+  private detach?: () => void;
+  private queue?: unknown[];
+  private waiter?: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void };
+  /** Bound once, handed to the Sink. */
+  readonly end = (error?: unknown): void => this.finish(error);
+  readonly push: Push = (event) => this.enqueue(event);
 
-  const settle = (): Promise<IteratorResult<unknown>> | undefined => {
-    if (queue.length) return Promise.resolve({ done: false, value: queue.shift() });
-    if (!finished) return undefined;
-    if (failure) {
+  constructor(private start: ((end: (error?: unknown) => void, push: Push) => Promise<() => void>) | undefined) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private settle(): Promise<IteratorResult<unknown>> | undefined {
+    if (this.queue?.length) return Promise.resolve({ done: false, value: this.queue.shift() });
+    if (!this.finished) return undefined;
+    if (this.failure) {
       // Reported once; afterwards the iterator is simply done.
-      const { error } = failure;
-      failure = undefined;
+      const { error } = this.failure;
+      this.failure = undefined;
       return Promise.reject(error);
     }
     return Promise.resolve({ done: true, value: undefined });
-  };
-  const wake = () => {
-    if (!waiter) return;
-    const w = waiter;
-    const r = settle();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w) return;
+    const r = this.settle();
     if (!r) return;
-    waiter = undefined;
+    this.waiter = undefined;
     r.then(w.resolve, w.reject);
-  };
-  const end = (error?: unknown) => {
-    if (finished) return;
-    finished = true;
-    queue.length = 0;
-    if (error !== undefined) failure = { error };
-    detach?.();
-    wake();
-  };
-  const push: Push = (event) => {
-    if (finished) return true;
+  }
+
+  private finish(error?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.queue = undefined;
+    if (error !== undefined) this.failure = { error };
+    this.detach?.();
+    this.detach = undefined;
+    this.wake();
+  }
+
+  private enqueue(event: unknown): boolean {
+    if (this.finished) return true;
+    const queue = (this.queue ??= []);
     if (queue.length >= MAX_QUEUED_EVENTS) return false;
     queue.push(event);
-    wake();
+    this.wake();
     return true;
-  };
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    next() {
-      if (!started) {
-        started = true;
-        start(end, push).then(
-          (d) => {
-            if (finished) d();
-            else detach = d;
-          },
-          (err) => end(err),
-        );
-      }
-      return settle() ?? new Promise((resolve, reject) => (waiter = { resolve, reject }));
-    },
-    return() {
-      end();
-      return Promise.resolve({ done: true, value: undefined });
-    },
-    throw(error: unknown) {
-      end();
-      return Promise.reject(error);
-    },
-  };
+  }
+
+  next(): Promise<IteratorResult<unknown>> {
+    const start = this.start;
+    if (start) {
+      this.start = undefined;
+      start(this.end, this.push).then(
+        (d) => {
+          if (this.finished) d();
+          else this.detach = d;
+        },
+        (err) => this.finish(err),
+      );
+    }
+    return this.settle() ?? new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  return(): Promise<IteratorResult<unknown>> {
+    this.finish();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  throw(error: unknown): Promise<IteratorResult<unknown>> {
+    this.finish();
+    return Promise.reject(error);
+  }
+}
+
+export function sinkIterator(start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>): AsyncIterableIterator<unknown> {
+  return new SinkIterator(start);
 }

@@ -114,6 +114,8 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
 /** Builds plans, caching the analysis per distinct document text. */
 export class Planner {
   private readonly cache = new LRUCache<string, Analysis>({ max: 1000 });
+  /** Plans by key; an evicted one is simply rebuilt (grouping compares keys, not objects). */
+  private readonly plans = new LRUCache<string, Plan>({ max: 10000 });
 
   constructor(
     private readonly schema: GraphQLSchema,
@@ -129,6 +131,12 @@ export class Planner {
     }
     const significant = a.selectionVariables.map((v) => [v, variables[v] ?? null]);
     const key = `${cacheKey}\u0000${JSON.stringify(significant)}${a.viewerDependent ? `\u0000${viewerId}` : ''}`;
-    return { key, viewerDependent: a.viewerDependent, perSubscriber: this.perSubscriber, document, operationName, variables };
+    // Subscribers of one group share one Plan (and one key string) instead of a copy each.
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = { key, viewerDependent: a.viewerDependent, perSubscriber: this.perSubscriber, document, operationName, variables };
+      this.plans.set(key, plan);
+    }
+    return plan;
   }
 }
