@@ -63,7 +63,7 @@ export interface Scenario {
   failedConnections: number;
   rssPerConnectionKiB: number;
   rates: RateResult[];
-  saturation?: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number; cpuUsPerDelivery: number };
+  saturation?: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number; loadgenCores: number; cpuUsPerDelivery: number };
   notes: string[];
 }
 export interface HistoryResult {
@@ -308,6 +308,11 @@ export class Workers {
     return { open: replies.reduce((a, r) => a + r.open, 0), failed: replies.reduce((a, r) => a + r.failed, 0), firstError: replies.find((r) => r.firstError)?.firstError };
   }
 
+  /** CPU seconds the load generators have used so far. */
+  cpuSeconds(): number {
+    return this.procs.reduce((a, p) => a + (p.pid ? cpuSeconds(p.pid) : 0), 0);
+  }
+
   record(on: boolean): void {
     for (const p of this.procs) p.send({ type: 'record', on } satisfies ToWorker);
   }
@@ -415,6 +420,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
 
     // Saturation: keep `window` messages in flight for `duration` seconds.
     const cpu0 = cpuSeconds(target.pid);
+    const loadCpu0 = workers.cpuSeconds();
     const start = nowMs();
     let completed = 0;
     let lastDone = start;
@@ -446,15 +452,19 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     if (stalled) notes.push('saturation: deliveries stalled for 60 s');
     const seconds = (lastDone - start) / 1000;
     const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - start) / 1000);
+    const loadgenCores = (workers.cpuSeconds() - loadCpu0) / ((nowMs() - start) / 1000);
     const deliveries = completed * conn.open;
     const saturation = {
       messages: completed,
       seconds,
       deliveriesPerSec: deliveries / seconds,
       serverCores: cores,
+      loadgenCores,
       cpuUsPerDelivery: ((cores * ((nowMs() - start) / 1000)) / deliveries) * 1e6,
     };
-    process.stdout.write(`  saturation: ${Math.round(saturation.deliveriesPerSec)} deliveries/s, server ${(cores * 100).toFixed(0)}% CPU\n`);
+    process.stdout.write(
+      `  saturation: ${Math.round(saturation.deliveriesPerSec)} deliveries/s, server ${(cores * 100).toFixed(0)}% CPU, load generators ${(loadgenCores * 100).toFixed(0)}%\n`,
+    );
     const rep = await workers.report();
     if (rep.closed) notes.push(`${rep.closed} sockets were closed by the server`);
     if (rep.unexpected) notes.push(`${rep.unexpected} unexpected frames`);
@@ -528,13 +538,14 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
 }
 
 const f = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+const pct = (cores: number | undefined) => (cores === undefined || !Number.isFinite(cores) ? '–' : `${Math.round(cores * 100)}%`);
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? '–' : `${(a / b).toFixed(2)}×`);
 
 export function table(result: BenchResult): string {
   const rate = result.options.rates[0];
   const lines = [
-    `| subscribers | mode | deliveries/s at saturation | × raw | p50 @ ${rate}/s | p99 @ ${rate}/s | p99 × raw | server CPU µs/delivery | RSS/connection |`,
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+    `| subscribers | mode | deliveries/s at saturation | × raw | server CPU (load gen.) | server CPU µs/delivery | p50 @ ${rate}/s | p99 @ ${rate}/s | p99 × raw | RSS/connection |`,
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const s of result.scenarios) {
     const raw = result.scenarios.find((r) => r.mode === 'raw' && r.subscribers === s.subscribers);
@@ -542,7 +553,8 @@ export function table(result: BenchResult): string {
     const rr = raw?.rates.find((x) => x.rate === rate);
     lines.push(
       `| ${s.subscribers} | ${s.mode} | ${f(s.saturation?.deliveriesPerSec)} | ${ratio(s.saturation?.deliveriesPerSec, raw?.saturation?.deliveriesPerSec)} | ` +
-        `${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} | ${f(s.saturation?.cpuUsPerDelivery, 1)} | ${f(s.rssPerConnectionKiB, 1)} KiB |`,
+        `${pct(s.saturation?.serverCores)} (${pct(s.saturation?.loadgenCores)}) | ${f(s.saturation?.cpuUsPerDelivery, 1)} | ` +
+        `${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} | ${f(s.rssPerConnectionKiB, 1)} KiB |`,
     );
   }
   for (const extra of result.options.rates.slice(1)) {
