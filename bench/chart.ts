@@ -38,7 +38,7 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, unit
 
 export function renderChart(result: BenchResult): string {
   const series = [...new Set(result.scenarios.map((s) => s.mode))];
-  const W = 980;
+  const W = 1260;
   const H = 360;
   const fmt = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(n < 10 ? 1 : 0));
   const throughput: Bar[] = result.scenarios.map((s) => ({
@@ -52,14 +52,21 @@ export function renderChart(result: BenchResult): string {
     const r = s.rates.find((x) => x.rate === rate);
     return { group: `${s.subscribers} subscribers`, series: s.mode, value: r?.p99Ms ?? NaN, label: r ? `${fmt(r.p99Ms)} ms` : '' };
   });
+  const memory: Bar[] = result.scenarios.map((s) => ({
+    group: `${s.subscribers} subscribers`,
+    series: s.mode,
+    value: s.rssPerConnectionKiB,
+    label: Number.isFinite(s.rssPerConnectionKiB) ? `${s.rssPerConnectionKiB.toFixed(1)}` : '',
+  }));
   const legend = series
     .map((s, i) => `<rect x="${20 + i * 150}" y="${H - 22}" width="12" height="12" fill="${COLORS[s] ?? '#555'}"/><text x="${36 + i * 150}" y="${H - 12}">${esc(s)}</text>`)
     .join('');
   const machine = `${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.memGiB} GiB, Node ${result.machine.node}, ${result.startedAt.slice(0, 10)}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
-${panel(20, 10, W / 2 - 40, H - 50, 'Deliveries/s at saturation (higher is better)', 'deliveries per second, server and load generator on one machine', throughput, series)}
-${panel(W / 2 + 20, 10, W / 2 - 40, H - 50, `Delivery latency p99 at ${rate} msg/s (lower is better)`, 'sendMessage call to each subscriber, milliseconds', latency, series)}
+${panel(20, 10, W / 3 - 40, H - 50, 'Deliveries/s at saturation (higher is better)', 'deliveries per second, server and load generator on one machine', throughput, series)}
+${panel(W / 3 + 20, 10, W / 3 - 40, H - 50, `Delivery latency p99 at ${rate} msg/s (lower is better)`, 'sendMessage call to each subscriber, milliseconds', latency, series)}
+${panel((2 * W) / 3 + 20, 10, W / 3 - 40, H - 50, 'Idle RSS per subscribed connection (lower is better)', 'KiB, growth over the second half of the connections', memory, series)}
 ${legend}
 <text x="${W - 10}" y="${H - 12}" text-anchor="end" font-size="10" fill="#555">${esc(machine)}</text>
 </svg>

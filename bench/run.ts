@@ -17,10 +17,10 @@
  *   --rates 2                 messages/s for the latency phases
  *   --modes raw,per-subscriber,grouped
  *   --history 10000,100000    stored messages for the history phase (1000000 takes ~30 s to seed); 0 skips
- *   --duration 5              seconds per latency or saturation phase
+ *   --duration 3              seconds per latency or saturation phase
  *   --workers 2               load-generator processes
- *   --identities 100          sessions shared by the subscribers
- *   --window 4                messages in flight during the saturation phase
+ *   --identities 50           sessions shared by the subscribers
+ *   --window 8                messages in flight during the saturation phase
  *   --out bench/results       where latest.json / latest.svg go
  *   --profile DIR             run the Anonymo servers with `node --cpu-prof` into DIR
  */
@@ -57,11 +57,16 @@ export interface RateResult {
   maxMs: number;
 }
 export interface Scenario {
+  /** 1, 5 and 15 minute load averages of the machine when the scenario ended (other work skews it). */
+  loadAvg: number[];
   subscribers: number;
   mode: Mode;
   connectSeconds: number;
   failedConnections: number;
+  /** Idle RSS growth per subscribed connection, over the second half of the connections. */
   rssPerConnectionKiB: number;
+  /** Idle RSS growth over all connections divided by their number (includes one-off heap growth). */
+  rssPerConnectionAllKiB: number;
   rates: RateResult[];
   saturation?: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number; loadgenCores: number; cpuUsPerDelivery: number };
   notes: string[];
@@ -102,10 +107,10 @@ function parseOptions(): Options {
       rates: { type: 'string', default: '2' },
       modes: { type: 'string', default: MODES.join(',') },
       history: { type: 'string', default: '10000,100000' },
-      duration: { type: 'string', default: '5' },
+      duration: { type: 'string', default: '3' },
       workers: { type: 'string', default: '2' },
-      identities: { type: 'string', default: '100' },
-      window: { type: 'string', default: '4' },
+      identities: { type: 'string', default: '50' },
+      window: { type: 'string', default: '8' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
       profile: { type: 'string' },
     },
@@ -250,8 +255,11 @@ export class Workers {
   private readonly waiting = new Map<number, { left: number; resolve: () => void }>();
   private readonly early = new Map<number, number>();
   active = 0;
+  /** Sockets asked of each worker so far. */
+  private readonly opened: number[];
 
   constructor(count: number) {
+    this.opened = new Array<number>(count).fill(0);
     for (let i = 0; i < count; i++) {
       const p = fork(path.join(BUILT, 'loadgen.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       p.on('message', (m: FromWorker) => {
@@ -297,7 +305,8 @@ export class Workers {
 
   async connect(url: string, protocol: 'graphql' | 'raw', cookies: string[], total: number): Promise<{ open: number; failed: number; firstError?: string }> {
     const shares = this.procs.map((_, i) => Math.floor(total / this.procs.length) + (i < total % this.procs.length ? 1 : 0));
-    this.active = shares.filter((s) => s > 0).length;
+    shares.forEach((n, i) => (this.opened[i] += n));
+    this.active = this.opened.filter((n) => n > 0).length;
     const replies = await Promise.all(
       this.procs.map((p, i) =>
         shares[i] > 0
@@ -305,6 +314,7 @@ export class Workers {
           : Promise.resolve({ type: 'connected' as const, open: 0, failed: 0, firstError: undefined as string | undefined }),
       ),
     );
+    // Workers report their cumulative count of open sockets.
     return { open: replies.reduce((a, r) => a + r.open, 0), failed: replies.reduce((a, r) => a + r.failed, 0), firstError: replies.find((r) => r.firstError)?.firstError };
   }
 
@@ -349,6 +359,9 @@ function sender(target: Target, cookie: string | undefined): (k: number) => Prom
   };
 }
 
+/** Quiet time before reading a server's idle RSS. */
+const IDLE_MS = 3000;
+
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
   Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 
@@ -365,28 +378,40 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     await sleep(1000);
     const baseRss = rssBytes(target.pid);
 
-    const t0 = nowMs();
-    const conn = await workers.connect(target.ws, mode === 'raw' ? 'raw' : 'graphql', cookies, subscribers);
-    const connectSeconds = (nowMs() - t0) / 1000;
-    if (conn.failed) notes.push(`${conn.failed} connections failed (${conn.firstError})`);
-    process.stdout.write(`  ${conn.open} subscribers connected in ${connectSeconds.toFixed(1)} s\n`);
-
     // Subscriptions attach asynchronously: send until one message reaches everyone.
-    const warmDeadline = nowMs() + 60000;
-    for (;;) {
-      const kk = k++;
-      const done = workers.delivered(kk);
-      await send(kk);
-      if ((await withTimeout(done, 1000)) !== 'timeout') break;
-      if (nowMs() > warmDeadline) throw new Error('subscribers did not all receive a message within 60 s');
-    }
-    await sleep(500);
-    await workers.report();
-
+    const allSubscribed = async () => {
+      const deadline = nowMs() + 60000;
+      for (;;) {
+        const kk = k++;
+        const done = workers.delivered(kk);
+        await send(kk);
+        if ((await withTimeout(done, 1000)) !== 'timeout') break;
+        if (nowMs() > deadline) throw new Error('subscribers did not all receive a message within 60 s');
+      }
+      await sleep(500);
+      await workers.report();
+    };
+    // Connect in two halves and take the RSS growth of the second: the first also pays for
+    // one-off growth (V8's young generation expanding under the handshake burst, pools).
+    const protocol = mode === 'raw' ? 'raw' : 'graphql';
+    const half = Math.max(1, Math.floor(subscribers / 2));
+    let t0 = nowMs();
+    const first = await workers.connect(target.ws, protocol, cookies, half);
+    let connectSeconds = (nowMs() - t0) / 1000;
+    await allSubscribed();
     // Idle long enough for V8 to collect what the handshakes left behind.
-    await sleep(5000);
+    await sleep(IDLE_MS);
+    const halfRss = rssBytes(target.pid);
+    t0 = nowMs();
+    const conn = subscribers > half ? await workers.connect(target.ws, protocol, cookies, subscribers - half) : first;
+    connectSeconds += (nowMs() - t0) / 1000;
+    if (conn.failed + first.failed) notes.push(`${conn.failed + first.failed} connections failed (${conn.firstError ?? first.firstError})`);
+    process.stdout.write(`  ${conn.open} subscribers connected in ${connectSeconds.toFixed(1)} s\n`);
+    await allSubscribed();
+    await sleep(IDLE_MS);
     const idleRss = rssBytes(target.pid);
-    const rssPerConnectionKiB = (idleRss - baseRss) / conn.open / 1024;
+    const rssPerConnectionKiB = conn.open > first.open ? (idleRss - halfRss) / (conn.open - first.open) / 1024 : NaN;
+    const rssPerConnectionAllKiB = (idleRss - baseRss) / conn.open / 1024;
 
     const rates: RateResult[] = [];
     for (const rate of opts.rates) {
@@ -468,7 +493,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     const rep = await workers.report();
     if (rep.closed) notes.push(`${rep.closed} sockets were closed by the server`);
     if (rep.unexpected) notes.push(`${rep.unexpected} unexpected frames`);
-    return { subscribers: conn.open, mode, connectSeconds, failedConnections: conn.failed, rssPerConnectionKiB, rates, saturation, notes };
+    return { loadAvg: loadavg().map((l) => Math.round(l * 100) / 100), subscribers: conn.open, mode, connectSeconds, failedConnections: conn.failed + first.failed, rssPerConnectionKiB, rssPerConnectionAllKiB, rates, saturation, notes };
   } finally {
     await workers.close();
     await target.stop();
@@ -522,7 +547,7 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
       };
       for (let i = 0; i < 20; i++) await query();
       const samples: number[] = [];
-      for (let i = 0; i < 300; i++) samples.push(await query());
+      for (let i = 0; i < 200; i++) samples.push(await query());
       results.push({ stored: size, seedSeconds, requests: samples.length, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) });
       process.stdout.write(`  messages(last: 50) with ${size} stored: p50 ${results.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${results.at(-1)!.p99Ms.toFixed(1)} ms\n`);
     }
@@ -544,7 +569,7 @@ const ratio = (a: number | undefined, b: number | undefined) => (a === undefined
 export function table(result: BenchResult): string {
   const rate = result.options.rates[0];
   const lines = [
-    `| subscribers | mode | deliveries/s at saturation | × raw | server CPU (load gen.) | server CPU µs/delivery | p50 @ ${rate}/s | p99 @ ${rate}/s | p99 × raw | RSS/connection |`,
+    `| subscribers | mode | deliveries/s at saturation | × raw | server CPU (load gen.) | server CPU µs/delivery | p50 @ ${rate}/s | p99 @ ${rate}/s | p99 × raw | idle RSS/connection (all) |`,
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const s of result.scenarios) {
@@ -554,7 +579,7 @@ export function table(result: BenchResult): string {
     lines.push(
       `| ${s.subscribers} | ${s.mode} | ${f(s.saturation?.deliveriesPerSec)} | ${ratio(s.saturation?.deliveriesPerSec, raw?.saturation?.deliveriesPerSec)} | ` +
         `${pct(s.saturation?.serverCores)} (${pct(s.saturation?.loadgenCores)}) | ${f(s.saturation?.cpuUsPerDelivery, 1)} | ` +
-        `${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} | ${f(s.rssPerConnectionKiB, 1)} KiB |`,
+        `${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} | ${f(s.rssPerConnectionKiB, 1)} KiB (${f(s.rssPerConnectionAllKiB, 1)}) |`,
     );
   }
   for (const extra of result.options.rates.slice(1)) {
