@@ -23,6 +23,7 @@
  *   --window 8                messages in flight during the saturation phase
  *   --out bench/results       where latest.json / latest.svg go
  *   --profile DIR             run the Anonymo servers with `node --cpu-prof` into DIR
+ *   --server FILE             the server to start (default dist/main.js; e.g. an older build to compare)
  */
 import { spawn, spawnSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -98,6 +99,7 @@ interface Options {
   window: number;
   out: string;
   profile?: string;
+  server: string;
 }
 
 function parseOptions(): Options {
@@ -113,6 +115,7 @@ function parseOptions(): Options {
       window: { type: 'string', default: '8' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
       profile: { type: 'string' },
+      server: { type: 'string', default: path.join(ROOT, 'dist', 'main.js') },
     },
   });
   const nums = (s: string, name: string) =>
@@ -136,6 +139,7 @@ function parseOptions(): Options {
     window: Math.max(1, Math.floor(nums(values.window, 'window')[0])),
     out: path.resolve(values.out),
     profile: values.profile ? path.resolve(values.profile) : undefined,
+    server: path.resolve(values.server),
   };
 }
 
@@ -176,9 +180,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-async function startTarget(mode: Mode, mongoBase: string, subscribers: number, profile?: string): Promise<Target> {
+async function startTarget(mode: Mode, mongoBase: string, subscribers: number, server: string, profile?: string): Promise<Target> {
   if (mode === 'raw') {
-    const child = spawn(process.execPath, [path.join(BUILT, 'raw-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...GC_ARGS, path.join(BUILT, 'raw-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = await new Promise<number>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (l) => {
         const m = /^READY (\d+)/.exec(l);
@@ -192,7 +196,7 @@ async function startTarget(mode: Mode, mongoBase: string, subscribers: number, p
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-'));
   const dbName = `bench_${mode.replace(/\W/g, '')}_${randomBytes(3).toString('hex')}`;
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
+  const child = spawn(process.execPath, [...GC_ARGS, ...nodeArgs, server], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: {
       ...process.env,
@@ -360,14 +364,25 @@ function sender(target: Target, cookie: string | undefined): (k: number) => Prom
 }
 
 /** Quiet time before reading a server's idle RSS. */
-const IDLE_MS = 3000;
+const IDLE_MS = 2000;
+const GC_ARGS = ['--expose-gc', '-r', path.join(BUILT, 'gc-preload.js')];
+
+/** The server's RSS once idle and garbage-collected (see gc-preload.ts). */
+async function idleRss(pid: number): Promise<number> {
+  await sleep(IDLE_MS);
+  for (let i = 0; i < 2; i++) {
+    process.kill(pid, 'SIGUSR2');
+    await sleep(500);
+  }
+  return rssBytes(pid);
+}
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
   Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 
 async function runScenario(opts: Options, mode: Mode, subscribers: number, mongoBase: string): Promise<Scenario> {
   const notes: string[] = [];
-  const target = await startTarget(mode, mongoBase, subscribers, opts.profile);
+  const target = await startTarget(mode, mongoBase, subscribers, opts.server, opts.profile);
   const workers = new Workers(opts.workers);
   try {
     const cookies = mode === 'raw' ? [] : await identities(target.http, opts.identities);
@@ -375,8 +390,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     let k = 0;
     // Warm the server's code paths before taking the base RSS.
     if (mode !== 'raw') for (let i = 0; i < 5; i++) await send(k++);
-    await sleep(1000);
-    const baseRss = rssBytes(target.pid);
+    const baseRss = await idleRss(target.pid);
 
     // Subscriptions attach asynchronously: send until one message reaches everyone.
     const allSubscribed = async () => {
@@ -399,19 +413,16 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     const first = await workers.connect(target.ws, protocol, cookies, half);
     let connectSeconds = (nowMs() - t0) / 1000;
     await allSubscribed();
-    // Idle long enough for V8 to collect what the handshakes left behind.
-    await sleep(IDLE_MS);
-    const halfRss = rssBytes(target.pid);
+    const halfRss = await idleRss(target.pid);
     t0 = nowMs();
     const conn = subscribers > half ? await workers.connect(target.ws, protocol, cookies, subscribers - half) : first;
     connectSeconds += (nowMs() - t0) / 1000;
     if (conn.failed + first.failed) notes.push(`${conn.failed + first.failed} connections failed (${conn.firstError ?? first.firstError})`);
     process.stdout.write(`  ${conn.open} subscribers connected in ${connectSeconds.toFixed(1)} s\n`);
     await allSubscribed();
-    await sleep(IDLE_MS);
-    const idleRss = rssBytes(target.pid);
-    const rssPerConnectionKiB = conn.open > first.open ? (idleRss - halfRss) / (conn.open - first.open) / 1024 : NaN;
-    const rssPerConnectionAllKiB = (idleRss - baseRss) / conn.open / 1024;
+    const fullRss = await idleRss(target.pid);
+    const rssPerConnectionKiB = conn.open > first.open ? (fullRss - halfRss) / (conn.open - first.open) / 1024 : NaN;
+    const rssPerConnectionAllKiB = (fullRss - baseRss) / conn.open / 1024;
 
     const rates: RateResult[] = [];
     for (const rate of opts.rates) {
@@ -501,7 +512,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
 }
 
 async function runHistory(opts: Options, mongoBase: string): Promise<{ history: HistoryResult[]; explain: BenchResult['explain'] }> {
-  const target = await startTarget('grouped', mongoBase, 10);
+  const target = await startTarget('grouped', mongoBase, 10, opts.server);
   const client = await MongoClient.connect(mongoBase);
   try {
     const [cookie] = await identities(target.http, 1);
@@ -547,7 +558,7 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
       };
       for (let i = 0; i < 20; i++) await query();
       const samples: number[] = [];
-      for (let i = 0; i < 200; i++) samples.push(await query());
+      for (let i = 0; i < 400; i++) samples.push(await query());
       results.push({ stored: size, seedSeconds, requests: samples.length, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) });
       process.stdout.write(`  messages(last: 50) with ${size} stored: p50 ${results.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${results.at(-1)!.p99Ms.toFixed(1)} ms\n`);
     }

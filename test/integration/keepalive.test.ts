@@ -38,6 +38,18 @@ test('a peer that answers pings stays connected; one that does not is terminated
   healthy.close();
 });
 
+test('every socket gets its turn: many answering peers are all pinged and none is dropped', async () => {
+  const clients = Array.from({ length: 40 }, () => new WebSocket(url));
+  await Promise.all(clients.map((c) => once(c, 'open')));
+  const pings = clients.map(() => 0);
+  clients.forEach((c, i) => c.on('ping', () => pings[i]++));
+  const deadline = Date.now() + 5000;
+  while (Math.min(...pings) < 2 && Date.now() < deadline) await sleep(20);
+  expect(Math.min(...pings)).toBeGreaterThanOrEqual(2);
+  expect(clients.every((c) => c.readyState === WebSocket.OPEN)).toBe(true);
+  for (const c of clients) c.close();
+});
+
 test('once stopped, nothing is pinged or dropped', async () => {
   const other = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await once(other, 'listening');
