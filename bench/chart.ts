@@ -14,8 +14,8 @@ interface Bar {
 function panel(x0: number, y0: number, w: number, h: number, title: string, unit: string, bars: Bar[], series: string[]): string {
   const groups = [...new Set(bars.map((b) => b.group))];
   const max = Math.max(1, ...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)));
-  const plotTop = y0 + 30;
-  const plotH = h - 70;
+  const plotTop = y0 + 42;
+  const plotH = h - 82;
   const gw = w / Math.max(1, groups.length);
   const bw = Math.min(60, (gw - 30) / Math.max(1, series.length));
   let out = `<text x="${x0 + w / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(title)}</text>`;
