@@ -12,11 +12,12 @@
  * plan for the lookup it issues. Prints a table with ratios to the raw baseline and writes
  * bench/results/latest.json and latest.svg.
  *
- * Flags (defaults finish in about a minute):
+ * Flags (the defaults take about 80 s on 2 cores):
  *   --subscribers 2000        comma list, up to the open-file limit (20000 here)
  *   --rates 2                 messages/s for the latency phases
  *   --modes raw,per-subscriber,grouped
- *   --history 10000,100000    stored messages for the history phase (1000000 takes ~30 s to seed); 0 skips
+ *   --history 10000,100000    stored messages for the history phase (1000000 takes ~1 min to seed); 0 skips
+ *   --history-requests 200    sequential messages(last: 50) requests measured per size
  *   --duration 3              seconds per latency or saturation phase
  *   --workers 2               load-generator processes
  *   --identities 50           sessions shared by the subscribers
@@ -104,6 +105,7 @@ interface Options {
   profile?: string;
   server: string;
   repeat: number;
+  historyRequests: number;
 }
 
 function parseOptions(): Options {
@@ -121,6 +123,7 @@ function parseOptions(): Options {
       profile: { type: 'string' },
       server: { type: 'string', default: path.join(ROOT, 'dist', 'main.js') },
       repeat: { type: 'string', default: '1' },
+      'history-requests': { type: 'string', default: '200' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -146,6 +149,7 @@ function parseOptions(): Options {
     profile: values.profile ? path.resolve(values.profile) : undefined,
     server: path.resolve(values.server),
     repeat: Math.max(1, Math.floor(nums(values.repeat, 'repeat')[0])),
+    historyRequests: Math.max(1, Math.floor(nums(values['history-requests'], 'history-requests')[0])),
   };
 }
 
@@ -370,7 +374,7 @@ function sender(target: Target, cookie: string | undefined): (k: number) => Prom
 }
 
 /** Quiet time before reading a server's idle RSS. */
-const IDLE_MS = 2000;
+const IDLE_MS = 1000;
 const GC_ARGS = ['--expose-gc', '-r', path.join(BUILT, 'gc-preload.js')];
 
 /** The server's RSS once idle and garbage-collected (see gc-preload.ts). */
@@ -590,7 +594,7 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
       };
       for (let i = 0; i < 20; i++) await query();
       const samples: number[] = [];
-      for (let i = 0; i < 400; i++) samples.push(await query());
+      for (let i = 0; i < opts.historyRequests; i++) samples.push(await query());
       results.push({ stored: size, seedSeconds, requests: samples.length, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) });
       process.stdout.write(`  messages(last: 50) with ${size} stored: p50 ${results.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${results.at(-1)!.p99Ms.toFixed(1)} ms\n`);
     }
