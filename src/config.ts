@@ -38,6 +38,12 @@ const EnvSchema = z.object({
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
   ...securityEnv,
+  REDIS_URL: z.preprocess(
+    emptyAsUndefined,
+    z.string().regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://').optional(),
+  ),
+  REDIS_PREFIX: z.string().min(1).max(100).default('anonymo:'),
+  FANOUT: z.enum(['grouped', 'per-subscriber']).default('grouped'),
 });
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -97,6 +103,18 @@ export interface Config {
    * `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST}`, `RATE_LIMITS`, `RATE_LIMIT_*`.
    */
   security: SecurityConfig;
+  redis: {
+    /** `REDIS_URL` [unset: in-process pub/sub]: publish through Redis so several instances act as one. */
+    url?: string;
+    /** `REDIS_PREFIX` [anonymo:]: prefix of this deployment's Redis channels. */
+    prefix: string;
+  };
+  /**
+   * `FANOUT` [grouped]: `grouped` executes and serialises a subscription event once per group of
+   * identical subscribers; `per-subscriber` does it once per subscriber, like stock graphql-ws
+   * (kept as the benchmark's baseline).
+   */
+  fanout: 'grouped' | 'per-subscriber';
 }
 
 export class ConfigError extends Error {
@@ -164,5 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ferretdbBin: e.FERRETDB_BIN,
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
     security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+    fanout: e.FANOUT,
   };
 }

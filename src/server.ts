@@ -17,11 +17,14 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from './config';
-import { createLoaders, type Context } from './context';
+import { createLoaders, type Context, type Loaders } from './context';
 import { connectDatabase, type Database } from './db/database';
 import { ErrorCode, RateLimitedError, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
 import { createLogger } from './logger';
-import { LocalPubSub, Topic, type PubSub, type SessionRevokedPayload } from './pubsub';
+import { Topic, type PubSub, type SessionRevokedPayload } from './pubsub';
+import { destroyOnError, releaseUpgradeRequest } from './realtime/connection-memory';
+import { startKeepAlive } from './realtime/keepalive';
+import { createPubSub } from './realtime/transport';
 import { createSchema } from './schema';
 import { createServices, ensureIndexes, type Services } from './services';
 import { originMiddleware } from './security/http';
@@ -46,7 +49,7 @@ export interface ServerOptions {
   /** Signs session cookies (resolved by main.ts: SESSION_SECRET or the generated one). */
   sessionSecret: string;
   logger?: Logger;
-  /** Cross-instance transport; default in-process. */
+  /** Cross-instance transport; default from the config (Redis with REDIS_URL, else in-process). */
   pubsub?: PubSub;
 }
 
@@ -87,7 +90,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const { config, sessionSecret } = options;
   const logger = options.logger ?? createLogger(config);
   const metrics = new Metrics();
-  const pubsub = metrics.observePubSub(options.pubsub ?? new LocalPubSub());
+  const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
   const format: FormatOptions = {
     includeStack: !config.isProduction,
     hideSuggestions: config.security.hideSuggestions,
@@ -136,13 +139,17 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
         const document = validator.check(payload.query);
         if (Array.isArray(document)) return document;
         const variables = payload.variables ?? {};
+        let loaders: Loaders | undefined;
         const contextValue: Context = {
           user: info.identity.user,
           sessionId: info.identity.sessionId,
           transport: 'ws',
           requestId: info.connectionId,
           ip: info.ip,
-          loaders: createLoaders(services.users),
+          // Created on first use: fan-out subscriptions never load through them.
+          get loaders() {
+            return (loaders ??= createLoaders(services.users));
+          },
           services,
           ws: {
             socket: ctx.extra.socket,
@@ -176,8 +183,9 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       },
     },
     wss,
-    config.wsKeepAliveMs,
+    0, // keepalive: one shared timer instead of graphql-ws's per-connection ones (below)
   );
+  const stopKeepAlive = startKeepAlive(wss, config.wsKeepAliveMs);
 
   wss.on('headers', (headers, req: UpgradeRequest) => {
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
@@ -200,6 +208,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       set!.delete(socket);
       if (set!.size === 0 && socketsBySession.get(sessionId) === set) socketsBySession.delete(sessionId);
     });
+    releaseUpgradeRequest(req);
   });
   const stopRevocations = await pubsub.subscribe<SessionRevokedPayload>(Topic.sessionRevoked, ({ sessionId }) => {
     for (const socket of socketsBySession.get(sessionId) ?? []) {
@@ -213,7 +222,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const atCapacity = () => wss.clients.size + upgrading >= config.maxConnections;
 
   httpServer.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
     if (shuttingDown) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '5' });
@@ -280,6 +289,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
             async drainServer() {
               // Close WebSockets with 1001 "Going away" before HTTP requests drain.
               services.realtime.close();
+              stopKeepAlive();
               await wsServer.dispose();
             },
           };
@@ -396,7 +406,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await apollo.stop();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await services.messages.drain(config.shutdownTimeoutMs);
-      await services.presence.stop();
+      await services.close();
       stopRevocations();
       sessionStore.close();
       await pubsub.close();

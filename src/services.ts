@@ -11,6 +11,9 @@ import { ConversationService } from './conversations/conversation.service';
 import { inboxModel, readMarkerModel } from './conversations/conversation.model';
 import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
+import { Redis } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { RedisPresenceRegistry } from './presence/presence.registry';
 import { PresenceService } from './presence/presence.service';
 import type { MessagePayload, PubSub } from './pubsub';
 import { RealtimeService, type RealtimeOptions } from './realtime/realtime.service';
@@ -34,6 +37,8 @@ export interface Services {
   realtime: RealtimeService;
   /** Rate limits (security/rate-limit.ts); in-memory per instance. */
   limits: RateLimits;
+  /** Stops timers and closes the services' own connections (not the database or pub/sub). */
+  close(): Promise<void>;
   /** Absolute or root-relative URL of an avatar. */
   avatarUrl(seed: string): string;
 }
@@ -59,9 +64,23 @@ export async function createServices(opts: {
     db.kind,
   );
   const messages = new MessageService(store, users, pubsub, conversations);
+  // With REDIS_URL, presence and rate limits are shared by every instance, like pub/sub.
+  let redis: Redis | undefined;
+  if (config.redis.url) {
+    redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: 'anonymo-limits', enableOfflineQueue: false });
+    redis.on('error', () => undefined); // the limiter lets actions through while Redis is away
+  }
   const presence = new PresenceService(userModel(db.connection), users, pubsub, {
     graceMs: config.presenceGraceMs,
     logger,
+    registry: config.redis.url
+      ? new RedisPresenceRegistry({
+          url: config.redis.url,
+          prefix: config.redis.prefix,
+          heartbeatTtlMs: Math.max(config.presenceGraceMs, 3000),
+          logger,
+        })
+      : undefined,
   });
 
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
@@ -74,7 +93,13 @@ export async function createServices(opts: {
       recipient: message.recipient ? byId.get(message.recipient) ?? null : null,
     }));
   };
-  const limits = new RateLimits(config.security.rateLimits, { logger });
+  const limits = new RateLimits(config.security.rateLimits, {
+    logger,
+    factory: redis
+      ? (keyPrefix, spec) =>
+          new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redis.prefix}${keyPrefix}`, points: spec.points, duration: spec.durationMs / 1000 })
+      : undefined,
+  });
   const realtime = new RealtimeService({
     pubsub,
     users,
@@ -83,6 +108,7 @@ export async function createServices(opts: {
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,
     onDelivered: opts.onDelivered,
+    fanout: config.fanout,
   });
 
   const services: Services = {
@@ -98,6 +124,10 @@ export async function createServices(opts: {
     presence,
     realtime,
     limits,
+    close: async () => {
+      await presence.stop();
+      redis?.disconnect();
+    },
     avatarUrl: (seed) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`,
   };
   realtime.setServices(services);

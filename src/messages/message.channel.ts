@@ -15,7 +15,7 @@
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
 import type { MessagePayload } from '../pubsub';
-import { Channel, type Renderer, type Sink } from '../realtime/fanout';
+import { Channel, toPayload, type Payload, type Renderer, type Sink } from '../realtime/fanout';
 import type { Context } from '../context';
 import type { MessageDoc } from './message.model';
 import type { MessageStore } from './message.store';
@@ -37,7 +37,7 @@ export class MessageChannel extends Channel {
   private readonly pending = new Map<number, MessagePayload>();
   private retryTimer?: NodeJS.Timeout;
   /** Rendered replay payloads, shared by subscribers catching up over the same messages. */
-  private readonly rendered = new LRUCache<string, string>({ max: 2000 });
+  private readonly rendered = new LRUCache<string, Payload>({ max: 2000 });
 
   constructor(
     topic: string,
@@ -138,10 +138,14 @@ export class MessageChannel extends Channel {
     }
     const shared = this.makeShared();
     for (const p of await this.deps.toPayloads(docs)) {
+      if (sink.plan.perSubscriber) {
+        sink.sendEvent(p, p.message.seq);
+        continue;
+      }
       const key = sink.plan.viewerDependent ? undefined : `${sink.plan.key}\u0000${p.message.seq}`;
       let payload = key ? this.rendered.get(key) : undefined;
       if (payload === undefined) {
-        payload = await this.render(sink.plan, p, sink.plan.viewerDependent ? sink.ctx : undefined, shared);
+        payload = toPayload(await this.render(sink.plan, p, sink.plan.viewerDependent ? sink.ctx : undefined, shared));
         if (key) this.rendered.set(key, payload);
       }
       sink.sendSeq(p.message.seq, payload);

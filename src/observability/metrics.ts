@@ -173,8 +173,9 @@ export class Metrics {
   };
 
   /** Wraps a pub/sub transport to count stored messages as they are published. */
-  observePubSub(pubsub: PubSub): PubSub {
+  observePubSub(pubsub: PubSub): PubSub & { inner: PubSub } {
     return {
+      inner: pubsub,
       publish: (topic: string, payload: unknown) => {
         if (topic.startsWith('message:')) {
           this.messagesSent.inc({ conversation: topic === 'message:lobby' ? 'lobby' : 'direct' });

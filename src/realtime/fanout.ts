@@ -7,8 +7,14 @@
  * writes `next` frames to the socket directly. graphql-ws still owns the protocol: it
  * validates and starts the subscription, and when the client completes or disconnects it
  * calls `return()` on the iterator, which detaches the sink before anything else is sent.
+ *
+ * With `FANOUT=per-subscriber` the same channels (and so the same ordering, gap filling and
+ * replay) hand each raw event to the subscription's iterator instead, which yields it:
+ * graphql-js then executes and graphql-ws serialises it per subscriber, exactly as stock
+ * graphql-ws does. That mode exists as the benchmark's baseline.
  */
 import type { Context } from '../context';
+import { flat } from './connection-memory';
 import type { Plan } from './plan';
 
 const OPEN = 1;
@@ -16,28 +22,51 @@ const OPEN = 1;
 /** Why a subscriber was cut off because it could not keep up (it resumes with `after`). */
 export const SLOW_CONSUMER_CLOSE = { code: 1013, reason: 'Subscriber too slow; reconnect and resume with after' } as const;
 
+/** Sends a Buffer as a text frame (graphql-ws messages are text). */
+const TEXT_FRAME = { binary: false } as const;
+
+/** A rendered `next` payload, UTF-8 encoded once per group and event, with the frame's closing brace. */
+export interface Payload {
+  readonly bytes: Buffer;
+}
+
+export function toPayload(json: string): Payload {
+  return { bytes: Buffer.from(json + '}') };
+}
+
+/** Per-subscriber mode: events waiting for graphql-ws before the subscriber counts as too slow. */
+export const MAX_QUEUED_EVENTS = 10000;
+
+/** Hands an event to the iterator (per-subscriber mode); false when its queue is full. */
+export type Push = (event: unknown) => boolean;
+
 /** One graphql-ws subscription, as the fan-out sees it. */
 export class Sink {
   /** Highest sequence number delivered (ordered channels). */
   lastSeq = 0;
   ended = false;
+  /** `{"id":<subscription id>,"type":"next","payload":` (flat, not a rope of its parts). */
   private readonly prefix: string;
+  private readonly prefixBytes: number;
 
   constructor(
     readonly ctx: Context,
     readonly plan: Plan,
     private readonly maxBufferedBytes: number,
     private readonly onEnd: (error?: unknown) => void,
+    /** Set in per-subscriber mode: events go to graphql-js instead of straight to the socket. */
+    private readonly push?: Push,
   ) {
-    this.prefix = `{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`;
+    this.prefix = flat(`{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`);
+    this.prefixBytes = Buffer.byteLength(this.prefix);
   }
 
   get viewerId(): string {
     return this.ctx.user.id;
   }
 
-  /** Writes one `next` frame with an already-serialised payload. */
-  send(payload: string): boolean {
+  /** Writes one `next` frame: this subscription's prefix, then the group's shared serialised payload. */
+  send(payload: Payload): boolean {
     const socket = this.ctx.ws!.socket;
     if (this.ended || socket.readyState !== OPEN) return false;
     if (socket.bufferedAmount > this.maxBufferedBytes) {
@@ -45,15 +74,34 @@ export class Sink {
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
-    socket.send(this.prefix + payload + '}');
+    // One allocation and two copies of bytes encoded once per group, instead of a string
+    // concatenation that ws would then measure and UTF-8 encode again for every socket.
+    const frame = Buffer.allocUnsafe(this.prefixBytes + payload.bytes.length);
+    frame.write(this.prefix, 0, this.prefixBytes);
+    payload.bytes.copy(frame, this.prefixBytes);
+    socket.send(frame, TEXT_FRAME);
     return true;
   }
 
   /** Delivers an event of an ordered channel once: never a sequence number twice or backwards. */
-  sendSeq(seq: number, payload: string): boolean {
+  sendSeq(seq: number, payload: Payload): boolean {
     if (seq <= this.lastSeq) return false;
     this.lastSeq = seq;
     return this.send(payload);
+  }
+
+  /** Per-subscriber mode: yields the raw event to graphql-js (ordered channels pass `seq`). */
+  sendEvent(event: unknown, seq?: number): boolean {
+    if (seq !== undefined) {
+      if (seq <= this.lastSeq) return false;
+      this.lastSeq = seq;
+    }
+    if (this.ended) return false;
+    if (!this.push!(event)) {
+      this.ctx.ws!.socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+      return false;
+    }
+    return true;
   }
 
   /** Ends the subscription; with an error the client receives it as an `error` message. */
@@ -141,9 +189,13 @@ export class Channel {
     const shared = this.makeShared();
     let delivered = 0;
     for (const group of [...this.groups.values()]) {
-      let payload: string;
+      if (group.plan.perSubscriber) {
+        for (const sink of group.sinks) if (!accept || accept(sink)) sink.sendEvent(event, seq);
+        continue;
+      }
+      let payload: Payload;
       try {
-        payload = await this.render(group.plan, event, group.viewerContext, shared);
+        payload = toPayload(await this.render(group.plan, event, group.viewerContext, shared));
       } catch (err) {
         this.onError(err);
         continue;
@@ -170,54 +222,97 @@ export class Channel {
 }
 
 /**
- * The async iterator handed to graphql-js for a fan-out subscription. It never yields:
- * its first `next()` attaches the subscriber (`start` returns the detach function) and
- * settles only when the subscription ends, so graphql-ws sends `complete` (or `error`)
- * exactly then.
+ * The async iterator handed to graphql-js for a fan-out subscription. Its first `next()`
+ * attaches the subscriber (`start` returns the detach function). In grouped mode it never
+ * yields and settles only when the subscription ends, so graphql-ws sends `complete` (or
+ * `error`) exactly then; in per-subscriber mode it yields what `push` queued, in order.
+ *
+ * A class rather than closures: one of these lives as long as each subscription, and
+ * methods on the prototype cost nothing per instance.
  */
-export function sinkIterator(start: (end: (error?: unknown) => void) => Promise<() => void>): AsyncIterableIterator<never> {
-  let started = false;
-  let finished = false;
-  let detach: (() => void) | undefined;
-  let settle!: (r: IteratorResult<never>) => void;
-  let fail!: (e: unknown) => void;
-  const done = new Promise<IteratorResult<never>>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
-  // graphql-ws may never call next() if the client leaves first; avoid an unhandled rejection.
-  done.catch(() => undefined);
-  const end = (error?: unknown) => {
-    if (finished) return;
-    finished = true;
-    detach?.();
-    if (error === undefined) settle({ done: true, value: undefined });
-    else fail(error);
-  };
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    next() {
-      if (!started) {
-        started = true;
-        start(end).then(
-          (d) => {
-            if (finished) d();
-            else detach = d;
-          },
-          (err) => end(err),
-        );
-      }
-      return done;
-    },
-    return() {
-      end();
-      return Promise.resolve({ done: true, value: undefined });
-    },
-    throw(error: unknown) {
-      end();
+class SinkIterator implements AsyncIterableIterator<unknown> {
+  private started = false;
+  private finished = false;
+  private failure?: { error: unknown };
+  private detach?: () => void;
+  private queue?: unknown[];
+  private waiter?: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void };
+  /** Bound once, handed to the Sink. */
+  readonly end = (error?: unknown): void => this.finish(error);
+  readonly push: Push = (event) => this.enqueue(event);
+
+  constructor(private start: ((end: (error?: unknown) => void, push: Push) => Promise<() => void>) | undefined) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private settle(): Promise<IteratorResult<unknown>> | undefined {
+    if (this.queue?.length) return Promise.resolve({ done: false, value: this.queue.shift() });
+    if (!this.finished) return undefined;
+    if (this.failure) {
+      // Reported once; afterwards the iterator is simply done.
+      const { error } = this.failure;
+      this.failure = undefined;
       return Promise.reject(error);
-    },
-  };
+    }
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w) return;
+    const r = this.settle();
+    if (!r) return;
+    this.waiter = undefined;
+    r.then(w.resolve, w.reject);
+  }
+
+  private finish(error?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.queue = undefined;
+    if (error !== undefined) this.failure = { error };
+    this.detach?.();
+    this.detach = undefined;
+    this.wake();
+  }
+
+  private enqueue(event: unknown): boolean {
+    if (this.finished) return true;
+    const queue = (this.queue ??= []);
+    if (queue.length >= MAX_QUEUED_EVENTS) return false;
+    queue.push(event);
+    this.wake();
+    return true;
+  }
+
+  next(): Promise<IteratorResult<unknown>> {
+    const start = this.start;
+    if (start) {
+      this.start = undefined;
+      start(this.end, this.push).then(
+        (d) => {
+          if (this.finished) d();
+          else this.detach = d;
+        },
+        (err) => this.finish(err),
+      );
+    }
+    return this.settle() ?? new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  return(): Promise<IteratorResult<unknown>> {
+    this.finish();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  throw(error: unknown): Promise<IteratorResult<unknown>> {
+    this.finish();
+    return Promise.reject(error);
+  }
+}
+
+export function sinkIterator(start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>): AsyncIterableIterator<unknown> {
+  return new SinkIterator(start);
 }

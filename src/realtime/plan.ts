@@ -41,6 +41,8 @@ export interface Plan {
   /** Subscribers with equal keys receive identical payloads. */
   key: string;
   viewerDependent: boolean;
+  /** FANOUT=per-subscriber: graphql-js executes every event for every subscriber (the baseline). */
+  perSubscriber: boolean;
   document: DocumentNode;
   operationName?: string | null;
   variables: Record<string, unknown>;
@@ -112,8 +114,13 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
 /** Builds plans, caching the analysis per distinct document text. */
 export class Planner {
   private readonly cache = new LRUCache<string, Analysis>({ max: 1000 });
+  /** Plans by key; an evicted one is simply rebuilt (grouping compares keys, not objects). */
+  private readonly plans = new LRUCache<string, Plan>({ max: 10000 });
 
-  constructor(private readonly schema: GraphQLSchema) {}
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly perSubscriber = false,
+  ) {}
 
   plan(query: string, document: DocumentNode, operationName: string | null | undefined, variables: Record<string, unknown>, viewerId: string): Plan {
     const cacheKey = `${operationName ?? ''}\u0000${query}`;
@@ -124,6 +131,12 @@ export class Planner {
     }
     const significant = a.selectionVariables.map((v) => [v, variables[v] ?? null]);
     const key = `${cacheKey}\u0000${JSON.stringify(significant)}${a.viewerDependent ? `\u0000${viewerId}` : ''}`;
-    return { key, viewerDependent: a.viewerDependent, document, operationName, variables };
+    // Subscribers of one group share one Plan (and one key string) instead of a copy each.
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = { key, viewerDependent: a.viewerDependent, perSubscriber: this.perSubscriber, document, operationName, variables };
+      this.plans.set(key, plan);
+    }
+    return plan;
   }
 }

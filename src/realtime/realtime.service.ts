@@ -32,6 +32,8 @@ export interface RealtimeOptions {
   logger: Logger;
   /** Called after a live event was written to `count` subscribers of `topic` (metrics). Default none. */
   onDelivered?: (count: number, event: unknown, topic: string) => void;
+  /** How events are executed (see FANOUT in config.ts). Default `grouped`. */
+  fanout?: 'grouped' | 'per-subscriber';
 }
 
 export type SubscribeSpec =
@@ -56,7 +58,7 @@ export class RealtimeService {
   /** The schema is built after the services (its resolvers need them). */
   setSchema(schema: GraphQLSchema): void {
     this.schema = schema;
-    this.planner = new Planner(schema);
+    this.planner = new Planner(schema, this.options.fanout === 'per-subscriber');
   }
 
   private readonly render: Renderer = async (plan, event, viewer, shared) => {
@@ -131,12 +133,12 @@ export class RealtimeService {
   }
 
   /** The async iterator for a fan-out subscription resolver (see sinkIterator). */
-  subscribe(ctx: Context, spec: SubscribeSpec): AsyncIterableIterator<never> {
+  subscribe(ctx: Context, spec: SubscribeSpec): AsyncIterableIterator<unknown> {
     const ws = ctx.ws;
     if (!ws || !this.planner) throw new Error('Subscriptions are served over WebSocket only');
     const plan = this.planner.plan(ws.query, ws.document, ws.operationName, ws.variables, ctx.user.id);
-    return sinkIterator(async (end) => {
-      const sink = new Sink(ctx, plan, this.options.maxBufferedBytes, end);
+    return sinkIterator(async (end, push) => {
+      const sink = new Sink(ctx, plan, this.options.maxBufferedBytes, end, plan.perSubscriber ? push : undefined);
       const entry = this.acquire(spec);
       const detach = () => this.release(spec.topic, entry, sink);
       try {

@@ -70,12 +70,15 @@ describe('presence', () => {
     const watcherWs = watcher.ws();
     const bob = new TestClient(server);
     const b = await bob.me();
-    const tab1 = bob.ws();
-    const tab2 = bob.ws();
+    let tab1: WsTestClient | undefined;
+    let tab2: WsTestClient | undefined;
     try {
       const events = watcherWs.subscribe(PRESENCE);
       await watcherWs.connected();
       await sleep(100);
+      // The tabs open only once the watcher listens (a client connects as soon as it is made).
+      tab1 = bob.ws();
+      tab2 = bob.ws();
       await tab1.connected();
       await tab2.connected();
       await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === b.id), 5000, 'online event');
@@ -91,7 +94,7 @@ describe('presence', () => {
       const mine = events.items.filter((e) => e.presenceChanged.user.id === b.id).map((e) => e.presenceChanged.online);
       expect(mine).toEqual([true, false]);
     } finally {
-      await Promise.all([tab1.close(), tab2.close(), watcherWs.close()]);
+      await Promise.all([tab1?.close(), tab2?.close(), watcherWs.close()]);
     }
   });
 

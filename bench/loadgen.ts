@@ -1,0 +1,119 @@
+/**
+ * A load-generator worker (a child process of bench/run.ts, so it never shares the
+ * server's event loop): opens subscribed WebSockets, timestamps every delivery and reports
+ * to the coordinator over IPC.
+ *
+ * Messages carry their send time in their text (`b:<index>:<epoch ms>`), so a delivery's
+ * latency is read from the frame without parsing the JSON.
+ */
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { nowMs } from './stats';
+
+export type ToWorker =
+  | { type: 'connect'; url: string; protocol: 'graphql' | 'raw'; cookies: string[]; count: number; query: string; concurrency: number }
+  | { type: 'record'; on: boolean }
+  | { type: 'report' }
+  | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'connected'; open: number; failed: number; firstError?: string }
+  | { type: 'done'; k: number }
+  | { type: 'report'; latencies: number[]; delivered: number; unexpected: number; closed: number };
+
+const MARK = Buffer.from('"text":"b:');
+const sockets: WebSocket[] = [];
+const counts = new Map<number, number>();
+let latencies: number[] = [];
+let recording = false;
+let delivered = 0;
+let unexpected = 0;
+let closed = 0;
+let closing = false;
+
+const send = (m: FromWorker) => process.send!(m);
+
+function onFrame(data: Buffer): void {
+  const i = data.indexOf(MARK);
+  if (i < 0) {
+    unexpected++;
+    return;
+  }
+  const now = nowMs();
+  let p = i + MARK.length;
+  let k = 0;
+  while (data[p] !== 58 /* : */) k = k * 10 + (data[p++] - 48);
+  const end = data.indexOf(34 /* " */, ++p);
+  const t0 = Number(data.toString('latin1', p, end));
+  if (recording) latencies.push(now - t0);
+  delivered++;
+  const c = (counts.get(k) ?? 0) + 1;
+  if (c === sockets.length) {
+    counts.delete(k);
+    send({ type: 'done', k });
+  } else counts.set(k, c);
+}
+
+function open(url: string, protocol: 'graphql' | 'raw', cookie: string | undefined, query: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocol === 'graphql' ? 'graphql-transport-ws' : undefined, {
+      headers: cookie ? { cookie } : {},
+      perMessageDeflate: false,
+    });
+    let ready = false;
+    ws.once('error', (err) => {
+      if (!ready) reject(err);
+    });
+    ws.on('close', () => {
+      if (!closing) closed++;
+      if (!ready) reject(new Error('closed before subscribing'));
+    });
+    ws.once('open', () => {
+      if (protocol === 'raw') {
+        ws.send(JSON.stringify({ id: randomUUID() }));
+        ready = true;
+        ws.on('message', onFrame);
+        return resolve(ws);
+      }
+      ws.send(JSON.stringify({ type: 'connection_init' }));
+      ws.once('message', (ack) => {
+        if (!String(ack).includes('connection_ack')) return reject(new Error(`no ack: ${String(ack)}`));
+        ws.send(JSON.stringify({ id: randomUUID(), type: 'subscribe', payload: { query } }));
+        ready = true;
+        ws.on('message', onFrame);
+        resolve(ws);
+      });
+    });
+  });
+}
+
+process.on('message', async (m: ToWorker) => {
+  if (m.type === 'connect') {
+    let next = 0;
+    let failed = 0;
+    let firstError: string | undefined;
+    const runner = async () => {
+      while (next < m.count) {
+        const i = next++;
+        try {
+          sockets.push(await open(m.url, m.protocol, m.cookies[i % m.cookies.length], m.query));
+        } catch (err) {
+          failed++;
+          firstError ??= (err as Error).message;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(m.concurrency, m.count) }, runner));
+    send({ type: 'connected', open: sockets.length, failed, firstError });
+  } else if (m.type === 'record') {
+    recording = m.on;
+    if (m.on) latencies = [];
+  } else if (m.type === 'report') {
+    send({ type: 'report', latencies, delivered, unexpected, closed });
+    latencies = [];
+  } else if (m.type === 'close') {
+    closing = true;
+    for (const s of sockets) s.terminate();
+    setTimeout(() => process.exit(0), 100);
+  }
+});

@@ -1,0 +1,269 @@
+/**
+ * Two real instances on one database and the local Redis (REDIS_URL, default
+ * redis://127.0.0.1:6379) act as one chat: sessions, messages, ordering and replay.
+ */
+import { randomBytes } from 'node:crypto';
+import { TestClient, sleep } from '../helpers/client';
+import { freshDbName } from '../helpers/db';
+import { startServer, type TestServer } from '../helpers/server';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+// A prefix of this run's own, so parallel runs on the same Redis do not hear each other.
+const REDIS_PREFIX = `anonymo-test-${randomBytes(4).toString('hex')}:`;
+
+const SEND = `mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id text } }`;
+const ADDED = `subscription Added($with: ID, $after: String) {
+  messageAdded(with: $with, after: $after) { id text createdAt sender { id createdAt } recipient { id } mine }
+}`;
+
+type Added = {
+  messageAdded: { id: string; text: string; createdAt: string; sender: { id: string; createdAt: string }; recipient: { id: string } | null; mine: boolean };
+};
+
+let a: TestServer;
+let b: TestServer;
+beforeAll(async () => {
+  const dbName = freshDbName('multi');
+  const env = { REDIS_URL, REDIS_PREFIX };
+  a = await startServer({ dbName, env });
+  b = await startServer({ dbName, env });
+});
+afterAll(async () => {
+  await Promise.all([a?.close(), b?.close()]);
+});
+
+/** The same browser (cookie) talking to another instance, as behind a load balancer. */
+function via(server: TestServer, client: TestClient): TestClient {
+  const other = new TestClient(server);
+  other.cookie = client.cookie;
+  return other;
+}
+
+const send = async (c: TestClient, text: string, to?: string) =>
+  (await c.data<{ sendMessage: { id: string; text: string } }>(SEND, { input: { text, to } })).sendMessage;
+
+test('both instances use the Redis transport', () => {
+  // (services.pubsub is the transport wrapped for metrics)
+  const transport = (s: TestServer) => ((s.services.pubsub as { inner?: object }).inner ?? s.services.pubsub).constructor.name;
+  expect(transport(a)).toBe('RedisPubSub');
+  expect(transport(b)).toBe('RedisPubSub');
+});
+
+test('an identity made on one instance is the same identity on the other', async () => {
+  const alice = new TestClient(a);
+  const onA = await alice.me();
+  const onB = await via(b, alice).me();
+  expect(onB).toEqual(onA);
+});
+
+test('a lobby message sent through A reaches a subscriber on B, Dates intact', async () => {
+  const alice = new TestClient(a);
+  const bob = new TestClient(b);
+  const aliceMe = await alice.me();
+  await bob.me();
+  const ws = bob.ws();
+  try {
+    const sub = ws.subscribe<Added>(ADDED);
+    await ws.connected();
+    await sleep(200);
+    const sent = await send(alice, 'from A to B');
+    const [got] = await sub.waitForCount(1, 10000);
+    expect(got.messageAdded).toMatchObject({ id: sent.id, text: 'from A to B', recipient: null, mine: false });
+    expect(got.messageAdded.sender.id).toBe(aliceMe.id);
+    // DateTimeISO serialises Dates only: a Date that arrived as a string would fail or differ.
+    expect(new Date(got.messageAdded.createdAt).toISOString()).toBe(got.messageAdded.createdAt);
+    expect(Math.abs(Date.now() - Date.parse(got.messageAdded.createdAt))).toBeLessThan(60000);
+    expect(got.messageAdded.sender.createdAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+  } finally {
+    await ws.close();
+  }
+});
+
+test('a DM reaches both participants on different instances, and nobody else', async () => {
+  const alice = new TestClient(a);
+  const bob = new TestClient(b);
+  const eve = new TestClient(b);
+  const [am, bm] = [await alice.me(), await bob.me()];
+  await eve.me();
+  const [aWs, bWs, eWs] = [alice.ws(), bob.ws(), eve.ws()];
+  try {
+    const aSub = aWs.subscribe<Added>(ADDED, { with: bm.id });
+    const bSub = bWs.subscribe<Added>(ADDED, { with: am.id });
+    const eLobby = eWs.subscribe<Added>(ADDED);
+    const eWithA = eWs.subscribe<Added>(ADDED, { with: am.id });
+    const eWithB = eWs.subscribe<Added>(ADDED, { with: bm.id });
+    await Promise.all([aWs.connected(), bWs.connected(), eWs.connected()]);
+    await sleep(200);
+    const dm = await send(alice, 'psst', bm.id);
+    const [onA] = await aSub.waitForCount(1, 10000);
+    const [onB] = await bSub.waitForCount(1, 10000);
+    expect(onA.messageAdded).toMatchObject({ id: dm.id, mine: true, recipient: { id: bm.id } });
+    expect(onB.messageAdded).toMatchObject({ id: dm.id, mine: false, recipient: { id: bm.id } });
+    await sleep(400);
+    expect(eLobby.items.map((i) => i.messageAdded.id)).not.toContain(dm.id);
+    expect(eWithA.items).toHaveLength(0);
+    expect(eWithB.items).toHaveLength(0);
+  } finally {
+    await Promise.all([aWs.close(), bWs.close(), eWs.close()]);
+  }
+});
+
+test('concurrent sends through both instances reach subscribers on both exactly once, in one order', async () => {
+  const alice = new TestClient(a);
+  const bob = new TestClient(b);
+  const [am, bm] = [await alice.me(), await bob.me()];
+  const watchA = new TestClient(a);
+  const watchB = new TestClient(b);
+  await watchA.me();
+  await watchB.me();
+  const [wsA, wsB, aliceWs] = [watchA.ws(), watchB.ws(), via(b, alice).ws()];
+  try {
+    const lobbyA = wsA.subscribe<Added>(ADDED);
+    const lobbyB = wsB.subscribe<Added>(ADDED);
+    // Alice watches her DM with Bob from instance B while both send through A and B.
+    const dmOnB = aliceWs.subscribe<Added>(ADDED, { with: bm.id });
+    await Promise.all([wsA.connected(), wsB.connected(), aliceWs.connected()]);
+    await sleep(200);
+    const N = 20;
+    const sent = await Promise.all([
+      ...Array.from({ length: N }, (_, i) => send(alice, `a${i}`)),
+      ...Array.from({ length: N }, (_, i) => send(bob, `b${i}`)),
+      ...Array.from({ length: 5 }, (_, i) => send(alice, `dm-a${i}`, bm.id)),
+      ...Array.from({ length: 5 }, (_, i) => send(via(b, bob), `dm-b${i}`, am.id)),
+    ]);
+    const lobbyIds = sent.filter((m) => m.id.startsWith('lobby:')).map((m) => m.id);
+    const dmIds = sent.filter((m) => m.id.startsWith('dm:')).map((m) => m.id);
+    expect(new Set(lobbyIds).size).toBe(2 * N);
+    expect(new Set(dmIds).size).toBe(10);
+    // Sequence numbers are gap-free: the ids are exactly 1..2N of the lobby, whoever stored them.
+    const seqs = lobbyIds.map((id) => Number(id.split(':').pop())).sort((x, y) => x - y);
+    expect(seqs[seqs.length - 1] - seqs[0]).toBe(2 * N - 1);
+    const expected = [...lobbyIds].sort();
+
+    const gotA = await lobbyA.waitForCount(2 * N, 15000);
+    const gotB = await lobbyB.waitForCount(2 * N, 15000);
+    const dms = await dmOnB.waitForCount(10, 15000);
+    await sleep(300);
+    expect(gotA.map((x) => x.messageAdded.id)).toEqual(expected);
+    expect(gotB.map((x) => x.messageAdded.id)).toEqual(expected);
+    expect(dms.map((x) => x.messageAdded.id)).toEqual([...dmIds].sort());
+    expect(dms.filter((x) => x.messageAdded.mine).map((x) => x.messageAdded.text).sort()).toEqual(
+      ['dm-a0', 'dm-a1', 'dm-a2', 'dm-a3', 'dm-a4'],
+    );
+  } finally {
+    await Promise.all([wsA.close(), wsB.close(), aliceWs.close()]);
+  }
+});
+
+test('a subscriber on B resuming with `after` gets everything sent through A since then', async () => {
+  const alice = new TestClient(a);
+  const bob = new TestClient(b);
+  await alice.me();
+  await bob.me();
+  const before = await send(alice, 'seen before the reconnect');
+  const missed = [];
+  for (let i = 0; i < 12; i++) missed.push(await send(i % 2 ? alice : via(b, alice), `missed ${i}`));
+  const ws = bob.ws();
+  try {
+    const sub = ws.subscribe<Added>(ADDED, { after: before.id });
+    await sub.waitForCount(12, 10000);
+    const live = await send(alice, 'live after resume');
+    const items = await sub.waitFor((xs) => xs.some((x) => x.messageAdded.id === live.id), 10000, 'the live message');
+    await sleep(200);
+    expect(items.map((x) => x.messageAdded.id)).toEqual([...missed.map((m) => m.id), live.id]);
+  } finally {
+    await ws.close();
+  }
+});
+
+describe('presence, typing and identity across instances', () => {
+  const PRESENCE = 'subscription { presenceChanged { online user { id } } }';
+  const ONLINE = '{ onlineUsers { id } }';
+  const onlineOn = async (server: TestServer) =>
+    (await new TestClient(server).data<{ onlineUsers: Array<{ id: string }> }>(ONLINE)).onlineUsers.map((u) => u.id);
+
+  test('tabs on two instances count as one user: one online event, offline only after the last tab closes', async () => {
+    const watcher = new TestClient(b);
+    const watcherWs = watcher.ws();
+    const alice = new TestClient(a);
+    const me = await alice.me();
+    try {
+      const events = watcherWs.subscribe<{ presenceChanged: { online: boolean; user: { id: string } } }>(PRESENCE);
+      await watcherWs.connected();
+      await sleep(150);
+      const tabOnA = alice.ws();
+      await tabOnA.connected();
+      await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === me.id), 5000, 'online on B');
+      const tabOnB = via(b, alice).ws();
+      await tabOnB.connected();
+      expect(await onlineOn(a)).toContain(me.id);
+      expect(await onlineOn(b)).toContain(me.id);
+
+      await tabOnA.close();
+      await sleep(1000); // well past the grace period: still online through B
+      expect(await onlineOn(a)).toContain(me.id);
+      await tabOnB.close();
+      await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === me.id && !e.presenceChanged.online), 5000, 'offline');
+      expect(events.items.filter((e) => e.presenceChanged.user.id === me.id).map((e) => e.presenceChanged.online)).toEqual([true, false]);
+      expect(await onlineOn(a)).not.toContain(me.id);
+    } finally {
+      await watcherWs.close();
+    }
+  });
+
+  test('typing sent through A is seen by the other user subscribed on B, and expires there', async () => {
+    const alice = new TestClient(a);
+    const bob = new TestClient(b);
+    const [am, bm] = [await alice.me(), await bob.me()];
+    const bobWs = bob.ws();
+    try {
+      const seen = bobWs.subscribe<{ typing: { typing: boolean; user: { id: string } } }>(
+        'subscription($w: ID) { typing(with: $w) { typing user { id } } }',
+        { w: am.id },
+      );
+      await bobWs.connected();
+      await sleep(150);
+      await alice.data('mutation($w: ID) { setTyping(with: $w, typing: true) }', { w: bm.id });
+      await seen.waitForCount(1);
+      expect(seen.items[0].typing).toEqual({ typing: true, user: { id: am.id } });
+      await seen.waitForCount(2, 8000);
+      expect(seen.items[1].typing.typing).toBe(false);
+    } finally {
+      await bobWs.close();
+    }
+  });
+
+  test('a conversation update from a message sent through A reaches the recipient on B', async () => {
+    const alice = new TestClient(a);
+    const bob = new TestClient(b);
+    const [am, bm] = [await alice.me(), await bob.me()];
+    const bobWs = bob.ws();
+    try {
+      const updates = bobWs.subscribe<{ conversationUpdated: { unreadCount: number; with: { id: string } } }>(
+        'subscription { conversationUpdated { unreadCount with { id } } }',
+      );
+      await bobWs.connected();
+      await sleep(150);
+      await send(alice, 'across instances', bm.id);
+      await updates.waitForCount(1);
+      expect(updates.items[0].conversationUpdated).toEqual({ unreadCount: 1, with: { id: am.id } });
+    } finally {
+      await bobWs.close();
+    }
+  });
+
+  test('resetIdentity through A closes the old session’s WebSocket on B', async () => {
+    const alice = new TestClient(a);
+    await alice.me();
+    const onB = via(b, alice).ws();
+    try {
+      await onB.connected();
+      await alice.data('mutation { resetIdentity { id } }');
+      const deadline = Date.now() + 5000;
+      while (onB.closes.length === 0 && Date.now() < deadline) await sleep(20);
+      expect(onB.closes[0]?.code).toBe(4001);
+    } finally {
+      await onB.close();
+    }
+  });
+});

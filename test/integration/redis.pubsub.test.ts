@@ -1,0 +1,108 @@
+/** RedisPubSub against the local Redis (REDIS_URL, default redis://127.0.0.1:6379). */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RedisPubSub } from '../../src/realtime/redis.pubsub';
+import { sleep } from '../helpers/client';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `anonymo-test-${randomBytes(4).toString('hex')}:`;
+
+let a: RedisPubSub;
+let b: RedisPubSub;
+let admin: Redis;
+beforeAll(async () => {
+  a = await RedisPubSub.connect({ url: REDIS_URL, prefix });
+  b = await RedisPubSub.connect({ url: REDIS_URL, prefix });
+  admin = new Redis(REDIS_URL);
+});
+afterAll(async () => {
+  await a.close();
+  await b.close();
+  admin.disconnect();
+});
+
+function collect<T>(): { items: T[]; listener: (p: T) => void; waitFor(n: number): Promise<T[]> } {
+  const items: T[] = [];
+  return {
+    items,
+    listener: (p: T) => void items.push(p),
+    async waitFor(n: number) {
+      const deadline = Date.now() + 5000;
+      while (items.length < n) {
+        if (Date.now() > deadline) throw new Error(`got ${items.length} of ${n}`);
+        await sleep(10);
+      }
+      return items;
+    },
+  };
+}
+
+test('an event published on one instance reaches the other with its Dates as Dates', async () => {
+  const got = collect<{ message: { _id: string; createdAt: Date; readAt: Date | null }; at: Date }>();
+  const off = await b.subscribe('message:lobby', got.listener);
+  const createdAt = new Date('2026-01-02T03:04:05.678Z');
+  await a.publish('message:lobby', { message: { _id: 'lobby:000000000001', createdAt, readAt: null }, at: createdAt });
+  const [ev] = await got.waitFor(1);
+  expect(ev.message._id).toBe('lobby:000000000001');
+  expect(ev.message.createdAt).toBeInstanceOf(Date);
+  expect(ev.message.createdAt.getTime()).toBe(createdAt.getTime());
+  expect(ev.at).toBeInstanceOf(Date);
+  expect(ev.message.readAt).toBeNull();
+  off();
+});
+
+test('publishing order per topic is kept', async () => {
+  const got = collect<{ n: number }>();
+  const off = await b.subscribe('order', got.listener);
+  await Promise.all(Array.from({ length: 500 }, (_, n) => a.publish('order', { n })));
+  const items = await got.waitFor(500);
+  expect(items.map((i) => i.n)).toEqual(Array.from({ length: 500 }, (_, n) => n));
+  off();
+});
+
+test('a Redis channel is subscribed only while the instance has listeners for the topic', async () => {
+  const channel = `${prefix}presence-test`;
+  const count = async () => ((await admin.pubsub('NUMSUB', channel)) as [string, number])[1];
+  expect(await count()).toBe(0);
+  const one = collect<unknown>();
+  const two = collect<unknown>();
+  const off1 = await b.subscribe('presence-test', one.listener);
+  const off2 = await b.subscribe('presence-test', two.listener);
+  // Two listeners, one Redis subscription.
+  expect(await count()).toBe(1);
+  await a.publish('presence-test', { x: 1 });
+  await one.waitFor(1);
+  await two.waitFor(1);
+  off1();
+  await sleep(50);
+  expect(await count()).toBe(1);
+  off2();
+  await sleep(100);
+  expect(await count()).toBe(0);
+  expect(b.channelCount).toBe(0);
+  await a.publish('presence-test', { x: 2 });
+  await sleep(100);
+  expect(one.items).toHaveLength(1);
+  expect(two.items).toHaveLength(1);
+});
+
+test('topics are isolated from each other and from other prefixes', async () => {
+  const mine = collect<{ t: string }>();
+  const off = await b.subscribe('message:dm:a:b', mine.listener);
+  const other = await RedisPubSub.connect({ url: REDIS_URL, prefix: `${prefix}other:` });
+  try {
+    await other.publish('message:dm:a:b', { t: 'other deployment' });
+    await a.publish('message:lobby', { t: 'lobby' });
+    await a.publish('message:dm:a:b', { t: 'dm' });
+    await mine.waitFor(1);
+    await sleep(100);
+    expect(mine.items).toEqual([{ t: 'dm' }]);
+  } finally {
+    off();
+    await other.close();
+  }
+});
+
+test('an unreachable Redis fails start-up with a clear error instead of hanging', async () => {
+  await expect(RedisPubSub.connect({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 1000 })).rejects.toThrow(/Cannot connect to Redis/);
+});
