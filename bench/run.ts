@@ -31,7 +31,6 @@ import { spawn, spawnSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -40,6 +39,7 @@ import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
 import { renderChart } from './chart';
 import type { FromWorker, ToWorker } from './loadgen';
 import { cpuSeconds, nowMs, quantile, rssBytes, sleep } from './stats';
+import { freePort } from '../test/helpers/net';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BUILT = path.join(ROOT, 'dist', '.bench', 'bench');
@@ -156,17 +156,6 @@ function parseOptions(): Options {
 function openFileLimit(): number {
   const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   return m ? Number(m[1]) : Infinity;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** A server under test: our dist/main.js or the raw ws broadcast. */

@@ -6,7 +6,6 @@
  * every message of its conversations exactly once, in order.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient, type Client } from 'graphql-ws';
@@ -15,6 +14,7 @@ import { startFerretDB, type EmbeddedDatabase } from '../../src/db/embedded';
 import { openDb } from '../helpers/db';
 import { startServerProcess, type ServerProcess } from '../helpers/process';
 import { TEST_SECRET } from '../helpers/server';
+import { freePort } from '../helpers/net';
 
 const CLIENTS = Number(process.env.FAULT_CLIENTS ?? 60);
 const DM_PAIRS = Number(process.env.FAULT_DM_PAIRS ?? 10);
@@ -29,17 +29,6 @@ const FIRST = Buffer.from('m0').toString('base64url');
 jest.setTimeout(RUN_MS + 240000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const counts = { sent: 0, acknowledged: 0, retried: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, resubscribed: 0 };
 
