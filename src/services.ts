@@ -14,6 +14,7 @@ import { MessageStore } from './messages/message.store';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { RedisPresenceRegistry } from './presence/presence.registry';
+import { closeRedis } from './util/redis';
 import { PresenceService } from './presence/presence.service';
 import type { MessagePayload, PubSub } from './pubsub';
 import { RealtimeService, type RealtimeOptions } from './realtime/realtime.service';
@@ -67,7 +68,7 @@ export async function createServices(opts: {
   // With REDIS_URL, presence and rate limits are shared by every instance, like pub/sub.
   let redis: Redis | undefined;
   if (config.redis.url) {
-    redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: 'anonymo-limits', enableOfflineQueue: false });
+    redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: 'anonymo-limits', enableOfflineQueue: false, disconnectTimeout: 200 });
     redis.on('error', () => undefined); // the limiter lets actions through while Redis is away
   }
   const presence = new PresenceService(userModel(db.connection), users, pubsub, {
@@ -126,7 +127,7 @@ export async function createServices(opts: {
     limits,
     close: async () => {
       await presence.stop();
-      redis?.disconnect();
+      if (redis) await closeRedis(redis);
     },
     avatarUrl: (seed) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`,
   };

@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { closeRedis } from '../util/redis';
 
 export interface PresenceRegistry {
   /** This instance now holds the user; true if the user just came online globally. */
@@ -97,6 +98,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
       maxRetriesPerRequest: 3,
       connectionName: 'anonymo-presence',
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      disconnectTimeout: 200, // see redis.pubsub.ts
     }) as PresenceRedis;
     this.redis.on('error', () => undefined); // reconnects by itself; failures surface per command
     this.redis.defineCommand('presenceJoin', { numberOfKeys: 4, lua: JOIN });
@@ -197,6 +199,6 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     this.timers = [];
     // The heartbeat is left to expire: users reconnecting to other instances within the
     // grace period never appear offline; the rest go offline when another instance reaps.
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }

@@ -14,6 +14,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Listener, PubSub } from '../pubsub';
+import { closeRedis } from '../util/redis';
 import { decodeEvent, encodeEvent } from './codec';
 
 export interface RedisPubSubOptions {
@@ -52,6 +53,9 @@ export class RedisPubSub implements PubSub {
       // after a few failed attempts they fail instead of piling up.
       maxRetriesPerRequest: 3,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      // ioredis waits this long for a socket to close after disconnect(), and 2 s by default
+      // even when it is already closed (a refused connection), which delays process exit.
+      disconnectTimeout: 200,
     };
     const pub = new Redis(options.url, { ...common, connectionName: 'anonymo-pub' });
     const sub = new Redis(options.url, { ...common, connectionName: 'anonymo-sub' });
@@ -141,13 +145,7 @@ export class RedisPubSub implements PubSub {
     this.closed = true;
     this.listeners.clear();
     this.subscribed.clear();
-    const quit = async (conn: Redis) => {
-      let timer: NodeJS.Timeout | undefined;
-      // QUIT waits for Redis to answer; a Redis that is away must not hold up shutdown.
-      await Promise.race([conn.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 1000)))]);
-      clearTimeout(timer);
-      conn.disconnect();
-    };
-    await Promise.all([quit(this.pub), quit(this.sub)]);
+    // QUIT waits for Redis to answer; a Redis that is away must not hold up shutdown.
+    await Promise.all([closeRedis(this.pub), closeRedis(this.sub)]);
   }
 }

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { Redis } from 'ioredis';
 import { RedisPresenceRegistry } from '../../src/presence/presence.registry';
 import { sleep } from '../helpers/client';
+import { closeRedis } from '../../src/util/redis';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const logger = pino({ level: 'silent' });
@@ -28,7 +29,7 @@ describe('presence across instances (Redis registry)', () => {
     const redis = new Redis(REDIS_URL);
     const keys = await redis.keys(`${run}:*`);
     if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await closeRedis(redis);
   });
 
   test('a user held by two instances goes online once and offline once, when the last lets go', async () => {

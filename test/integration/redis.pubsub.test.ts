@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisPubSub } from '../../src/realtime/redis.pubsub';
 import { sleep } from '../helpers/client';
+import { closeRedis } from '../../src/util/redis';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `anonymo-test-${randomBytes(4).toString('hex')}:`;
@@ -18,7 +19,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await a.close();
   await b.close();
-  admin.disconnect();
+  await closeRedis(admin);
 });
 
 function collect<T>(): { items: T[]; listener: (p: T) => void; waitFor(n: number): Promise<T[]> } {
