@@ -8,7 +8,7 @@ import type { Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { messageModel, type MessageDoc } from './messages/message.model';
 import { ConversationService } from './conversations/conversation.service';
-import { inboxModel, readMarkerModel } from './conversations/conversation.model';
+import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
 import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
 import { Redis } from 'ioredis';
@@ -57,7 +57,8 @@ export async function createServices(opts: {
   const users = new UserService(userModel(db.connection), { kind: db.kind });
   const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
   const conversations = new ConversationService(
-    inboxModel(db.connection),
+    inboxEntryModel(db.connection),
+    inboxPairModel(db.connection),
     readMarkerModel(db.connection),
     store,
     users,
@@ -140,6 +141,7 @@ export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
   // No secondary indexes: both are read by _id only.
-  await inboxModel(db.connection).createCollection().catch(() => undefined);
+  await inboxEntryModel(db.connection).createCollection().catch(() => undefined);
+  await inboxPairModel(db.connection).createCollection().catch(() => undefined);
   await readMarkerModel(db.connection).createCollection().catch(() => undefined);
 }

@@ -1,13 +1,22 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
 /**
- * A user's direct-conversation partners: `with.<otherUserId> = true`. One document per user,
- * read with a single `_id` lookup to list conversations (FerretDB 1.x would scan for any other
- * query shape).
+ * A user's direct-conversation partners, as an append-only list: entry n of user u has
+ * `_id` `<u>:<n zero-padded>`, n = 1, 2, 3, ... without gaps, claimed by the insert like message
+ * sequence numbers. Append-only because FerretDB 1.x applies concurrent updates of one document
+ * without isolation (two instances adding partners to one inbox document lost one), and `_id`
+ * keyed so listing is index-backed there (point lookups) and on MongoDB (a range).
  */
-export interface InboxDoc {
+export interface InboxEntryDoc {
   _id: string;
-  with: Record<string, boolean>;
+  owner: string;
+  with: string;
+  at: Date;
+}
+
+/** Marks that `<owner>:<other>` has an inbox entry, so it is appended once (usually). */
+export interface InboxPairDoc {
+  _id: string;
 }
 
 /** How far a reader has read a direct conversation. `_id` is `<readerId>:<conversation>`. */
@@ -20,10 +29,17 @@ export interface ReadMarkerDoc {
   at: Date;
 }
 
-const inboxSchema = new Schema<InboxDoc>(
-  { _id: { type: String, required: true }, with: { type: Schema.Types.Mixed, default: {} } },
-  { collection: 'inboxes', versionKey: false, minimize: false },
+const inboxEntrySchema = new Schema<InboxEntryDoc>(
+  {
+    _id: { type: String, required: true },
+    owner: { type: String, required: true },
+    with: { type: String, required: true },
+    at: { type: Date, required: true },
+  },
+  { collection: 'inbox_entries', versionKey: false },
 );
+
+const inboxPairSchema = new Schema<InboxPairDoc>({ _id: { type: String, required: true } }, { collection: 'inbox_pairs', versionKey: false });
 
 const readMarkerSchema = new Schema<ReadMarkerDoc>(
   {
@@ -35,11 +51,16 @@ const readMarkerSchema = new Schema<ReadMarkerDoc>(
   { collection: 'read_markers', versionKey: false },
 );
 
-export type InboxModel = Model<InboxDoc>;
+export type InboxEntryModel = Model<InboxEntryDoc>;
+export type InboxPairModel = Model<InboxPairDoc>;
 export type ReadMarkerModel = Model<ReadMarkerDoc>;
 
-export function inboxModel(connection: Connection): InboxModel {
-  return connection.models.Inbox ?? connection.model<InboxDoc>('Inbox', inboxSchema);
+export function inboxEntryModel(connection: Connection): InboxEntryModel {
+  return connection.models.InboxEntry ?? connection.model<InboxEntryDoc>('InboxEntry', inboxEntrySchema);
+}
+
+export function inboxPairModel(connection: Connection): InboxPairModel {
+  return connection.models.InboxPair ?? connection.model<InboxPairDoc>('InboxPair', inboxPairSchema);
 }
 
 export function readMarkerModel(connection: Connection): ReadMarkerModel {

@@ -2,13 +2,16 @@
  * Direct conversations of a user, read status and unread counts.
  *
  * Everything here is `_id` lookups (FerretDB 1.x answers any other query with a scan):
- * - the inbox document (`_id` = user id) lists the user's partners;
+ * - a user's inbox is an append-only list of partner entries (`<user>:<n>`, see the model);
  * - the conversation's newest message carries per-sender message counts (MessageDoc.counts);
  * - the reader's marker (`_id` = `<reader>:<conversation>`) holds the other user's count at
  *   the last message marked read. unreadCount = newest count - marker count.
  */
 import { LRUCache } from 'lru-cache';
 import type { DatabaseKind } from '../db/database';
+import { findByIds } from '../db/lookups';
+import { gallopHead } from '../db/sequence';
+import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
 import { directKey, messageId, parseMessageId } from '../messages/conversation';
 import type { MessageDoc } from '../messages/message.model';
@@ -17,7 +20,7 @@ import { Topic, type InboxPayload, type PubSub, type ReadPayload } from '../pubs
 import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
-import type { InboxModel, ReadMarkerModel } from './conversation.model';
+import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
 
 export interface ConversationSummary {
   with: UserRecord;
@@ -25,17 +28,22 @@ export interface ConversationSummary {
   unreadCount: number;
 }
 
+const entryId = (owner: string, n: number) => `${owner}:${String(n).padStart(8, '0')}`;
+
 /** Messages read and updated per round trip while marking read. */
 const MARK_BATCH = 200;
 
 export class ConversationService {
   /** `<owner>:<other>` pairs known to be in the owner's inbox. */
   private readonly registered = new LRUCache<string, true>({ max: 200000 });
+  /** Inbox entry counts known to exist, by owner. */
+  private readonly entryHeads = new LRUCache<string, number>({ max: 100000 });
   private readonly inboxQueue = new KeyedQueue();
   private readonly readQueue = new KeyedQueue();
 
   constructor(
-    private readonly inboxes: InboxModel,
+    private readonly entries: InboxEntryModel,
+    private readonly pairs: InboxPairModel,
     private readonly markers: ReadMarkerModel,
     private readonly store: MessageStore,
     private readonly users: UserService,
@@ -52,24 +60,51 @@ export class ConversationService {
     const key = `${owner}:${other}`;
     if (this.registered.has(key)) return;
     await this.inboxQueue.run(owner, async () => {
-      for (let attempt = 0; attempt < 8; attempt++) {
-        await this.inboxes.updateOne({ _id: owner }, { $set: { [`with.${other}`]: true } }, { upsert: true });
-        // FerretDB 1.x applies an update as read-modify-write without isolation, so a
-        // concurrent update of this inbox by another instance can drop ours: read it back.
-        const doc = await this.inboxes.findOne({ _id: owner }).lean().exec();
-        if (doc?.with?.[other]) {
-          this.registered.set(key, true);
-          return;
+      if (!(await this.pairs.findOne({ _id: key }, { _id: 1 }).lean().exec())) {
+        // Append first, mark second: a crash in between, or two instances racing, can only
+        // append a duplicate entry (list() ignores it), never lose the partner.
+        for (let attempt = 0; ; attempt++) {
+          const n = (await this.entryHead(owner)) + 1;
+          try {
+            await this.entries.collection.insertOne({ _id: entryId(owner, n), owner, with: other, at: new Date() } as never);
+            this.entryHeads.set(owner, n);
+            break;
+          } catch (err) {
+            if ((err as { code?: number }).code !== 11000 || attempt >= 50) throw err;
+            this.entryHeads.set(owner, n); // taken by another writer: take the next one
+          }
         }
+        await this.pairs.collection.insertOne({ _id: key } as never).catch((err: { code?: number }) => {
+          if (err.code !== 11000) throw err;
+        });
       }
-      throw new Error(`could not record conversation ${owner} -> ${other}`);
+      this.registered.set(key, true);
     });
+  }
+
+  /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */
+  private async entryHead(owner: string): Promise<number> {
+    return gallopHead(this.entryHeads.get(owner) ?? 0, async (n) =>
+      (await this.entries.findOne({ _id: entryId(owner, n) }, { _id: 1 }).lean().exec()) !== null,
+    );
+  }
+
+  /** The ids of `owner`'s conversation partners, each once. */
+  private async partnersOf(owner: string): Promise<string[]> {
+    let docs: InboxEntryDoc[];
+    if (this.kind === 'mongodb') {
+      docs = await this.entries.find({ _id: { $gte: `${owner}:`, $lt: `${owner};` } }).lean<InboxEntryDoc[]>().exec();
+    } else {
+      const n = await this.entryHead(owner);
+      this.entryHeads.set(owner, n);
+      docs = await findByIds(this.entries, Array.from({ length: n }, (_, i) => entryId(owner, i + 1)), this.kind);
+    }
+    return [...new Set(docs.map((d) => d.with))];
   }
 
   /** The viewer's direct conversations, newest activity first. */
   async list(viewer: UserRecord): Promise<ConversationSummary[]> {
-    const inbox = await this.inboxes.findOne({ _id: viewer.id }).lean().exec();
-    const partners = Object.keys(inbox?.with ?? {});
+    const partners = await this.partnersOf(viewer.id);
     const found = await Promise.all(partners.map((otherId) => this.summary(viewer.id, otherId)));
     return found
       .filter((c): c is ConversationSummary => c !== null)
@@ -152,10 +187,12 @@ export class ConversationService {
         );
         changed += res.modifiedCount;
       }
-      await this.markers.replaceOne(
-        { _id: markerId },
-        { _id: markerId, seq: upDoc.seq, count: upDoc.counts?.[other.id] ?? 0, at },
-        { upsert: true },
+      await upsertWithRetry(() =>
+        this.markers.replaceOne(
+          { _id: markerId },
+          { _id: markerId, seq: upDoc.seq, count: upDoc.counts?.[other.id] ?? 0, at },
+          { upsert: true },
+        ),
       );
       const payload: ReadPayload = { conversation, reader: viewer, upTo: { ...upDoc, readAt: upDoc.sender === other.id ? (upDoc.readAt ?? at) : upDoc.readAt }, count: changed, at };
       await this.pubsub.publish(Topic.read(conversation), payload).catch(() => undefined);

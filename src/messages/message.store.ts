@@ -12,6 +12,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { DatabaseKind } from '../db/database';
+import { gallopHead } from '../db/sequence';
 import { messageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
 
@@ -58,21 +59,8 @@ export class MessageStore {
         .exec();
       return last?.seq ?? 0;
     }
-    // Gallop forward from what this process last knew, then binary-search the boundary:
-    // one lookup when nothing changed, O(log n) the first time.
-    let known = this.heads.get(conversation) ?? 0;
-    let step = 1;
-    while (await this.exists(conversation, known + step)) {
-      known += step;
-      step *= 2;
-    }
-    let lo = known; // exists (or 0)
-    let hi = known + step; // does not exist
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await this.exists(conversation, mid)) lo = mid;
-      else hi = mid;
-    }
+    // From what this process last knew: one lookup when nothing changed.
+    const lo = await gallopHead(this.heads.get(conversation) ?? 0, (seq) => this.exists(conversation, seq));
     this.noteHead(conversation, lo);
     return lo;
   }

@@ -11,6 +11,7 @@ import session, { type SessionData } from 'express-session';
 import type { Connection } from 'mongoose';
 import { LRUCache } from 'lru-cache';
 import type { DatabaseKind } from '../db/database';
+import { upsertWithRetry } from '../db/upsert';
 
 interface SessionDoc {
   _id: string;
@@ -81,8 +82,7 @@ export class MongoSessionStore extends session.Store {
       expires: this.expiresOf(sess),
       ...(sess.userId ? { userId: sess.userId } : {}),
     };
-    this.collection
-      .replaceOne({ _id: sid }, doc, { upsert: true })
+    upsertWithRetry(() => this.collection.replaceOne({ _id: sid }, doc, { upsert: true }))
       .then(() => {
         this.touched.set(sid, Date.now());
         cb?.();

@@ -157,4 +157,30 @@ describe('read status and conversations', () => {
       await Promise.all([aWs.close(), bWs.close(), eWs.close()]);
     }
   });
+
+  test('two instances recording conversations of one user at the same moment lose none of them', async () => {
+    // A second server on the same database, as behind a load balancer (FerretDB applies
+    // concurrent upserts and updates of one document without isolation).
+    const other = await startServer({ dbName: server.dbName });
+    try {
+      const owner = (await new TestClient(server).me()).id;
+      const partners = await Promise.all(Array.from({ length: 16 }, () => new TestClient(server).me()));
+      await Promise.all(
+        partners.map((p, i) => (i % 2 ? other : server).services.conversations.registerPair(owner, p.id)),
+      );
+      const { db, close } = await openDb(server.mongodbUri);
+      try {
+        const entries = await db.collection<{ _id: string; owner: string; with: string }>('inbox_entries').find({ owner }).toArray();
+        expect([...new Set(entries.map((e) => e.with))].sort()).toEqual(partners.map((p) => p.id).sort());
+        // Both instances see all of them through the API.
+        const ownerRecord = (await server.services.users.get(owner))!;
+        expect(await server.services.conversations.list(ownerRecord)).toHaveLength(16);
+        expect(await other.services.conversations.list(ownerRecord)).toHaveLength(16);
+      } finally {
+        await close();
+      }
+    } finally {
+      await other.close();
+    }
+  });
 });
