@@ -9,7 +9,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { DatabaseKind } from '../db/database';
-import { findByIds } from '../db/lookups';
+import { existsById, findByIds } from '../db/lookups';
 import { gallopHead } from '../db/sequence';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
@@ -60,7 +60,7 @@ export class ConversationService {
     const key = `${owner}:${other}`;
     if (this.registered.has(key)) return;
     await this.inboxQueue.run(owner, async () => {
-      if (!(await this.pairs.findOne({ _id: key }, { _id: 1 }).lean().exec())) {
+      if (!(await existsById(this.pairs, key))) {
         // Append first, mark second: a crash in between, or two instances racing, can only
         // append a duplicate entry (list() ignores it), never lose the partner.
         for (let attempt = 0; ; attempt++) {
@@ -84,9 +84,7 @@ export class ConversationService {
 
   /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */
   private async entryHead(owner: string): Promise<number> {
-    return gallopHead(this.entryHeads.get(owner) ?? 0, async (n) =>
-      (await this.entries.findOne({ _id: entryId(owner, n) }, { _id: 1 }).lean().exec()) !== null,
-    );
+    return gallopHead(this.entryHeads.get(owner) ?? 0, (n) => existsById(this.entries, entryId(owner, n)));
   }
 
   /** The ids of `owner`'s conversation partners, each once. */

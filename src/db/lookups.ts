@@ -20,3 +20,8 @@ export async function findByIds<T extends { _id: unknown }>(
   const found = await Promise.all(ids.map((id) => model.findOne({ _id: id } as never).lean().exec()));
   return found.filter((d): d is NonNullable<typeof d> => d != null) as T[];
 }
+
+/** Whether a document with this `_id` exists (an index-backed lookup on FerretDB too). */
+export async function existsById<T>(model: Model<T>, id: unknown): Promise<boolean> {
+  return (await model.findOne({ _id: id } as never, { _id: 1 }).lean().exec()) !== null;
+}

@@ -12,6 +12,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { DatabaseKind } from '../db/database';
+import { existsById, findByIds } from '../db/lookups';
 import { gallopHead } from '../db/sequence';
 import { messageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
@@ -60,14 +61,9 @@ export class MessageStore {
       return last?.seq ?? 0;
     }
     // From what this process last knew: one lookup when nothing changed.
-    const lo = await gallopHead(this.heads.get(conversation) ?? 0, (seq) => this.exists(conversation, seq));
+    const lo = await gallopHead(this.heads.get(conversation) ?? 0, (seq) => existsById(this.model, messageId(conversation, seq)));
     this.noteHead(conversation, lo);
     return lo;
-  }
-
-  private async exists(conversation: string, seq: number): Promise<boolean> {
-    const doc = await this.model.findOne({ _id: messageId(conversation, seq) }, { _id: 1 }).lean().exec();
-    return doc !== null;
   }
 
   /**
@@ -94,10 +90,7 @@ export class MessageStore {
       const seqs: number[] = [];
       if (newest) for (let s = hi; s >= Math.max(lo, hi - want + 1); s--) seqs.push(s);
       else for (let s = lo; s <= Math.min(hi, lo + want - 1); s++) seqs.push(s);
-      const docs = await Promise.all(
-        seqs.map((s) => this.model.findOne({ _id: messageId(conversation, s) }).lean<MessageDoc>().exec()),
-      );
-      for (const d of docs) if (d) out.push(d);
+      out.push(...(await findByIds(this.model, seqs.map((s) => messageId(conversation, s)), this.options.kind)));
       if (newest) hi = seqs[seqs.length - 1] - 1;
       else lo = seqs[seqs.length - 1] + 1;
     }
