@@ -19,8 +19,6 @@ export const Topic = {
   typing: (conversation: string) => `typing:${conversation}` as const,
   /** A user went online or offline (global transitions only). */
   presence: 'presence' as const,
-  /** Presence bookkeeping between instances (connection counts, heartbeats). */
-  presenceSync: 'presence-sync' as const,
   /** A session ended (identity reset): its WebSockets on every instance are closed. */
   sessionRevoked: 'session-revoked' as const,
 };
@@ -69,14 +67,6 @@ export interface PresencePayload {
   at: Date;
 }
 
-export interface PresenceSyncPayload {
-  instanceId: string;
-  userId: string;
-  /** This instance's open connections for the user after the change. */
-  connections: number;
-  at: Date;
-}
-
 export type Listener<T> = (payload: T) => void;
 
 export interface PubSub {
@@ -110,11 +100,6 @@ export class LocalPubSub implements PubSub {
       set!.delete(listener as Listener<unknown>);
       if (set!.size === 0 && this.topics.get(topic) === set) this.topics.delete(topic);
     };
-  }
-
-  /** Number of topics with listeners (leak checks). */
-  get topicCount(): number {
-    return this.topics.size;
   }
 
   async close(): Promise<void> {

@@ -21,13 +21,6 @@ export function conversationKey(viewerId: string, withUserId?: string | null): s
   return withUserId ? directKey(viewerId, withUserId) : LOBBY;
 }
 
-/** The two users of a direct conversation, or null for the lobby. */
-export function participants(conversation: string): [string, string] | null {
-  if (!conversation.startsWith('dm:')) return null;
-  const [, a, b] = conversation.split(':');
-  return [a, b];
-}
-
 export function messageId(conversation: string, seq: number): string {
   return `${conversation}:${String(seq).padStart(SEQ_WIDTH, '0')}`;
 }

@@ -8,10 +8,8 @@ import {
   LOBBY,
   conversationKey,
   decodeCursor,
-  encodeCursor,
   messageId,
   parseMessageId,
-  participants,
 } from './conversation';
 import type { MessageDoc } from './message.model';
 import type { MessageStore } from './message.store';
@@ -242,12 +240,5 @@ export class MessageService {
     }
     return decodeCursor(after, 'after');
   }
-
-  /** Whether the viewer may see messages of this conversation. */
-  static canSee(viewerId: string, conversation: string): boolean {
-    const pair = participants(conversation);
-    return pair === null || pair.includes(viewerId);
-  }
 }
 
-export { encodeCursor };
