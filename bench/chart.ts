@@ -11,7 +11,16 @@ interface Bar {
   label: string;
 }
 
-function panel(x0: number, y0: number, w: number, h: number, title: string, unit: string, bars: Bar[], series: string[]): string {
+function panel(
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+  title: string,
+  unit: string,
+  bars: Bar[],
+  series: string[],
+): string {
   const groups = [...new Set(bars.map((b) => b.group))];
   const max = Math.max(1, ...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)));
   const plotTop = y0 + 42;
@@ -50,7 +59,12 @@ export function renderChart(result: BenchResult): string {
   const rate = result.options.rates[0];
   const latency: Bar[] = result.scenarios.map((s) => {
     const r = s.rates.find((x) => x.rate === rate);
-    return { group: `${s.subscribers} subscribers`, series: s.mode, value: r?.p99Ms ?? NaN, label: r ? `${fmt(r.p99Ms)} ms` : '' };
+    return {
+      group: `${s.subscribers} subscribers`,
+      series: s.mode,
+      value: r?.p99Ms ?? NaN,
+      label: r ? `${fmt(r.p99Ms)} ms` : '',
+    };
   });
   const memory: Bar[] = result.scenarios.map((s) => ({
     group: `${s.subscribers} subscribers`,
@@ -59,7 +73,10 @@ export function renderChart(result: BenchResult): string {
     label: Number.isFinite(s.rssPerConnectionKiB) ? `${s.rssPerConnectionKiB.toFixed(1)}` : '',
   }));
   const legend = series
-    .map((s, i) => `<rect x="${20 + i * 150}" y="${H - 22}" width="12" height="12" fill="${COLORS[s] ?? '#555'}"/><text x="${36 + i * 150}" y="${H - 12}">${esc(s)}</text>`)
+    .map(
+      (s, i) =>
+        `<rect x="${20 + i * 150}" y="${H - 22}" width="12" height="12" fill="${COLORS[s] ?? '#555'}"/><text x="${36 + i * 150}" y="${H - 12}">${esc(s)}</text>`,
+    )
     .join('');
   const machine = `${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.memGiB} GiB, Node ${result.machine.node}, ${result.startedAt.slice(0, 10)}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">

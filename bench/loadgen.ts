@@ -11,7 +11,15 @@ import WebSocket from 'ws';
 import { nowMs } from './stats';
 
 export type ToWorker =
-  | { type: 'connect'; url: string; protocol: 'graphql' | 'raw'; cookies: string[]; count: number; query: string; concurrency: number }
+  | {
+      type: 'connect';
+      url: string;
+      protocol: 'graphql' | 'raw';
+      cookies: string[];
+      count: number;
+      query: string;
+      concurrency: number;
+    }
   | { type: 'record'; on: boolean }
   | { type: 'report' }
   | { type: 'close' };

@@ -27,7 +27,9 @@ const http = createServer((req, res) => {
       createdAt: new Date().toISOString(),
       sender,
     };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { sendMessage: { id: message.id } } }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ data: { sendMessage: { id: message.id } } }));
     // Serialise once, then one frame per socket with its own subscription id.
     const payload = JSON.stringify({ data: { messageAdded: message } });
     for (const [socket, prefix] of prefixes) socket.send(prefix + payload + '}');

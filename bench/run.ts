@@ -48,7 +48,8 @@ type Mode = (typeof MODES)[number];
 
 const SUBSCRIPTION = 'subscription Lobby { messageAdded { id text createdAt sender { id username avatarUrl } } }';
 const SEND = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const HISTORY = 'query History { messages(last: 50) { edges { cursor node { id text createdAt sender { id username } } } pageInfo { hasPreviousPage } } }';
+const HISTORY =
+  'query History { messages(last: 50) { edges { cursor node { id text createdAt sender { id username } } } pageInfo { hasPreviousPage } } }';
 
 export interface RateResult {
   rate: number;
@@ -73,7 +74,14 @@ export interface Scenario {
   rates: RateResult[];
   /** With --repeat: every run; the figures above are the best of them. */
   runs?: Scenario[];
-  saturation?: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number; loadgenCores: number; cpuUsPerDelivery: number };
+  saturation?: {
+    messages: number;
+    seconds: number;
+    deliveriesPerSec: number;
+    serverCores: number;
+    loadgenCores: number;
+    cpuUsPerDelivery: number;
+  };
   notes: string[];
 }
 export interface HistoryResult {
@@ -85,7 +93,14 @@ export interface HistoryResult {
 }
 export interface BenchResult {
   startedAt: string;
-  machine: { cpus: number; cpuModel: string; memGiB: number; node: string; loadAvgAtStart: number[]; openFileLimit: number };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memGiB: number;
+    node: string;
+    loadAvgAtStart: number[];
+    openFileLimit: number;
+  };
   options: Options;
   scenarios: Scenario[];
   history: HistoryResult[];
@@ -127,11 +142,14 @@ function parseOptions(): Options {
     },
   });
   const nums = (s: string, name: string) =>
-    s.split(',').filter(Boolean).map((v) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: ${v} is not a number`);
-      return n;
-    });
+    s
+      .split(',')
+      .filter(Boolean)
+      .map((v) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: ${v} is not a number`);
+        return n;
+      });
   const modes = values.modes.split(',').filter(Boolean) as Mode[];
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m} (${MODES.join(', ')})`);
   const subscribers = nums(values.subscribers, 'subscribers');
@@ -140,7 +158,9 @@ function parseOptions(): Options {
     subscribers,
     rates: nums(values.rates, 'rates').filter((r) => r > 0),
     modes,
-    history: nums(values.history, 'history').filter((h) => h > 0).sort((a, b) => a - b),
+    history: nums(values.history, 'history')
+      .filter((h) => h > 0)
+      .sort((a, b) => a - b),
     duration: nums(values.duration, 'duration')[0],
     workers: Math.max(1, Math.floor(nums(values.workers, 'workers')[0])),
     identities: Math.max(1, Math.floor(nums(values.identities, 'identities')[0])),
@@ -179,9 +199,17 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-async function startTarget(mode: Mode, mongoBase: string, subscribers: number, server: string, profile?: string): Promise<Target> {
+async function startTarget(
+  mode: Mode,
+  mongoBase: string,
+  subscribers: number,
+  server: string,
+  profile?: string,
+): Promise<Target> {
   if (mode === 'raw') {
-    const child = spawn(process.execPath, [...GC_ARGS, path.join(BUILT, 'raw-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...GC_ARGS, path.join(BUILT, 'raw-server.js')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const port = await new Promise<number>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (l) => {
         const m = /^READY (\d+)/.exec(l);
@@ -189,12 +217,21 @@ async function startTarget(mode: Mode, mongoBase: string, subscribers: number, s
       });
       child.once('exit', (c) => reject(new Error(`raw server exited with ${c}`)));
     });
-    return { mode, pid: child.pid!, http: `http://127.0.0.1:${port}/send`, ws: `ws://127.0.0.1:${port}/graphql`, child, stop: () => stopChild(child) };
+    return {
+      mode,
+      pid: child.pid!,
+      http: `http://127.0.0.1:${port}/send`,
+      ws: `ws://127.0.0.1:${port}/graphql`,
+      child,
+      stop: () => stopChild(child),
+    };
   }
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-'));
   const dbName = `bench_${mode.replace(/\W/g, '')}_${randomBytes(3).toString('hex')}`;
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`] : [];
+  const nodeArgs = profile
+    ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`]
+    : [];
   const child = spawn(process.execPath, [...GC_ARGS, ...nodeArgs, server], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: {
@@ -244,7 +281,11 @@ async function startTarget(mode: Mode, mongoBase: string, subscribers: number, s
 export async function identities(url: string, n: number): Promise<string[]> {
   const cookies: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ me { id } }' }) });
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ me { id } }' }),
+    });
     const m = /anonymo\.sid=([^;]+)/.exec(r.headers.get('set-cookie') ?? '');
     if (!r.ok || !m) throw new Error(`could not create an identity: ${r.status} ${await r.text()}`);
     await r.text();
@@ -294,7 +335,11 @@ export class Workers {
     });
   }
 
-  private ask<T extends FromWorker['type']>(p: ChildProcess, msg: ToWorker, reply: T): Promise<Extract<FromWorker, { type: T }>> {
+  private ask<T extends FromWorker['type']>(
+    p: ChildProcess,
+    msg: ToWorker,
+    reply: T,
+  ): Promise<Extract<FromWorker, { type: T }>> {
     return new Promise((resolve) => {
       const on = (m: FromWorker) => {
         if (m.type !== reply) return;
@@ -306,19 +351,39 @@ export class Workers {
     });
   }
 
-  async connect(url: string, protocol: 'graphql' | 'raw', cookies: string[], total: number): Promise<{ open: number; failed: number; firstError?: string }> {
-    const shares = this.procs.map((_, i) => Math.floor(total / this.procs.length) + (i < total % this.procs.length ? 1 : 0));
+  async connect(
+    url: string,
+    protocol: 'graphql' | 'raw',
+    cookies: string[],
+    total: number,
+  ): Promise<{ open: number; failed: number; firstError?: string }> {
+    const shares = this.procs.map(
+      (_, i) => Math.floor(total / this.procs.length) + (i < total % this.procs.length ? 1 : 0),
+    );
     shares.forEach((n, i) => (this.opened[i] += n));
     this.active = this.opened.filter((n) => n > 0).length;
     const replies = await Promise.all(
       this.procs.map((p, i) =>
         shares[i] > 0
-          ? this.ask(p, { type: 'connect', url, protocol, cookies, count: shares[i], query: SUBSCRIPTION, concurrency: 50 }, 'connected')
-          : Promise.resolve({ type: 'connected' as const, open: 0, failed: 0, firstError: undefined as string | undefined }),
+          ? this.ask(
+              p,
+              { type: 'connect', url, protocol, cookies, count: shares[i], query: SUBSCRIPTION, concurrency: 50 },
+              'connected',
+            )
+          : Promise.resolve({
+              type: 'connected' as const,
+              open: 0,
+              failed: 0,
+              firstError: undefined as string | undefined,
+            }),
       ),
     );
     // Workers report their cumulative count of open sockets.
-    return { open: replies.reduce((a, r) => a + r.open, 0), failed: replies.reduce((a, r) => a + r.failed, 0), firstError: replies.find((r) => r.firstError)?.firstError };
+    return {
+      open: replies.reduce((a, r) => a + r.open, 0),
+      failed: replies.reduce((a, r) => a + r.failed, 0),
+      firstError: replies.find((r) => r.firstError)?.firstError,
+    };
   }
 
   /** CPU seconds the load generators have used so far. */
@@ -355,8 +420,15 @@ export class Workers {
 function sender(target: Target, cookie: string | undefined): (k: number) => Promise<void> {
   return async (k) => {
     const text = `b:${k}:${nowMs().toFixed(3)}`;
-    const body = target.mode === 'raw' ? JSON.stringify({ text }) : JSON.stringify({ query: SEND, variables: { input: { text } } });
-    const r = await fetch(target.http, { method: 'POST', headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) }, body });
+    const body =
+      target.mode === 'raw'
+        ? JSON.stringify({ text })
+        : JSON.stringify({ query: SEND, variables: { input: { text } } });
+    const r = await fetch(target.http, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
+      body,
+    });
     const json = (await r.json()) as { errors?: unknown[] };
     if (!r.ok || json.errors) throw new Error(`send failed: ${r.status} ${JSON.stringify(json.errors)}`);
   };
@@ -442,7 +514,8 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     t0 = nowMs();
     const conn = subscribers > half ? await workers.connect(target.ws, protocol, cookies, subscribers - half) : first;
     connectSeconds += (nowMs() - t0) / 1000;
-    if (conn.failed + first.failed) notes.push(`${conn.failed + first.failed} connections failed (${conn.firstError ?? first.firstError})`);
+    if (conn.failed + first.failed)
+      notes.push(`${conn.failed + first.failed} connections failed (${conn.firstError ?? first.firstError})`);
     process.stdout.write(`  ${conn.open} subscribers connected in ${connectSeconds.toFixed(1)} s\n`);
     await allSubscribed();
     const fullRss = await idleRss(target.pid);
@@ -463,7 +536,8 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
         pending.push(workers.delivered(kk));
         send(kk).catch((err) => notes.push(String(err)));
       }
-      if ((await withTimeout(Promise.all(pending), 60000)) === 'timeout') notes.push(`rate ${rate}: not every message reached every subscriber within 60 s`);
+      if ((await withTimeout(Promise.all(pending), 60000)) === 'timeout')
+        notes.push(`rate ${rate}: not every message reached every subscriber within 60 s`);
       workers.record(false);
       const rep = await workers.report();
       rates.push({
@@ -475,7 +549,9 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
         p99Ms: quantile(rep.latencies, 0.99),
         maxMs: quantile(rep.latencies, 1),
       });
-      process.stdout.write(`  ${rate} msg/s: p50 ${rates.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${rates.at(-1)!.p99Ms.toFixed(1)} ms\n`);
+      process.stdout.write(
+        `  ${rate} msg/s: p50 ${rates.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${rates.at(-1)!.p99Ms.toFixed(1)} ms\n`,
+      );
       await sleep(500);
     }
 
@@ -529,19 +605,39 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     const rep = await workers.report();
     if (rep.closed) notes.push(`${rep.closed} sockets were closed by the server`);
     if (rep.unexpected) notes.push(`${rep.unexpected} unexpected frames`);
-    return { loadAvg: loadavg().map((l) => Math.round(l * 100) / 100), subscribers: conn.open, mode, connectSeconds, failedConnections: conn.failed + first.failed, rssPerConnectionKiB, rssPerConnectionAllKiB, rates, saturation, notes };
+    return {
+      loadAvg: loadavg().map((l) => Math.round(l * 100) / 100),
+      subscribers: conn.open,
+      mode,
+      connectSeconds,
+      failedConnections: conn.failed + first.failed,
+      rssPerConnectionKiB,
+      rssPerConnectionAllKiB,
+      rates,
+      saturation,
+      notes,
+    };
   } finally {
     await workers.close();
     await target.stop();
   }
 }
 
-async function runHistory(opts: Options, mongoBase: string): Promise<{ history: HistoryResult[]; explain: BenchResult['explain'] }> {
+async function runHistory(
+  opts: Options,
+  mongoBase: string,
+): Promise<{ history: HistoryResult[]; explain: BenchResult['explain'] }> {
   const target = await startTarget('grouped', mongoBase, 10, opts.server);
   const client = await MongoClient.connect(mongoBase);
   try {
     const [cookie] = await identities(target.http, 1);
-    const me = (await (await fetch(target.http, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ query: '{ me { id } }' }) })).json()) as { data: { me: { id: string } } };
+    const me = (await (
+      await fetch(target.http, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie },
+        body: JSON.stringify({ query: '{ me { id } }' }),
+      })
+    ).json()) as { data: { me: { id: string } } };
     const db = client.db(target.dbName);
     const messages = db.collection('messages');
     const results: HistoryResult[] = [];
@@ -572,8 +668,15 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
       const seedSeconds = (nowMs() - t0) / 1000;
       const query = async () => {
         const s = nowMs();
-        const r = await fetch(target.http, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ query: HISTORY }) });
-        const json = (await r.json()) as { data?: { messages: { edges: Array<{ node: { id: string } }> } }; errors?: unknown };
+        const r = await fetch(target.http, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', cookie },
+          body: JSON.stringify({ query: HISTORY }),
+        });
+        const json = (await r.json()) as {
+          data?: { messages: { edges: Array<{ node: { id: string } }> } };
+          errors?: unknown;
+        };
         const ms = nowMs() - s;
         const edges = json.data?.messages.edges ?? [];
         if (edges.length !== 50 || edges[49].node.id !== `lobby:${String(size).padStart(12, '0')}`) {
@@ -584,12 +687,26 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
       for (let i = 0; i < 20; i++) await query();
       const samples: number[] = [];
       for (let i = 0; i < opts.historyRequests; i++) samples.push(await query());
-      results.push({ stored: size, seedSeconds, requests: samples.length, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) });
-      process.stdout.write(`  messages(last: 50) with ${size} stored: p50 ${results.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${results.at(-1)!.p99Ms.toFixed(1)} ms\n`);
+      results.push({
+        stored: size,
+        seedSeconds,
+        requests: samples.length,
+        p50Ms: quantile(samples, 0.5),
+        p99Ms: quantile(samples, 0.99),
+      });
+      process.stdout.write(
+        `  messages(last: 50) with ${size} stored: p50 ${results.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${results.at(-1)!.p99Ms.toFixed(1)} ms\n`,
+      );
     }
     const explain = {
-      pointLookup: await db.command({ explain: { find: 'messages', filter: { _id: 'lobby:000000000001' } }, verbosity: 'queryPlanner' }),
-      rangeScan: await db.command({ explain: { find: 'messages', filter: { _id: { $gte: 'lobby:', $lt: 'lobby;' } }, sort: { _id: -1 }, limit: 50 }, verbosity: 'queryPlanner' }),
+      pointLookup: await db.command({
+        explain: { find: 'messages', filter: { _id: 'lobby:000000000001' } },
+        verbosity: 'queryPlanner',
+      }),
+      rangeScan: await db.command({
+        explain: { find: 'messages', filter: { _id: { $gte: 'lobby:', $lt: 'lobby;' } }, sort: { _id: -1 }, limit: 50 },
+        verbosity: 'queryPlanner',
+      }),
     };
     return { history: results, explain };
   } finally {
@@ -599,8 +716,10 @@ async function runHistory(opts: Options, mongoBase: string): Promise<{ history: 
 }
 
 const f = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
-const pct = (cores: number | undefined) => (cores === undefined || !Number.isFinite(cores) ? '–' : `${Math.round(cores * 100)}%`);
-const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? '–' : `${(a / b).toFixed(2)}×`);
+const pct = (cores: number | undefined) =>
+  cores === undefined || !Number.isFinite(cores) ? '–' : `${Math.round(cores * 100)}%`;
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !b ? '–' : `${(a / b).toFixed(2)}×`;
 
 export function table(result: BenchResult): string {
   const rate = result.options.rates[0];
@@ -619,16 +738,29 @@ export function table(result: BenchResult): string {
     );
   }
   for (const extra of result.options.rates.slice(1)) {
-    lines.push('', `Latency at ${extra} msg/s:`, '', '| subscribers | mode | p50 | p99 | p99 × raw |', '|---:|---|---:|---:|---:|');
+    lines.push(
+      '',
+      `Latency at ${extra} msg/s:`,
+      '',
+      '| subscribers | mode | p50 | p99 | p99 × raw |',
+      '|---:|---|---:|---:|---:|',
+    );
     for (const s of result.scenarios) {
       const r = s.rates.find((x) => x.rate === extra);
-      const rr = result.scenarios.find((x) => x.mode === 'raw' && x.subscribers === s.subscribers)?.rates.find((x) => x.rate === extra);
-      lines.push(`| ${s.subscribers} | ${s.mode} | ${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} |`);
+      const rr = result.scenarios
+        .find((x) => x.mode === 'raw' && x.subscribers === s.subscribers)
+        ?.rates.find((x) => x.rate === extra);
+      lines.push(
+        `| ${s.subscribers} | ${s.mode} | ${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} |`,
+      );
     }
   }
   if (result.history.length) {
     lines.push('', '| messages stored | `messages(last: 50)` p50 | p99 | p99 × smallest |', '|---:|---:|---:|---:|');
-    for (const h of result.history) lines.push(`| ${h.stored} | ${f(h.p50Ms, 2)} ms | ${f(h.p99Ms, 2)} ms | ${ratio(h.p99Ms, result.history[0].p99Ms)} |`);
+    for (const h of result.history)
+      lines.push(
+        `| ${h.stored} | ${f(h.p50Ms, 2)} ms | ${f(h.p99Ms, 2)} ms | ${ratio(h.p99Ms, result.history[0].p99Ms)} |`,
+      );
   }
   return lines.join('\n');
 }
@@ -646,17 +778,30 @@ async function main(): Promise<void> {
   };
   for (const n of opts.subscribers) {
     // The server holds one descriptor per socket plus its database connections and listeners.
-    if (n + 100 > limit) throw new Error(`--subscribers ${n}: the open-file limit is ${limit} (ulimit -n); at most ${limit - 100} fit`);
+    if (n + 100 > limit)
+      throw new Error(`--subscribers ${n}: the open-file limit is ${limit} (ulimit -n); at most ${limit - 100} fit`);
   }
   const build = spawnSync('bash', [path.join(ROOT, 'scripts', 'build-ferretdb.sh')], { stdio: 'inherit' });
   if (build.status !== 0) throw new Error('scripts/build-ferretdb.sh failed');
   const dbDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-db-'));
   let ferret: EmbeddedDatabase | undefined;
-  const result: BenchResult = { startedAt: new Date().toISOString(), machine, options: opts, scenarios: [], history: [] };
+  const result: BenchResult = {
+    startedAt: new Date().toISOString(),
+    machine,
+    options: opts,
+    scenarios: [],
+    history: [],
+  };
   try {
-    ferret = await startFerretDB({ dataDir: dbDir, dbName: 'unused', ferretdbBin: path.join(ROOT, '.tools', 'bin', 'ferretdb') });
+    ferret = await startFerretDB({
+      dataDir: dbDir,
+      dbName: 'unused',
+      ferretdbBin: path.join(ROOT, '.tools', 'bin', 'ferretdb'),
+    });
     const mongoBase = ferret.uri.replace(/unused$/, '');
-    console.log(`Benchmark on ${machine.cpus} CPUs, ${machine.memGiB} GiB, Node ${machine.node}, load ${machine.loadAvgAtStart.join(' ')}`);
+    console.log(
+      `Benchmark on ${machine.cpus} CPUs, ${machine.memGiB} GiB, Node ${machine.node}, load ${machine.loadAvgAtStart.join(' ')}`,
+    );
     for (const n of opts.subscribers) {
       // Repeats are interleaved (raw, per-subscriber, grouped, raw, ...) so that a burst of
       // other work on the machine does not land on one mode only.
@@ -686,7 +831,11 @@ async function main(): Promise<void> {
   writeFileSync(path.join(opts.out, 'latest.md'), `${md}\n`);
   console.log(`\n${md}\n`);
   for (const s of result.scenarios) for (const n of s.notes) console.log(`note (${s.subscribers} ${s.mode}): ${n}`);
-  if (result.explain) console.log('\nFerretDB explain of the point lookup messages(last: 50) issues:\n' + JSON.stringify(result.explain.pointLookup, null, 2));
+  if (result.explain)
+    console.log(
+      '\nFerretDB explain of the point lookup messages(last: 50) issues:\n' +
+        JSON.stringify(result.explain.pointLookup, null, 2),
+    );
   console.log(`\nWrote ${path.relative(ROOT, path.join(opts.out, 'latest.json'))} and latest.svg`);
 }
 

@@ -11,7 +11,12 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const web = path.join(root, 'web');
 const built = path.join(web, 'dist', 'index.html');
-const inputs = [path.join(web, 'src'), path.join(web, 'index.html'), path.join(web, 'vite.config.mts'), path.join(root, 'package-lock.json')];
+const inputs = [
+  path.join(web, 'src'),
+  path.join(web, 'index.html'),
+  path.join(web, 'vite.config.mts'),
+  path.join(root, 'package-lock.json'),
+];
 
 function newest(p) {
   const s = statSync(p);
@@ -32,7 +37,11 @@ try {
   vite = await import('vite');
 } catch {
   // Installed without devDependencies (npm ci --omit=dev): serve what was built, if anything.
-  console.warn(existsSync(built) ? 'vite is not installed: serving the existing web/dist' : 'vite is not installed: the web client is not built (the API still runs)');
+  console.warn(
+    existsSync(built)
+      ? 'vite is not installed: serving the existing web/dist'
+      : 'vite is not installed: the web client is not built (the API still runs)',
+  );
   process.exit(0);
 }
 await vite.build({ configFile: path.join(web, 'vite.config.mts'), logLevel: 'warn' });

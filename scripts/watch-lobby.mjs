@@ -12,7 +12,8 @@ client.subscribe(
   {
     next: ({ data, errors }) => {
       if (errors) console.error(errors);
-      else console.log(`${data.messageAdded.createdAt}  ${data.messageAdded.sender.username}: ${data.messageAdded.text}`);
+      else
+        console.log(`${data.messageAdded.createdAt}  ${data.messageAdded.sender.username}: ${data.messageAdded.text}`);
     },
     error: (err) => console.error('subscription error', err),
     complete: () => console.log('completed'),

@@ -40,7 +40,10 @@ const EnvSchema = z.object({
   ...securityEnv,
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
-    z.string().regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://').optional(),
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://')
+      .optional(),
   ),
   REDIS_PREFIX: z.string().min(1).max(100).default('anonymo:'),
   FANOUT: z.enum(['grouped', 'per-subscriber']).default('grouped'),
@@ -136,9 +139,7 @@ function parseTrustProxy(v: string | undefined): Config['trustProxy'] {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
-    );
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`));
   }
   const e = parsed.data;
   const isProduction = e.NODE_ENV === 'production';
@@ -151,7 +152,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? isProduction || e.SESSION_COOKIE_SAMESITE === 'none'
       : e.SESSION_COOKIE_SECURE === 'true';
   if (e.SESSION_COOKIE_SAMESITE === 'none' && !secure) {
-    problems.push('SESSION_COOKIE_SECURE: must be true (or auto) when SESSION_COOKIE_SAMESITE=none; browsers reject it otherwise');
+    problems.push(
+      'SESSION_COOKIE_SECURE: must be true (or auto) when SESSION_COOKIE_SAMESITE=none; browsers reject it otherwise',
+    );
   }
   if (problems.length) throw new ConfigError(problems);
 

@@ -124,11 +124,10 @@ export function formatError(
   }
   if (original instanceof Error && original.name === 'ArgumentValidationError') {
     const details = (original as Error & { extensions?: { validationErrors?: unknown[] } }).extensions
-      ?.validationErrors as Array<{ property: string; constraints?: Record<string, string>; children?: unknown[] }> | undefined;
+      ?.validationErrors as
+      Array<{ property: string; constraints?: Record<string, string>; children?: unknown[] }> | undefined;
     const first = details?.[0];
-    const message = first?.constraints
-      ? Object.values(first.constraints)[0]
-      : 'Argument validation failed';
+    const message = first?.constraints ? Object.values(first.constraints)[0] : 'Argument validation failed';
     return {
       ...base,
       message,
@@ -136,7 +135,11 @@ export function formatError(
     };
   }
   if (isDatabaseUnavailable(original)) {
-    return { ...base, message: new ServiceUnavailableError().message, extensions: { code: ErrorCode.SERVICE_UNAVAILABLE } };
+    return {
+      ...base,
+      message: new ServiceUnavailableError().message,
+      extensions: { code: ErrorCode.SERVICE_UNAVAILABLE },
+    };
   }
   const code = formatted.extensions?.code;
   if (typeof code === 'string' && PUBLIC_CODES.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) {

@@ -74,7 +74,10 @@ async function main(): Promise<void> {
         log: (msg) => logger.info(msg),
       });
       mongodbUri = embedded.uri;
-      logger.info({ database: embedded.kind, uri: mongodbUri, dataDir: embedded.dataDir }, 'started the embedded database');
+      logger.info(
+        { database: embedded.kind, uri: mongodbUri, dataDir: embedded.dataDir },
+        'started the embedded database',
+      );
     }
     server = await createServer({
       config,

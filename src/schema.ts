@@ -9,7 +9,13 @@ import { TypingResolver } from './typing/typing.resolver';
 import type { Services } from './services';
 import { UserResolver } from './users/user.resolver';
 
-export const resolvers = [UserResolver, MessageResolver, ConversationResolver, PresenceResolver, TypingResolver] as const;
+export const resolvers = [
+  UserResolver,
+  MessageResolver,
+  ConversationResolver,
+  PresenceResolver,
+  TypingResolver,
+] as const;
 
 /**
  * Builds the executable schema. Resolver instances get this server's services through

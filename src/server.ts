@@ -19,7 +19,15 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from './config';
 import { createLoaders, type Context, type Loaders } from './context';
 import { connectDatabase, type Database } from './db/database';
-import { ErrorCode, RateLimitedError, ServiceUnavailableError, formatError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from './errors';
+import {
+  ErrorCode,
+  RateLimitedError,
+  ServiceUnavailableError,
+  formatError,
+  formatGraphQLError,
+  isDatabaseUnavailable,
+  type FormatOptions,
+} from './errors';
 import { createLogger } from './logger';
 import { Topic, type PubSub, type SessionRevokedPayload } from './pubsub';
 import { destroyOnError, releaseUpgradeRequest } from './realtime/connection-memory';
@@ -32,7 +40,13 @@ import { clientIp } from './security/ip';
 import { OriginPolicy } from './security/origin';
 import { rateLimitedError } from './security/rate-limit';
 import { checkUpgrade, tooManyRequests } from './security/upgrade';
-import { createSessionMiddleware, resolveIdentity, upgradeIdentity, type Identity, type SessionRequest } from './sessions/identity';
+import {
+  createSessionMiddleware,
+  resolveIdentity,
+  upgradeIdentity,
+  type Identity,
+  type SessionRequest,
+} from './sessions/identity';
 import { MongoSessionStore } from './sessions/session.store';
 import { AVATAR_SEED, avatarSvg } from './users/avatar';
 import { SESSION_REVOKED_CLOSE } from './users/identity.service';
@@ -79,7 +93,9 @@ type UpgradeRequest = IncomingMessage & { anonymo?: UpgradeInfo };
 
 function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ errors: [{ message }] });
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
@@ -230,7 +246,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       refusedForCapacity++;
       // One line per refusal would let a flood flood the logs too: the first, then every 100th.
       if (refusedForCapacity === 1 || refusedForCapacity % 100 === 0) {
-        logger.warn({ refused: refusedForCapacity, limit: config.maxConnections }, 'WebSocket refused: server at MAX_CONNECTIONS');
+        logger.warn(
+          { refused: refusedForCapacity, limit: config.maxConnections },
+          'WebSocket refused: server at MAX_CONNECTIONS',
+        );
       }
       return rejectUpgrade(socket, 503, 'Server at capacity', { 'Retry-After': '5' });
     }
@@ -248,7 +267,14 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
           done();
           return rejectUpgrade(socket, refusal.status, refusal.message, refusal.headers);
         }
-        const { identity, setCookie } = await upgradeIdentity(req, sessionMiddleware, services.users, config, sessionSecret, { beforeCreate });
+        const { identity, setCookie } = await upgradeIdentity(
+          req,
+          sessionMiddleware,
+          services.users,
+          config,
+          sessionSecret,
+          { beforeCreate },
+        );
         if (socket.destroyed) return done();
         req.anonymo = { identity, setCookie, connectionId: randomUUID(), ip };
         wss.handleUpgrade(req, socket, head, (ws) => {
@@ -264,7 +290,8 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
           const { status, message, headers } = tooManyRequests(Number(err.extensions.retryAfterMs));
           return rejectUpgrade(socket, status, message, headers);
         }
-        if (isDatabaseUnavailable(err)) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '2' });
+        if (isDatabaseUnavailable(err))
+          return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '2' });
         logger.error({ err }, 'WebSocket upgrade failed');
         rejectUpgrade(socket, 500, 'Internal Server Error');
       });
@@ -370,13 +397,27 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const jsonErrors: ErrorRequestHandler = (err, _req, res, _next) => {
     if (isDatabaseUnavailable(err)) {
       res.status(503).set('Retry-After', '2');
-      return void res.json({ errors: [{ message: new ServiceUnavailableError().message, extensions: { code: ErrorCode.SERVICE_UNAVAILABLE } }] });
+      return void res.json({
+        errors: [
+          { message: new ServiceUnavailableError().message, extensions: { code: ErrorCode.SERVICE_UNAVAILABLE } },
+        ],
+      });
     }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) logger.error({ err }, 'request failed');
     const message =
-      status === 413 ? `Request body larger than ${config.security.maxBodyBytes} bytes` : status === 400 ? 'Malformed request body' : status === 500 ? 'Internal server error' : String(err.message);
-    res.status(status).json({ errors: [{ message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } }] });
+      status === 413
+        ? `Request body larger than ${config.security.maxBodyBytes} bytes`
+        : status === 400
+          ? 'Malformed request body'
+          : status === 500
+            ? 'Internal server error'
+            : String(err.message);
+    res.status(status).json({
+      errors: [
+        { message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } },
+      ],
+    });
   };
   app.use(jsonErrors);
 

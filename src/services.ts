@@ -69,7 +69,12 @@ export async function createServices(opts: {
   // With REDIS_URL, presence and rate limits are shared by every instance, like pub/sub.
   let redis: Redis | undefined;
   if (config.redis.url) {
-    redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: 'anonymo-limits', enableOfflineQueue: false, disconnectTimeout: 200 });
+    redis = new Redis(config.redis.url, {
+      maxRetriesPerRequest: 3,
+      connectionName: 'anonymo-limits',
+      enableOfflineQueue: false,
+      disconnectTimeout: 200,
+    });
     redis.on('error', () => undefined); // the limiter lets actions through while Redis is away
   }
   const presence = new PresenceService(userModel(db.connection), users, pubsub, {
@@ -92,14 +97,19 @@ export async function createServices(opts: {
     return docs.map((message) => ({
       message,
       sender: byId.get(message.sender)!,
-      recipient: message.recipient ? byId.get(message.recipient) ?? null : null,
+      recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null,
     }));
   };
   const limits = new RateLimits(config.security.rateLimits, {
     logger,
     factory: redis
       ? (keyPrefix, spec) =>
-          new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redis.prefix}${keyPrefix}`, points: spec.points, duration: spec.durationMs / 1000 })
+          new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `${config.redis.prefix}${keyPrefix}`,
+            points: spec.points,
+            duration: spec.durationMs / 1000,
+          })
       : undefined,
   });
   const realtime = new RealtimeService({
@@ -141,7 +151,13 @@ export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
   // No secondary indexes: both are read by _id only.
-  await inboxEntryModel(db.connection).createCollection().catch(() => undefined);
-  await inboxPairModel(db.connection).createCollection().catch(() => undefined);
-  await readMarkerModel(db.connection).createCollection().catch(() => undefined);
+  await inboxEntryModel(db.connection)
+    .createCollection()
+    .catch(() => undefined);
+  await inboxPairModel(db.connection)
+    .createCollection()
+    .catch(() => undefined);
+  await readMarkerModel(db.connection)
+    .createCollection()
+    .catch(() => undefined);
 }

@@ -56,12 +56,19 @@ export class OperationValidator {
       document = parse(query, { maxTokens: this.maxTokens });
     } catch (err) {
       const e = err as GraphQLError;
-      return [new GraphQLError(e.message, { source: e.source, positions: e.positions, extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED } })];
+      return [
+        new GraphQLError(e.message, {
+          source: e.source,
+          positions: e.positions,
+          extensions: { code: ErrorCode.GRAPHQL_PARSE_FAILED },
+        }),
+      ];
     }
     const errors = validate(this.schema, document, this.rules);
     if (errors.length) {
       return errors.map(
-        (e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } }),
+        (e) =>
+          new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } }),
       );
     }
     this.documents.set(query, document);

@@ -39,7 +39,10 @@ const inboxEntrySchema = new Schema<InboxEntryDoc>(
   { collection: 'inbox_entries', versionKey: false },
 );
 
-const inboxPairSchema = new Schema<InboxPairDoc>({ _id: { type: String, required: true } }, { collection: 'inbox_pairs', versionKey: false });
+const inboxPairSchema = new Schema<InboxPairDoc>(
+  { _id: { type: String, required: true } },
+  { collection: 'inbox_pairs', versionKey: false },
+);
 
 const readMarkerSchema = new Schema<ReadMarkerDoc>(
   {

@@ -1,4 +1,17 @@
-import { Args, ArgsType, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import {
+  Args,
+  ArgsType,
+  Ctx,
+  Field,
+  FieldResolver,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
 import type { Context } from '../context';
 import { toMessageView, type MessageView } from '../messages/message.type';
 import { Topic, type InboxPayload, type ReadPayload } from '../pubsub';
@@ -66,7 +79,10 @@ export class ConversationResolver {
       return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.read(key) });
     },
   })
-  messagesRead(@Root() p: ReadPayload, @Args() _args: ReadArgs): { reader: UserRecord; upTo: MessageView; count: number; readAt: Date } {
+  messagesRead(
+    @Root() p: ReadPayload,
+    @Args() _args: ReadArgs,
+  ): { reader: UserRecord; upTo: MessageView; count: number; readAt: Date } {
     return { reader: p.reader, upTo: toMessageView(p.upTo), count: p.count, readAt: p.at };
   }
 }

@@ -66,7 +66,12 @@ export class ConversationService {
         for (let attempt = 0; ; attempt++) {
           const n = (await this.entryHead(owner)) + 1;
           try {
-            await this.entries.collection.insertOne({ _id: entryId(owner, n), owner, with: other, at: new Date() } as never);
+            await this.entries.collection.insertOne({
+              _id: entryId(owner, n),
+              owner,
+              with: other,
+              at: new Date(),
+            } as never);
             this.entryHeads.set(owner, n);
             break;
           } catch (err) {
@@ -91,11 +96,18 @@ export class ConversationService {
   private async partnersOf(owner: string): Promise<string[]> {
     let docs: InboxEntryDoc[];
     if (this.kind === 'mongodb') {
-      docs = await this.entries.find({ _id: { $gte: `${owner}:`, $lt: `${owner};` } }).lean<InboxEntryDoc[]>().exec();
+      docs = await this.entries
+        .find({ _id: { $gte: `${owner}:`, $lt: `${owner};` } })
+        .lean<InboxEntryDoc[]>()
+        .exec();
     } else {
       const n = await this.entryHead(owner);
       this.entryHeads.set(owner, n);
-      docs = await findByIds(this.entries, Array.from({ length: n }, (_, i) => entryId(owner, i + 1)), this.kind);
+      docs = await findByIds(
+        this.entries,
+        Array.from({ length: n }, (_, i) => entryId(owner, i + 1)),
+        this.kind,
+      );
     }
     return [...new Set(docs.map((d) => d.with))];
   }
@@ -119,7 +131,10 @@ export class ConversationService {
     const [other, head, marker] = await Promise.all([
       this.users.get(otherId),
       this.store.head(conversation),
-      this.markers.findOne({ _id: `${viewerId}:${conversation}` }).lean().exec(),
+      this.markers
+        .findOne({ _id: `${viewerId}:${conversation}` })
+        .lean()
+        .exec(),
     ]);
     if (!other) return null;
     const last = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
@@ -192,7 +207,13 @@ export class ConversationService {
           { upsert: true },
         ),
       );
-      const payload: ReadPayload = { conversation, reader: viewer, upTo: { ...upDoc, readAt: upDoc.sender === other.id ? (upDoc.readAt ?? at) : upDoc.readAt }, count: changed, at };
+      const payload: ReadPayload = {
+        conversation,
+        reader: viewer,
+        upTo: { ...upDoc, readAt: upDoc.sender === other.id ? (upDoc.readAt ?? at) : upDoc.readAt },
+        count: changed,
+        at,
+      };
       await this.pubsub.publish(Topic.read(conversation), payload).catch(() => undefined);
       if (changed > 0) void this.notify(viewer.id, other.id);
       return changed;

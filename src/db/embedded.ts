@@ -167,7 +167,11 @@ async function startMemoryServer(opts: EmbeddedOptions): Promise<EmbeddedDatabas
 export async function startEmbeddedDatabase(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const log = opts.log ?? (() => {});
   const haveFerret =
-    opts.ferretdbBin !== undefined ? existsSync(opts.ferretdbBin) : opts.build === false ? existsSync(DEFAULT_FERRETDB_BIN) : ensureFerretDB(log);
+    opts.ferretdbBin !== undefined
+      ? existsSync(opts.ferretdbBin)
+      : opts.build === false
+        ? existsSync(DEFAULT_FERRETDB_BIN)
+        : ensureFerretDB(log);
   if (haveFerret) return startFerretDB(opts);
   log('Go is not installed: using mongodb-memory-server instead of FerretDB');
   return startMemoryServer(opts);

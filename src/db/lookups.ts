@@ -15,13 +15,28 @@ export async function findByIds<T extends { _id: unknown }>(
 ): Promise<T[]> {
   if (ids.length === 0) return [];
   if (kind === 'mongodb' || ids.length === 1) {
-    return (await model.find({ _id: ids.length === 1 ? ids[0] : { $in: ids } } as never).lean().exec()) as T[];
+    return (await model
+      .find({ _id: ids.length === 1 ? ids[0] : { $in: ids } } as never)
+      .lean()
+      .exec()) as T[];
   }
-  const found = await Promise.all(ids.map((id) => model.findOne({ _id: id } as never).lean().exec()));
+  const found = await Promise.all(
+    ids.map((id) =>
+      model
+        .findOne({ _id: id } as never)
+        .lean()
+        .exec(),
+    ),
+  );
   return found.filter((d): d is NonNullable<typeof d> => d != null) as T[];
 }
 
 /** Whether a document with this `_id` exists (an index-backed lookup on FerretDB too). */
 export async function existsById<T>(model: Model<T>, id: unknown): Promise<boolean> {
-  return (await model.findOne({ _id: id } as never, { _id: 1 }).lean().exec()) !== null;
+  return (
+    (await model
+      .findOne({ _id: id } as never, { _id: 1 })
+      .lean()
+      .exec()) !== null
+  );
 }

@@ -24,13 +24,20 @@ export class MessageResolver {
   async messages(@Args() args: MessagesArgs, @Ctx() ctx: Context): Promise<MessageConnectionView> {
     const { key } = await this.services.messages.conversationWith(ctx.user, args.with);
     const page = await this.services.messages.page(key, args);
-    return toConnection(page.messages.map((m) => toMessageView(m)), page.hasPreviousPage, page.hasNextPage);
+    return toConnection(
+      page.messages.map((m) => toMessageView(m)),
+      page.hasPreviousPage,
+      page.hasNextPage,
+    );
   }
 
   @Mutation(() => Message, {
     description: 'Stores the message, then publishes it; returns after the database acknowledged the write.',
   })
-  async sendMessage(@Arg('input', () => SendMessageInput) input: SendMessageInput, @Ctx() ctx: Context): Promise<MessageView> {
+  async sendMessage(
+    @Arg('input', () => SendMessageInput) input: SendMessageInput,
+    @Ctx() ctx: Context,
+  ): Promise<MessageView> {
     await this.services.limits.consumeFor('sendMessage', ctx);
     const { message, sender, recipient } = await this.services.messages.send(ctx.user, input);
     return toMessageView(message, sender, recipient);

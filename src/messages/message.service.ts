@@ -4,13 +4,7 @@ import { KeyedQueue } from '../util/keyed-queue';
 import { Topic, type MessagePayload, type PubSub } from '../pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
-import {
-  LOBBY,
-  conversationKey,
-  decodeCursor,
-  messageId,
-  parseMessageId,
-} from './conversation';
+import { LOBBY, conversationKey, decodeCursor, messageId, parseMessageId } from './conversation';
 import type { MessageDoc } from './message.model';
 import type { MessageStore } from './message.store';
 
@@ -61,11 +55,18 @@ export class MessageService {
     readonly store: MessageStore,
     private readonly users: UserService,
     private readonly pubsub: PubSub,
-    private readonly conversations: { registerPair(a: string, b: string): Promise<void>; messageStored(senderId: string, recipientId: string): void },
+    private readonly conversations: {
+      registerPair(a: string, b: string): Promise<void>;
+      messageStored(senderId: string, recipientId: string): void;
+    },
   ) {}
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
-  async conversationWith(viewer: UserRecord, withUserId: string | null | undefined, field = 'with'): Promise<{ key: string; other: UserRecord | null }> {
+  async conversationWith(
+    viewer: UserRecord,
+    withUserId: string | null | undefined,
+    field = 'with',
+  ): Promise<{ key: string; other: UserRecord | null }> {
     if (withUserId === null || withUserId === undefined) return { key: LOBBY, other: null };
     parseUserId(withUserId, field);
     if (withUserId === viewer.id) throw new BadUserInputError(`${field} must be another user, not yourself`, field);
@@ -168,7 +169,8 @@ export class MessageService {
     let prev: Record<string, number> = {};
     if (head > 0) {
       const cached = this.lastCounts.get(conversation);
-      prev = cached?.seq === head ? cached.counts : ((await this.store.get(messageId(conversation, head)))?.counts ?? {});
+      prev =
+        cached?.seq === head ? cached.counts : ((await this.store.get(messageId(conversation, head)))?.counts ?? {});
     }
     return { ...prev, [senderId]: (prev[senderId] ?? 0) + 1 };
   }
@@ -201,7 +203,10 @@ export class MessageService {
   /** A Relay page of the conversation, oldest first. */
   async page(conversation: string, args: PageArgs): Promise<MessagePage> {
     const { first, last } = args;
-    for (const [name, v] of [['first', first], ['last', last]] as const) {
+    for (const [name, v] of [
+      ['first', first],
+      ['last', last],
+    ] as const) {
       if (v === null || v === undefined) continue;
       if (!Number.isInteger(v) || v < 0) throw new BadUserInputError(`${name} must be a non-negative integer`, name);
       if (v > MAX_PAGE_SIZE) throw new BadUserInputError(`${name} must be at most ${MAX_PAGE_SIZE}`, name);
@@ -241,4 +246,3 @@ export class MessageService {
     return decodeCursor(after, 'after');
   }
 }
-

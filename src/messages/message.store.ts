@@ -61,7 +61,9 @@ export class MessageStore {
       return last?.seq ?? 0;
     }
     // From what this process last knew: one lookup when nothing changed.
-    const lo = await gallopHead(this.heads.get(conversation) ?? 0, (seq) => existsById(this.model, messageId(conversation, seq)));
+    const lo = await gallopHead(this.heads.get(conversation) ?? 0, (seq) =>
+      existsById(this.model, messageId(conversation, seq)),
+    );
     this.noteHead(conversation, lo);
     return lo;
   }
@@ -90,7 +92,13 @@ export class MessageStore {
       const seqs: number[] = [];
       if (newest) for (let s = hi; s >= Math.max(lo, hi - want + 1); s--) seqs.push(s);
       else for (let s = lo; s <= Math.min(hi, lo + want - 1); s++) seqs.push(s);
-      out.push(...(await findByIds(this.model, seqs.map((s) => messageId(conversation, s)), this.options.kind)));
+      out.push(
+        ...(await findByIds(
+          this.model,
+          seqs.map((s) => messageId(conversation, s)),
+          this.options.kind,
+        )),
+      );
       if (newest) hi = seqs[seqs.length - 1] - 1;
       else lo = seqs[seqs.length - 1] + 1;
     }

@@ -105,7 +105,11 @@ export interface MessageConnectionView {
   pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
 }
 
-export function toConnection(views: MessageView[], hasPreviousPage: boolean, hasNextPage: boolean): MessageConnectionView {
+export function toConnection(
+  views: MessageView[],
+  hasPreviousPage: boolean,
+  hasNextPage: boolean,
+): MessageConnectionView {
   const edges = views.map((node) => ({ cursor: encodeCursor(node.seq), node }));
   return {
     edges,

@@ -188,7 +188,10 @@ export class Metrics {
   }
 
   /** Counts errors that are about to be sent, by their (already formatted) code. */
-  countErrors(errors: ReadonlyArray<GraphQLFormattedError | { extensions?: Record<string, unknown> }>, transport: Transport): void {
+  countErrors(
+    errors: ReadonlyArray<GraphQLFormattedError | { extensions?: Record<string, unknown> }>,
+    transport: Transport,
+  ): void {
     for (const e of errors) {
       const code = e.extensions?.code;
       this.errors.inc({ code: typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR', transport });
@@ -223,7 +226,12 @@ export class Metrics {
         const start = performance.now();
         return {
           async willSendResponse({ operation, operationName, response }) {
-            metrics.observeOperation(operation?.operation ?? 'unknown', operation?.name?.value ?? operationName, 'http', (performance.now() - start) / 1000);
+            metrics.observeOperation(
+              operation?.operation ?? 'unknown',
+              operation?.name?.value ?? operationName,
+              'http',
+              (performance.now() - start) / 1000,
+            );
             if (response.body.kind === 'single' && response.body.singleResult.errors) {
               metrics.countErrors(response.body.singleResult.errors, 'http');
             }
@@ -247,7 +255,12 @@ export class Metrics {
     if (start === undefined) return;
     starts!.delete(id);
     const op = getOperationAST(document, operationName);
-    this.observeOperation(op?.operation ?? 'unknown', op?.name?.value ?? operationName, 'ws', (performance.now() - start) / 1000);
+    this.observeOperation(
+      op?.operation ?? 'unknown',
+      op?.name?.value ?? operationName,
+      'ws',
+      (performance.now() - start) / 1000,
+    );
   }
 
   /** graphql-ws: an operation that ended before `onOperation` (refused, invalid). */

@@ -73,8 +73,21 @@ end
 return 0`;
 
 type PresenceRedis = Redis & {
-  presenceJoin(userKey: string, online: string, instUsers: string, instances: string, instanceId: string, userId: string): Promise<number>;
-  presenceLeave(userKey: string, online: string, instUsers: string, instanceId: string, userId: string): Promise<number>;
+  presenceJoin(
+    userKey: string,
+    online: string,
+    instUsers: string,
+    instances: string,
+    instanceId: string,
+    userId: string,
+  ): Promise<number>;
+  presenceLeave(
+    userKey: string,
+    online: string,
+    instUsers: string,
+    instanceId: string,
+    userId: string,
+  ): Promise<number>;
 };
 
 export interface RedisPresenceOptions {

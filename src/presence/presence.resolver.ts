@@ -9,7 +9,9 @@ import { PresenceEvent } from './presence.type';
 export class PresenceResolver {
   constructor(private readonly services: Services) {}
 
-  @Query(() => [User], { description: 'Users with at least one open connection (or within the grace period), by username.' })
+  @Query(() => [User], {
+    description: 'Users with at least one open connection (or within the grace period), by username.',
+  })
   async onlineUsers(@Ctx() ctx: Context): Promise<UserRecord[]> {
     const ids = await this.services.presence.onlineUserIds();
     const users = (await ctx.loaders.users.loadMany(ids)).filter(

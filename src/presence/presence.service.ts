@@ -60,7 +60,9 @@ export class PresenceService {
     });
     // Users of an instance that died are released by whichever instance notices.
     await this.registry.start((userId) => {
-      void this.users.get(userId).then((u) => u && this.transitions.run(userId, () => this.record(u, false, new Date())));
+      void this.users
+        .get(userId)
+        .then((u) => u && this.transitions.run(userId, () => this.record(u, false, new Date())));
     });
     // Whoever the database still shows online (a previous run) gets the grace period to
     // come back before being marked offline: a restart during a deploy does not flap.
@@ -94,9 +96,11 @@ export class PresenceService {
       return;
     }
     this.local.set(user.id, { connections: 1 });
-    void this.transitions.run(user.id, async () => {
-      if (await this.registry.join(user.id)) await this.record(user, true, new Date());
-    }).catch((err) => this.options.logger.warn({ err, userId: user.id }, 'presence: join failed'));
+    void this.transitions
+      .run(user.id, async () => {
+        if (await this.registry.join(user.id)) await this.record(user, true, new Date());
+      })
+      .catch((err) => this.options.logger.warn({ err, userId: user.id }, 'presence: join failed'));
   }
 
   /** A WebSocket connection of `user` closed. */
@@ -109,9 +113,11 @@ export class PresenceService {
       state.offlineTimer = undefined;
       if (state.connections > 0 || this.stopped) return;
       this.local.delete(user.id);
-      void this.transitions.run(user.id, async () => {
-        if (await this.registry.leave(user.id)) await this.record(user, false, new Date());
-      }).catch((err) => this.options.logger.warn({ err, userId: user.id }, 'presence: leave failed'));
+      void this.transitions
+        .run(user.id, async () => {
+          if (await this.registry.leave(user.id)) await this.record(user, false, new Date());
+        })
+        .catch((err) => this.options.logger.warn({ err, userId: user.id }, 'presence: leave failed'));
     }, this.options.graceMs);
     state.offlineTimer.unref();
   }

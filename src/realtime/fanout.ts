@@ -20,7 +20,10 @@ import type { Plan } from './plan';
 const OPEN = 1;
 
 /** Why a subscriber was cut off because it could not keep up (it resumes with `after`). */
-export const SLOW_CONSUMER_CLOSE = { code: 1013, reason: 'Subscriber too slow; reconnect and resume with after' } as const;
+export const SLOW_CONSUMER_CLOSE = {
+  code: 1013,
+  reason: 'Subscriber too slow; reconnect and resume with after',
+} as const;
 
 /** Sends a Buffer as a text frame (graphql-ws messages are text). */
 const TEXT_FRAME = { binary: false } as const;
@@ -313,6 +316,8 @@ class SinkIterator implements AsyncIterableIterator<unknown> {
   }
 }
 
-export function sinkIterator(start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>): AsyncIterableIterator<unknown> {
+export function sinkIterator(
+  start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>,
+): AsyncIterableIterator<unknown> {
   return new SinkIterator(start);
 }

@@ -67,7 +67,11 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
   const vars = new Set<string>();
   let viewerDependent = false;
 
-  const walk = (set: SelectionSetNode | undefined, parent: GraphQLCompositeType | null | undefined, seen: Set<string>): void => {
+  const walk = (
+    set: SelectionSetNode | undefined,
+    parent: GraphQLCompositeType | null | undefined,
+    seen: Set<string>,
+  ): void => {
     if (!set) return;
     for (const sel of set.selections) {
       variablesIn(sel.directives, vars);
@@ -122,7 +126,13 @@ export class Planner {
     private readonly perSubscriber = false,
   ) {}
 
-  plan(query: string, document: DocumentNode, operationName: string | null | undefined, variables: Record<string, unknown>, viewerId: string): Plan {
+  plan(
+    query: string,
+    document: DocumentNode,
+    operationName: string | null | undefined,
+    variables: Record<string, unknown>,
+    viewerId: string,
+  ): Plan {
     const cacheKey = `${operationName ?? ''}\u0000${query}`;
     let a = this.cache.get(cacheKey);
     if (!a) {
@@ -134,7 +144,14 @@ export class Planner {
     // Subscribers of one group share one Plan (and one key string) instead of a copy each.
     let plan = this.plans.get(key);
     if (!plan) {
-      plan = { key, viewerDependent: a.viewerDependent, perSubscriber: this.perSubscriber, document, operationName, variables };
+      plan = {
+        key,
+        viewerDependent: a.viewerDependent,
+        perSubscriber: this.perSubscriber,
+        document,
+        operationName,
+        variables,
+      };
       this.plans.set(key, plan);
     }
     return plan;

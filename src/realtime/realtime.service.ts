@@ -92,7 +92,14 @@ export class RealtimeService {
 
   private createChannel(spec: SubscribeSpec): Channel {
     if (spec.kind === 'messages') {
-      return new MessageChannel(spec.topic, spec.conversation, this.render, this.makeShared, this.onChannelError, this.options.messages);
+      return new MessageChannel(
+        spec.topic,
+        spec.conversation,
+        this.render,
+        this.makeShared,
+        this.onChannelError,
+        this.options.messages,
+      );
     }
     if (spec.kind === 'typing') {
       return new TypingChannel(spec.topic, this.render, this.makeShared, this.onChannelError);

@@ -60,7 +60,10 @@ export class RedisPubSub implements PubSub {
     const pub = new Redis(options.url, { ...common, connectionName: 'anonymo-pub' });
     const sub = new Redis(options.url, { ...common, connectionName: 'anonymo-sub' });
     let lastError: Error | undefined;
-    for (const [name, conn] of [['publisher', pub], ['subscriber', sub]] as const) {
+    for (const [name, conn] of [
+      ['publisher', pub],
+      ['subscriber', sub],
+    ] as const) {
       let down = false;
       conn.on('error', (err: Error) => {
         lastError = err;

@@ -45,10 +45,16 @@ const origins = z
   .default('')
   .transform((v, ctx) => {
     const out: string[] = [];
-    for (const raw of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const raw of v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const origin = normalizeOrigin(raw);
       if (!origin) {
-        ctx.addIssue({ code: 'custom', message: `ALLOWED_ORIGINS: "${raw}" is not an origin such as https://chat.example.com` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `ALLOWED_ORIGINS: "${raw}" is not an origin such as https://chat.example.com`,
+        });
         return z.NEVER;
       }
       out.push(origin);
@@ -146,7 +152,7 @@ export interface SecurityConfig {
 export function securityConfig(e: SecurityEnv, opts: { isProduction: boolean; publicUrl?: string }): SecurityConfig {
   return {
     allowedOrigins: e.ALLOWED_ORIGINS,
-    publicOrigin: opts.publicUrl ? normalizeOrigin(new URL(opts.publicUrl).origin) ?? undefined : undefined,
+    publicOrigin: opts.publicUrl ? (normalizeOrigin(new URL(opts.publicUrl).origin) ?? undefined) : undefined,
     allowLoopbackOrigins: !opts.isProduction,
     maxBodyBytes: e.HTTP_MAX_BODY_BYTES,
     maxWsPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,

@@ -26,5 +26,9 @@ export async function checkUpgrade(
 }
 
 export function tooManyRequests(retryAfterMs: number): UpgradeRefusal {
-  return { status: 429, message: 'Too Many Requests', headers: { 'Retry-After': String(Math.ceil(retryAfterMs / 1000)) } };
+  return {
+    status: 429,
+    message: 'Too Many Requests',
+    headers: { 'Retry-After': String(Math.ceil(retryAfterMs / 1000)) },
+  };
 }

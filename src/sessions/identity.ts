@@ -51,7 +51,11 @@ export interface IdentityHooks {
 }
 
 /** The session's user, creating one (and marking the session for saving) when there is none. */
-export async function resolveIdentity(req: SessionRequest, users: UserService, hooks: IdentityHooks = {}): Promise<Identity> {
+export async function resolveIdentity(
+  req: SessionRequest,
+  users: UserService,
+  hooks: IdentityHooks = {},
+): Promise<Identity> {
   const existing = req.session.userId ? await users.get(req.session.userId) : null;
   if (existing) return { user: existing, sessionId: req.sessionID, created: false };
   await hooks.beforeCreate?.();
@@ -68,7 +72,9 @@ export async function resolveIdentity(req: SessionRequest, users: UserService, h
 function runMiddleware(mw: RequestHandler, req: IncomingMessage): Promise<void> {
   // express-session only needs a response to hook its automatic save into, which an
   // upgrade does not have: the session is saved explicitly below instead.
-  return new Promise((resolve, reject) => mw(req as never, {} as never, (err?: unknown) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    mw(req as never, {} as never, (err?: unknown) => (err ? reject(err) : resolve())),
+  );
 }
 
 function isSecure(req: IncomingMessage, trustProxy: Config['trustProxy']): boolean {

@@ -58,7 +58,13 @@ export class TypingService {
 export class TypingChannel extends Channel {
   private readonly typists = new Map<string, { user: UserRecord; timer: NodeJS.Timeout }>();
 
-  constructor(topic: string, render: Renderer, makeShared: () => Context, onError: (err: unknown) => void, private readonly ttlMs = TYPING_TTL_MS) {
+  constructor(
+    topic: string,
+    render: Renderer,
+    makeShared: () => Context,
+    onError: (err: unknown) => void,
+    private readonly ttlMs = TYPING_TTL_MS,
+  ) {
     super(topic, render, makeShared, onError);
   }
 

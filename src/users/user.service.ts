@@ -83,7 +83,10 @@ export class UserService {
     const cached = this.cache.get(id);
     if (cached) return cached;
     if (!OBJECT_ID.test(id)) return null;
-    const doc = await this.users.findOne({ _id: new Types.ObjectId(id) }).lean<UserDoc>().exec();
+    const doc = await this.users
+      .findOne({ _id: new Types.ObjectId(id) })
+      .lean<UserDoc>()
+      .exec();
     if (!doc) return null;
     const record = toRecord(doc);
     this.cache.set(id, record);
@@ -94,7 +97,11 @@ export class UserService {
   async getMany(ids: readonly string[]): Promise<Array<UserRecord | null>> {
     const missing = ids.filter((id) => !this.cache.has(id) && OBJECT_ID.test(id));
     if (missing.length) {
-      const docs = await findByIds(this.users, [...new Set(missing)].map((id) => new Types.ObjectId(id)), this.options.kind);
+      const docs = await findByIds(
+        this.users,
+        [...new Set(missing)].map((id) => new Types.ObjectId(id)),
+        this.options.kind,
+      );
       for (const doc of docs as UserDoc[]) this.cache.set(doc._id.toHexString(), toRecord(doc));
     }
     return ids.map((id) => this.cache.get(id) ?? null);

@@ -51,7 +51,8 @@ export function webClient(options: WebClientOptions = {}): RequestHandler | null
       index: false,
       setHeaders: (res, file) => {
         // Vite puts a content hash in every asset name: cache those forever.
-        if (file.startsWith(path.join(dir, 'assets') + path.sep)) res.set('Cache-Control', 'public, max-age=31536000, immutable');
+        if (file.startsWith(path.join(dir, 'assets') + path.sep))
+          res.set('Cache-Control', 'public, max-age=31536000, immutable');
       },
     }),
   );

@@ -8,7 +8,15 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Locator, Page, WebSocketRoute } from 'playwright-core';
 import { TestClient } from '../helpers/client';
-import { OUTPUT_DIR, ROOT, ensureWebClientBuilt, launchBrowser, screenshots, withScreenshots, type TestBrowser } from '../helpers/browser';
+import {
+  OUTPUT_DIR,
+  ROOT,
+  ensureWebClientBuilt,
+  launchBrowser,
+  screenshots,
+  withScreenshots,
+  type TestBrowser,
+} from '../helpers/browser';
 import { startServer, type TestServer } from '../helpers/server';
 
 jest.setTimeout(60_000);
@@ -29,11 +37,13 @@ let alice: Person;
 let bob: Person;
 
 const pages = () => ({ alice: alice?.page, bob: bob?.page });
-const step = (name: string, body: () => Promise<void>) => test(name, () => withScreenshots(name.slice(0, 60), pages, body));
+const step = (name: string, body: () => Promise<void>) =>
+  test(name, () => withScreenshots(name.slice(0, 60), pages, body));
 
 /** Exact text of one element (React escapes it: markup in a message stays text). */
 const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-const messageText = (page: Page, text: string): Locator => page.getByTestId('message-text').filter({ hasText: exact(text) });
+const messageText = (page: Page, text: string): Locator =>
+  page.getByTestId('message-text').filter({ hasText: exact(text) });
 const messageTexts = (page: Page) => page.getByTestId('message-text').allTextContents();
 
 async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -120,7 +130,9 @@ describe('the web client in Chromium, two people', () => {
     await send(alice.page, hello);
     await messageText(bob.page, hello).waitFor();
     expect(await bob.page.locator('[data-testid="message-text"] b').count()).toBe(0);
-    const mine = alice.page.locator('[data-testid="message"][data-mine="true"]').filter({ has: messageText(alice.page, hello) });
+    const mine = alice.page
+      .locator('[data-testid="message"][data-mine="true"]')
+      .filter({ has: messageText(alice.page, hello) });
     await mine.waitFor();
     // A timestamp from the server.
     expect(await mine.locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
@@ -148,7 +160,10 @@ describe('the web client in Chromium, two people', () => {
 
     // Bob is in the lobby: the conversation appears with one unread message.
     const entry = bob.page.locator(`[data-testid="conversation"][data-user-id="${alice.id}"]`);
-    await entry.getByTestId('unread').filter({ hasText: exact('1') }).waitFor();
+    await entry
+      .getByTestId('unread')
+      .filter({ hasText: exact('1') })
+      .waitFor();
     await entry.filter({ hasText: 'Hi Bob, just between us' }).waitFor();
     expect(await messageText(bob.page, 'Hi Bob, just between us').count()).toBe(0);
 
@@ -159,10 +174,16 @@ describe('the web client in Chromium, two people', () => {
 
     // Typing and replies in the direct conversation, live both ways.
     await bob.page.getByTestId('composer').fill('Sure');
-    await alice.page.getByTestId('typing').filter({ hasText: `${bob.name} is typing…` }).waitFor();
+    await alice.page
+      .getByTestId('typing')
+      .filter({ hasText: `${bob.name} is typing…` })
+      .waitFor();
     await send(bob.page, 'Sure, only you and me');
     await messageText(alice.page, 'Sure, only you and me').waitFor();
-    await alice.page.getByTestId('typing').filter({ hasText: exact('') }).waitFor();
+    await alice.page
+      .getByTestId('typing')
+      .filter({ hasText: exact('') })
+      .waitFor();
     // Alice has the conversation open: Bob's reply is read at once, so Bob sees "Seen".
     await bob.page.getByTestId('seen').waitFor();
 
@@ -183,9 +204,13 @@ describe('the web client in Chromium, two people', () => {
     try {
       await send(bob.page, 'a late answer');
       await messageText(alice.page, 'a late answer').waitFor();
-      const message = bob.page.locator('[data-testid="message"]').filter({ has: messageText(bob.page, 'a late answer') });
+      const message = bob.page
+        .locator('[data-testid="message"]')
+        .filter({ has: messageText(bob.page, 'a late answer') });
       await message.getByTestId('seen').waitFor();
-      const refreshed = bob.page.waitForResponse((r) => /"operationName":"Conversations"/.test(r.request().postData() ?? ''));
+      const refreshed = bob.page.waitForResponse((r) =>
+        /"operationName":"Conversations"/.test(r.request().postData() ?? ''),
+      );
       release();
       // The client refetches the conversation list once the answer is in the cache.
       await refreshed;
@@ -279,7 +304,9 @@ describe('the web client in Chromium, two people', () => {
     expect(await page.getByTestId('conversation').count()).toBe(0);
     const newName = (await page.getByTestId('me-name').textContent())!;
     await send(page, 'I am someone new');
-    const seenByAlice = alice.page.locator('[data-testid="message"]').filter({ has: messageText(alice.page, 'I am someone new') });
+    const seenByAlice = alice.page
+      .locator('[data-testid="message"]')
+      .filter({ has: messageText(alice.page, 'I am someone new') });
     await seenByAlice.filter({ hasText: newName }).waitFor();
     await alice.page.locator(`[data-testid="online-user"][data-user-id="${fresh}"]`).waitFor();
   });

@@ -30,7 +30,16 @@ jest.setTimeout(RUN_MS + 240000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const counts = { sent: 0, acknowledged: 0, retried: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, resubscribed: 0 };
+const counts = {
+  sent: 0,
+  acknowledged: 0,
+  retried: 0,
+  delivered: 0,
+  lost: 0,
+  duplicated: 0,
+  outOfOrder: 0,
+  resubscribed: 0,
+};
 
 /** One simulated browser: an identity, a lobby subscription and maybe a DM subscription. */
 class SimClient {
@@ -43,7 +52,11 @@ class SimClient {
   private ws?: Client;
   private stopped = false;
 
-  constructor(readonly name: string, private readonly url: () => string, private readonly wsUrl: () => string) {}
+  constructor(
+    readonly name: string,
+    private readonly url: () => string,
+    private readonly wsUrl: () => string,
+  ) {}
 
   private async http(body: unknown): Promise<{ data?: any; errors?: any[] } | null> {
     try {
@@ -217,7 +230,8 @@ test('no acknowledged message is lost or duplicated through server and database 
   // Let every subscriber catch up: wait until nothing changes for a while.
   const { db: direct, close } = await openDb(db.uri);
   try {
-    const stored = await direct.collection<{ _id: string; conversation: string; seq: number; clientId: string; sender: string }>('messages')
+    const stored = await direct
+      .collection<{ _id: string; conversation: string; seq: number; clientId: string; sender: string }>('messages')
       .find({}, { projection: { conversation: 1, seq: 1, clientId: 1, sender: 1 } })
       .toArray();
     const byConversation = new Map<string, string[]>();
@@ -229,7 +243,9 @@ test('no acknowledged message is lost or duplicated through server and database 
     const convKey = (c: SimClient, key: string) => (key === 'lobby' ? 'lobby' : `dm:${[c.id!, key].sort().join(':')}`);
     const deadline = Date.now() + 60000;
     for (;;) {
-      const complete = clients.every((c) => [...c.received].every(([key, got]) => got.length >= (byConversation.get(convKey(c, key))?.length ?? 0)));
+      const complete = clients.every((c) =>
+        [...c.received].every(([key, got]) => got.length >= (byConversation.get(convKey(c, key))?.length ?? 0)),
+      );
       if (complete || Date.now() > deadline) break;
       await sleep(500);
     }

@@ -29,7 +29,9 @@ export interface TestBrowser {
 
 export async function launchBrowser(): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or set CHROMIUM_PATH`);
+    throw new Error(
+      `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or set CHROMIUM_PATH`,
+    );
   }
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -52,7 +54,11 @@ export async function launchBrowser(): Promise<TestBrowser> {
     browser,
     pageErrors,
     async newUser() {
-      const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, locale: 'en-GB', timezoneId: 'UTC' });
+      const context = await browser.newContext({
+        viewport: { width: 1100, height: 720 },
+        locale: 'en-GB',
+        timezoneId: 'UTC',
+      });
       const page = await context.newPage();
       // Waits are for things that happen within a second or two; fail with a screenshot soon.
       page.setDefaultTimeout(10_000);
@@ -87,7 +93,11 @@ export async function screenshots(prefix: string, pages: Record<string, Page | u
  * Runs a test body; on failure saves screenshots of every page first, then rethrows, so a
  * red test leaves pictures of what each window showed.
  */
-export async function withScreenshots(name: string, pages: () => Record<string, Page | undefined>, body: () => Promise<void>): Promise<void> {
+export async function withScreenshots(
+  name: string,
+  pages: () => Record<string, Page | undefined>,
+  body: () => Promise<void>,
+): Promise<void> {
   try {
     await body();
   } catch (err) {

@@ -34,7 +34,10 @@ export class TestClient {
   }
 
   /** POSTs any body (for malformed-request tests). */
-  async post(body: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Headers }> {
+  async post(
+    body: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; text: string; headers: Headers }> {
     const res = await fetch(this.server.url, {
       method: 'POST',
       headers: {
@@ -117,7 +120,8 @@ export class WsTestClient {
       retryAttempts: 0,
       lazy: false,
       on: {
-        closed: (e) => this.closes.push({ code: (e as { code: number }).code, reason: (e as { reason: string }).reason }),
+        closed: (e) =>
+          this.closes.push({ code: (e as { code: number }).code, reason: (e as { reason: string }).reason }),
         connected: () => {
           this.connectedCount++;
           const waiting = this.onConnected;
@@ -149,7 +153,10 @@ export class WsTestClient {
     return new Subscription<T>(this.client, query, variables);
   }
 
-  async query<T = any>(query: string, variables?: Record<string, unknown>): Promise<{ data?: T; errors?: readonly GraphQLFormattedError[] }> {
+  async query<T = any>(
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<{ data?: T; errors?: readonly GraphQLFormattedError[] }> {
     return new Promise((resolve, reject) => {
       let result: { data?: T; errors?: readonly GraphQLFormattedError[] } = {};
       this.client.subscribe<T>(

@@ -34,7 +34,9 @@ export async function openDb(uri: string): Promise<{ db: Db; close(): Promise<vo
 }
 
 /** A FerretDB of the test's own (to kill and restart), on a temporary folder and a free or given port. */
-export async function privateFerretDB(opts: { dataDir?: string; port?: number } = {}): Promise<EmbeddedDatabase & { cleanup(): Promise<void> }> {
+export async function privateFerretDB(
+  opts: { dataDir?: string; port?: number } = {},
+): Promise<EmbeddedDatabase & { cleanup(): Promise<void> }> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), 'anonymo-private-db-'));
   const db = await startFerretDB({ dataDir, port: opts.port, dbName: 'anonymo' });
   return {

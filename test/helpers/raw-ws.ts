@@ -11,7 +11,11 @@ export interface UpgradeResult {
 }
 
 /** Attempts an upgrade with these headers; resolves with the socket or the refusal. */
-export function upgrade(url: string, headers: Record<string, string> = {}, protocol: string | null = 'graphql-transport-ws'): Promise<UpgradeResult> {
+export function upgrade(
+  url: string,
+  headers: Record<string, string> = {},
+  protocol: string | null = 'graphql-transport-ws',
+): Promise<UpgradeResult> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocol === null ? [] : protocol, { headers });
     ws.once('upgrade', (res) => {
@@ -88,7 +92,8 @@ export class RawSocket {
     for (;;) {
       const found = this.messages.find(pred);
       if (found) return found;
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`socket closed; got ${JSON.stringify(this.messages)}`);
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error(`socket closed; got ${JSON.stringify(this.messages)}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out; got ${JSON.stringify(this.messages)}`);
       await new Promise<void>((resolve) => {
@@ -108,7 +113,10 @@ export class RawSocket {
       return await Promise.race([
         this.closed,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`socket still open; got ${JSON.stringify(this.messages)}`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`socket still open; got ${JSON.stringify(this.messages)}`)),
+            timeoutMs,
+          );
         }),
       ]);
     } finally {

@@ -49,6 +49,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     ...opts.env,
   });
   const mongodbUri = opts.mongodbUri ?? dbUri(dbName);
-  const server = await createServer({ config, mongodbUri, sessionSecret: TEST_SECRET, pubsub: opts.pubsub, logger: opts.logger });
+  const server = await createServer({
+    config,
+    mongodbUri,
+    sessionSecret: TEST_SECRET,
+    pubsub: opts.pubsub,
+    logger: opts.logger,
+  });
   return Object.assign(server, { config, mongodbUri, dbName });
 }

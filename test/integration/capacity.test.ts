@@ -15,7 +15,9 @@ function open(cookie?: string): Promise<{ socket?: WebSocket; status?: number; r
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws', cookie ? { headers: { cookie } } : {});
     socket.once('open', () => resolve({ socket }));
-    socket.once('unexpected-response', (_req, res) => resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] }));
+    socket.once('unexpected-response', (_req, res) =>
+      resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] }),
+    );
     socket.once('error', reject);
   });
 }

@@ -3,12 +3,18 @@ import { openDb } from '../helpers/db';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation($to: ID, $text: String!) { sendMessage(input: { text: $text, to: $to }) { id createdAt } }';
-const CONVERSATIONS = '{ conversations { unreadCount with { id username } lastMessage { id text readAt sender { id } } } }';
+const CONVERSATIONS =
+  '{ conversations { unreadCount with { id username } lastMessage { id text readAt sender { id } } } }';
 const MARK = 'mutation($with: ID!, $upTo: ID!) { markRead(with: $with, upTo: $upTo) }';
 const HISTORY = 'query($with: ID) { messages(with: $with) { edges { node { id text readAt sender { id } } } } }';
-const RECEIPTS = 'subscription($with: ID!) { messagesRead(with: $with) { count readAt reader { id } upTo { id readAt } } }';
+const RECEIPTS =
+  'subscription($with: ID!) { messagesRead(with: $with) { count readAt reader { id } upTo { id readAt } } }';
 
-type Conv = { unreadCount: number; with: { id: string; username: string }; lastMessage: { id: string; text: string; readAt: string | null; sender: { id: string } } | null };
+type Conv = {
+  unreadCount: number;
+  with: { id: string; username: string };
+  lastMessage: { id: string; text: string; readAt: string | null; sender: { id: string } } | null;
+};
 
 let server: TestServer;
 beforeAll(async () => {
@@ -79,8 +85,12 @@ describe('read status and conversations', () => {
     expect(await carol.errorCode(MARK, { with: a.id, upTo: toBob })).toBe('BAD_USER_INPUT');
     const { db, close } = await openDb(server.mongodbUri);
     try {
-      expect((await db.collection<{ _id: string; readAt: Date | null }>('messages').findOne({ _id: toBob }))?.readAt).toBeNull();
-      expect((await db.collection<{ _id: string; readAt: Date | null }>('messages').findOne({ _id: toCarol }))?.readAt).toBeNull();
+      expect(
+        (await db.collection<{ _id: string; readAt: Date | null }>('messages').findOne({ _id: toBob }))?.readAt,
+      ).toBeNull();
+      expect(
+        (await db.collection<{ _id: string; readAt: Date | null }>('messages').findOne({ _id: toCarol }))?.readAt,
+      ).toBeNull();
     } finally {
       await close();
     }
@@ -143,7 +153,11 @@ describe('read status and conversations', () => {
       await sleep(150);
       const sent = (await alice.data(SEND, { to: b.id, text: 'new conversation' })).sendMessage.id;
       const [forBob] = await bobSees.waitForCount(1);
-      expect(forBob.conversationUpdated).toEqual({ unreadCount: 1, with: { id: a.id }, lastMessage: { id: sent, text: 'new conversation' } });
+      expect(forBob.conversationUpdated).toEqual({
+        unreadCount: 1,
+        with: { id: a.id },
+        lastMessage: { id: sent, text: 'new conversation' },
+      });
       const [forAlice] = await aliceSees.waitForCount(1);
       expect(forAlice.conversationUpdated).toMatchObject({ unreadCount: 0, with: { id: b.id } });
       await bob.data(MARK, { with: a.id, upTo: sent });
@@ -170,7 +184,10 @@ describe('read status and conversations', () => {
       );
       const { db, close } = await openDb(server.mongodbUri);
       try {
-        const entries = await db.collection<{ _id: string; owner: string; with: string }>('inbox_entries').find({ owner }).toArray();
+        const entries = await db
+          .collection<{ _id: string; owner: string; with: string }>('inbox_entries')
+          .find({ owner })
+          .toArray();
         expect([...new Set(entries.map((e) => e.with))].sort()).toEqual(partners.map((p) => p.id).sort());
         // Both instances see all of them through the API.
         const ownerRecord = (await server.services.users.get(owner))!;

@@ -71,7 +71,13 @@ const cases: Case[] = [];
 const add = (c: Case) => cases.push(c);
 
 /** A raw HTTP POST body with the established cookie. */
-function httpBody(category: string, name: string, body: string | Buffer, expected: { status?: number; code: string }, headers: Record<string, string> = {}): void {
+function httpBody(
+  category: string,
+  name: string,
+  body: string | Buffer,
+  expected: { status?: number; code: string },
+  headers: Record<string, string> = {},
+): void {
   add({
     category,
     name: `HTTP ${name}`,
@@ -119,7 +125,8 @@ function operation(
           assertNoServerFault(r.errors, r.status);
           expectCode(r.errors, expected, name);
           const data = r.data as Record<string, unknown> | null | undefined;
-          if (data && Object.values(data).some((v) => v !== null)) throw new Error(`partial data: ${JSON.stringify(data)}`);
+          if (data && Object.values(data).some((v) => v !== null))
+            throw new Error(`partial data: ${JSON.stringify(data)}`);
         } else {
           const r = await gqlWs.query(query, vars);
           assertNoServerFault(r.errors);
@@ -152,8 +159,14 @@ function frames(
     ws: true,
     run: async () => {
       const headers = { cookie: browser.cookie! };
-      const consoleError = opts.logsError ? jest.spyOn(console, 'error').mockImplementation(() => undefined) : undefined;
-      const r = await upgrade(server.wsUrl, headers, opts.protocol === undefined ? 'graphql-transport-ws' : opts.protocol);
+      const consoleError = opts.logsError
+        ? jest.spyOn(console, 'error').mockImplementation(() => undefined)
+        : undefined;
+      const r = await upgrade(
+        server.wsUrl,
+        headers,
+        opts.protocol === undefined ? 'graphql-transport-ws' : opts.protocol,
+      );
       if (!r.ws) throw new Error(`upgrade refused: ${r.status}`);
       const raw = new RawSocket(r.ws);
       try {
@@ -161,10 +174,13 @@ function frames(
         for (const f of opts.send) raw.send(typeof f === 'function' ? f() : f, Buffer.isBuffer(f));
         if (opts.close !== undefined) {
           const { code } = await raw.closeCode(opts.timeoutMs ?? 5000);
-          if (code !== opts.close) throw new Error(`expected close ${opts.close}, got ${code}; messages ${JSON.stringify(raw.messages)}`);
+          if (code !== opts.close)
+            throw new Error(`expected close ${opts.close}, got ${code}; messages ${JSON.stringify(raw.messages)}`);
         } else {
           const m = await raw.next((x) => x.type === 'error' || x.type === 'next');
-          const errors = (m.type === 'error' ? m.payload : (m.payload as { errors?: unknown }).errors) as GraphQLFormattedError[];
+          const errors = (
+            m.type === 'error' ? m.payload : (m.payload as { errors?: unknown }).errors
+          ) as GraphQLFormattedError[];
           assertNoServerFault(errors);
           expectCode(errors, opts.errorCode!, name);
           if (!raw.open) throw new Error('socket closed after an operation error');
@@ -181,7 +197,13 @@ function frames(
 }
 
 /** An upgrade attempt expected to be refused with `status`. */
-function refusedUpgrade(category: string, name: string, headers: () => Record<string, string>, status: number, onLimited = false): void {
+function refusedUpgrade(
+  category: string,
+  name: string,
+  headers: () => Record<string, string>,
+  status: number,
+  onLimited = false,
+): void {
   add({
     category,
     name: `WS upgrade ${name}`,
@@ -203,9 +225,11 @@ function refusedUpgrade(category: string, name: string, headers: () => Record<st
 // ---------------------------------------------------------------------------------------
 
 const ME = '{ me { id } }';
-const MESSAGES = 'query($with: ID, $first: Int, $last: Int, $after: String, $before: String) { messages(with: $with, first: $first, last: $last, after: $after, before: $before) { edges { cursor } } }';
+const MESSAGES =
+  'query($with: ID, $first: Int, $last: Int, $after: String, $before: String) { messages(with: $with, first: $first, last: $last, after: $after, before: $before) { edges { cursor } } }';
 const SEND = 'mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const SEND_VARS = 'mutation($text: String!, $to: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id } }';
+const SEND_VARS =
+  'mutation($text: String!, $to: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id } }';
 const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id } }';
 
 // 1. Malformed JSON and malformed requests (HTTP).
@@ -256,15 +280,58 @@ const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $wit
     ['variables only', '{"variables": {}}'],
   ];
   for (const [name, body] of badRequests) httpBody(c, name, body, { status: 400, code: 'BAD_REQUEST' });
-  httpBody(c, 'unknown operationName', '{"query": "query A { me { id } }", "operationName": "B"}', { code: 'OPERATION_RESOLUTION_FAILURE' });
-  httpBody(c, 'several operations without operationName', '{"query": "query A { me { id } } query B { me { id } }"}', { code: 'OPERATION_RESOLUTION_FAILURE' });
-  httpBody(c, 'unknown persisted query hash', '{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "' + 'a'.repeat(64) + '"}}}', { code: 'PERSISTED_QUERY_NOT_FOUND' });
-  httpBody(c, 'persisted query hash mismatch', '{"query": "{ me { id } }", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "' + 'b'.repeat(64) + '"}}}', { status: 400, code: 'BAD_USER_INPUT' });
-  httpBody(c, 'unsupported charset', '{"query": "{ me { id } }"}', { status: 415, code: 'BAD_REQUEST' }, { 'content-type': 'application/json; charset=latin1' });
-  httpBody(c, 'text/plain simple request (CSRF)', '{"query": "{ me { id } }"}', { status: 400, code: 'BAD_REQUEST' }, { 'content-type': 'text/plain' });
-  httpBody(c, 'form-encoded simple request (CSRF)', 'query=%7B%20me%20%7B%20id%20%7D%20%7D', { status: 400, code: 'BAD_REQUEST' }, { 'content-type': 'application/x-www-form-urlencoded' });
-  httpBody(c, 'multipart simple request (CSRF)', '--x\r\n\r\n{}\r\n--x--', { status: 400, code: 'BAD_REQUEST' }, { 'content-type': 'multipart/form-data; boundary=x' });
-  httpBody(c, 'body over 64 KiB', JSON.stringify({ query: ME, variables: { pad: 'x'.repeat(70 * 1024) } }), { status: 413, code: 'BAD_REQUEST' });
+  httpBody(c, 'unknown operationName', '{"query": "query A { me { id } }", "operationName": "B"}', {
+    code: 'OPERATION_RESOLUTION_FAILURE',
+  });
+  httpBody(c, 'several operations without operationName', '{"query": "query A { me { id } } query B { me { id } }"}', {
+    code: 'OPERATION_RESOLUTION_FAILURE',
+  });
+  httpBody(
+    c,
+    'unknown persisted query hash',
+    '{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "' + 'a'.repeat(64) + '"}}}',
+    { code: 'PERSISTED_QUERY_NOT_FOUND' },
+  );
+  httpBody(
+    c,
+    'persisted query hash mismatch',
+    '{"query": "{ me { id } }", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "' +
+      'b'.repeat(64) +
+      '"}}}',
+    { status: 400, code: 'BAD_USER_INPUT' },
+  );
+  httpBody(
+    c,
+    'unsupported charset',
+    '{"query": "{ me { id } }"}',
+    { status: 415, code: 'BAD_REQUEST' },
+    { 'content-type': 'application/json; charset=latin1' },
+  );
+  httpBody(
+    c,
+    'text/plain simple request (CSRF)',
+    '{"query": "{ me { id } }"}',
+    { status: 400, code: 'BAD_REQUEST' },
+    { 'content-type': 'text/plain' },
+  );
+  httpBody(
+    c,
+    'form-encoded simple request (CSRF)',
+    'query=%7B%20me%20%7B%20id%20%7D%20%7D',
+    { status: 400, code: 'BAD_REQUEST' },
+    { 'content-type': 'application/x-www-form-urlencoded' },
+  );
+  httpBody(
+    c,
+    'multipart simple request (CSRF)',
+    '--x\r\n\r\n{}\r\n--x--',
+    { status: 400, code: 'BAD_REQUEST' },
+    { 'content-type': 'multipart/form-data; boundary=x' },
+  );
+  httpBody(c, 'body over 64 KiB', JSON.stringify({ query: ME, variables: { pad: 'x'.repeat(70 * 1024) } }), {
+    status: 413,
+    code: 'BAD_REQUEST',
+  });
   httpBody(c, 'body of 1 MiB', 'x'.repeat(1024 * 1024), { status: 413, code: 'BAD_REQUEST' });
 }
 
@@ -327,44 +394,123 @@ const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $wit
   const c = 'deep/wide/aliased';
   const parse = 'GRAPHQL_PARSE_FAILED';
   const invalid = 'GRAPHQL_VALIDATION_FAILED';
-  const nestType = (levels: number) => `{ __type(name: "Query") { ${'fields { type { '.repeat(levels)}name${' } }'.repeat(levels)} } }`;
-  for (const levels of [5, 8, 20]) operation(c, `__type nested ${levels * 2 + 1} levels`, nestType(levels), undefined, invalid);
+  const nestType = (levels: number) =>
+    `{ __type(name: "Query") { ${'fields { type { '.repeat(levels)}name${' } }'.repeat(levels)} } }`;
+  for (const levels of [5, 8, 20])
+    operation(c, `__type nested ${levels * 2 + 1} levels`, nestType(levels), undefined, invalid);
   const fragChain = (n: number) =>
-    Array.from({ length: n }, (_, i) => `fragment T${i} on __Type { name fields { type { ...T${i + 1} } } }`).join(' ').replace(`...T${n}`, 'name') +
-    ' { __type(name: "Query") { ...T0 } }';
+    Array.from({ length: n }, (_, i) => `fragment T${i} on __Type { name fields { type { ...T${i + 1} } } }`)
+      .join(' ')
+      .replace(`...T${n}`, 'name') + ' { __type(name: "Query") { ...T0 } }';
   operation(c, 'depth through a fragment chain', fragChain(6), undefined, invalid);
   // Each alias is 6 tokens: 200 of them exceed the token limit before any rule runs.
-  for (const n of [16, 40, 200]) operation(c, `${n} aliases`, `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`, undefined, n * 6 > 1000 ? parse : invalid);
-  operation(c, '16 aliases of __typename (allowed) plus 16 of me', `{ ${Array.from({ length: 16 }, (_, i) => `t${i}: __typename m${i}: me { id }`).join(' ')} }`, undefined, invalid);
-  for (const n of [11, 40]) operation(c, `${n} directives`, `{ me { id ${'@include(if: true) '.repeat(n)} } }`, undefined, invalid);
+  for (const n of [16, 40, 200])
+    operation(
+      c,
+      `${n} aliases`,
+      `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`,
+      undefined,
+      n * 6 > 1000 ? parse : invalid,
+    );
+  operation(
+    c,
+    '16 aliases of __typename (allowed) plus 16 of me',
+    `{ ${Array.from({ length: 16 }, (_, i) => `t${i}: __typename m${i}: me { id }`).join(' ')} }`,
+    undefined,
+    invalid,
+  );
+  for (const n of [11, 40])
+    operation(c, `${n} directives`, `{ me { id ${'@include(if: true) '.repeat(n)} } }`, undefined, invalid);
   for (const n of [6, 12]) {
-    operation(c, `${n} aliased full pages (cost)`, `{ ${Array.from({ length: n }, (_, i) => `p${i}: messages(last: 100) { edges { node { id text sender { id username avatarUrl } } } }`).join(' ')} }`, undefined, invalid);
+    operation(
+      c,
+      `${n} aliased full pages (cost)`,
+      `{ ${Array.from({ length: n }, (_, i) => `p${i}: messages(last: 100) { edges { node { id text sender { id username avatarUrl } } } }`).join(' ')} }`,
+      undefined,
+      invalid,
+    );
   }
-  operation(c, 'expensive page via fragments (cost)', `fragment M on Message { id text createdAt sender { id username avatarUrl online lastSeenAt } recipient { id username } } { ${Array.from({ length: 3 }, (_, i) => `p${i}: messages(last: 100) { edges { node { ...M } } }`).join(' ')} }`, undefined, invalid);
+  operation(
+    c,
+    'expensive page via fragments (cost)',
+    `fragment M on Message { id text createdAt sender { id username avatarUrl online lastSeenAt } recipient { id username } } { ${Array.from({ length: 3 }, (_, i) => `p${i}: messages(last: 100) { edges { node { ...M } } }`).join(' ')} }`,
+    undefined,
+    invalid,
+  );
   operation(c, '1001 fields (tokens)', `{ me { ${'id '.repeat(1001)} } }`, undefined, parse);
   operation(c, '3000 nested braces (tokens)', '{'.repeat(3000), undefined, parse);
-  operation(c, '600 variable definitions (tokens)', `query(${Array.from({ length: 600 }, (_, i) => `$v${i}: Int`).join(' ')}) { me { id } }`, undefined, parse);
-  operation(c, '500 fragment spreads (tokens)', `fragment F on User { id } { me { ${'...F '.repeat(500)} } }`, undefined, parse);
-  operation(c, '1000 operations (tokens)', Array.from({ length: 1000 }, (_, i) => `query Q${i} { me { id } }`).join(' '), undefined, parse);
-  operation(c, 'introspection with 16 aliases', `{ ${Array.from({ length: 16 }, (_, i) => `s${i}: __schema { queryType { name } }`).join(' ')} }`, undefined, invalid);
+  operation(
+    c,
+    '600 variable definitions (tokens)',
+    `query(${Array.from({ length: 600 }, (_, i) => `$v${i}: Int`).join(' ')}) { me { id } }`,
+    undefined,
+    parse,
+  );
+  operation(
+    c,
+    '500 fragment spreads (tokens)',
+    `fragment F on User { id } { me { ${'...F '.repeat(500)} } }`,
+    undefined,
+    parse,
+  );
+  operation(
+    c,
+    '1000 operations (tokens)',
+    Array.from({ length: 1000 }, (_, i) => `query Q${i} { me { id } }`).join(' '),
+    undefined,
+    parse,
+  );
+  operation(
+    c,
+    'introspection with 16 aliases',
+    `{ ${Array.from({ length: 16 }, (_, i) => `s${i}: __schema { queryType { name } }`).join(' ')} }`,
+    undefined,
+    invalid,
+  );
 }
 
 // 4. Huge strings and lists.
 {
   const c = 'huge strings and lists';
   const bad = 'BAD_USER_INPUT';
-  for (const n of [2001, 5000, 30000]) operation(c, `text of ${n} characters`, SEND, { input: { text: 'x'.repeat(n) } }, bad);
+  for (const n of [2001, 5000, 30000])
+    operation(c, `text of ${n} characters`, SEND, { input: { text: 'x'.repeat(n) } }, bad);
   operation(c, 'text of 2001 emoji', SEND, { input: { text: '😀'.repeat(2001) } }, bad);
-  operation(c, 'text of 2001 combining marks after trimming', SEND, { input: { text: ` ${'\u0301'.repeat(2001)} ` } }, bad);
+  operation(
+    c,
+    'text of 2001 combining marks after trimming',
+    SEND,
+    { input: { text: ` ${'\u0301'.repeat(2001)} ` } },
+    bad,
+  );
   operation(c, 'text of whitespace only', SEND, { input: { text: ' \n\t '.repeat(500) } }, bad);
-  operation(c, 'text of control characters only', SEND, { input: { text: '\u0000\u0001\u0007\u001b\u007f\u0085'.repeat(100) } }, bad);
+  operation(
+    c,
+    'text of control characters only',
+    SEND,
+    { input: { text: '\u0000\u0001\u0007\u001b\u007f\u0085'.repeat(100) } },
+    bad,
+  );
   operation(c, 'empty text', SEND, { input: { text: '' } }, bad);
-  for (const n of [65, 1000]) operation(c, `clientId of ${n} characters`, SEND, { input: { text: 'hi', clientId: 'k'.repeat(n) } }, bad);
+  for (const n of [65, 1000])
+    operation(c, `clientId of ${n} characters`, SEND, { input: { text: 'hi', clientId: 'k'.repeat(n) } }, bad);
   operation(c, 'empty clientId', SEND, { input: { text: 'hi', clientId: '' } }, bad);
   operation(c, 'clientId with a control character', SEND, { input: { text: 'hi', clientId: 'a\u0000b' } }, bad);
   operation(c, 'clientId with a newline', SEND, { input: { text: 'hi', clientId: 'a\nb' } }, bad);
-  operation(c, 'list of 2000 ids for an ID', MESSAGES, { with: Array.from({ length: 2000 }, () => 'ffffffffffffffffffffffff') }, bad);
-  operation(c, 'list of 10000 strings for text', SEND, { input: { text: Array.from({ length: 10000 }, () => 'x') } }, bad);
+  operation(
+    c,
+    'list of 2000 ids for an ID',
+    MESSAGES,
+    { with: Array.from({ length: 2000 }, () => 'ffffffffffffffffffffffff') },
+    bad,
+  );
+  operation(
+    c,
+    'list of 10000 strings for text',
+    SEND,
+    { input: { text: Array.from({ length: 10000 }, () => 'x') } },
+    bad,
+  );
   operation(c, 'nested lists for first', MESSAGES, { first: [[[[[1]]]]] }, bad);
   operation(c, 'cursor of 10000 characters', MESSAGES, { after: 'A'.repeat(10000) }, bad);
   operation(c, 'first: 101', MESSAGES, { first: 101 }, bad);
@@ -424,12 +570,29 @@ const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $wit
     ['$gt', ['$gt']],
   ];
   for (const [text, object] of operators) {
-    for (const [form, value] of [['string', text], ['object', object]] as const) {
+    for (const [form, value] of [
+      ['string', text],
+      ['object', object],
+    ] as const) {
       const tag = `${form} ${text}`;
-      operation(c, `messages(with: ${tag})`, MESSAGES, { with: value }, bad, form === 'string' ? ['http', 'ws'] : ['http']);
+      operation(
+        c,
+        `messages(with: ${tag})`,
+        MESSAGES,
+        { with: value },
+        bad,
+        form === 'string' ? ['http', 'ws'] : ['http'],
+      );
       operation(c, `messages(after: ${tag})`, MESSAGES, { after: value }, bad, ['http']);
       operation(c, `messages(before: ${tag})`, MESSAGES, { before: value }, bad, ['http']);
-      operation(c, `sendMessage(to: ${tag})`, SEND_VARS, { text: 'x', to: value }, bad, form === 'string' ? ['http', 'ws'] : ['http']);
+      operation(
+        c,
+        `sendMessage(to: ${tag})`,
+        SEND_VARS,
+        { text: 'x', to: value },
+        bad,
+        form === 'string' ? ['http', 'ws'] : ['http'],
+      );
       operation(c, `messageAdded(with: ${tag})`, ADDED, { with: value }, bad, ['ws']);
       operation(c, `messageAdded(after: ${tag})`, ADDED, { after: value }, bad, ['ws']);
     }
@@ -497,42 +660,111 @@ const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $wit
   frames(c, 'unknown type', { send: ['{"type":"hack"}'], close: BadRequest });
   frames(c, 'numeric type', { send: ['{"type":5}'], close: BadRequest });
   frames(c, 'operator-shaped type', { send: ['{"type":{"$ne":null}}'], close: BadRequest });
-  frames(c, 'connection_init with a string payload', { send: ['{"type":"connection_init","payload":"x"}'], close: BadRequest });
+  frames(c, 'connection_init with a string payload', {
+    send: ['{"type":"connection_init","payload":"x"}'],
+    close: BadRequest,
+  });
   frames(c, 'binary garbage', { send: [Buffer.from([0, 1, 2, 3, 255])], close: BadRequest });
   frames(c, 'subscribe before connection_init', { send: [sub('1', { query: ME })], close: 4401 });
   frames(c, 'second connection_init', { init: true, send: ['{"type":"connection_init"}'], close: 4429 });
-  frames(c, 'subscribe without id', { init: true, send: [JSON.stringify({ type: 'subscribe', payload: { query: ME } })], close: BadRequest });
+  frames(c, 'subscribe without id', {
+    init: true,
+    send: [JSON.stringify({ type: 'subscribe', payload: { query: ME } })],
+    close: BadRequest,
+  });
   frames(c, 'subscribe with a numeric id', { init: true, send: [sub(1, { query: ME })], close: BadRequest });
-  frames(c, 'subscribe without payload', { init: true, send: [JSON.stringify({ id: '1', type: 'subscribe' })], close: BadRequest });
+  frames(c, 'subscribe without payload', {
+    init: true,
+    send: [JSON.stringify({ id: '1', type: 'subscribe' })],
+    close: BadRequest,
+  });
   frames(c, 'subscribe with a numeric query', { init: true, send: [sub('1', { query: 5 })], close: BadRequest });
-  frames(c, 'subscribe with an operator-shaped query', { init: true, send: [sub('1', { query: { $gt: '' } })], close: BadRequest });
-  frames(c, 'subscribe with string variables', { init: true, send: [sub('1', { query: ME, variables: 'x' })], close: BadRequest });
+  frames(c, 'subscribe with an operator-shaped query', {
+    init: true,
+    send: [sub('1', { query: { $gt: '' } })],
+    close: BadRequest,
+  });
+  frames(c, 'subscribe with string variables', {
+    init: true,
+    send: [sub('1', { query: ME, variables: 'x' })],
+    close: BadRequest,
+  });
   // graphql-ws treats a server-to-client message type from the client as its own fault:
   // it logs it and closes with 4500; the process and other connections are unaffected.
   const unexpected = /Internal error occurred during message handling/;
-  frames(c, 'next frame from the client', { init: true, send: [JSON.stringify({ id: '1', type: 'next', payload: { data: {} } })], close: 4500, logsError: unexpected });
-  frames(c, 'error frame from the client', { init: true, send: [JSON.stringify({ id: '1', type: 'error', payload: [{ message: 'x' }] })], close: 4500, logsError: unexpected });
-  frames(c, 'error frame with an empty error list', { init: true, send: [JSON.stringify({ id: '1', type: 'error', payload: [] })], close: BadRequest });
-  frames(c, 'connection_ack from the client', { init: true, send: ['{"type":"connection_ack"}'], close: 4500, logsError: unexpected });
-  frames(c, 'duplicate subscription id', { init: true, send: [sub('dup', { query: ADDED }), sub('dup', { query: ADDED })], close: 4409 });
+  frames(c, 'next frame from the client', {
+    init: true,
+    send: [JSON.stringify({ id: '1', type: 'next', payload: { data: {} } })],
+    close: 4500,
+    logsError: unexpected,
+  });
+  frames(c, 'error frame from the client', {
+    init: true,
+    send: [JSON.stringify({ id: '1', type: 'error', payload: [{ message: 'x' }] })],
+    close: 4500,
+    logsError: unexpected,
+  });
+  frames(c, 'error frame with an empty error list', {
+    init: true,
+    send: [JSON.stringify({ id: '1', type: 'error', payload: [] })],
+    close: BadRequest,
+  });
+  frames(c, 'connection_ack from the client', {
+    init: true,
+    send: ['{"type":"connection_ack"}'],
+    close: 4500,
+    logsError: unexpected,
+  });
+  frames(c, 'duplicate subscription id', {
+    init: true,
+    send: [sub('dup', { query: ADDED }), sub('dup', { query: ADDED })],
+    close: 4409,
+  });
   frames(c, 'no sub-protocol', { send: [], close: 4406, protocol: null });
   frames(c, 'no connection_init within the timeout', { send: [], close: 4408, timeoutMs: 6000 });
-  frames(c, 'invalid query in a valid frame', { init: true, send: [sub('1', { query: '{' })], errorCode: 'GRAPHQL_PARSE_FAILED' });
-  frames(c, 'operator-shaped variables in a valid frame', { init: true, send: [sub('1', { query: MESSAGES, variables: { with: { $gt: '' } } })], errorCode: 'BAD_USER_INPUT' });
-  frames(c, 'subscription id of 10000 characters with an invalid query', { init: true, send: [sub('i'.repeat(10000), { query: '{ nope }' })], errorCode: 'GRAPHQL_VALIDATION_FAILED' });
+  frames(c, 'invalid query in a valid frame', {
+    init: true,
+    send: [sub('1', { query: '{' })],
+    errorCode: 'GRAPHQL_PARSE_FAILED',
+  });
+  frames(c, 'operator-shaped variables in a valid frame', {
+    init: true,
+    send: [sub('1', { query: MESSAGES, variables: { with: { $gt: '' } } })],
+    errorCode: 'BAD_USER_INPUT',
+  });
+  frames(c, 'subscription id of 10000 characters with an invalid query', {
+    init: true,
+    send: [sub('i'.repeat(10000), { query: '{ nope }' })],
+    errorCode: 'GRAPHQL_VALIDATION_FAILED',
+  });
 }
 
 // 9. Oversized frames.
 {
   const c = 'oversized frames';
   const TooBig = 1009;
-  const big = (n: number) => JSON.stringify({ id: '1', type: 'subscribe', payload: { query: ME, variables: { pad: 'x'.repeat(n) } } });
+  const big = (n: number) =>
+    JSON.stringify({ id: '1', type: 'subscribe', payload: { query: ME, variables: { pad: 'x'.repeat(n) } } });
   frames(c, '65 KiB subscribe frame', { init: true, send: [big(65 * 1024)], close: TooBig });
   frames(c, '1 MiB subscribe frame', { init: true, send: [big(1024 * 1024)], close: TooBig });
   frames(c, '100 KiB binary frame', { init: true, send: [Buffer.alloc(100 * 1024, 0x61)], close: TooBig });
   frames(c, '65 KiB frame before connection_init', { send: ['x'.repeat(65 * 1024)], close: TooBig });
-  frames(c, '65 KiB connection_init payload', { send: [JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(65 * 1024) } })], close: TooBig });
-  frames(c, 'text of 70000 characters in a frame', { init: true, send: [() => JSON.stringify({ id: '1', type: 'subscribe', payload: { query: SEND, variables: { input: { text: 'y'.repeat(70000) } } } })], close: TooBig });
+  frames(c, '65 KiB connection_init payload', {
+    send: [JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(65 * 1024) } })],
+    close: TooBig,
+  });
+  frames(c, 'text of 70000 characters in a frame', {
+    init: true,
+    send: [
+      () =>
+        JSON.stringify({
+          id: '1',
+          type: 'subscribe',
+          payload: { query: SEND, variables: { input: { text: 'y'.repeat(70000) } } },
+        }),
+    ],
+    close: TooBig,
+  });
 }
 
 // 10. A foreign Origin, with the victim's cookie.
@@ -567,12 +799,15 @@ const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $wit
     name: 'WS 25 concurrent upgrades: 10 open, 15 get 429 with Retry-After',
     limits: true,
     run: async () => {
-      const results = await Promise.all(Array.from({ length: 25 }, () => upgrade(limited.wsUrl, { cookie: limitedBrowser.cookie! })));
+      const results = await Promise.all(
+        Array.from({ length: 25 }, () => upgrade(limited.wsUrl, { cookie: limitedBrowser.cookie! })),
+      );
       const statuses = results.map((r) => r.status).sort();
       results.forEach((r) => r.ws?.close());
       const opened = statuses.filter((s) => s === 101).length;
       const refused = results.filter((r) => r.status === 429 && Number(r.headers['retry-after']) > 0).length;
-      if (opened !== 10 || refused !== 15) throw new Error(`expected 10 open and 15 refused, got ${JSON.stringify(statuses)}`);
+      if (opened !== 10 || refused !== 15)
+        throw new Error(`expected 10 open and 15 refused, got ${JSON.stringify(statuses)}`);
     },
   });
   for (let i = 0; i < 5; i++) {

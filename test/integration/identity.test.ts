@@ -13,9 +13,9 @@ afterAll(async () => {
 describe('anonymous identity', () => {
   test('a browser without a cookie gets a new identity and an httpOnly anonymo.sid cookie', async () => {
     const browser = new TestClient(server);
-    const r = await browser.gql<{ me: { id: string; username: string; avatarUrl: string; online: boolean; createdAt: string } }>(
-      '{ me { id username avatarUrl online createdAt lastSeenAt } }',
-    );
+    const r = await browser.gql<{
+      me: { id: string; username: string; avatarUrl: string; online: boolean; createdAt: string };
+    }>('{ me { id username avatarUrl online createdAt lastSeenAt } }');
     expect(r.errors).toBeUndefined();
     const me = r.data!.me;
     expect(me.id).toMatch(/^[0-9a-f]{24}$/);
@@ -105,7 +105,9 @@ describe('identity reset', () => {
     const browser = new TestClient(server);
     const before = await browser.me();
     const oldCookie = browser.cookie!;
-    const r = await browser.data<{ resetIdentity: { id: string; username: string } }>('mutation { resetIdentity { id username } }');
+    const r = await browser.data<{ resetIdentity: { id: string; username: string } }>(
+      'mutation { resetIdentity { id username } }',
+    );
     expect(r.resetIdentity.id).not.toBe(before.id);
     expect(browser.cookie).not.toBe(oldCookie);
     expect((await browser.me()).id).toBe(r.resetIdentity.id);

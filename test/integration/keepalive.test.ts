@@ -20,7 +20,9 @@ async function rawSubscriber(cookie: string): Promise<WebSocket> {
   });
   socket.send(JSON.stringify({ type: 'connection_init' }));
   await new Promise((resolve) => socket.once('message', resolve)); // connection_ack
-  socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { messageAdded { id } }' } }));
+  socket.send(
+    JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { messageAdded { id } }' } }),
+  );
   return socket;
 }
 

@@ -79,7 +79,12 @@ test('opening and closing thousands of subscriptions and connections returns to 
       );
     }
     const deadline = Date.now() + 30000;
-    while (server.services.realtime.stats().subscribers < baseline.subscribers + CONNECTIONS * SUBSCRIPTIONS_PER_CONNECTION && Date.now() < deadline) await sleep(50);
+    while (
+      server.services.realtime.stats().subscribers <
+        baseline.subscribers + CONNECTIONS * SUBSCRIPTIONS_PER_CONNECTION &&
+      Date.now() < deadline
+    )
+      await sleep(50);
     const peak = snapshot();
     expect(peak.subscribers).toBe(baseline.subscribers + CONNECTIONS * SUBSCRIPTIONS_PER_CONNECTION);
     expect(peak.connections).toBe(baseline.connections + CONNECTIONS);
@@ -89,10 +94,20 @@ test('opening and closing thousands of subscriptions and connections returns to 
 
     // Half complete their subscriptions first, half just drop the connection.
     sockets.forEach((ws, i) => {
-      if (i % 2) for (let k = 0; k < SUBSCRIPTIONS_PER_CONNECTION; k++) ws.send(JSON.stringify({ id: String(k), type: 'complete' }));
+      if (i % 2)
+        for (let k = 0; k < SUBSCRIPTIONS_PER_CONNECTION; k++)
+          ws.send(JSON.stringify({ id: String(k), type: 'complete' }));
     });
     await sleep(100);
-    await Promise.all(sockets.map((ws) => new Promise((r) => { ws.once('close', r); ws.close(); })));
+    await Promise.all(
+      sockets.map(
+        (ws) =>
+          new Promise((r) => {
+            ws.once('close', r);
+            ws.close();
+          }),
+      ),
+    );
     const settle = Date.now() + 10000;
     while (JSON.stringify(snapshot()) !== JSON.stringify(baseline) && Date.now() < settle) await sleep(50);
     const after = snapshot();
@@ -104,7 +119,9 @@ test('opening and closing thousands of subscriptions and connections returns to 
     expect(after).toEqual(baseline);
   }
   const heapEnd = await heapMb();
-  report.push(`baseline ${JSON.stringify(baseline)}; heap before ${heapBefore.toFixed(1)} MiB, after ${ROUNDS} rounds ${heapEnd.toFixed(1)} MiB`);
+  report.push(
+    `baseline ${JSON.stringify(baseline)}; heap before ${heapBefore.toFixed(1)} MiB, after ${ROUNDS} rounds ${heapEnd.toFixed(1)} MiB`,
+  );
   console.log(`leak check\n${report.join('\n')}`);
   // Allow for caches that fill once (parsed documents, user records), not for growth per round.
   expect(heapEnd - heapBefore).toBeLessThan(15);

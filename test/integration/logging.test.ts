@@ -41,13 +41,21 @@ describe('logs', () => {
   test('HTTP requests: request id (also the X-Request-Id header), user id and operation name, no text or cookies', async () => {
     const alice = new TestClient(server);
     const me = await alice.me();
-    const res = await alice.post(JSON.stringify({ query: SEND, operationName: 'Send', variables: { input: { text: SECRET_TEXT } } }));
+    const res = await alice.post(
+      JSON.stringify({ query: SEND, operationName: 'Send', variables: { input: { text: SECRET_TEXT } } }),
+    );
     expect(res.status).toBe(200);
     const requestId = res.headers.get('x-request-id');
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
 
     const line = await waitForLog((l) => l.req?.id === requestId, `for request ${requestId}`);
-    expect(line).toMatchObject({ level: 30, userId: me.id, operation: 'Send', req: { method: 'POST', path: '/graphql' }, res: { statusCode: 200 } });
+    expect(line).toMatchObject({
+      level: 30,
+      userId: me.id,
+      operation: 'Send',
+      req: { method: 'POST', path: '/graphql' },
+      res: { statusCode: 200 },
+    });
     expect(typeof line.responseTime).toBe('number');
     expect(Object.keys(line.req).sort()).toEqual(['id', 'method', 'path']);
 
@@ -59,12 +67,16 @@ describe('logs', () => {
     expect(all).not.toContain('variables');
   });
 
-  test('a proxy\'s X-Request-Id is kept when it looks like an id, replaced otherwise', async () => {
+  test("a proxy's X-Request-Id is kept when it looks like an id, replaced otherwise", async () => {
     const client = new TestClient(server);
-    const kept = await client.post(JSON.stringify({ query: '{ me { id } }' }), { 'x-request-id': 'edge-req-0123456789' });
+    const kept = await client.post(JSON.stringify({ query: '{ me { id } }' }), {
+      'x-request-id': 'edge-req-0123456789',
+    });
     expect(kept.headers.get('x-request-id')).toBe('edge-req-0123456789');
     await waitForLog((l) => l.req?.id === 'edge-req-0123456789', 'with the proxy id');
-    const replaced = await client.post(JSON.stringify({ query: '{ me { id } }' }), { 'x-request-id': 'not an id, has spaces' });
+    const replaced = await client.post(JSON.stringify({ query: '{ me { id } }' }), {
+      'x-request-id': 'not an id, has spaces',
+    });
     expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
@@ -88,7 +100,10 @@ describe('logs', () => {
     const opened = await waitForLog((l) => l.msg === 'WebSocket connected' && l.userId === me.id, 'for the connection');
     expect(opened.connectionId).toMatch(/^[0-9a-f-]{36}$/);
     await ws.close();
-    const closed = await waitForLog((l) => l.msg === 'WebSocket closed' && l.connectionId === opened.connectionId, 'for the close');
+    const closed = await waitForLog(
+      (l) => l.msg === 'WebSocket closed' && l.connectionId === opened.connectionId,
+      'for the close',
+    );
     expect(closed).toMatchObject({ userId: me.id, code: 1000 });
     expect(typeof closed.durationMs).toBe('number');
   });

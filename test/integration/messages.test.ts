@@ -153,7 +153,16 @@ describe('validation stores nothing', () => {
 
   test('bad cursors and page sizes are BAD_USER_INPUT', async () => {
     const c = new TestClient(server);
-    for (const vars of [{ after: 'nope!' }, { before: 'bQ' }, { before: 'bTE=' }, { after: '{"$gt":""}' }, { first: 101 }, { last: -1 }, { first: 1, last: 1 }, { with: 'zz' }]) {
+    for (const vars of [
+      { after: 'nope!' },
+      { before: 'bQ' },
+      { before: 'bTE=' },
+      { after: '{"$gt":""}' },
+      { first: 101 },
+      { last: -1 },
+      { first: 1, last: 1 },
+      { with: 'zz' },
+    ]) {
       const r = await c.gql(PAGE, vars);
       expect({ vars, code: r.errors?.[0].extensions?.code }).toEqual({ vars, code: 'BAD_USER_INPUT' });
     }

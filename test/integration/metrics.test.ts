@@ -25,7 +25,12 @@ async function scrape(server: TestServer): Promise<string> {
   return res.text();
 }
 
-async function waitForSample(server: TestServer, name: string, labels: Record<string, string>, pred: (v: number) => boolean): Promise<string> {
+async function waitForSample(
+  server: TestServer,
+  name: string,
+  labels: Record<string, string>,
+  pred: (v: number) => boolean,
+): Promise<string> {
   const deadline = Date.now() + 5000;
   for (;;) {
     const text = await scrape(server);
@@ -71,15 +76,38 @@ describe('/metrics', () => {
       await alice.data(SEND, { input: { text: 'private', to: b.id } });
       await Promise.all(subs.map((s) => s.waitForCount(2)));
 
-      const after = await waitForSample(server, 'anonymo_subscription_deliveries_total', { kind: 'message' }, (v) => v === 4);
+      const after = await waitForSample(
+        server,
+        'anonymo_subscription_deliveries_total',
+        { kind: 'message' },
+        (v) => v === 4,
+      );
       expect(sample(after, 'anonymo_messages_sent_total', { conversation: 'lobby' })).toBe(2);
       expect(sample(after, 'anonymo_messages_sent_total', { conversation: 'direct' })).toBe(1);
       // One latency observation per message event on this instance, each well under 10 s.
       expect(sample(after, 'anonymo_message_delivery_latency_seconds_count')).toBe(2);
       expect(sample(after, 'anonymo_message_delivery_latency_seconds_bucket', { le: '10' })).toBe(2);
-      expect(sample(after, 'anonymo_graphql_operation_duration_seconds_count', { type: 'mutation', name: 'Send', transport: 'http' })).toBe(4);
-      expect(sample(after, 'anonymo_graphql_operation_duration_seconds_count', { type: 'subscription', name: 'Watch', transport: 'ws' })).toBe(2);
-      expect(sample(after, 'anonymo_graphql_operation_duration_seconds_count', { type: 'query', name: 'anonymous', transport: 'http' })).toBe(2);
+      expect(
+        sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
+          type: 'mutation',
+          name: 'Send',
+          transport: 'http',
+        }),
+      ).toBe(4);
+      expect(
+        sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
+          type: 'subscription',
+          name: 'Watch',
+          transport: 'ws',
+        }),
+      ).toBe(2);
+      expect(
+        sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
+          type: 'query',
+          name: 'anonymous',
+          transport: 'http',
+        }),
+      ).toBe(2);
 
       // Errors by code, over both transports.
       expect(await alice.errorCode(SEND, { input: { text: '   ' } })).toBe('BAD_USER_INPUT');
@@ -88,7 +116,9 @@ describe('/metrics', () => {
       await bad.ended();
       const errors = await scrape(server);
       expect(sample(errors, 'anonymo_graphql_errors_total', { code: 'BAD_USER_INPUT', transport: 'http' })).toBe(1);
-      expect(sample(errors, 'anonymo_graphql_errors_total', { code: 'GRAPHQL_VALIDATION_FAILED', transport: 'http' })).toBe(1);
+      expect(
+        sample(errors, 'anonymo_graphql_errors_total', { code: 'GRAPHQL_VALIDATION_FAILED', transport: 'http' }),
+      ).toBe(1);
       expect(sample(errors, 'anonymo_graphql_errors_total', { code: 'BAD_USER_INPUT', transport: 'ws' })).toBe(1);
     } finally {
       await Promise.all(sockets.map((ws) => ws.close()));

@@ -17,7 +17,14 @@ const ADDED = `subscription Added($with: ID, $after: String) {
 }`;
 
 type Added = {
-  messageAdded: { id: string; text: string; createdAt: string; sender: { id: string; createdAt: string }; recipient: { id: string } | null; mine: boolean };
+  messageAdded: {
+    id: string;
+    text: string;
+    createdAt: string;
+    sender: { id: string; createdAt: string };
+    recipient: { id: string } | null;
+    mine: boolean;
+  };
 };
 
 let a: TestServer;
@@ -44,7 +51,8 @@ const send = async (c: TestClient, text: string, to?: string) =>
 
 test('both instances use the Redis transport', () => {
   // (services.pubsub is the transport wrapped for metrics)
-  const transport = (s: TestServer) => ((s.services.pubsub as { inner?: object }).inner ?? s.services.pubsub).constructor.name;
+  const transport = (s: TestServer) =>
+    ((s.services.pubsub as { inner?: object }).inner ?? s.services.pubsub).constructor.name;
   expect(transport(a)).toBe('RedisPubSub');
   expect(transport(b)).toBe('RedisPubSub');
 });
@@ -147,9 +155,12 @@ test('concurrent sends through both instances reach subscribers on both exactly 
     expect(gotA.map((x) => x.messageAdded.id)).toEqual(expected);
     expect(gotB.map((x) => x.messageAdded.id)).toEqual(expected);
     expect(dms.map((x) => x.messageAdded.id)).toEqual([...dmIds].sort());
-    expect(dms.filter((x) => x.messageAdded.mine).map((x) => x.messageAdded.text).sort()).toEqual(
-      ['dm-a0', 'dm-a1', 'dm-a2', 'dm-a3', 'dm-a4'],
-    );
+    expect(
+      dms
+        .filter((x) => x.messageAdded.mine)
+        .map((x) => x.messageAdded.text)
+        .sort(),
+    ).toEqual(['dm-a0', 'dm-a1', 'dm-a2', 'dm-a3', 'dm-a4']);
   } finally {
     await Promise.all([wsA.close(), wsB.close(), aliceWs.close()]);
   }
@@ -203,8 +214,14 @@ describe('presence, typing and identity across instances', () => {
       await sleep(1000); // well past the grace period: still online through B
       expect(await onlineOn(a)).toContain(me.id);
       await tabOnB.close();
-      await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === me.id && !e.presenceChanged.online), 5000, 'offline');
-      expect(events.items.filter((e) => e.presenceChanged.user.id === me.id).map((e) => e.presenceChanged.online)).toEqual([true, false]);
+      await events.waitFor(
+        (items) => items.some((e) => e.presenceChanged.user.id === me.id && !e.presenceChanged.online),
+        5000,
+        'offline',
+      );
+      expect(
+        events.items.filter((e) => e.presenceChanged.user.id === me.id).map((e) => e.presenceChanged.online),
+      ).toEqual([true, false]);
       expect(await onlineOn(a)).not.toContain(me.id);
     } finally {
       await watcherWs.close();

@@ -4,7 +4,8 @@ import { openDb, privateFerretDB } from '../helpers/db';
 import { startServer, type TestServer } from '../helpers/server';
 import { startFerretDB, type EmbeddedDatabase } from '../../src/db/embedded';
 
-const SEND = 'mutation($text: String!, $clientId: String) { sendMessage(input: { text: $text, clientId: $clientId }) { id } }';
+const SEND =
+  'mutation($text: String!, $clientId: String) { sendMessage(input: { text: $text, clientId: $clientId }) { id } }';
 
 let db: Awaited<ReturnType<typeof privateFerretDB>>;
 let server: TestServer;

@@ -41,7 +41,11 @@ describe('presence', () => {
 
       aliceWs = alice.ws();
       await aliceWs.connected();
-      await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === a.id && e.presenceChanged.online), 5000, 'online event');
+      await events.waitFor(
+        (items) => items.some((e) => e.presenceChanged.user.id === a.id && e.presenceChanged.online),
+        5000,
+        'online event',
+      );
       expect(await onlineIds(watcher)).toContain(a.id);
       expect((await alice.data<{ me: { online: boolean } }>('{ me { online } }')).me.online).toBe(true);
 
@@ -51,10 +55,16 @@ describe('presence', () => {
       // Within the grace period she is still online: a reload does not flap.
       await sleep(GRACE_MS / 4);
       expect(await onlineIds(watcher)).toContain(a.id);
-      await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === a.id && !e.presenceChanged.online), 5000, 'offline event');
+      await events.waitFor(
+        (items) => items.some((e) => e.presenceChanged.user.id === a.id && !e.presenceChanged.online),
+        5000,
+        'offline event',
+      );
       expect(Date.now() - closedAt).toBeGreaterThanOrEqual(GRACE_MS - 50);
       expect(await onlineIds(watcher)).not.toContain(a.id);
-      const me = await alice.data<{ me: { online: boolean; lastSeenAt: string | null } }>('{ me { online lastSeenAt } }');
+      const me = await alice.data<{ me: { online: boolean; lastSeenAt: string | null } }>(
+        '{ me { online lastSeenAt } }',
+      );
       expect(me.me.online).toBe(false);
       expect(me.me.lastSeenAt).not.toBeNull();
       const mine = events.items.filter((e) => e.presenceChanged.user.id === a.id).map((e) => e.presenceChanged.online);
@@ -90,7 +100,11 @@ describe('presence', () => {
       await sleep(GRACE_MS * 2);
       expect(await onlineIds(watcher)).toContain(b.id);
       await tab2.close();
-      await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === b.id && !e.presenceChanged.online), 5000, 'offline event');
+      await events.waitFor(
+        (items) => items.some((e) => e.presenceChanged.user.id === b.id && !e.presenceChanged.online),
+        5000,
+        'offline event',
+      );
       const mine = events.items.filter((e) => e.presenceChanged.user.id === b.id).map((e) => e.presenceChanged.online);
       expect(mine).toEqual([true, false]);
     } finally {
@@ -114,7 +128,9 @@ describe('presence', () => {
       const second = carol.ws(); // "page reload"
       await second.connected();
       await sleep(GRACE_MS * 2);
-      expect(events.items.filter((e) => e.presenceChanged.user.id === c.id).map((e) => e.presenceChanged.online)).toEqual([true]);
+      expect(
+        events.items.filter((e) => e.presenceChanged.user.id === c.id).map((e) => e.presenceChanged.online),
+      ).toEqual([true]);
       await second.close();
     } finally {
       await watcherWs.close();
@@ -124,7 +140,13 @@ describe('presence', () => {
   test('after a restart, users left marked online are marked offline once the grace period passes', async () => {
     const { db, close } = await openDb(server.mongodbUri);
     // A user the previous process left online (it crashed before the grace period ended).
-    const ghost = await db.collection('users').insertOne({ username: `Ghost${Date.now()}`, avatarSeed: 'g', createdAt: new Date(), online: true, lastSeenAt: null });
+    const ghost = await db.collection('users').insertOne({
+      username: `Ghost${Date.now()}`,
+      avatarSeed: 'g',
+      createdAt: new Date(),
+      online: true,
+      lastSeenAt: null,
+    });
     const startedAt = Date.now();
     const restarted = await startServer({ dbName: server.dbName, env: { PRESENCE_GRACE_MS: String(GRACE_MS) } });
     try {

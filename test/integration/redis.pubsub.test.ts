@@ -105,5 +105,7 @@ test('topics are isolated from each other and from other prefixes', async () => 
 });
 
 test('an unreachable Redis fails start-up with a clear error instead of hanging', async () => {
-  await expect(RedisPubSub.connect({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 1000 })).rejects.toThrow(/Cannot connect to Redis/);
+  await expect(RedisPubSub.connect({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 1000 })).rejects.toThrow(
+    /Cannot connect to Redis/,
+  );
 });

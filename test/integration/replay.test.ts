@@ -1,9 +1,11 @@
 import { TestClient, sleep } from '../helpers/client';
 import { startServer, type TestServer } from '../helpers/server';
 
-const SEND = 'mutation($to: ID, $text: String!, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id cursor } }';
+const SEND =
+  'mutation($to: ID, $text: String!, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id cursor } }';
 const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
-const PAGE = 'query($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { cursor node { id text } } pageInfo { endCursor } } }';
+const PAGE =
+  'query($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { cursor node { id text } } pageInfo { endCursor } } }';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -103,9 +105,11 @@ describe('messageAdded with after: replay, then live', () => {
       const subs = sockets.map((ws) => ws.subscribe(ADDED, start ? { after: start } : {}));
       await Promise.all(sockets.map((ws) => ws.connected()));
       await sleep(200);
-      await Promise.all(senders.map(async (s, k) => {
-        for (let i = 0; i < 10; i++) await s.data(SEND, { text: `s${k}-${i}` });
-      }));
+      await Promise.all(
+        senders.map(async (s, k) => {
+          for (let i = 0; i < 10; i++) await s.data(SEND, { text: `s${k}-${i}` });
+        }),
+      );
       await Promise.all(subs.map((s) => s.waitForCount(60, 15000)));
       const [x, y] = subs.map((s) => s.items.map((i) => i.messageAdded.id));
       expect(x).toEqual(y);
@@ -150,7 +154,12 @@ describe('messageAdded with after: replay, then live', () => {
       await sub2.waitForCount(3);
       await a.data(SEND, { to: bm.id, text: 'after return' });
       await sub2.waitForCount(4);
-      expect(sub2.items.map((i) => i.messageAdded.text)).toEqual(['while away 1', 'while away 2', 'while away 3', 'after return']);
+      expect(sub2.items.map((i) => i.messageAdded.text)).toEqual([
+        'while away 1',
+        'while away 2',
+        'while away 3',
+        'after return',
+      ]);
     } finally {
       await ws2.close();
     }

@@ -9,7 +9,9 @@ test('identity and history survive a server restart on the same database', async
   const me = await browser.me();
   const other = new TestClient(first);
   const otherMe = await other.me();
-  const lobby = await browser.data<{ sendMessage: { id: string } }>('mutation { sendMessage(input: { text: "before restart" }) { id } }');
+  const lobby = await browser.data<{ sendMessage: { id: string } }>(
+    'mutation { sendMessage(input: { text: "before restart" }) { id } }',
+  );
   const dm = await browser.data<{ sendMessage: { id: string } }>(
     'mutation($to: ID) { sendMessage(input: { text: "dm before restart", to: $to, clientId: "k1" }) { id } }',
     { to: otherMe.id },
@@ -32,7 +34,9 @@ test('identity and history survive a server restart on the same database', async
     );
     expect(dms.messages.edges.map((e) => e.node.id)).toEqual([dm.sendMessage.id]);
     // Sequence numbers continue after the restart, and a retried clientId is still recognised.
-    const next = await again.data<{ sendMessage: { id: string } }>('mutation { sendMessage(input: { text: "after" }) { id } }');
+    const next = await again.data<{ sendMessage: { id: string } }>(
+      'mutation { sendMessage(input: { text: "after" }) { id } }',
+    );
     expect(next.sendMessage.id > lobby.sendMessage.id).toBe(true);
     const retried = await again.data<{ sendMessage: { id: string } }>(
       'mutation($to: ID) { sendMessage(input: { text: "dm before restart", to: $to, clientId: "k1" }) { id } }',

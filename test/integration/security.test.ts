@@ -9,10 +9,11 @@ import { ensureBuilt } from '../helpers/process';
 
 const EVIL = 'https://evil.example';
 const LOBBY_SUB = 'subscription { messageAdded { id text sender { id } } }';
-const SEND = 'mutation($text: String!, $to: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id text } }';
+const SEND =
+  'mutation($text: String!, $to: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id text } }';
 
 const cookieOf = (setCookie: string | string[] | undefined) => {
-  const all = Array.isArray(setCookie) ? setCookie.join(';') : setCookie ?? '';
+  const all = Array.isArray(setCookie) ? setCookie.join(';') : (setCookie ?? '');
   const m = /anonymo\.sid=([^;]+)/.exec(all);
   return m ? `anonymo.sid=${m[1]}` : undefined;
 };
@@ -61,7 +62,13 @@ describe('with the default (test) configuration', () => {
       const victim = new TestClient(server);
       const me = await victim.me();
       const own = new URL(server.url).origin;
-      for (const origin of [own, 'https://app.example', 'https://other.example:8443', 'http://localhost:3000', undefined]) {
+      for (const origin of [
+        own,
+        'https://app.example',
+        'https://other.example:8443',
+        'http://localhost:3000',
+        undefined,
+      ]) {
         const r = await upgrade(server.wsUrl, { cookie: victim.cookie!, ...(origin ? { origin } : {}) });
         expect([origin, r.status]).toEqual([origin, 101]);
         const raw = new RawSocket(r.ws!);
@@ -75,7 +82,16 @@ describe('with the default (test) configuration', () => {
 
     test('foreign, malformed and look-alike origins are refused before any session or identity exists', async () => {
       const before = await countDocuments(db.db);
-      for (const origin of [EVIL, 'null', 'https://app.example.evil.example', 'http://localhost.evil.example', 'https://app.example:444', 'http://app.example', 'javascript:alert(1)', 'https://user@app.example']) {
+      for (const origin of [
+        EVIL,
+        'null',
+        'https://app.example.evil.example',
+        'http://localhost.evil.example',
+        'https://app.example:444',
+        'http://app.example',
+        'javascript:alert(1)',
+        'https://user@app.example',
+      ]) {
         const r = await upgrade(server.wsUrl, { origin });
         expect([origin, r.status]).toEqual([origin, 403]);
         expect(r.headers['set-cookie']).toBeUndefined();
@@ -88,7 +104,11 @@ describe('with the default (test) configuration', () => {
     test('an allowed origin gets CORS with credentials; a foreign one is refused with FORBIDDEN and no CORS headers', async () => {
       const preflight = await fetch(server.url, {
         method: 'OPTIONS',
-        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+        headers: {
+          origin: 'https://app.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type',
+        },
       });
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
@@ -113,12 +133,17 @@ describe('with the default (test) configuration', () => {
       const browser = new TestClient(server);
       await browser.me();
       const before = await countDocuments(db.db);
-      const plain = await browser.post(JSON.stringify({ query: 'mutation { sendMessage(input: { text: "csrf" }) { id } }' }), {
-        'content-type': 'text/plain',
-      });
+      const plain = await browser.post(
+        JSON.stringify({ query: 'mutation { sendMessage(input: { text: "csrf" }) { id } }' }),
+        {
+          'content-type': 'text/plain',
+        },
+      );
       expect(plain.status).toBe(400);
       expect(plain.text).toMatch(/CSRF/i);
-      const get = await fetch(`${server.url}?query=${encodeURIComponent('{ me { id } }')}`, { headers: { cookie: browser.cookie! } });
+      const get = await fetch(`${server.url}?query=${encodeURIComponent('{ me { id } }')}`, {
+        headers: { cookie: browser.cookie! },
+      });
       expect(get.status).toBe(400);
       expect(await get.text()).toMatch(/CSRF/i);
       expect(await countDocuments(db.db)).toEqual(before);
@@ -129,9 +154,24 @@ describe('with the default (test) configuration', () => {
     const deepType = `{ __type(name: "Query") { fields { type { fields { type { fields { type { fields { type { fields { type { name } } } } } } } } } } } }`;
     const cases: Array<[string, string, string, RegExp]> = [
       ['depth', deepType, 'GRAPHQL_VALIDATION_FAILED', /depth limit of 10 exceeded/],
-      ['aliases', `{ ${Array.from({ length: 16 }, (_, i) => `a${i}: me { id }`).join(' ')} }`, 'GRAPHQL_VALIDATION_FAILED', /Aliases limit of 15 exceeded/i],
-      ['directives', `{ me { id ${'@include(if: true) '.repeat(11)} } }`, 'GRAPHQL_VALIDATION_FAILED', /Directives limit of 10 exceeded/i],
-      ['cost', `{ ${Array.from({ length: 6 }, (_, i) => `p${i}: messages(last: 100) { edges { node { id text sender { id username avatarUrl } } } }`).join(' ')} }`, 'GRAPHQL_VALIDATION_FAILED', /Cost limit of 20000 exceeded/i],
+      [
+        'aliases',
+        `{ ${Array.from({ length: 16 }, (_, i) => `a${i}: me { id }`).join(' ')} }`,
+        'GRAPHQL_VALIDATION_FAILED',
+        /Aliases limit of 15 exceeded/i,
+      ],
+      [
+        'directives',
+        `{ me { id ${'@include(if: true) '.repeat(11)} } }`,
+        'GRAPHQL_VALIDATION_FAILED',
+        /Directives limit of 10 exceeded/i,
+      ],
+      [
+        'cost',
+        `{ ${Array.from({ length: 6 }, (_, i) => `p${i}: messages(last: 100) { edges { node { id text sender { id username avatarUrl } } } }`).join(' ')} }`,
+        'GRAPHQL_VALIDATION_FAILED',
+        /Cost limit of 20000 exceeded/i,
+      ],
       // graphql-js's own message says "more that".
       ['tokens', `{ me { ${'id '.repeat(1000)} } }`, 'GRAPHQL_PARSE_FAILED', /contains more th.. 1000 tokens/],
     ];
@@ -169,7 +209,9 @@ describe('with the default (test) configuration', () => {
     test('an HTTP body over 64 KiB gets 413 BAD_REQUEST and the server keeps answering', async () => {
       const browser = new TestClient(server);
       await browser.me();
-      const r = await browser.post(JSON.stringify({ query: '{ me { id } }', variables: { pad: 'x'.repeat(64 * 1024) } }));
+      const r = await browser.post(
+        JSON.stringify({ query: '{ me { id } }', variables: { pad: 'x'.repeat(64 * 1024) } }),
+      );
       expect(r.status).toBe(413);
       expect(JSON.parse(r.text).errors[0].extensions.code).toBe('BAD_REQUEST');
       expect((await browser.me()).id).toMatch(/^[0-9a-f]{24}$/);
@@ -180,7 +222,12 @@ describe('with the default (test) configuration', () => {
       await browser.me();
       const ok = await RawSocket.open(server.wsUrl, { cookie: browser.cookie! });
       await ok.init();
-      const frame = (pad: number) => JSON.stringify({ id: 'a', type: 'subscribe', payload: { query: '{ me { id } }', variables: { pad: 'x'.repeat(pad) } } });
+      const frame = (pad: number) =>
+        JSON.stringify({
+          id: 'a',
+          type: 'subscribe',
+          payload: { query: '{ me { id } }', variables: { pad: 'x'.repeat(pad) } },
+        });
       const fits = frame(0).length;
       ok.send(frame(64 * 1024 - fits - 10));
       expect((await ok.next((m) => m.type === 'next')).payload).toMatchObject({ data: { me: {} } });
@@ -209,7 +256,9 @@ describe('with the default (test) configuration', () => {
       const browser = new TestClient(server);
       const sent = await browser.data(SEND, { text: 'a\u0000b\u0007c\u001b[31md\r\ne\tf\u007f\u0085g\u200d' });
       expect(sent.sendMessage.text).toBe('abc[31md\ne\tfg\u200d');
-      const stored = await db.db.collection<{ _id: string; text: string }>('messages').findOne({ _id: sent.sendMessage.id });
+      const stored = await db.db
+        .collection<{ _id: string; text: string }>('messages')
+        .findOne({ _id: sent.sendMessage.id });
       expect(stored?.text).toBe('abc[31md\ne\tfg\u200d');
     });
   });
@@ -219,9 +268,15 @@ describe('with the default (test) configuration', () => {
       const browser = new TestClient(server);
       await browser.me();
       const before = await countDocuments(db.db);
-      expect(await browser.errorCode('query($w: ID) { messages(with: $w) { edges { cursor } } }', { w: { $ne: null } })).toBe('BAD_USER_INPUT');
-      expect(await browser.errorCode('query($w: ID) { messages(with: $w) { edges { cursor } } }', { w: '{"$gt":""}' })).toBe('BAD_USER_INPUT');
-      expect(await browser.errorCode('query($a: String) { messages(after: $a) { edges { cursor } } }', { a: { $gt: '' } })).toBe('BAD_USER_INPUT');
+      expect(
+        await browser.errorCode('query($w: ID) { messages(with: $w) { edges { cursor } } }', { w: { $ne: null } }),
+      ).toBe('BAD_USER_INPUT');
+      expect(
+        await browser.errorCode('query($w: ID) { messages(with: $w) { edges { cursor } } }', { w: '{"$gt":""}' }),
+      ).toBe('BAD_USER_INPUT');
+      expect(
+        await browser.errorCode('query($a: String) { messages(after: $a) { edges { cursor } } }', { a: { $gt: '' } }),
+      ).toBe('BAD_USER_INPUT');
       expect(await browser.errorCode(SEND, { text: 'x', to: { $gt: '' } })).toBe('BAD_USER_INPUT');
       expect(await browser.errorCode(SEND, { text: 'x', to: 'ffffffffffffffffffffffff' })).toBe('BAD_USER_INPUT');
       expect(await countDocuments(db.db)).toEqual(before);
@@ -260,7 +315,9 @@ describe('with the default (test) configuration', () => {
 
 describe('rate limits', () => {
   test('sendMessage: per user, then per address; the excess is RATE_LIMITED with a retry hint and stores nothing', async () => {
-    const server = await startServer({ env: { RATE_LIMIT_SEND_MESSAGE: '3/60s', RATE_LIMIT_SEND_MESSAGE_IP: '5/60s' } });
+    const server = await startServer({
+      env: { RATE_LIMIT_SEND_MESSAGE: '3/60s', RATE_LIMIT_SEND_MESSAGE_IP: '5/60s' },
+    });
     const { db, close } = await openDb(server.mongodbUri);
     try {
       const a = new TestClient(server);
@@ -375,7 +432,12 @@ describe('rate limits', () => {
 
   test('RATE_LIMITS=off disables the rate limiters (load tests) but not the size limits', async () => {
     const server = await startServer({
-      env: { RATE_LIMITS: 'off', RATE_LIMIT_SEND_MESSAGE: '1/60s', RATE_LIMIT_IDENTITIES_IP: '1/60s', RATE_LIMIT_WS_CONNECTIONS_IP: '1/60s' },
+      env: {
+        RATE_LIMITS: 'off',
+        RATE_LIMIT_SEND_MESSAGE: '1/60s',
+        RATE_LIMIT_IDENTITIES_IP: '1/60s',
+        RATE_LIMIT_WS_CONNECTIONS_IP: '1/60s',
+      },
     });
     try {
       const browser = new TestClient(server);
@@ -415,13 +477,23 @@ describe('production mode', () => {
 
   test('an internal error carries no stack trace (development shows one)', async () => {
     const query = '{ messages { edges { node { id sender { id } } } } }';
-    for (const [server, hasStack] of [[prod, false], [dev, true]] as const) {
+    for (const [server, hasStack] of [
+      [prod, false],
+      [dev, true],
+    ] as const) {
       const { db, close } = await openDb(server.mongodbUri);
       try {
         // A message whose sender does not exist makes the sender resolver fail: a bug path.
         await db.collection<{ _id: string }>('messages').insertOne({
-          _id: 'lobby:000000000001', conversation: 'lobby', seq: 1, text: 'orphan', sender: 'ffffffffffffffffffffffff',
-          recipient: null, clientId: null, createdAt: new Date(), readAt: null,
+          _id: 'lobby:000000000001',
+          conversation: 'lobby',
+          seq: 1,
+          text: 'orphan',
+          sender: 'ffffffffffffffffffffffff',
+          recipient: null,
+          clientId: null,
+          createdAt: new Date(),
+          readAt: null,
         } as never);
       } finally {
         await close();
@@ -468,7 +540,9 @@ describe('production mode', () => {
 
   test('localhost origins are refused in production (allowed only in development and test)', async () => {
     expect((await upgrade(prod.wsUrl, { origin: 'http://localhost:3000' })).status).toBe(403);
-    expect((await new TestClient(prod, { origin: 'http://localhost:3000' }).post('{"query":"{ me { id } }"}')).status).toBe(403);
+    expect(
+      (await new TestClient(prod, { origin: 'http://localhost:3000' }).post('{"query":"{ me { id } }"}')).status,
+    ).toBe(403);
     const own = await upgrade(prod.wsUrl, { origin: new URL(prod.url).origin });
     expect(own.status).toBe(101);
     own.ws!.close();
@@ -482,7 +556,14 @@ describe('the server process', () => {
   const run = (env: Record<string, string>) => {
     const child = spawn(process.execPath, ['dist/main.js'], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -506,7 +587,8 @@ describe('the server process', () => {
     uri.pathname = '/proc_start';
     const ok = run({ NODE_ENV: 'production', SESSION_SECRET: TEST_SECRET, MONGODB_URI: uri.toString() });
     const deadline = Date.now() + 25000;
-    while (!/Anonymo listening/.test(ok.output()) && Date.now() < deadline && ok.child.exitCode === null) await sleep(50);
+    while (!/Anonymo listening/.test(ok.output()) && Date.now() < deadline && ok.child.exitCode === null)
+      await sleep(50);
     expect(ok.output()).toMatch(/Anonymo listening/);
     ok.child.kill('SIGTERM');
     expect(await ok.exited).toBe(0);

@@ -4,7 +4,8 @@ import { dbUri, freshDbName, openDb } from '../helpers/db';
 import { startServerProcess } from '../helpers/process';
 import { TEST_SECRET } from '../helpers/server';
 
-const SEND = 'mutation($text: String!, $clientId: String) { sendMessage(input: { text: $text, clientId: $clientId }) { id clientId } }';
+const SEND =
+  'mutation($text: String!, $clientId: String) { sendMessage(input: { text: $text, clientId: $clientId }) { id clientId } }';
 
 function env(db: string) {
   return { MONGODB_URI: dbUri(db), SESSION_SECRET: TEST_SECRET, SHUTDOWN_TIMEOUT_MS: '5000' };
@@ -69,7 +70,12 @@ test('shutdown under load: every acknowledged sendMessage is stored, and nothing
 
   const { db: direct, close } = await openDb(dbUri(db));
   try {
-    const stored = (await direct.collection('messages').find({}, { projection: { clientId: 1 } }).toArray()).map((m) => m.clientId as string);
+    const stored = (
+      await direct
+        .collection('messages')
+        .find({}, { projection: { clientId: 1 } })
+        .toArray()
+    ).map((m) => m.clientId as string);
     // Nothing acknowledged is lost, nothing is stored twice.
     for (const id of acknowledged) expect(stored).toContain(id);
     expect(new Set(stored).size).toBe(stored.length);

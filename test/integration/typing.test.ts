@@ -59,7 +59,11 @@ describe('typing', () => {
       await Promise.all([aWs.connected(), bWs.connected()]);
       await sleep(150);
       await alice.data(SET, { typing: true });
-      await bobSees.waitFor((items) => items.some((i) => i.typing.user.id === a.id && i.typing.typing), 5000, 'alice typing');
+      await bobSees.waitFor(
+        (items) => items.some((i) => i.typing.user.id === a.id && i.typing.typing),
+        5000,
+        'alice typing',
+      );
       await sleep(200);
       expect(aliceSees.items.filter((i) => i.typing.user.id === a.id)).toEqual([]);
     } finally {

@@ -58,7 +58,10 @@ describe('web client codegen', () => {
 
   test('the web client type-checks against the generated types', () => {
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'web', 'tsconfig.json'), '--noEmit'], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'web', 'tsconfig.json'), '--noEmit'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   }, 60_000);

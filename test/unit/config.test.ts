@@ -5,7 +5,14 @@ const SECRET = 'x'.repeat(32);
 describe('configuration', () => {
   test('defaults describe a development server on port 4000 with the embedded database', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ env: 'development', port: 4000, host: '0.0.0.0', mongodbUri: undefined, dataDir: './data', introspection: true });
+    expect(c).toMatchObject({
+      env: 'development',
+      port: 4000,
+      host: '0.0.0.0',
+      mongodbUri: undefined,
+      dataDir: './data',
+      introspection: true,
+    });
     expect(c.session).toMatchObject({ cookieName: 'anonymo.sid', sameSite: 'lax', secure: false });
     expect(c.presenceGraceMs).toBe(10000);
     expect(c.maxConnections).toBe(10000);
@@ -16,7 +23,9 @@ describe('configuration', () => {
     const c = loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET });
     expect(c.session.secure).toBe(true);
     expect(c.introspection).toBe(false);
-    expect(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
+    expect(
+      loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, GRAPHQL_INTROSPECTION: 'true' }).introspection,
+    ).toBe(true);
   });
 
   test('SameSite=none requires secure cookies', () => {

@@ -11,7 +11,12 @@ describe('Metrics', () => {
     });
     const text = (await metrics.scrape()).body;
     const count = (name: string) =>
-      Number(new RegExp(`^anonymo_graphql_operation_duration_seconds_count\\{type="query",name="${name}",transport="ws"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      Number(
+        new RegExp(
+          `^anonymo_graphql_operation_duration_seconds_count\\{type="query",name="${name}",transport="ws"\\} (\\d+)$`,
+          'm',
+        ).exec(text)?.[1] ?? 0,
+      );
     expect([count('A'), count('B'), count('C'), count('other')]).toEqual([2, 1, 0, 1]);
   });
 
@@ -21,7 +26,9 @@ describe('Metrics', () => {
     metrics.wsOperationStarted(connection, '1');
     metrics.wsOperationDone(connection, '1', parse('{ me { id } }'));
     const text = (await metrics.scrape()).body;
-    expect(text).toMatch(/^anonymo_graphql_operation_duration_seconds_count\{type="query",name="anonymous",transport="ws"\} 1$/m);
+    expect(text).toMatch(
+      /^anonymo_graphql_operation_duration_seconds_count\{type="query",name="anonymous",transport="ws"\} 1$/m,
+    );
     // Process metrics are optional (off here).
     expect(text).not.toMatch(/^process_cpu/m);
   });

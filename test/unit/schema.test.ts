@@ -30,13 +30,18 @@ describe('schema.graphql', () => {
       const mine = ours.getType(type.name);
       expect(mine?.name).toBe(type.name);
       if ('getFields' in type) {
-        const theirs = type.getFields() as Record<string, { type: unknown; args?: Array<{ name: string; type: unknown }> }>;
+        const theirs = type.getFields() as Record<
+          string,
+          { type: unknown; args?: Array<{ name: string; type: unknown }> }
+        >;
         const have = (mine as typeof type).getFields() as typeof theirs;
         for (const [name, f] of Object.entries(theirs)) {
           expect(`${type.name}.${name}: ${String(have[name]?.type)}`).toBe(`${type.name}.${name}: ${String(f.type)}`);
           for (const a of f.args ?? []) {
             const mineArg = have[name].args?.find((x) => x.name === a.name);
-            expect(`${type.name}.${name}(${a.name}: ${String(mineArg?.type)})`).toBe(`${type.name}.${name}(${a.name}: ${String(a.type)})`);
+            expect(`${type.name}.${name}(${a.name}: ${String(mineArg?.type)})`).toBe(
+              `${type.name}.${name}(${a.name}: ${String(a.type)})`,
+            );
           }
         }
       }

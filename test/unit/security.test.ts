@@ -89,7 +89,11 @@ describe('security configuration', () => {
 
 describe('origin policy', () => {
   const policy = (allowLoopbackOrigins: boolean) =>
-    new OriginPolicy({ allowedOrigins: ['https://app.example'], publicOrigin: 'https://chat.example', allowLoopbackOrigins });
+    new OriginPolicy({
+      allowedOrigins: ['https://app.example'],
+      publicOrigin: 'https://chat.example',
+      allowLoopbackOrigins,
+    });
 
   test.each([
     [undefined, 'chat.example', true],

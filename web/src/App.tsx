@@ -68,7 +68,13 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
           <span>
             You are <strong data-testid="me-name">{me.username}</strong>
           </span>
-          <button type="button" onClick={newIdentity} disabled={resetting} data-testid="new-identity" title="Forget this identity and start over">
+          <button
+            type="button"
+            onClick={newIdentity}
+            disabled={resetting}
+            data-testid="new-identity"
+            title="Forget this identity and start over"
+          >
             New identity
           </button>
         </span>

@@ -1,7 +1,12 @@
 import { CombinedGraphQLErrors } from '@apollo/client';
 import { useMutation } from '@apollo/client/react';
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { ConversationsDocument, SendMessageDocument, SetTypingDocument, type MessagePartsFragment } from '../gql/graphql';
+import {
+  ConversationsDocument,
+  SendMessageDocument,
+  SetTypingDocument,
+  type MessagePartsFragment,
+} from '../gql/graphql';
 import { newClientId } from '../lib/format';
 
 export interface Pending {
@@ -67,7 +72,7 @@ export function Composer({ peerId, onPending, onSettled, onSent }: Props) {
         if (refused || attempt >= SEND_ATTEMPTS) {
           onSettled(clientId);
           setText((current) => current || value);
-          setError(refused ? err.errors[0]?.message ?? 'Not sent' : 'Not sent: the server cannot be reached');
+          setError(refused ? (err.errors[0]?.message ?? 'Not sent') : 'Not sent: the server cannot be reached');
           return;
         }
         await sleep(500 * 2 ** attempt);

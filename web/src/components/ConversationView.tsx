@@ -57,7 +57,11 @@ export function ConversationView({ me, peerId, connection }: Props) {
       if (!prev || prev.messages.edges.some((e) => e.node.id === edge.node.id)) return prev;
       return {
         ...prev,
-        messages: { ...prev.messages, edges: [...prev.messages.edges, edge], pageInfo: { ...prev.messages.pageInfo, endCursor: edge.cursor } },
+        messages: {
+          ...prev.messages,
+          edges: [...prev.messages.edges, edge],
+          pageInfo: { ...prev.messages.pageInfo, endCursor: edge.cursor },
+        },
       };
     });
 
@@ -165,7 +169,11 @@ export function ConversationView({ me, peerId, connection }: Props) {
 }
 
 function ConversationHeader({ peerId }: { peerId: string | null }) {
-  const peer = useFragment({ fragment: UserPartsFragmentDoc, fragmentName: 'UserParts', from: peerId ? { __typename: 'User', id: peerId } : null });
+  const peer = useFragment({
+    fragment: UserPartsFragmentDoc,
+    fragmentName: 'UserParts',
+    from: peerId ? { __typename: 'User', id: peerId } : null,
+  });
   if (!peerId) {
     return (
       <h1 className="conversation-title">

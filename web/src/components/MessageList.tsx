@@ -62,13 +62,23 @@ export function MessageList({ me, peerId, edges, pending, loading, hasOlder, loa
           {loadingOlder ? 'Loading…' : 'Older messages'}
         </button>
       ) : (
-        !loading && <p className="start">{edges.length ? 'The beginning of this conversation.' : 'No messages yet. Say hello!'}</p>
+        !loading && (
+          <p className="start">
+            {edges.length ? 'The beginning of this conversation.' : 'No messages yet. Say hello!'}
+          </p>
+        )
       )}
       {loading && <p className="start">Loading…</p>}
       {edges.map(({ node }) => {
         const isMine = node.sender.id === me.id;
         return (
-          <article key={node.id} className={`message ${isMine ? 'mine' : ''}`} data-testid="message" data-id={node.id} data-mine={isMine}>
+          <article
+            key={node.id}
+            className={`message ${isMine ? 'mine' : ''}`}
+            data-testid="message"
+            data-id={node.id}
+            data-mine={isMine}
+          >
             <Avatar user={node.sender} size={32} />
             <div className="bubble">
               <header>

@@ -1,6 +1,12 @@
 import { useApolloClient, useQuery, useSubscription } from '@apollo/client/react';
 import { useEffect } from 'react';
-import { ConversationUpdatedDocument, ConversationsDocument, OnlineUsersDocument, PresenceChangedDocument, type UserPartsFragment } from '../gql/graphql';
+import {
+  ConversationUpdatedDocument,
+  ConversationsDocument,
+  OnlineUsersDocument,
+  PresenceChangedDocument,
+  type UserPartsFragment,
+} from '../gql/graphql';
 import type { Api } from '../lib/apollo';
 import { shortTime } from '../lib/format';
 import { Avatar } from './Avatar';
@@ -37,7 +43,9 @@ export function Sidebar({ api, me, peerId, onOpen }: Props) {
       client.cache.updateQuery({ query: OnlineUsersDocument }, (prev) => {
         if (!prev) return prev;
         const others = prev.onlineUsers.filter((u) => u.id !== event.user.id);
-        const onlineUsers = event.online ? [...others, event.user].sort((a, b) => a.username.localeCompare(b.username)) : others;
+        const onlineUsers = event.online
+          ? [...others, event.user].sort((a, b) => a.username.localeCompare(b.username))
+          : others;
         return { ...prev, onlineUsers };
       });
     },
@@ -60,7 +68,12 @@ export function Sidebar({ api, me, peerId, onOpen }: Props) {
 
   return (
     <nav className="sidebar">
-      <button type="button" className={`entry ${peerId === null ? 'active' : ''}`} onClick={() => onOpen(null)} data-testid="open-lobby">
+      <button
+        type="button"
+        className={`entry ${peerId === null ? 'active' : ''}`}
+        onClick={() => onOpen(null)}
+        data-testid="open-lobby"
+      >
         <span className="lobby-icon">#</span>
         <span className="entry-main">
           <span className="entry-title">Lobby</span>

@@ -65,7 +65,9 @@ export function createApi(): Api {
           // Read is final. A response that left the server before the read receipt (the
           // sender's own sendMessage answer can arrive after the other user already read it)
           // must not turn "Seen" back into "Sent".
-          readAt: { merge: (existing: string | null | undefined, incoming: string | null) => incoming ?? existing ?? null },
+          readAt: {
+            merge: (existing: string | null | undefined, incoming: string | null) => incoming ?? existing ?? null,
+          },
         },
       },
     },

@@ -7,7 +7,8 @@ import { Observable } from 'rxjs';
 /** True when the operation declares `$after`: the server can resume it from a message id. */
 function declaresAfter(query: DocumentNode): boolean {
   return query.definitions.some(
-    (d) => d.kind === Kind.OPERATION_DEFINITION && d.variableDefinitions?.some((v) => v.variable.name.value === 'after'),
+    (d) =>
+      d.kind === Kind.OPERATION_DEFINITION && d.variableDefinitions?.some((v) => v.variable.name.value === 'after'),
   );
 }
 
@@ -54,9 +55,12 @@ export class ResumableWsLink extends ApolloLink {
         complete: () => observer.complete(),
         error: (err: unknown) => {
           if (err instanceof Error) return observer.error(err);
-          if (Array.isArray(err)) return observer.error(new CombinedGraphQLErrors({ errors: err as GraphQLFormattedError[] }));
+          if (Array.isArray(err))
+            return observer.error(new CombinedGraphQLErrors({ errors: err as GraphQLFormattedError[] }));
           const close = err as { code?: number; reason?: string };
-          observer.error(new Error(`Socket closed${close?.code ? ` with event ${close.code} ${close.reason ?? ''}` : ''}`));
+          observer.error(
+            new Error(`Socket closed${close?.code ? ` with event ${close.code} ${close.reason ?? ''}` : ''}`),
+          );
         },
       });
     });
