@@ -113,9 +113,18 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     onInternalError: (err) => logger.error({ err }, 'internal error'),
   };
 
-  const db: Database = await connectDatabase({ uri: options.mongodbUri, timeoutMs: config.dbTimeoutMs, logger });
+  const db: Database = await connectDatabase({
+    uri: options.mongodbUri,
+    timeoutMs: config.dbTimeoutMs,
+    strategy: config.dbStrategy,
+    logger,
+  });
   await ensureIndexes(db);
-  const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
+  const sessionStore = new MongoSessionStore({
+    connection: db.connection,
+    strategy: db.strategy,
+    ttlMs: config.session.ttlMs,
+  });
   await sessionStore.init();
   const services = await createServices({ config, logger, db, pubsub, format, onDelivered: metrics.delivered });
   const schema = await createSchema(services);

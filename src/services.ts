@@ -54,8 +54,8 @@ export async function createServices(opts: {
   onDelivered?: RealtimeOptions['onDelivered'];
 }): Promise<Services> {
   const { config, logger, db, pubsub } = opts;
-  const users = new UserService(userModel(db.connection), { kind: db.kind });
-  const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
+  const users = new UserService(userModel(db.connection), db.strategy);
+  const store = new MessageStore(messageModel(db.connection), db.strategy);
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -63,7 +63,7 @@ export async function createServices(opts: {
     store,
     users,
     pubsub,
-    db.kind,
+    db.strategy,
   );
   const messages = new MessageService(store, users, pubsub, conversations);
   // With REDIS_URL, presence and rate limits are shared by every instance, like pub/sub.

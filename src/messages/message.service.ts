@@ -41,8 +41,6 @@ export interface MessagePage {
   hasNextPage: boolean;
 }
 
-const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
-
 export class MessageService {
   /** Sends to one conversation run one at a time (see send). */
   private readonly queue = new KeyedQueue();
@@ -57,7 +55,7 @@ export class MessageService {
     private readonly pubsub: PubSub,
     private readonly conversations: {
       registerPair(a: string, b: string): Promise<void>;
-      messageStored(senderId: string, recipientId: string): void;
+      messageStored(message: MessageDoc): void;
     },
   ) {}
 
@@ -111,7 +109,10 @@ export class MessageService {
 
     return this.queue.run(conversation, async () => {
       for (let attempt = 0; ; attempt++) {
-        const head = await this.store.head(conversation);
+        // Optimistic: the number after the newest this process knows of, with no read; when
+        // another writer took it, the insert fails and the next attempt asks the database.
+        const known = attempt === 0 ? this.store.knownHead(conversation) : undefined;
+        const head = known ?? (await this.store.head(conversation));
         const seq = head + 1;
         const counts = other ? await this.countsAfter(conversation, head, sender.id) : undefined;
         const doc: MessageDoc = {
@@ -127,10 +128,8 @@ export class MessageService {
           readAt: null,
           ...(counts ? { counts } : {}),
         };
-        try {
-          await this.store.insert(doc);
-        } catch (err) {
-          if (!isDuplicateKey(err) || attempt >= 50) throw err;
+        if (!(await this.store.insert(doc))) {
+          if (attempt >= 50) throw new Error(`no free sequence number in ${conversation} after ${attempt} attempts`);
           // Either another writer took this number first (take the next one) or this
           // clientId was used before (answer with the first message, store nothing).
           const taken = await this.store.get(doc._id);
@@ -153,7 +152,7 @@ export class MessageService {
           // Subscribers fill gaps from the database (see MessageChannel), so a lost
           // publication delays a delivery; it does not lose it.
         });
-        if (other) this.conversations.messageStored(sender.id, other.id);
+        if (other) this.conversations.messageStored(doc);
         return payload;
       }
     });
@@ -192,7 +191,7 @@ export class MessageService {
       if (doc) return doc;
     }
     if (!thorough) return null;
-    return this.store.model.findOne({ dedupeKey: key }).lean<MessageDoc>().exec();
+    return this.store.findByDedupeKey(key);
   }
 
   /** Waits (at most `timeoutMs`) for sends in progress to finish: nothing acknowledged is cut off. */

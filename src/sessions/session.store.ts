@@ -10,7 +10,7 @@
 import session, { type SessionData } from 'express-session';
 import type { Connection } from 'mongoose';
 import { LRUCache } from 'lru-cache';
-import type { DatabaseKind } from '../db/database';
+import type { StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 
 interface SessionDoc {
@@ -23,7 +23,7 @@ interface SessionDoc {
 
 export interface SessionStoreOptions {
   connection: Connection;
-  kind: DatabaseKind;
+  strategy: StorageStrategy;
   /** Lifetime of a session without activity. */
   ttlMs: number;
   /** Minimum time between two writes that only extend a session's expiry. Default 1 hour. */
@@ -37,21 +37,21 @@ type Callback<T = void> = (err?: unknown, value?: T) => void;
 export class MongoSessionStore extends session.Store {
   private readonly collection;
   private readonly touched = new LRUCache<string, number>({ max: 100000 });
-  private purgeTimer?: NodeJS.Timeout;
+  private stopExpiry?: () => void;
 
   constructor(private readonly opts: SessionStoreOptions) {
     super();
     this.collection = opts.connection.collection<SessionDoc>('sessions');
   }
 
-  /** Creates the expiry index (MongoDB) or starts the purge timer (FerretDB). */
+  /** Creates the expiry index, or starts the periodic purge where there are no TTL indexes. */
   async init(): Promise<void> {
-    if (this.opts.kind === 'mongodb') {
-      await this.collection.createIndex({ expires: 1 }, { expireAfterSeconds: 0 });
-    } else {
-      this.purgeTimer = setInterval(() => void this.purge().catch(() => undefined), this.opts.purgeEveryMs ?? 600000);
-      this.purgeTimer.unref();
-    }
+    this.stopExpiry = await this.opts.strategy.expireBy(
+      this.collection,
+      'expires',
+      this.opts.purgeEveryMs ?? 600000,
+      () => this.purge(),
+    );
   }
 
   /** Deletes expired sessions; returns how many. */
@@ -113,6 +113,6 @@ export class MongoSessionStore extends session.Store {
   }
 
   close(): void {
-    clearInterval(this.purgeTimer);
+    this.stopExpiry?.();
   }
 }
