@@ -26,6 +26,7 @@ import {
   formatError,
   formatGraphQLError,
   isDatabaseUnavailable,
+  serviceUnavailableStatusPlugin,
   type FormatOptions,
 } from './errors';
 import { createLogger } from './logger';
@@ -119,6 +120,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     strategy: config.dbStrategy,
     logger,
   });
+  metrics.dbCommands.observe(db.connection.getClient());
   await ensureIndexes(db);
   const sessionStore = new MongoSessionStore({
     connection: db.connection,
@@ -236,6 +238,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     releaseUpgradeRequest(req);
   });
   const stopRevocations = await pubsub.subscribe<SessionRevokedPayload>(Topic.sessionRevoked, ({ sessionId }) => {
+    sessionStore.forget(sessionId);
     for (const socket of socketsBySession.get(sessionId) ?? []) {
       socket.close(SESSION_REVOKED_CLOSE.code, SESSION_REVOKED_CLOSE.reason);
     }
@@ -318,6 +321,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       metrics.apolloPlugin(),
+      serviceUnavailableStatusPlugin(),
       landingPagePlugin(config.isProduction),
       {
         async serverWillStart() {
@@ -357,11 +361,14 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       .set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'")
       .send(avatarSvg(m[1], m[1]));
   });
+  const commandScope = metrics.dbCommands.middleware();
   app.use(
     '/graphql',
+    commandScope.begin,
     ...originMiddleware(origins),
     sessionMiddleware,
     express.json({ limit: config.security.maxBodyBytes }),
+    commandScope.resume,
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<Context> => {
         let identity: Identity;

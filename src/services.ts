@@ -16,7 +16,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { RedisPresenceRegistry } from './presence/presence.registry';
 import { closeRedis } from './util/redis';
 import { PresenceService } from './presence/presence.service';
-import type { MessagePayload, PubSub } from './pubsub';
+import { Topic, type MessagePayload, type PubSub, type ReadPayload } from './pubsub';
 import { RealtimeService, type RealtimeOptions } from './realtime/realtime.service';
 import { TypingService } from './typing/typing.service';
 import { IdentityService } from './users/identity.service';
@@ -55,7 +55,14 @@ export async function createServices(opts: {
 }): Promise<Services> {
   const { config, logger, db, pubsub } = opts;
   const users = new UserService(userModel(db.connection), db.strategy);
-  const store = new MessageStore(messageModel(db.connection), db.strategy);
+  const store = new MessageStore(messageModel(db.connection), db.strategy, {
+    recent: {
+      watchReads: (conversation, apply) =>
+        pubsub.subscribe<ReadPayload>(Topic.read(conversation), (p) =>
+          apply({ readerId: p.reader.id, upToSeq: p.upTo.seq, at: new Date(p.at) }),
+        ),
+    },
+  });
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -138,6 +145,7 @@ export async function createServices(opts: {
     limits,
     close: async () => {
       await presence.stop();
+      store.recent.clear();
       if (redis) await closeRedis(redis);
     },
     avatarUrl: (seed) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`,

@@ -171,6 +171,7 @@ export class ConversationService {
           at,
         );
       }
+      this.store.recent.noteRead(conversation, { readerId: viewer.id, upToSeq: upDoc.seq, at });
       await upsertWithRetry(() =>
         this.markers.replaceOne(
           { _id: markerId },

@@ -50,6 +50,8 @@ export async function connectDatabase({
     maxPoolSize: 100,
     autoIndex: false,
     autoCreate: false,
+    // commandStarted events: database commands are counted per GraphQL operation (metrics).
+    monitorCommands: true,
   });
   await connection.asPromise();
   const admin = connection.db!.admin();

@@ -59,7 +59,7 @@ export class MessageChannel extends Channel {
 
   override onEvent(event: unknown): void {
     const payload = event as MessagePayload;
-    this.deps.store.noteHead(this.conversation, payload.message.seq);
+    this.deps.store.noteStored(payload.message);
     if (payload.message.seq > this.lastSeq) this.pending.set(payload.message.seq, payload);
     void this.enqueue(() => this.flush());
   }

@@ -8,18 +8,22 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { StorageStrategy } from '../db/strategy';
-import { SEQ_WIDTH } from './conversation';
+import { SEQ_WIDTH, parseMessageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
+import { RecentMessages, type RecentMessagesOptions } from './recent-messages';
 
 export interface MessageStoreOptions {
   /** Conversations whose newest sequence number is remembered. Default 100000. */
   headCacheSize?: number;
+  /** The in-memory newest messages of active conversations (recent-messages.ts). */
+  recent?: RecentMessagesOptions;
 }
 
 const keysOf = (conversation: string) => ({ prefix: `${conversation}:`, width: SEQ_WIDTH });
 
 export class MessageStore {
   private readonly heads: LRUCache<string, number>;
+  readonly recent: RecentMessages;
 
   constructor(
     private readonly model: MessageModel,
@@ -27,20 +31,35 @@ export class MessageStore {
     options: MessageStoreOptions = {},
   ) {
     this.heads = new LRUCache({ max: options.headCacheSize ?? 100000 });
+    this.recent = new RecentMessages(options.recent);
   }
 
   async get(id: string): Promise<MessageDoc | null> {
-    return this.strategy.findById(this.model, id);
+    const parsed = parseMessageId(id);
+    const held = parsed ? this.recent.get(parsed.conversation, parsed.seq) : undefined;
+    return held ?? this.strategy.findById(this.model, id);
   }
 
   /** Inserts; false when its `_id` (sequence number) or idempotency key is taken. */
   async insert(doc: MessageDoc): Promise<boolean> {
-    return this.strategy.insertUnique(this.model, doc);
+    const stored = await this.strategy.insertUnique(this.model, doc);
+    if (stored) this.noteStored(doc);
+    return stored;
   }
 
   /** Inserts several in one command (unordered); per document as StorageStrategy.insertMany. */
   async insertMany(docs: readonly MessageDoc[]): Promise<Array<true | 'duplicate' | Error>> {
-    return this.strategy.insertMany(this.model, docs);
+    const results = await this.strategy.insertMany(this.model, docs);
+    docs.forEach((doc, i) => {
+      if (results[i] === true) this.noteStored(doc);
+    });
+    return results;
+  }
+
+  /** A message known to be stored (own insert, or an event from another instance). */
+  noteStored(doc: MessageDoc): void {
+    this.noteHead(doc.conversation, doc.seq);
+    this.recent.add(doc);
   }
 
   /**
@@ -94,6 +113,15 @@ export class MessageStore {
    * newest `limit` of the range instead of the oldest.
    */
   async range(conversation: string, from: number, to: number, limit: number, newest = false): Promise<MessageDoc[]> {
-    return this.strategy.range(this.model, keysOf(conversation), from, to, limit, newest);
+    from = Math.max(from, 1);
+    if (limit <= 0 || to < from) return [];
+    const [lo, hi] = newest ? [Math.max(from, to - limit + 1), to] : [from, Math.min(to, from + limit - 1)];
+    const held = this.recent.slice(conversation, lo, hi);
+    if (held) return held;
+    const docs = await this.strategy.range(this.model, keysOf(conversation), from, to, limit, newest);
+    // A complete run that reaches the newest number known: the start of a cached run.
+    const complete = docs.length === hi - lo + 1 && docs[0]?.seq === lo && docs[docs.length - 1].seq === hi;
+    if (complete) this.recent.addRun(conversation, docs, hi >= (this.knownHead(conversation) ?? Infinity));
+    return docs;
   }
 }
