@@ -2,7 +2,14 @@
  * The two storage strategies (see strategy.ts for what each assumes about the server).
  */
 import type { Model } from 'mongoose';
-import { isDuplicateKey, seqId, type SeqKeys, type StorageStrategy, type StrategyName } from './strategy';
+import {
+  isDuplicateKey,
+  seqId,
+  type InsertOutcome,
+  type SeqKeys,
+  type StorageStrategy,
+  type StrategyName,
+} from './strategy';
 
 type AnyModel = Model<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -24,10 +31,10 @@ async function insertUnique<T>(model: Model<T>, doc: T): Promise<boolean> {
   }
 }
 
-async function insertMany<T>(model: Model<T>, docs: readonly T[]): Promise<Array<true | 'duplicate' | Error>> {
+async function insertMany<T>(model: Model<T>, docs: readonly T[], ordered: boolean): Promise<InsertOutcome[]> {
   if (docs.length === 0) return [];
   try {
-    await model.collection.insertMany(docs as never[], { ordered: false });
+    await model.collection.insertMany(docs as never[], { ordered });
     return docs.map(() => true);
   } catch (err) {
     const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
@@ -35,13 +42,18 @@ async function insertMany<T>(model: Model<T>, docs: readonly T[]): Promise<Array
       // Not a per-document failure (connection lost, timeout): none is known to be stored.
       return docs.map(() => err as Error);
     }
-    const out: Array<true | 'duplicate' | Error> = docs.map(() => true);
-    for (const we of (Array.isArray(writeErrors) ? writeErrors : [writeErrors]) as Array<{
+    const list = (Array.isArray(writeErrors) ? writeErrors : [writeErrors]) as Array<{
       index: number;
       code?: number;
       errmsg?: string;
-    }>) {
+    }>;
+    const out: InsertOutcome[] = docs.map(() => true);
+    for (const we of list) {
       out[we.index] = we.code === 11000 ? 'duplicate' : new Error(we.errmsg ?? `write error ${we.code}`);
+    }
+    if (ordered && list.length > 0) {
+      const first = Math.min(...list.map((we) => we.index));
+      for (let i = first + 1; i < out.length; i++) out[i] = 'skipped';
     }
     return out;
   }

@@ -20,6 +20,8 @@ export interface IndexableCollection {
   createIndex(spec: Record<string, 1>, options: { expireAfterSeconds: number }): Promise<unknown>;
 }
 
+export type InsertOutcome = true | 'duplicate' | 'skipped' | Error;
+
 export type StrategyName = 'ferretdb' | 'mongodb';
 
 /**
@@ -52,10 +54,11 @@ export interface StorageStrategy {
   /** Inserts; false (nothing written) when a unique key is taken. Other errors reject. */
   insertUnique<T>(model: Model<T>, doc: T): Promise<boolean>;
   /**
-   * Inserts many documents unordered in one command; per document, `true` (stored), `'duplicate'`
-   * (a unique key is taken) or the error that kept it out.
+   * Inserts many documents in one command; per document, `true` (stored), `'duplicate'` (a
+   * unique key is taken), `'skipped'` (ordered: not attempted after an earlier failure) or the
+   * error that kept it out.
    */
-  insertMany<T>(model: Model<T>, docs: readonly T[]): Promise<Array<true | 'duplicate' | Error>>;
+  insertMany<T>(model: Model<T>, docs: readonly T[], ordered: boolean): Promise<InsertOutcome[]>;
   /** Whether an error is a unique-key violation (E11000). */
   isDuplicateKey(err: unknown): boolean;
   /**

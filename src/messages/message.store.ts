@@ -7,7 +7,7 @@
  * storage strategy serves as an index range (MongoDB) or as point lookups (FerretDB).
  */
 import { LRUCache } from 'lru-cache';
-import type { StorageStrategy } from '../db/strategy';
+import type { InsertOutcome, StorageStrategy } from '../db/strategy';
 import { SEQ_WIDTH, parseMessageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
 import { RecentMessages, type RecentMessagesOptions } from './recent-messages';
@@ -47,9 +47,9 @@ export class MessageStore {
     return stored;
   }
 
-  /** Inserts several in one command (unordered); per document as StorageStrategy.insertMany. */
-  async insertMany(docs: readonly MessageDoc[]): Promise<Array<true | 'duplicate' | Error>> {
-    const results = await this.strategy.insertMany(this.model, docs);
+  /** Inserts several in one command; per document as StorageStrategy.insertMany. */
+  async insertMany(docs: readonly MessageDoc[], ordered: boolean): Promise<InsertOutcome[]> {
+    const results = await this.strategy.insertMany(this.model, docs, ordered);
     docs.forEach((doc, i) => {
       if (results[i] === true) this.noteStored(doc);
     });

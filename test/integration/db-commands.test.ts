@@ -105,6 +105,28 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
     expect(m.within(2)).toBe(1);
   });
 
+  test('concurrent sends are stored in fewer inserts than messages (group commit), numbered without gaps', async () => {
+    const senders = Array.from({ length: 20 }, () => new TestClient(server));
+    await Promise.all(senders.map((c) => c.me()));
+    const before = total(await scrape(server), 'insert');
+    await Promise.all(
+      senders.map(async (c, k) => {
+        for (let i = 0; i < 5; i++) await c.data(SEND, { input: { text: `gc ${k}-${i}`, clientId: `gc${k}-${i}` } });
+      }),
+    );
+    const inserts = total(await scrape(server), 'insert') - before;
+    expect(inserts).toBeGreaterThan(0);
+    expect(inserts).toBeLessThan(100);
+    const page = await senders[0].data(PAGE, { last: 100 });
+    const ids: string[] = page.messages.edges.map((e: { node: { id: string } }) => e.node.id);
+    const texts: string[] = page.messages.edges.map((e: { node: { text: string } }) => e.node.text);
+    const seqs = ids.map((id) => Number(id.slice(id.lastIndexOf(':') + 1)));
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
+    for (let k = 0; k < 20; k++) {
+      expect(texts.filter((t) => t.startsWith(`gc ${k}-`))).toEqual([0, 1, 2, 3, 4].map((i) => `gc ${k}-${i}`));
+    }
+  });
+
   test('an authenticated request reads no session and writes none when the session did not change', async () => {
     const carol = new TestClient(server);
     await carol.me();
