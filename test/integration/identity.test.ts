@@ -48,7 +48,7 @@ describe('anonymous identity', () => {
       expect(user?._id.toString()).toBe(me.id);
       const sid = decodeURIComponent(a.cookie!.split('=')[1]).slice(2).split('.')[0];
       const session = await db.collection<{ _id: string; session: string }>('sessions').findOne({ _id: sid });
-      expect(JSON.parse(session!.session as string).userId).toBe(me.id);
+      expect(JSON.parse(session!.session).userId).toBe(me.id);
     } finally {
       await close();
     }

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { Redis } from 'ioredis';
 import { RedisPresenceRegistry } from '../../src/presence/presence.registry';
 import { sleep } from '../helpers/client';
-import { closeRedis } from '../../src/util/redis';
+import { closeRedis } from '../../src/infra/redis';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const logger = pino({ level: 'silent' });
