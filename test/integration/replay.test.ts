@@ -59,6 +59,7 @@ describe('messageAdded with after: replay, then live', () => {
     }
   });
 
+  // 250 sequential sends set this up: on a loaded 2-core machine that alone can take 20 s (hence 60 s).
   test('messages sent during a long replay arrive once each, in order, with no gap', async () => {
     const { a, b, am, bm } = await dmPair();
     // 250 stored messages: longer than one replay batch, so replay and live overlap.
@@ -98,7 +99,7 @@ describe('messageAdded with after: replay, then live', () => {
     } finally {
       await ws.close();
     }
-  });
+  }, 60000);
 
   test('concurrent senders into one conversation: every subscriber gets the same order as history', async () => {
     const senders = Array.from({ length: 6 }, () => new TestClient(server));
