@@ -248,10 +248,19 @@ export class Subscription<T> {
     }
   }
 
+  /**
+   * A positive sync point for "nothing else arrives" checks: `mark` causes a marker event after
+   * everything under test; once the marker is here, everything published before it on the same
+   * channel has been delivered (channels deliver in order). Resolves with the items received
+   * before the marker.
+   */
+  async before(mark: () => Promise<unknown>, isMarker: (item: T) => boolean, timeoutMs = 5000): Promise<T[]> {
+    await mark();
+    const items = await this.waitFor((got) => got.some(isMarker), timeoutMs, 'the marker');
+    return items.slice(0, items.findIndex(isMarker));
+  }
+
   unsubscribe(): void {
     this.stop();
   }
 }
-
-/** Resolves after `ms`; for "nothing more arrives" checks after a positive wait. */
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisPubSub } from '../../src/realtime/redis.pubsub';
-import { sleep } from '../helpers/client';
+import { waitFor } from '../helpers/wait';
 import { closeRedis } from '../../src/infra/redis';
 
 // Topics of this test only (the real ones are declared by the domains' *.events.ts files).
@@ -11,6 +11,7 @@ declare module '../../src/realtime/pubsub' {
     'test:dates': { message: { _id: string; createdAt: Date; readAt: Date | null }; at: Date };
     'test:order': { n: number };
     'test:presence': { x: number };
+    'test:sync': { marker: boolean };
     [topic: `test:dm:${string}`]: { t: string };
   }
 }
@@ -38,14 +39,29 @@ function collect<T>(): { items: T[]; listener: (p: T) => void; waitFor(n: number
     items,
     listener: (p: T) => void items.push(p),
     async waitFor(n: number) {
-      const deadline = Date.now() + 5000;
-      while (items.length < n) {
-        if (Date.now() > deadline) throw new Error(`got ${items.length} of ${n}`);
-        await sleep(10);
-      }
+      await waitFor(() => items.length >= n).catch(() => {
+        throw new Error(`got ${items.length} of ${n}`);
+      });
       return items;
     },
   };
+}
+
+/**
+ * A positive sync point instead of a pause: subscribes `b` to a marker topic (Redis runs the
+ * subscriber connection's commands in order, so any UNSUBSCRIBE issued before has been
+ * processed), then publishes a marker through `a` and waits for it (Redis delivers to a
+ * subscriber in publishing order, so everything published before has arrived).
+ */
+async function synced(): Promise<void> {
+  const marker = collect<unknown>();
+  const off = await b.subscribe('test:sync', marker.listener);
+  try {
+    await a.publish('test:sync', { marker: true });
+    await marker.waitFor(1);
+  } finally {
+    off();
+  }
 }
 
 test('an event published on one instance reaches the other with its Dates as Dates', async () => {
@@ -85,14 +101,14 @@ test('a Redis channel is subscribed only while the instance has listeners for th
   await one.waitFor(1);
   await two.waitFor(1);
   off1();
-  await sleep(50);
+  await synced();
   expect(await count()).toBe(1);
   off2();
-  await sleep(100);
+  await synced();
   expect(await count()).toBe(0);
   expect(b.channelCount).toBe(0);
   await a.publish('test:presence', { x: 2 });
-  await sleep(100);
+  await synced();
   expect(one.items).toHaveLength(1);
   expect(two.items).toHaveLength(1);
 });
@@ -106,7 +122,7 @@ test('topics are isolated from each other and from other prefixes', async () => 
     await a.publish('test:dm:a:c', { t: 'lobby' });
     await a.publish('test:dm:a:b', { t: 'dm' });
     await mine.waitFor(1);
-    await sleep(100);
+    await synced();
     expect(mine.items).toEqual([{ t: 'dm' }]);
   } finally {
     off();
