@@ -211,7 +211,7 @@ async function startTarget(
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const port = await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => {
+      createInterface({ input: child.stdout }).on('line', (l) => {
         const m = /^READY (\d+)/.exec(l);
         if (m) resolve(Number(m[1]));
       });

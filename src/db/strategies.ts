@@ -2,6 +2,7 @@
  * The two storage strategies (see strategy.ts for what each assumes about the server).
  */
 import type { Model } from 'mongoose';
+import { gallopHead } from './sequence';
 import {
   isDuplicateKey,
   seqId,
@@ -154,23 +155,9 @@ export const ferretdbStrategy: StorageStrategy = {
     return found.filter((d): d is NonNullable<typeof d> => d != null);
   },
 
-  async head<T>(model: Model<T>, keys: SeqKeys, known: number): Promise<number> {
-    // Gallop forward from a number known to exist, then binary-search the boundary: one
-    // lookup when nothing changed since `known`, O(log n) the first time.
-    const has = (n: number) => exists(model, seqId(keys, n));
-    let step = 1;
-    while (await has(known + step)) {
-      known += step;
-      step *= 2;
-    }
-    let lo = known;
-    let hi = known + step;
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await has(mid)) lo = mid;
-      else hi = mid;
-    }
-    return lo;
+  head<T>(model: Model<T>, keys: SeqKeys, known: number): Promise<number> {
+    // One lookup when nothing changed since `known`, O(log n) the first time.
+    return gallopHead(known, (n) => exists(model, seqId(keys, n)));
   },
 
   async range<T>(model: Model<T>, keys: SeqKeys, from: number, to: number, limit: number, newest = false) {

@@ -1,9 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
-import { Topic, type MessagePayload, type PubSub } from '../pubsub';
+import type { PubSub } from '../realtime/pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
-import { LOBBY, conversationKey, decodeCursor, messageId, parseMessageId } from './conversation';
+import { LOBBY, conversationKey, decodeCursor, parseMessageId } from './conversation';
+import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
 import { SendBatcher, type Draft, type SendBatcherOptions } from './message.batcher';
 import type { MessageStore } from './message.store';
@@ -15,6 +16,7 @@ export const MAX_PAGE_SIZE = 100;
 
 // C0/C1 control characters except tab and newline. Format characters (Cf) stay: emoji
 // sequences need U+200D.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
 
 /** Normalises message text as stored: newlines unified, control characters removed, trimmed. */
@@ -64,7 +66,7 @@ export class MessageService {
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
   async conversationWith(
-    viewer: UserRecord,
+    viewer: { id: string },
     withUserId: string | null | undefined,
     field = 'with',
   ): Promise<{ key: string; other: UserRecord | null }> {
@@ -96,6 +98,7 @@ export class MessageService {
     let clientId: string | null = null;
     if (input.clientId !== null && input.clientId !== undefined) {
       clientId = input.clientId;
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
       if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID_LENGTH || /[\u0000-\u001F\u007F]/.test(clientId)) {
         throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
       }
@@ -135,7 +138,7 @@ export class MessageService {
     if (!fresh) return this.payload(doc, sender, other);
     if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
     const payload = this.payload(doc, sender, other);
-    this.pubsub.publish(Topic.message(conversation), payload).catch(() => {
+    this.pubsub.publish(messageTopic(conversation), payload).catch(() => {
       // Subscribers fill gaps from the database (see MessageChannel), so a lost
       // publication delays a delivery; it does not lose it.
     });

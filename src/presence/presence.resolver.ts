@@ -1,19 +1,19 @@
 import { Ctx, Query, Resolver, Root, Subscription } from 'type-graphql';
-import type { Context } from '../context';
-import { Topic, type PresencePayload } from '../pubsub';
-import type { Services } from '../services';
+import { live, type Context } from '../context';
+import type { PresencePayload } from './presence.events';
+import type { PresenceService } from './presence.service';
 import { User, type UserRecord } from '../users/user.type';
 import { PresenceEvent } from './presence.type';
 
 @Resolver()
 export class PresenceResolver {
-  constructor(private readonly services: Services) {}
+  constructor(private readonly presence: Pick<PresenceService, 'onlineUserIds'>) {}
 
   @Query(() => [User], {
     description: 'Users with at least one open connection (or within the grace period), by username.',
   })
   async onlineUsers(@Ctx() ctx: Context): Promise<UserRecord[]> {
-    const ids = await this.services.presence.onlineUserIds();
+    const ids = await this.presence.onlineUserIds();
     const users = (await ctx.loaders.users.loadMany(ids)).filter(
       (u): u is UserRecord => u !== null && !(u instanceof Error),
     );
@@ -24,10 +24,7 @@ export class PresenceResolver {
     description:
       'A user came online (first connection) or went offline (last connection closed and the grace period ' +
       'passed). Several tabs count as one user: no event when a second tab opens.',
-    subscribe: ({ context }) => {
-      const ctx = context as Context;
-      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.presence });
-    },
+    subscribe: ({ context }) => live(context, 'presence', {}),
   })
   presenceChanged(@Root() p: PresencePayload): { user: UserRecord; online: boolean } {
     return { user: p.user, online: p.online };

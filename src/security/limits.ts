@@ -25,7 +25,7 @@ export function operationLimitRules(limits: OperationLimits): ValidationRule[] {
     maxAliasesRule({ n: limits.maxAliases, ...report }),
     maxDirectivesRule({ n: limits.maxDirectives, ...report }),
     costLimitRule({ maxCost: limits.maxCost, ...report }),
-  ] as unknown as ValidationRule[];
+  ];
 }
 
 const SUGGESTION = /\s*Did you mean .+\?/g;

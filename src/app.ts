@@ -1,0 +1,353 @@
+/**
+ * The composition root: the one place that builds an Anonymo server, in this order and with
+ * plain constructor arguments:
+ *
+ *   config → infrastructure (pub/sub, database, Redis) → domain services → resolvers and
+ *   schema → realtime engine (with each domain's channel kinds) → transports (HTTP, WebSocket)
+ *
+ * Nothing is patched in afterwards; each part receives exactly what it uses. Each
+ * `createServer` call builds its own set (tests run restarted servers and two instances in
+ * one process), so nothing here is a module-level singleton.
+ */
+import 'reflect-metadata';
+import './sessions/session.types';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { Config } from './config';
+import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
+import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
+import { ConversationResolver } from './conversations/conversation.resolver';
+import { readTopic } from './conversations/conversation.events';
+import { ConversationService } from './conversations/conversation.service';
+import { connectDatabase, type Database } from './db/database';
+import type { FormatOptions } from './errors';
+import { closeRedis, createRedisClient } from './infra/redis';
+import { createLogger } from './logger';
+import { messageChannelKind } from './messages/message.channel';
+import type { MessagePayload } from './messages/message.events';
+import { messageModel, type MessageDoc } from './messages/message.model';
+import { MessageResolver } from './messages/message.resolver';
+import { MessageService } from './messages/message.service';
+import { MessageStore } from './messages/message.store';
+import { Metrics } from './observability/metrics';
+import { presenceChannelKind } from './presence/presence.channel';
+import { RedisPresenceRegistry } from './presence/presence.registry';
+import { PresenceResolver } from './presence/presence.resolver';
+import { PresenceService } from './presence/presence.service';
+import { RealtimeEngine } from './realtime/engine';
+import { LocalPubSub, type PubSub } from './realtime/pubsub';
+import { RedisPubSub } from './realtime/redis.pubsub';
+import { createSchema } from './schema';
+import { OriginPolicy } from './security/origin';
+import { RateLimits } from './security/rate-limit';
+import { createSessionMiddleware } from './sessions/identity';
+import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
+import { MongoSessionStore } from './sessions/session.store';
+import { createExpressApp, startHttpTransport } from './transport/http';
+import { sharedContext } from './transport/context';
+import { createWsTransport } from './transport/ws';
+import { typingChannelKind } from './typing/typing.channel';
+import { TypingResolver } from './typing/typing.resolver';
+import { TypingService } from './typing/typing.service';
+import { IdentityService } from './users/identity.service';
+import { userModel } from './users/user.model';
+import { UserResolver } from './users/user.resolver';
+import { UserService } from './users/user.service';
+import { OperationValidator } from './validation';
+
+export interface ServerOptions {
+  config: Config;
+  /** Where the database is (resolved by main.ts: MONGODB_URI or the embedded one). */
+  mongodbUri: string;
+  /** Signs session cookies (resolved by main.ts: SESSION_SECRET or the generated one). */
+  sessionSecret: string;
+  logger?: Logger;
+  /** Cross-instance transport; default from the config (Redis with REDIS_URL, else in-process). */
+  pubsub?: PubSub;
+}
+
+/** What one server is made of: exposed on the server handle for main.ts, tests and the benchmark. */
+export interface AppServices {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  pubsub: PubSub;
+  limits: RateLimits;
+  users: UserService;
+  messages: MessageService;
+  conversations: ConversationService;
+  presence: PresenceService;
+  typing: TypingService;
+  identity: IdentityService;
+  realtime: RealtimeEngine;
+}
+
+export interface AnonymoServer {
+  /** http://host:port/graphql */
+  url: string;
+  /** ws://host:port/graphql */
+  wsUrl: string;
+  port: number;
+  services: AppServices;
+  /** Live counters for metrics and tests. */
+  stats(): { connections: number; refusedForCapacity: number };
+  /** This instance's Prometheus registry (served at /metrics). */
+  metrics: Metrics;
+  /** Stops accepting, drains, closes WebSockets with 1001 and the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Pub/sub: Redis when REDIS_URL is set, else in-process. */
+async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
+  if (!config.redis.url) return new LocalPubSub();
+  const pubsub = await RedisPubSub.connect({ url: config.redis.url, prefix: config.redis.prefix, logger });
+  logger.info({ prefix: config.redis.prefix }, 'pub/sub through Redis');
+  return pubsub;
+}
+
+/** Creates the indexes the models declare (autoIndex is off so start-up order is explicit). */
+export async function ensureIndexes(db: Database): Promise<void> {
+  await userModel(db.connection).createIndexes();
+  await messageModel(db.connection).createIndexes();
+  // No secondary indexes: these are read by _id only.
+  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel]) {
+    await model(db.connection)
+      .createCollection()
+      .catch(() => undefined);
+  }
+}
+
+/** Rate limits: in Redis with REDIS_URL (shared by every instance), else in memory. */
+function createRateLimits(config: Config, logger: Logger, redis: Redis | undefined): RateLimits {
+  return new RateLimits(config.security.rateLimits, {
+    logger,
+    factory: redis
+      ? (keyPrefix, spec) =>
+          new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `${config.redis.prefix}${keyPrefix}`,
+            points: spec.points,
+            duration: spec.durationMs / 1000,
+          })
+      : undefined,
+  });
+}
+
+/** The domain services, each with the narrow dependencies it uses. */
+function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+  const users = new UserService(userModel(db.connection), db.strategy);
+  const store = new MessageStore(messageModel(db.connection), db.strategy, {
+    recent: {
+      // Read events keep the cached messages' readAt current on every instance.
+      watchReads: (conversation, apply) =>
+        pubsub.subscribe(readTopic(conversation), (p) =>
+          apply({ readerId: p.reader.id, upToSeq: p.upTo.seq, at: new Date(p.at) }),
+        ),
+    },
+  });
+  const conversations = new ConversationService(
+    inboxEntryModel(db.connection),
+    inboxPairModel(db.connection),
+    readMarkerModel(db.connection),
+    store,
+    users,
+    pubsub,
+    db.strategy,
+  );
+  const messages = new MessageService(store, users, pubsub, conversations);
+  const registry = config.redis.url
+    ? new RedisPresenceRegistry({
+        url: config.redis.url,
+        prefix: config.redis.prefix,
+        heartbeatTtlMs: Math.max(config.presenceGraceMs, 3000),
+        logger,
+      })
+    : undefined;
+  const presence = new PresenceService(userModel(db.connection), users, pubsub, {
+    graceMs: config.presenceGraceMs,
+    logger,
+    registry,
+  });
+  const typing = new TypingService(pubsub, limits);
+  const identity = new IdentityService(users, pubsub);
+  /** Attaches sender and recipient to stored messages (replays and gap fills). */
+  const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
+    const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
+    const byId = new Map((await users.getMany(ids)).flatMap((u) => (u ? [[u.id, u] as const] : [])));
+    return docs.flatMap((message) => {
+      const sender = byId.get(message.sender);
+      // A message whose sender is gone cannot be rendered; it is skipped rather than sent half-empty.
+      if (!sender) return [];
+      return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
+    });
+  };
+  return { users, store, conversations, messages, presence, typing, identity, toPayloads };
+}
+
+type Domains = ReturnType<typeof createDomains>;
+
+function createResolvers(config: Config, d: Domains, limits: RateLimits) {
+  const avatarUrl = (seed: string) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`;
+  return [
+    new UserResolver(d.identity, d.presence, avatarUrl),
+    new MessageResolver(d.messages, limits),
+    new ConversationResolver(d.conversations, d.messages),
+    new PresenceResolver(d.presence),
+    new TypingResolver(d.messages, d.typing),
+  ] as const;
+}
+
+function errorFormat(config: Config, logger: Logger): FormatOptions {
+  return {
+    includeStack: !config.isProduction,
+    hideSuggestions: config.security.hideSuggestions,
+    onInternalError: (err) => logger.error({ err }, 'internal error'),
+  };
+}
+
+/**
+ * Builds and starts one server. Long, but only in sequence: each step is one of the stages
+ * in this file's header, and splitting it further would scatter the order that matters.
+ */
+export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
+  const { config, sessionSecret } = options;
+  const logger = options.logger ?? createLogger(config);
+  const metrics = new Metrics();
+  const format = errorFormat(config, logger);
+
+  const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
+  const db = await connectDatabase({
+    uri: options.mongodbUri,
+    timeoutMs: config.dbTimeoutMs,
+    strategy: config.dbStrategy,
+    logger,
+  });
+  metrics.dbCommands.observe(db.connection.getClient());
+  await ensureIndexes(db);
+  const limitsRedis = config.redis.url
+    ? createRedisClient(config.redis.url, { name: 'limits', failFast: true })
+    : undefined;
+  // The limiter lets actions through while Redis is away; errors surface per command.
+  limitsRedis?.on('error', () => undefined);
+  await limitsRedis?.connect().catch(() => undefined);
+  const limits = createRateLimits(config, logger, limitsRedis);
+  const d = createDomains(config, logger, db, pubsub, limits);
+
+  const schema = await createSchema(createResolvers(config, d, limits));
+  const realtime = new RealtimeEngine({
+    schema,
+    pubsub,
+    kinds: [
+      messageChannelKind(d.messages, { store: d.store, toPayloads: d.toPayloads }),
+      typingChannelKind(d.messages),
+      presenceChannelKind(),
+      inboxChannelKind(),
+      readChannelKind(d.messages),
+    ],
+    sharedContext: () => sharedContext(d.users),
+    format,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    logger,
+    onDelivered: metrics.delivered,
+    fanout: config.fanout,
+  });
+
+  const sessionStore = new MongoSessionStore({
+    connection: db.connection,
+    strategy: db.strategy,
+    ttlMs: config.session.ttlMs,
+  });
+  await sessionStore.init();
+  // A session revoked on any instance leaves this one's memory too.
+  const stopForgetting = await pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
+    sessionStore.forget(sessionId),
+  );
+  const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
+  const origins = new OriginPolicy(config.security);
+  const app = createExpressApp(config, logger);
+  const httpServer = createHttpServer(app);
+  const ws = await createWsTransport({
+    config,
+    logger,
+    schema,
+    validator: new OperationValidator(schema, config),
+    format,
+    metrics,
+    realtime,
+    pubsub,
+    users: d.users,
+    presence: d.presence,
+    limits,
+    origins,
+    sessionMiddleware,
+    sessionSecret,
+    trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,
+  });
+  httpServer.on('upgrade', ws.onUpgrade);
+  let shuttingDown = false;
+  const apollo = await startHttpTransport(app, httpServer, {
+    config,
+    logger,
+    schema,
+    format,
+    metrics,
+    users: d.users,
+    limits,
+    origins,
+    sessionMiddleware,
+    ping: () => db.ping(),
+    isShuttingDown: () => shuttingDown,
+    onDrain: () => ws.dispose(),
+  });
+  await d.presence.start();
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  metrics.setSources({
+    connections: () => ws.stats().connections,
+    subscriptions: () => realtime.stats().subscribers,
+    databaseUp: () => db.isConnected(),
+  });
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  logger.info({ port, database: db.kind }, `Anonymo listening on http://${host}:${port}/graphql`);
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      ws.stopAccepting();
+      logger.info('shutting down');
+      // Apollo's stop(): the drain hook closes WebSockets with 1001, then the HTTP server
+      // stops accepting and in-flight requests finish (or are cut after the timeout).
+      await apollo.stop();
+      // Operations that arrived over WebSocket may still be writing: let them finish.
+      await d.messages.drain(config.shutdownTimeoutMs);
+      await d.presence.stop();
+      if (limitsRedis) await closeRedis(limitsRedis);
+      sessionStore.close();
+      stopForgetting();
+      d.store.recent.clear();
+      await pubsub.close();
+      await db.close();
+      logger.info('stopped');
+    })());
+
+  return {
+    url: `http://${host}:${port}/graphql`,
+    wsUrl: `ws://${host}:${port}/graphql`,
+    port,
+    services: { config, logger, db, pubsub, limits, realtime, ...d },
+    stats: () => ws.stats(),
+    metrics,
+    close,
+  };
+}
