@@ -34,30 +34,28 @@ async function insertUnique<T>(model: Model<T>, doc: T): Promise<boolean> {
 
 async function insertMany<T>(model: Model<T>, docs: readonly T[], ordered: boolean): Promise<InsertOutcome[]> {
   if (docs.length === 0) return [];
-  try {
-    await model.collection.insertMany(docs as never[], { ordered });
-    return docs.map(() => true);
-  } catch (err) {
-    const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
-    if (writeErrors === undefined) {
-      // Not a per-document failure (connection lost, timeout): none is known to be stored.
-      return docs.map(() => err as Error);
-    }
-    const list = (Array.isArray(writeErrors) ? writeErrors : [writeErrors]) as Array<{
-      index: number;
-      code?: number;
-      errmsg?: string;
-    }>;
-    const out: InsertOutcome[] = docs.map(() => true);
-    for (const we of list) {
-      out[we.index] = we.code === 11000 ? 'duplicate' : new Error(we.errmsg ?? `write error ${we.code}`);
-    }
-    if (ordered && list.length > 0) {
-      const first = Math.min(...list.map((we) => we.index));
-      for (let i = first + 1; i < out.length; i++) out[i] = 'skipped';
-    }
-    return out;
+  // The insert command itself rather than Collection.insertMany: the driver's bulk API wraps a
+  // lost connection in a MongoBulkWriteError that hides it (the caller must see
+  // SERVICE_UNAVAILABLE then), while the command answers per document or throws the real error.
+  const res = (await model.db.db!.command({
+    insert: model.collection.collectionName,
+    documents: docs as unknown[],
+    ordered,
+  })) as { writeErrors?: Array<{ index: number; code?: number; errmsg?: string }>; writeConcernError?: unknown };
+  if (res.writeConcernError) {
+    const err = new Error(`write concern error: ${JSON.stringify(res.writeConcernError)}`);
+    return docs.map(() => err);
   }
+  const out: InsertOutcome[] = docs.map(() => true);
+  const list = res.writeErrors ?? [];
+  for (const we of list) {
+    out[we.index] = we.code === 11000 ? 'duplicate' : new Error(we.errmsg ?? `write error ${we.code}`);
+  }
+  if (ordered && list.length > 0) {
+    const first = Math.min(...list.map((we) => we.index));
+    for (let i = first + 1; i < out.length; i++) out[i] = 'skipped';
+  }
+  return out;
 }
 
 /** Integer range lo..hi (inclusive), ascending or descending. */

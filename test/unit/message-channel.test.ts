@@ -29,7 +29,7 @@ function makeSink(ctx: Subscriber, plan: Plan, onEnd: (e?: unknown) => void = ()
 // ---- fakes ----
 
 function doc(seq: number): MessageDoc {
-  return { _id: `${CONV}:${seq}`, seq, text: `m${seq}` } as unknown as MessageDoc;
+  return { _id: `${CONV}:${seq}`, conversation: CONV, seq, text: `m${seq}` } as unknown as MessageDoc;
 }
 
 function payloadOf(d: MessageDoc): MessagePayload {
