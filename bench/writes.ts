@@ -76,6 +76,8 @@ export interface WriteResult {
   p99Ms: number;
   serverCpuMsPerMessage: number;
   ferretCpuMsPerMessage: number;
+  /** CPU of this load-generator process per message (it shares the machine's 2 cores). */
+  loadgenCpuMsPerMessage: number;
   /** undefined for a server without command counting (older builds). */
   commandsPerMessage?: number;
   errors: number;
@@ -205,6 +207,7 @@ async function workload(
   const commandsBefore = await commandsTotal(server);
   const cpu0 = cpuSeconds(server.pid);
   const ferretCpu0 = cpuSeconds(ferret.process!.pid!);
+  const loadgenCpu0 = process.cpuUsage();
   const latencies: number[] = [];
   let errors = 0;
   const t0 = nowMs();
@@ -229,6 +232,7 @@ async function workload(
   const seconds = (nowMs() - t0) / 1000;
   const cpu = cpuSeconds(server.pid) - cpu0;
   const ferretCpu = cpuSeconds(ferret.process!.pid!) - ferretCpu0;
+  const loadgenCpu = process.cpuUsage(loadgenCpu0);
   const commandsAfter = await commandsTotal(server);
   const stored = (await coll.countDocuments({})) - storedBefore;
   for (const c of clients) void c.dispose();
@@ -242,6 +246,7 @@ async function workload(
     p99Ms: quantile(latencies, 0.99),
     serverCpuMsPerMessage: (cpu * 1000) / messages,
     ferretCpuMsPerMessage: (ferretCpu * 1000) / messages,
+    loadgenCpuMsPerMessage: (loadgenCpu.user + loadgenCpu.system) / 1000 / messages,
     commandsPerMessage:
       commandsBefore !== undefined && commandsAfter !== undefined
         ? (commandsAfter - commandsBefore) / messages
@@ -287,6 +292,7 @@ async function baseline(opts: Options, mongo: MongoClient, ferret: EmbeddedDatab
     p99Ms: quantile(latencies, 0.99),
     serverCpuMsPerMessage: (cpu.user + cpu.system) / 1000 / messages,
     ferretCpuMsPerMessage: ((cpuSeconds(ferret.process!.pid!) - ferretCpu0) * 1000) / messages,
+    loadgenCpuMsPerMessage: (cpu.user + cpu.system) / 1000 / messages,
     commandsPerMessage: 1,
     errors: 0,
   };
@@ -400,11 +406,11 @@ export async function main(): Promise<void> {
   const lines = [
     `${opts.senders} concurrent senders × ${opts.per} messages (server ${path.relative(ROOT, opts.server)})`,
     '',
-    '| workload | stored msg/s | × bare driver | p50 ms | p99 ms | server CPU ms/msg | FerretDB CPU ms/msg | DB commands/msg | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| workload | stored msg/s | × bare driver | p50 ms | p99 ms | server CPU ms/msg | FerretDB CPU ms/msg | load generator CPU ms/msg | DB commands/msg | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (r) =>
-        `| ${r.workload} | ${f(r.storedPerSec)} | ${f(r.storedPerSec / bare, 2)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${f(r.serverCpuMsPerMessage, 2)} | ${f(r.ferretCpuMsPerMessage, 2)} | ${f(r.commandsPerMessage, 2)} | ${r.errors} |`,
+        `| ${r.workload} | ${f(r.storedPerSec)} | ${f(r.storedPerSec / bare, 2)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${f(r.serverCpuMsPerMessage, 2)} | ${f(r.ferretCpuMsPerMessage, 2)} | ${f(r.loadgenCpuMsPerMessage, 2)} | ${f(r.commandsPerMessage, 2)} | ${r.errors} |`,
     ),
     '',
     '| messages(last: 50) | p50 ms | p99 ms | DB commands/request |',
