@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { strategyFor } from './strategies';
 import type { StorageStrategy, StrategyName } from './strategy';
 
-/** Which server is on the other end (detected at connect time). */
+/** Which server is on the other end (detected at connect time; see docs/STORAGE.md). */
 export type DatabaseKind = 'mongodb' | 'ferretdb';
 
 export interface Database {
