@@ -21,6 +21,7 @@ import { inboxChannelKind, readChannelKind } from './conversations/conversation.
 import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { ConversationService } from './conversations/conversation.service';
+import { counterModel, ExactCounter } from './db/counter';
 import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
@@ -37,6 +38,9 @@ import { RedisPresenceRegistry } from './presence/presence.registry';
 import { PresenceResolver } from './presence/presence.resolver';
 import { PresenceService } from './presence/presence.service';
 import { RealtimeEngine } from './realtime/engine';
+import { roomMemberModel, roomModel, roomSlugModel } from './rooms/room.model';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { RoomService } from './rooms/room.service';
 import { LocalPubSub, type PubSub } from './realtime/pubsub';
 import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
@@ -80,6 +84,7 @@ export interface AppServices {
   presence: PresenceService;
   typing: TypingService;
   identity: IdentityService;
+  rooms: RoomService;
   realtime: RealtimeEngine;
 }
 
@@ -110,8 +115,10 @@ async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
 export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
+  await roomModel(db.connection).createIndexes();
+  await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel]) {
+  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel, roomSlugModel, counterModel]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -147,7 +154,6 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     pubsub,
     db.kind,
   );
-  const messages = new MessageService(store, users, pubsub, conversations);
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,
@@ -160,6 +166,18 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     graceMs: config.presenceGraceMs,
     logger,
     registry,
+  });
+  const rooms = new RoomService(
+    roomModel(db.connection),
+    roomSlugModel(db.connection),
+    roomMemberModel(db.connection),
+    new ExactCounter(counterModel(db.connection)),
+    presence,
+    config.rooms,
+  );
+  const messages = new MessageService(store, users, pubsub, conversations, {
+    rooms,
+    direct: { assertMaySend: () => Promise.resolve() },
   });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
@@ -174,7 +192,7 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, toPayloads };
+  return { users, store, conversations, messages, presence, typing, identity, rooms, toPayloads };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -187,6 +205,8 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
+    new RoomResolver(d.rooms),
+    new MessageRoomResolver(d.rooms),
   ] as const;
 }
 
