@@ -47,6 +47,12 @@ import { createSchema } from './schema';
 import { OriginPolicy } from './security/origin';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
+import { strangerChannelKind } from './strangers/stranger.channel';
+import { DbStrangerMatcher, type StrangerMatcher } from './strangers/stranger.matcher';
+import { strangerEndedModel, strangerPairModel, strangerQueueModel } from './strangers/stranger.model';
+import { RedisStrangerMatcher } from './strangers/stranger.redis';
+import { StrangerResolver } from './strangers/stranger.resolver';
+import { StrangerService } from './strangers/stranger.service';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
@@ -85,6 +91,7 @@ export interface AppServices {
   typing: TypingService;
   identity: IdentityService;
   rooms: RoomService;
+  strangers: StrangerService;
   realtime: RealtimeEngine;
 }
 
@@ -118,7 +125,16 @@ export async function ensureIndexes(db: Database): Promise<void> {
   await roomModel(db.connection).createIndexes();
   await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel, roomSlugModel, counterModel]) {
+  for (const model of [
+    inboxEntryModel,
+    inboxPairModel,
+    readMarkerModel,
+    roomSlugModel,
+    counterModel,
+    strangerEndedModel,
+    strangerQueueModel,
+    strangerPairModel,
+  ]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -141,8 +157,30 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
   });
 }
 
+/** Stranger pairing: a Lua script in Redis with REDIS_URL, else claims by insert in the database. */
+async function createStrangerMatcher(config: Config, db: Database): Promise<StrangerMatcher> {
+  if (!config.redis.url) {
+    return new DbStrangerMatcher(
+      strangerQueueModel(db.connection),
+      strangerPairModel(db.connection),
+      strangerEndedModel(db.connection),
+      config.strangers.anyAfterMs,
+    );
+  }
+  const matcher = new RedisStrangerMatcher(config.redis.url, config.redis.prefix, config.strangers.anyAfterMs);
+  await matcher.connect();
+  return matcher;
+}
+
 /** The domain services, each with the narrow dependencies it uses. */
-function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+function createDomains(
+  config: Config,
+  logger: Logger,
+  db: Database,
+  pubsub: PubSub,
+  limits: RateLimits,
+  matcher: StrangerMatcher,
+) {
   const users = new UserService(userModel(db.connection), { kind: db.kind });
   const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
   const conversations = new ConversationService(
@@ -175,10 +213,11 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     presence,
     config.rooms,
   );
-  const messages = new MessageService(store, users, pubsub, conversations, {
-    rooms,
-    direct: { assertMaySend: () => Promise.resolve() },
+  const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
+    anyAfterMs: config.strangers.anyAfterMs,
+    logger,
   });
+  const messages = new MessageService(store, users, pubsub, conversations, { rooms, direct: strangers });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
@@ -192,7 +231,7 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, rooms, toPayloads };
+  return { users, store, conversations, messages, presence, typing, identity, rooms, strangers, toPayloads };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -207,6 +246,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new TypingResolver(d.messages, d.typing),
     new RoomResolver(d.rooms),
     new MessageRoomResolver(d.rooms),
+    new StrangerResolver(d.strangers),
   ] as const;
 }
 
@@ -238,7 +278,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   limitsRedis?.on('error', () => undefined);
   await limitsRedis?.connect().catch(() => undefined);
   const limits = createRateLimits(config, logger, limitsRedis);
-  const d = createDomains(config, logger, db, pubsub, limits);
+  const d = createDomains(config, logger, db, pubsub, limits, await createStrangerMatcher(config, db));
 
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = new RealtimeEngine({
@@ -250,6 +290,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
+      strangerChannelKind(),
     ],
     sharedContext: () => sharedContext(d.users),
     format,
@@ -275,7 +316,17 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     realtime,
     pubsub,
     users: d.users,
-    presence: d.presence,
+    // Connections count for presence, and a user whose last one closes leaves the stranger queue.
+    presence: {
+      connected: (user) => {
+        d.presence.connected(user);
+        d.strangers.connected(user);
+      },
+      disconnected: (user) => {
+        d.presence.disconnected(user);
+        d.strangers.disconnected(user);
+      },
+    },
     limits,
     origins,
     sessionMiddleware,
@@ -328,6 +379,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
+      await d.strangers.stop();
       if (limitsRedis) await closeRedis(limitsRedis);
       sessionStore.close();
       await pubsub.close();

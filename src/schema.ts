@@ -6,6 +6,7 @@ import { ConversationResolver } from './conversations/conversation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
 import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { StrangerResolver } from './strangers/stranger.resolver';
 import { TypingResolver } from './typing/typing.resolver';
 import { UserResolver } from './users/user.resolver';
 
@@ -17,6 +18,7 @@ export const resolverClasses = [
   TypingResolver,
   RoomResolver,
   MessageRoomResolver,
+  StrangerResolver,
 ] as const;
 
 /**

@@ -7,6 +7,8 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 export type SendMessageInput = {
   /** Optional, 1..64 characters; a retry with the same key returns the first message */
   clientId?: string | null | undefined;
+  /** A room’s id (not with `to`): a message in that room */
+  room?: string | number | null | undefined;
   /** Trimmed; 1..2000 characters after trimming */
   text: string;
   /** A user’s id: a direct message; omitted: the lobby */
