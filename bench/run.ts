@@ -569,7 +569,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
         while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
           inFlight++;
           const kk = k++;
-          workers.delivered(kk).then(() => {
+          void workers.delivered(kk).then(() => {
             inFlight--;
             completed++;
             lastDone = nowMs();

@@ -11,12 +11,15 @@
  */
 import 'reflect-metadata';
 import './sessions/session.types';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ApolloServer } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from './config';
+import type { Context } from './context';
 import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
 import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
 import { ConversationResolver } from './conversations/conversation.resolver';
@@ -44,6 +47,7 @@ import { RoomService } from './rooms/room.service';
 import { LocalPubSub, type PubSub } from './realtime/pubsub';
 import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
+import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
@@ -56,7 +60,7 @@ import { StrangerService } from './strangers/stranger.service';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
-import { createWsTransport } from './transport/ws';
+import { createWsTransport, type WsTransport } from './transport/ws';
 import { typingChannelKind } from './typing/typing.channel';
 import { TypingResolver } from './typing/typing.resolver';
 import { TypingService } from './typing/typing.service';
@@ -258,16 +262,20 @@ function errorFormat(config: Config, logger: Logger): FormatOptions {
   };
 }
 
-/**
- * Builds and starts one server. Long, but only in sequence: each step is one of the stages
- * in this file's header, and splitting it further would scatter the order that matters.
- */
-export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
-  const { config, sessionSecret } = options;
-  const logger = options.logger ?? createLogger(config);
-  const metrics = new Metrics();
-  const format = errorFormat(config, logger);
+interface Infrastructure {
+  pubsub: PubSub;
+  db: Database;
+  limits: RateLimits;
+  /** Rate-limit counters' own connection (REDIS_URL only). */
+  limitsRedis?: Redis;
+}
 
+async function connectInfrastructure(
+  options: ServerOptions,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<Infrastructure> {
+  const { config } = options;
   const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
   const db = await connectDatabase({ uri: options.mongodbUri, timeoutMs: config.dbTimeoutMs, logger });
   await ensureIndexes(db);
@@ -277,11 +285,20 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   // The limiter lets actions through while Redis is away; errors surface per command.
   limitsRedis?.on('error', () => undefined);
   await limitsRedis?.connect().catch(() => undefined);
-  const limits = createRateLimits(config, logger, limitsRedis);
-  const d = createDomains(config, logger, db, pubsub, limits, await createStrangerMatcher(config, db));
+  return { pubsub, db, limitsRedis, limits: createRateLimits(config, logger, limitsRedis) };
+}
 
-  const schema = await createSchema(createResolvers(config, d, limits));
-  const realtime = new RealtimeEngine({
+/** The realtime engine with every domain's kinds of live subscription. */
+function createRealtime(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  format: FormatOptions,
+  schema: GraphQLSchema,
+  pubsub: PubSub,
+  d: Domains,
+): RealtimeEngine {
+  return new RealtimeEngine({
     schema,
     pubsub,
     kinds: [
@@ -299,23 +316,39 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     onDelivered: metrics.delivered,
     fanout: config.fanout,
   });
+}
 
+interface Transports {
+  httpServer: Server;
+  ws: WsTransport;
+  apollo: ApolloServer<Context>;
+  sessionStore: MongoSessionStore;
+  /** From now on: readiness answers 503 and no new WebSocket is admitted. */
+  stopAccepting(): void;
+}
+
+/** HTTP and WebSocket on one server and port, sharing sessions, origins and limits. */
+async function createTransports(
+  options: ServerOptions,
+  parts: { logger: Logger; metrics: Metrics; format: FormatOptions; schema: GraphQLSchema; realtime: RealtimeEngine },
+  infra: Infrastructure,
+  d: Domains,
+): Promise<Transports> {
+  const { config, sessionSecret } = options;
+  const { logger, metrics, format, schema, realtime } = parts;
+  const { db, pubsub, limits } = infra;
   const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
   await sessionStore.init();
   const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
   const origins = new OriginPolicy(config.security);
   const app = createExpressApp(config, logger);
   const httpServer = createHttpServer(app);
+  const common = { config, logger, schema, format, metrics, users: d.users, limits, origins, sessionMiddleware };
   const ws = await createWsTransport({
-    config,
-    logger,
-    schema,
+    ...common,
     validator: new OperationValidator(schema, config),
-    format,
-    metrics,
     realtime,
     pubsub,
-    users: d.users,
     // Connections count for presence, and a user whose last one closes leaves the stranger queue.
     presence: {
       connected: (user) => {
@@ -327,40 +360,52 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
         d.strangers.disconnected(user);
       },
     },
-    limits,
-    origins,
-    sessionMiddleware,
     sessionSecret,
-    trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,
+    trustProxy: app.get('trust proxy fn') as TrustFn,
   });
   httpServer.on('upgrade', ws.onUpgrade);
   let shuttingDown = false;
   const apollo = await startHttpTransport(app, httpServer, {
-    config,
-    logger,
-    schema,
-    format,
-    metrics,
-    users: d.users,
-    limits,
-    origins,
-    sessionMiddleware,
+    ...common,
     ping: () => db.ping(),
     isShuttingDown: () => shuttingDown,
     onDrain: () => ws.dispose(),
   });
-  await d.presence.start();
+  const stopAccepting = () => {
+    shuttingDown = true;
+    ws.stopAccepting();
+  };
+  return { httpServer, ws, apollo, sessionStore, stopAccepting };
+}
 
-  await new Promise<void>((resolve, reject) => {
+function listen(httpServer: Server, config: Config): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => {
       httpServer.off('error', reject);
-      resolve();
+      resolve((httpServer.address() as AddressInfo).port);
     });
   });
-  const { port } = httpServer.address() as AddressInfo;
+}
+
+/** Builds and starts one server: the stages in this file's header, in that order. */
+export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config);
+  const metrics = new Metrics();
+  const format = errorFormat(config, logger);
+
+  const infra = await connectInfrastructure(options, logger, metrics);
+  const { pubsub, db, limits } = infra;
+  const d = createDomains(config, logger, db, pubsub, limits, await createStrangerMatcher(config, db));
+  const schema = await createSchema(createResolvers(config, d, limits));
+  const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
+  const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
+  await d.presence.start();
+
+  const port = await listen(t.httpServer, config);
   metrics.setSources({
-    connections: () => ws.stats().connections,
+    connections: () => t.ws.stats().connections,
     subscriptions: () => realtime.stats().subscribers,
     databaseUp: () => db.isConnected(),
   });
@@ -370,18 +415,17 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      shuttingDown = true;
-      ws.stopAccepting();
+      t.stopAccepting();
       logger.info('shutting down');
       // Apollo's stop(): the drain hook closes WebSockets with 1001, then the HTTP server
       // stops accepting and in-flight requests finish (or are cut after the timeout).
-      await apollo.stop();
+      await t.apollo.stop();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
       await d.strangers.stop();
-      if (limitsRedis) await closeRedis(limitsRedis);
-      sessionStore.close();
+      if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
+      t.sessionStore.close();
       await pubsub.close();
       await db.close();
       logger.info('stopped');
@@ -392,7 +436,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     wsUrl: `ws://${host}:${port}/graphql`,
     port,
     services: { config, logger, db, pubsub, limits, realtime, ...d },
-    stats: () => ws.stats(),
+    stats: () => t.ws.stats(),
     metrics,
     close,
   };

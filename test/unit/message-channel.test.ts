@@ -18,7 +18,7 @@ function makeChannel(store: FakeStore, render: Renderer, onError: (err: unknown)
     `message:${CONV}`,
     CONV,
     { render, onError },
-    { store: store as never, toPayloads: (docs: MessageDoc[]) => Promise.resolve(docs.map(payloadOf)) },
+    { store: store, toPayloads: (docs: MessageDoc[]) => Promise.resolve(docs.map(payloadOf)) },
   );
 }
 
