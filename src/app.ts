@@ -25,6 +25,7 @@ import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversation
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
+import { counterModel, ExactCounter } from './db/counter';
 import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
@@ -41,6 +42,9 @@ import { RedisPresenceRegistry } from './presence/presence.registry';
 import { PresenceResolver } from './presence/presence.resolver';
 import { PresenceService } from './presence/presence.service';
 import { RealtimeEngine } from './realtime/engine';
+import { roomMemberModel, roomModel, roomSlugModel } from './rooms/room.model';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { RoomService } from './rooms/room.service';
 import { LocalPubSub, type PubSub } from './realtime/pubsub';
 import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
@@ -49,6 +53,12 @@ import { OriginPolicy } from './security/origin';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
+import { strangerChannelKind } from './strangers/stranger.channel';
+import { DbStrangerMatcher, type StrangerMatcher } from './strangers/stranger.matcher';
+import { strangerEndedModel, strangerPairModel, strangerQueueModel } from './strangers/stranger.model';
+import { RedisStrangerMatcher } from './strangers/stranger.redis';
+import { StrangerResolver } from './strangers/stranger.resolver';
+import { StrangerService } from './strangers/stranger.service';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
@@ -86,6 +96,8 @@ export interface AppServices {
   presence: PresenceService;
   typing: TypingService;
   identity: IdentityService;
+  rooms: RoomService;
+  strangers: StrangerService;
   realtime: RealtimeEngine;
 }
 
@@ -116,8 +128,19 @@ async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
 export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
+  await roomModel(db.connection).createIndexes();
+  await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel]) {
+  for (const model of [
+    inboxEntryModel,
+    inboxPairModel,
+    readMarkerModel,
+    roomSlugModel,
+    counterModel,
+    strangerEndedModel,
+    strangerQueueModel,
+    strangerPairModel,
+  ]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -140,8 +163,30 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
   });
 }
 
+/** Stranger pairing: a Lua script in Redis with REDIS_URL, else claims by insert in the database. */
+async function createStrangerMatcher(config: Config, db: Database): Promise<StrangerMatcher> {
+  if (!config.redis.url) {
+    return new DbStrangerMatcher(
+      strangerQueueModel(db.connection),
+      strangerPairModel(db.connection),
+      strangerEndedModel(db.connection),
+      config.strangers.anyAfterMs,
+    );
+  }
+  const matcher = new RedisStrangerMatcher(config.redis.url, config.redis.prefix, config.strangers.anyAfterMs);
+  await matcher.connect();
+  return matcher;
+}
+
 /** The domain services, each with the narrow dependencies it uses. */
-function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+function createDomains(
+  config: Config,
+  logger: Logger,
+  db: Database,
+  pubsub: PubSub,
+  limits: RateLimits,
+  matcher: StrangerMatcher,
+) {
   const users = new UserService(userModel(db.connection), db.strategy);
   const store = new MessageStore(messageModel(db.connection), db.strategy, {
     recent: {
@@ -161,7 +206,6 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     pubsub,
     db.strategy,
   );
-  const messages = new MessageService(store, users, pubsub, conversations);
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,
@@ -175,6 +219,19 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     logger,
     registry,
   });
+  const rooms = new RoomService(
+    roomModel(db.connection),
+    roomSlugModel(db.connection),
+    roomMemberModel(db.connection),
+    new ExactCounter(counterModel(db.connection)),
+    presence,
+    config.rooms,
+  );
+  const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
+    anyAfterMs: config.strangers.anyAfterMs,
+    logger,
+  });
+  const messages = new MessageService(store, users, pubsub, conversations, { rooms, direct: strangers });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
@@ -188,7 +245,7 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, toPayloads };
+  return { users, store, conversations, messages, presence, typing, identity, rooms, strangers, toPayloads };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -201,6 +258,9 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
+    new RoomResolver(d.rooms),
+    new MessageRoomResolver(d.rooms),
+    new StrangerResolver(d.strangers),
   ] as const;
 }
 
@@ -263,6 +323,7 @@ function createRealtime(
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
+      strangerChannelKind(),
     ],
     sharedContext: () => sharedContext(d.users),
     format,
@@ -314,7 +375,17 @@ async function createTransports(
     validator: new OperationValidator(schema, config),
     realtime,
     pubsub,
-    presence: d.presence,
+    // Connections count for presence, and a user whose last one closes leaves the stranger queue.
+    presence: {
+      connected: (user) => {
+        d.presence.connected(user);
+        d.strangers.connected(user);
+      },
+      disconnected: (user) => {
+        d.presence.disconnected(user);
+        d.strangers.disconnected(user);
+      },
+    },
     sessionSecret,
     trustProxy: app.get('trust proxy fn') as TrustFn,
   });
@@ -352,7 +423,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
 
   const infra = await connectInfrastructure(options, logger, metrics);
   const { pubsub, db, limits } = infra;
-  const d = createDomains(config, logger, db, pubsub, limits);
+  const d = createDomains(config, logger, db, pubsub, limits, await createStrangerMatcher(config, db));
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
@@ -378,6 +449,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
+      await d.strangers.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       t.stopForgetting();

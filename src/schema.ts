@@ -5,6 +5,8 @@ import { buildSchema, type ContainerType } from 'type-graphql';
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { StrangerResolver } from './strangers/stranger.resolver';
 import { TypingResolver } from './typing/typing.resolver';
 import { UserResolver } from './users/user.resolver';
 
@@ -14,6 +16,9 @@ export const resolverClasses = [
   ConversationResolver,
   PresenceResolver,
   TypingResolver,
+  RoomResolver,
+  MessageRoomResolver,
+  StrangerResolver,
 ] as const;
 
 /**
