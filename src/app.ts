@@ -428,6 +428,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
+  await d.strangers.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
