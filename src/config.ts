@@ -47,6 +47,8 @@ const EnvSchema = z.object({
   ),
   REDIS_PREFIX: z.string().min(1).max(100).default('anonymo:'),
   FANOUT: z.enum(['grouped', 'per-subscriber']).default('grouped'),
+  METRICS_PORT: z.union([z.literal('off'), int('METRICS_PORT', 0, 65535)]).default(9464),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -118,6 +120,12 @@ export interface Config {
    * (kept as the benchmark's baseline).
    */
   fanout: 'grouped' | 'per-subscriber';
+  /**
+   * Prometheus metrics, served at `/metrics` on a listener of their own (never on PORT).
+   * `METRICS_PORT` [9464]: its port; 0 picks a free one, `off` serves no metrics.
+   * `METRICS_HOST` [127.0.0.1]: its interface; loopback, so only the machine (or a sidecar) can scrape.
+   */
+  metrics: { port: number | null; host: string };
 }
 
 export class ConfigError extends Error {
@@ -187,5 +195,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     fanout: e.FANOUT,
+    metrics: { port: e.METRICS_PORT === 'off' ? null : e.METRICS_PORT, host: e.METRICS_HOST },
   };
 }

@@ -35,7 +35,9 @@ import { startKeepAlive } from './realtime/keepalive';
 import { createPubSub } from './realtime/transport';
 import { createSchema } from './schema';
 import { createServices, ensureIndexes, type Services } from './services';
-import { originMiddleware } from './security/http';
+import { costError } from './security/cost';
+import { documentSizeMiddleware, operationGuardPlugin } from './security/graphql-guard';
+import { httpRateLimit, originMiddleware } from './security/http';
 import { clientIp } from './security/ip';
 import { OriginPolicy } from './security/origin';
 import { rateLimitedError } from './security/rate-limit';
@@ -53,6 +55,10 @@ import { SESSION_REVOKED_CLOSE } from './users/identity.service';
 import { extraValidationRules, OperationValidator } from './validation';
 import { httpLogger, logConnection, requestIdOf } from './observability/http-logger';
 import { Metrics } from './observability/metrics';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server';
+import { DEFAULT_PAGE_SIZE } from './messages/message.service';
+import { CONVERSATIONS_MAX } from './conversations/conversation.service';
+import { ONLINE_USERS_MAX } from './presence/presence.service';
 import { landingPagePlugin } from './web/sandbox';
 import { webClient } from './web/web-client';
 
@@ -76,8 +82,10 @@ export interface AnonymoServer {
   services: Services;
   /** Live counters for metrics and tests. */
   stats(): { connections: number; refusedForCapacity: number };
-  /** This instance's Prometheus registry (served at /metrics). */
+  /** This instance's Prometheus registry (served at /metrics on METRICS_PORT). */
   metrics: Metrics;
+  /** http://METRICS_HOST:port/metrics, unless METRICS_PORT=off. */
+  metricsUrl?: string;
   /** Stops accepting, drains, closes WebSockets with 1001 and the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -135,6 +143,9 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   // WebSocket: graphql-ws over ws, on the HTTP server's upgrade event for /graphql.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
   const validator = new OperationValidator(schema, config);
+  const { maxCost, maxDocumentBytes } = config.security.operations;
+  // List fields priced by the size they return when the client gives none (security/cost.ts).
+  const listSizes = { messages: DEFAULT_PAGE_SIZE, onlineUsers: ONLINE_USERS_MAX, conversations: CONVERSATIONS_MAX };
   const wsServer = useServer<Record<string, unknown>, { socket: WebSocket; request: UpgradeRequest }>(
     {
       schema,
@@ -155,6 +166,8 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
         const document = validator.check(payload.query);
         if (Array.isArray(document)) return document;
         const variables = payload.variables ?? {};
+        const tooCostly = costError(document, payload.operationName, variables, maxCost, listSizes);
+        if (tooCostly) return [tooCostly];
         let loaders: Loaders | undefined;
         const contextValue: Context = {
           user: info.identity.user,
@@ -275,8 +288,16 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
           sessionSecret,
           { beforeCreate },
         );
+        const connectionId = randomUUID();
+        const keys = { ip, user: identity.user.id };
+        if (await services.connections.acquire(connectionId, keys)) {
+          done();
+          return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
+        }
+        // The raw socket closes after a failed upgrade and after the WebSocket's own close.
+        socket.once('close', () => services.connections.release(connectionId, keys));
         if (socket.destroyed) return done();
-        req.anonymo = { identity, setCookie, connectionId: randomUUID(), ip };
+        req.anonymo = { identity, setCookie, connectionId, ip };
         wss.handleUpgrade(req, socket, head, (ws) => {
           done();
           wss.emit('connection', ws, req);
@@ -309,6 +330,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       metrics.apolloPlugin(),
+      operationGuardPlugin({ maxDocumentBytes, maxCost, listSizes }),
       landingPagePlugin(config.isProduction),
       {
         async serverWillStart() {
@@ -338,7 +360,6 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       res.status(503).json({ status: 'database unavailable' });
     }
   });
-  app.get('/metrics', metrics.handler());
   app.get('/avatars/:file', (req, res) => {
     const m = /^(.+)\.svg$/.exec(req.params.file);
     if (!m || !AVATAR_SEED.test(m[1])) return void res.status(404).end();
@@ -351,8 +372,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   app.use(
     '/graphql',
     ...originMiddleware(origins),
-    sessionMiddleware,
+    httpRateLimit(limits),
     express.json({ limit: config.security.maxBodyBytes }),
+    documentSizeMiddleware(maxDocumentBytes),
+    sessionMiddleware,
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<Context> => {
         let identity: Identity;
@@ -405,14 +428,15 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) logger.error({ err }, 'request failed');
+    // Fixed texts: body-parser's messages quote request headers (e.g. the charset).
     const message =
       status === 413
         ? `Request body larger than ${config.security.maxBodyBytes} bytes`
-        : status === 400
-          ? 'Malformed request body'
+        : status === 415
+          ? 'Unsupported content type or charset (send application/json in UTF-8)'
           : status === 500
             ? 'Internal server error'
-            : String(err.message);
+            : 'Malformed request body';
     res.status(status).json({
       errors: [
         { message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } },
@@ -421,6 +445,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   };
   app.use(jsonErrors);
 
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.port !== null) {
+    metricsServer = await startMetricsServer(metrics, { port: config.metrics.port, host: config.metrics.host });
+  }
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => {
@@ -445,6 +473,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // Apollo's stop(): our drainServer hook closes WebSockets with 1001, then the HTTP
       // server stops accepting and in-flight requests finish (or are cut after the timeout).
       await apollo.stop();
+      await metricsServer?.close();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await services.messages.drain(config.shutdownTimeoutMs);
       await services.close();
@@ -462,6 +491,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     services,
     stats: () => ({ connections: wss.clients.size, refusedForCapacity }),
     metrics,
+    metricsUrl: metricsServer?.url,
     close,
   };
 }

@@ -21,6 +21,11 @@ import { RealtimeService, type RealtimeOptions } from './realtime/realtime.servi
 import { TypingService } from './typing/typing.service';
 import { IdentityService } from './users/identity.service';
 import { RateLimits } from './security/rate-limit';
+import {
+  MemoryConnectionCounter,
+  RedisConnectionCounter,
+  type ConnectionCounter,
+} from './security/connection-limits';
 import { userModel } from './users/user.model';
 import { UserService } from './users/user.service';
 
@@ -38,6 +43,8 @@ export interface Services {
   realtime: RealtimeService;
   /** Rate limits (security/rate-limit.ts); in-memory per instance. */
   limits: RateLimits;
+  /** Open WebSockets per address and per user (shared through Redis with REDIS_URL). */
+  connections: ConnectionCounter;
   /** Stops timers and closes the services' own connections (not the database or pub/sub). */
   close(): Promise<void>;
   /** Absolute or root-relative URL of an avatar. */
@@ -112,10 +119,22 @@ export async function createServices(opts: {
           })
       : undefined,
   });
+  // RATE_LIMITS=off (load tests, many clients on one address) lifts the per-address counts too.
+  const connectionLimits = config.security.rateLimits.enabled
+    ? config.security.connections
+    : { perIp: Number.MAX_SAFE_INTEGER, perUser: Number.MAX_SAFE_INTEGER };
+  const connections: ConnectionCounter = redis
+    ? new RedisConnectionCounter(connectionLimits, { redis, prefix: config.redis.prefix, logger })
+    : new MemoryConnectionCounter(connectionLimits);
   const realtime = new RealtimeService({
     pubsub,
     users,
-    messages: { store, toPayloads },
+    messages: {
+      store,
+      toPayloads,
+      maxReplay: config.security.maxReplayMessages,
+      chargeReplay: (ctx, count) => limits.consume('replayMessages', { connection: ctx.requestId }, count),
+    },
     format: opts.format,
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,
@@ -132,11 +151,13 @@ export async function createServices(opts: {
     messages,
     conversations,
     typing: new TypingService(pubsub, limits),
-    identity: new IdentityService(users, pubsub),
+    identity: new IdentityService(users, pubsub, limits),
     presence,
     realtime,
     limits,
+    connections,
     close: async () => {
+      connections.close();
       await presence.stop();
       if (redis) await closeRedis(redis);
     },

@@ -1,4 +1,5 @@
 import {
+  Arg,
   Args,
   ArgsType,
   Ctx,
@@ -17,7 +18,8 @@ import { toMessageView, type MessageView } from '../messages/message.type';
 import { Topic, type InboxPayload, type ReadPayload } from '../pubsub';
 import type { Services } from '../services';
 import type { UserRecord } from '../users/user.type';
-import type { ConversationSummary } from './conversation.service';
+import { listSize } from '../security/list-size';
+import { CONVERSATIONS_MAX, type ConversationSummary } from './conversation.service';
 import { Conversation, ReadReceipt } from './conversation.type';
 
 @ArgsType()
@@ -36,9 +38,15 @@ class MarkReadArgs extends ReadArgs {
 export class ConversationResolver {
   constructor(private readonly services: Services) {}
 
-  @Query(() => [Conversation], { description: 'The viewer’s direct conversations, newest activity first.' })
-  conversations(@Ctx() ctx: Context): Promise<ConversationSummary[]> {
-    return this.services.conversations.list(ctx.user);
+  @Query(() => [Conversation], {
+    description: `The viewer’s direct conversations, newest activity first: the first \`first\` (default and maximum ${CONVERSATIONS_MAX}).`,
+  })
+  async conversations(
+    @Ctx() ctx: Context,
+    @Arg('first', () => Int, { nullable: true }) first?: number | null,
+  ): Promise<ConversationSummary[]> {
+    const n = listSize(first, CONVERSATIONS_MAX);
+    return (await this.services.conversations.list(ctx.user)).slice(0, n);
   }
 
   @FieldResolver({ nullable: true })

@@ -22,6 +22,9 @@ import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
 import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
 
+
+/** Most conversations one `conversations` returns (its default too). */
+export const CONVERSATIONS_MAX = 200;
 export interface ConversationSummary {
   with: UserRecord;
   lastMessage: MessageDoc | null;

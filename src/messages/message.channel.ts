@@ -28,6 +28,10 @@ export interface MessageChannelDeps {
   store: MessageStore;
   /** Attaches sender and recipient to stored messages. */
   toPayloads(docs: MessageDoc[]): Promise<MessagePayload[]>;
+  /** How many messages one replay may cover (MAX_REPLAY_MESSAGES). */
+  maxReplay: number;
+  /** Counts `count` replayed messages against the subscriber's connection; throws RATE_LIMITED. */
+  chargeReplay(ctx: Context, count: number): Promise<void>;
 }
 
 export class MessageChannel extends Channel {
@@ -116,16 +120,25 @@ export class MessageChannel extends Channel {
       });
       return;
     }
+    let head = this.lastSeq;
     if (after > this.lastSeq) {
-      const head = await this.deps.store.head(this.conversation);
+      head = await this.deps.store.head(this.conversation);
       if (after > head) throw new BadUserInputError('after is newer than the newest message', 'after');
     }
+    if (head - after > this.deps.maxReplay) {
+      throw new BadUserInputError(
+        `after is more than ${this.deps.maxReplay} messages back: load the history with messages, then subscribe after its newest`,
+        'after',
+      );
+    }
+    if (head > after) await this.deps.chargeReplay(sink.ctx, head - after);
     sink.lastSeq = after;
     // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
-    // for everyone else; the last stretch and the join happen inside it.
-    while (!sink.ended && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
+    // for everyone else; the last stretch and the join happen inside it. A subscriber whose
+    // socket is closing gets nothing more: its replay stops at the next batch.
+    while (sink.live && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
     await this.enqueue(async () => {
-      while (!sink.ended && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
+      while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
       if (!sink.ended) this.join(sink);
     });
   }

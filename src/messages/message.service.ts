@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
+import { cleanUserText, requireWellFormed } from '../text/text';
 import { KeyedQueue } from '../util/keyed-queue';
 import { Topic, type MessagePayload, type PubSub } from '../pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
@@ -12,15 +13,6 @@ export const MAX_TEXT_LENGTH = 2000;
 export const MAX_CLIENT_ID_LENGTH = 64;
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 100;
-
-// C0/C1 control characters except tab and newline. Format characters (Cf) stay: emoji
-// sequences need U+200D.
-const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
-
-/** Normalises message text as stored: newlines unified, control characters removed, trimmed. */
-export function cleanText(text: string): string {
-  return text.replace(/\r\n?/g, '\n').replace(CONTROL, '').trim();
-}
 
 export interface SendInput {
   text: string;
@@ -86,15 +78,11 @@ export class MessageService {
    * updates there, so none is used.)
    */
   async send(sender: UserRecord, input: SendInput): Promise<MessagePayload> {
-    const text = cleanText(typeof input.text === 'string' ? input.text : '');
-    const length = [...text].length;
-    if (length === 0) throw new BadUserInputError('text must not be empty', 'text');
-    if (length > MAX_TEXT_LENGTH) {
-      throw new BadUserInputError(`text must be at most ${MAX_TEXT_LENGTH} characters`, 'text');
-    }
+    const text = cleanUserText(input.text, { field: 'text', maxLength: MAX_TEXT_LENGTH });
     let clientId: string | null = null;
     if (input.clientId !== null && input.clientId !== undefined) {
       clientId = input.clientId;
+      requireWellFormed(clientId, 'clientId');
       if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID_LENGTH || /[\u0000-\u001F\u007F]/.test(clientId)) {
         throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
       }
@@ -104,7 +92,7 @@ export class MessageService {
 
     if (dedupeKey) {
       const existing = await this.findByDedupeKey(dedupeKey, false);
-      if (existing) return this.payload(existing, sender, other);
+      if (existing) return this.retried(existing, conversation, sender, other);
     }
 
     if (other) await this.conversations.registerPair(sender.id, other.id);
@@ -135,13 +123,13 @@ export class MessageService {
           // clientId was used before (answer with the first message, store nothing).
           const taken = await this.store.get(doc._id);
           if (taken) {
-            if (dedupeKey && taken.dedupeKey === dedupeKey) return this.payload(taken, sender, other);
+            if (dedupeKey && taken.dedupeKey === dedupeKey) return this.retried(taken, conversation, sender, other);
             this.store.noteHead(conversation, seq);
             continue;
           }
           if (dedupeKey) {
             const existing = await this.findByDedupeKey(dedupeKey, true);
-            if (existing) return this.payload(existing, sender, other);
+            if (existing) return this.retried(existing, conversation, sender, other);
           }
           continue;
         }
@@ -173,6 +161,22 @@ export class MessageService {
         cached?.seq === head ? cached.counts : ((await this.store.get(messageId(conversation, head)))?.counts ?? {});
     }
     return { ...prev, [senderId]: (prev[senderId] ?? 0) + 1 };
+  }
+
+  /**
+   * The answer to a retry (a clientId used before): the stored message, only if it was sent
+   * to the same conversation. Otherwise a clientId would answer with any user's profile.
+   */
+  private retried(
+    message: MessageDoc,
+    conversation: string,
+    sender: UserRecord,
+    other: UserRecord | null,
+  ): MessagePayload {
+    if (message.conversation !== conversation) {
+      throw new BadUserInputError('clientId was already used for a message to another conversation', 'clientId');
+    }
+    return this.payload(message, sender, other);
   }
 
   private payload(message: MessageDoc, sender: UserRecord, other: UserRecord | null): MessagePayload {

@@ -18,10 +18,10 @@
  *   WebSocket operations (for a subscription, the duration is its set-up).
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { RequestHandler } from 'express';
 import { getOperationAST, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Listener, MessagePayload, PubSub } from '../pubsub';
+import { KNOWN_OPERATION_NAMES } from './operation-names';
 
 export type Transport = 'http' | 'ws';
 
@@ -41,13 +41,12 @@ export interface MetricsOptions {
   /** Also export Node.js process metrics (CPU, memory, event loop lag, GC). Default true. */
   processMetrics?: boolean;
   /**
-   * Distinct operation names kept as label values; later names are counted as `other`, so a
-   * client inventing names cannot grow the registry without bound. Default 200.
+   * Operation names kept as label values; any other name is counted as `other`, so a client
+   * inventing names can neither grow the registry nor crowd out real operations.
+   * Default {@link KNOWN_OPERATION_NAMES}.
    */
-  maxOperationNames?: number;
+  knownOperationNames?: Iterable<string>;
 }
-
-const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 
 /** Seconds; chat operations are expected in milliseconds, so the buckets are dense there. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -61,8 +60,7 @@ function topicKind(topic: string): string {
 export class Metrics {
   readonly registry = new Registry();
   private readonly prefix: string;
-  private readonly maxOperationNames: number;
-  private readonly operationNames = new Set<string>();
+  private readonly operationNames: ReadonlySet<string>;
   private sources?: MetricsSources;
 
   private readonly messagesSent: Counter<'conversation'>;
@@ -75,7 +73,7 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     this.prefix = options.prefix ?? 'anonymo_';
-    this.maxOperationNames = options.maxOperationNames ?? 200;
+    this.operationNames = new Set(options.knownOperationNames ?? KNOWN_OPERATION_NAMES);
     const p = this.prefix;
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -151,18 +149,6 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  /** `GET /metrics`. */
-  handler(): RequestHandler {
-    return async (_req, res, next) => {
-      try {
-        const { contentType, body } = await this.scrape();
-        res.set('Content-Type', contentType).set('Cache-Control', 'no-store').send(body);
-      } catch (err) {
-        next(err);
-      }
-    };
-  }
-
   /** Fan-out hook: `count` frames of one event were written for `topic`. */
   readonly delivered = (count: number, event: unknown, topic: string): void => {
     if (count <= 0) return;
@@ -200,11 +186,7 @@ export class Metrics {
 
   private operationLabel(name: string | null | undefined): string {
     if (!name) return 'anonymous';
-    if (!OPERATION_NAME.test(name)) return 'other';
-    if (this.operationNames.has(name)) return name;
-    if (this.operationNames.size >= this.maxOperationNames) return 'other';
-    this.operationNames.add(name);
-    return name;
+    return this.operationNames.has(name) ? name : 'other';
   }
 
   private observeOperation(type: string, name: string | null | undefined, transport: Transport, seconds: number): void {

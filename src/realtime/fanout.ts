@@ -64,6 +64,11 @@ export class Sink {
     this.prefixBytes = Buffer.byteLength(this.prefix);
   }
 
+  /** False once the subscription ended or its socket started closing: work for it can stop. */
+  get live(): boolean {
+    return !this.ended && this.ctx.ws!.socket.readyState === OPEN;
+  }
+
   get viewerId(): string {
     return this.ctx.user.id;
   }

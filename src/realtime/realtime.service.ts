@@ -46,6 +46,8 @@ export interface RealtimeStats {
   channels: number;
   subscribers: number;
   groups: number;
+  /** Subscription plans in use (each kept only while it has subscribers). */
+  plans: number;
 }
 
 export class RealtimeService {
@@ -143,11 +145,15 @@ export class RealtimeService {
   subscribe(ctx: Context, spec: SubscribeSpec): AsyncIterableIterator<unknown> {
     const ws = ctx.ws;
     if (!ws || !this.planner) throw new Error('Subscriptions are served over WebSocket only');
-    const plan = this.planner.plan(ws.query, ws.document, ws.operationName, ws.variables, ctx.user.id);
+    const planner = this.planner;
     return sinkIterator(async (end, push) => {
+      const plan = planner.plan(ws.query, ws.document, ws.operationName, ws.variables, ctx.user.id);
       const sink = new Sink(ctx, plan, this.options.maxBufferedBytes, end, plan.perSubscriber ? push : undefined);
       const entry = this.acquire(spec);
-      const detach = () => this.release(spec.topic, entry, sink);
+      const detach = () => {
+        this.release(spec.topic, entry, sink);
+        planner.release(plan);
+      };
       try {
         await entry.ready;
         if (entry.channel instanceof MessageChannel) {
@@ -174,7 +180,7 @@ export class RealtimeService {
       subscribers += s.sinks;
       groups += s.groups;
     }
-    return { channels: this.entries.size, subscribers, groups };
+    return { channels: this.entries.size, subscribers, groups, plans: this.planner?.size ?? 0 };
   }
 
   /** Ends every subscription (server stopping). */

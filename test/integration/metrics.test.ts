@@ -2,8 +2,8 @@
 import { TestClient, type WsTestClient } from '../helpers/client';
 import { startServer, type TestServer } from '../helpers/server';
 
-const SEND = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const WATCH = 'subscription Watch($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
+const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
+const WATCH = 'subscription MessageAdded($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
 
 /** Reads one sample from Prometheus' text format: the line of `name` with exactly these labels. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -19,7 +19,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 async function scrape(server: TestServer): Promise<string> {
-  const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
+  const res = await fetch(server.metricsUrl!);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/plain');
   return res.text();
@@ -90,14 +90,14 @@ describe('/metrics', () => {
       expect(
         sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
           type: 'mutation',
-          name: 'Send',
+          name: 'SendMessage',
           transport: 'http',
         }),
       ).toBe(4);
       expect(
         sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
           type: 'subscription',
-          name: 'Watch',
+          name: 'MessageAdded',
           transport: 'ws',
         }),
       ).toBe(2);

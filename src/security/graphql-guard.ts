@@ -1,0 +1,55 @@
+/**
+ * Checks on GraphQL requests over HTTP that graphql-js validation cannot make: the document's
+ * size before it is parsed, the cost with the request's variables, and subscriptions (served
+ * over WebSocket only).
+ */
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { RequestHandler } from 'express';
+import { AppError, ErrorCode } from '../errors';
+import { documentTooLarge } from '../validation';
+import { costError, type DefaultListSizes } from './cost';
+
+export interface GuardOptions {
+  maxDocumentBytes: number;
+  maxCost: number;
+  listSizes: DefaultListSizes;
+}
+
+function queriesOf(req: { body?: unknown; query?: unknown }): unknown[] {
+  const body = req.body;
+  const fromBody = Array.isArray(body) ? body : [body];
+  return [...fromBody, req.query].map((p) => (p && typeof p === 'object' ? (p as { query?: unknown }).query : undefined));
+}
+
+/** Refuses (400) a request whose document is over the size limit, before Apollo parses it. */
+export function documentSizeMiddleware(maxBytes: number): RequestHandler {
+  return (req, res, next) => {
+    for (const query of queriesOf(req)) {
+      const error = typeof query === 'string' ? documentTooLarge(query, maxBytes) : null;
+      if (error) {
+        return void res.status(400).json({ errors: [{ message: error.message, extensions: error.extensions }] });
+      }
+    }
+    next();
+  };
+}
+
+export const SUBSCRIPTION_OVER_HTTP =
+  'Subscriptions are served over WebSocket only (graphql-transport-ws at the same path)';
+
+/** Apollo plugin: subscriptions refused with 400, and the cost limit with the variables. */
+export function operationGuardPlugin(options: GuardOptions): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, document, operationName, request }) {
+          if (operation?.operation === 'subscription') {
+            throw new AppError(SUBSCRIPTION_OVER_HTTP, ErrorCode.BAD_REQUEST, { http: { status: 400 } });
+          }
+          const error = costError(document, operationName, request.variables, options.maxCost, options.listSizes);
+          if (error) throw error;
+        },
+      };
+    },
+  };
+}
