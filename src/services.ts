@@ -21,11 +21,7 @@ import { RealtimeService, type RealtimeOptions } from './realtime/realtime.servi
 import { TypingService } from './typing/typing.service';
 import { IdentityService } from './users/identity.service';
 import { RateLimits } from './security/rate-limit';
-import {
-  MemoryConnectionCounter,
-  RedisConnectionCounter,
-  type ConnectionCounter,
-} from './security/connection-limits';
+import { MemoryConnectionCounter, RedisConnectionCounter, type ConnectionCounter } from './security/connection-limits';
 import { userModel } from './users/user.model';
 import { UserService } from './users/user.service';
 
@@ -72,7 +68,10 @@ export async function createServices(opts: {
     pubsub,
     db.kind,
   );
-  const messages = new MessageService(store, users, pubsub, conversations);
+  const messages = new MessageService(store, users, pubsub, conversations, {
+    max: config.security.maxReplayMessages,
+    charge: (connectionId, count) => limits.consume('replayMessages', { connection: connectionId }, count),
+  });
   // With REDIS_URL, presence and rate limits are shared by every instance, like pub/sub.
   let redis: Redis | undefined;
   if (config.redis.url) {
@@ -129,12 +128,7 @@ export async function createServices(opts: {
   const realtime = new RealtimeService({
     pubsub,
     users,
-    messages: {
-      store,
-      toPayloads,
-      maxReplay: config.security.maxReplayMessages,
-      chargeReplay: (ctx, count) => limits.consume('replayMessages', { connection: ctx.requestId }, count),
-    },
+    messages: { store, toPayloads },
     format: opts.format,
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,

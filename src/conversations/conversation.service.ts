@@ -22,7 +22,6 @@ import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
 import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
 
-
 /** Most conversations one `conversations` returns (its default too). */
 export const CONVERSATIONS_MAX = 200;
 export interface ConversationSummary {

@@ -28,10 +28,6 @@ export interface MessageChannelDeps {
   store: MessageStore;
   /** Attaches sender and recipient to stored messages. */
   toPayloads(docs: MessageDoc[]): Promise<MessagePayload[]>;
-  /** How many messages one replay may cover (MAX_REPLAY_MESSAGES). */
-  maxReplay: number;
-  /** Counts `count` replayed messages against the subscriber's connection; throws RATE_LIMITED. */
-  chargeReplay(ctx: Context, count: number): Promise<void>;
 }
 
 export class MessageChannel extends Channel {
@@ -120,18 +116,10 @@ export class MessageChannel extends Channel {
       });
       return;
     }
-    let head = this.lastSeq;
     if (after > this.lastSeq) {
-      head = await this.deps.store.head(this.conversation);
+      const head = await this.deps.store.head(this.conversation);
       if (after > head) throw new BadUserInputError('after is newer than the newest message', 'after');
     }
-    if (head - after > this.deps.maxReplay) {
-      throw new BadUserInputError(
-        `after is more than ${this.deps.maxReplay} messages back: load the history with messages, then subscribe after its newest`,
-        'after',
-      );
-    }
-    if (head > after) await this.deps.chargeReplay(sink.ctx, head - after);
     sink.lastSeq = after;
     // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
     // for everyone else; the last stretch and the join happen inside it. A subscriber whose

@@ -52,6 +52,7 @@ export class MessageResolver {
       const { messages, realtime } = ctx.services;
       const { key } = await messages.conversationWith(ctx.user, args.with ?? null);
       const after = args.after != null ? messages.resolveAfter(key, args.after) : undefined;
+      if (after !== undefined) await messages.admitReplay(ctx.requestId, key, after);
       return realtime.subscribe(ctx, { kind: 'messages', topic: Topic.message(key), conversation: key, after });
     },
   })

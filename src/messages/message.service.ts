@@ -33,6 +33,13 @@ export interface MessagePage {
   hasNextPage: boolean;
 }
 
+export interface ReplayLimits {
+  /** How many messages one `messageAdded(after:)` may replay (MAX_REPLAY_MESSAGES). */
+  max: number;
+  /** Counts `count` replayed messages against a WebSocket connection; throws RATE_LIMITED. */
+  charge(connectionId: string, count: number): Promise<void>;
+}
+
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
 
 export class MessageService {
@@ -51,6 +58,7 @@ export class MessageService {
       registerPair(a: string, b: string): Promise<void>;
       messageStored(senderId: string, recipientId: string): void;
     },
+    private readonly replay: ReplayLimits = { max: Infinity, charge: async () => {} },
   ) {}
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
@@ -236,6 +244,24 @@ export class MessageService {
       hasPreviousPage: start > 1,
       hasNextPage: end < head,
     };
+  }
+
+  /**
+   * Admits a replay from `afterSeq`, before the subscription starts: not further back than
+   * the replay cap (older history is a `messages` page), and paid for from the connection's
+   * replay budget, so reconnect loops cannot re-read a long conversation over and over.
+   */
+  async admitReplay(connectionId: string, conversation: string, afterSeq: number): Promise<void> {
+    const head = await this.store.head(conversation);
+    if (afterSeq > head) throw new BadUserInputError('after is newer than the newest message', 'after');
+    const count = head - afterSeq;
+    if (count > this.replay.max) {
+      throw new BadUserInputError(
+        `after is more than ${this.replay.max} messages back: load the history with messages, then subscribe after its newest`,
+        'after',
+      );
+    }
+    if (count > 0) await this.replay.charge(connectionId, count);
   }
 
   /** Resolves `after` (a cursor or a message id of this conversation) to a sequence number. */

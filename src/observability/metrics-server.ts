@@ -13,7 +13,10 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(metrics: Metrics, opts: { port: number; host: string }): Promise<MetricsServer> {
+export async function startMetricsServer(
+  metrics: Metrics,
+  opts: { port: number; host: string },
+): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
@@ -21,7 +24,8 @@ export async function startMetricsServer(metrics: Metrics, opts: { port: number;
       return;
     }
     metrics.scrape().then(
-      ({ contentType, body }) => res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }).end(body),
+      ({ contentType, body }) =>
+        res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }).end(body),
       () => res.writeHead(500, { 'Content-Type': 'text/plain' }).end('Internal Server Error'),
     );
   });

@@ -19,7 +19,6 @@ import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
 import { LocalPresenceRegistry, type PresenceRegistry } from './presence.registry';
 
-
 /** Most users one `onlineUsers` returns (its default too). */
 export const ONLINE_USERS_MAX = 200;
 export interface PresenceOptions {

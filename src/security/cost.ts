@@ -27,7 +27,11 @@ const DEPTH_FACTOR = 1.5;
  */
 export type DefaultListSizes = Readonly<Record<string, number>>;
 
-function argSize(field: FieldNode, variables: Record<string, unknown>, defaults: Map<string, ValueNode>): number | null {
+function argSize(
+  field: FieldNode,
+  variables: Record<string, unknown>,
+  defaults: Map<string, ValueNode>,
+): number | null {
   let size: number | null = null;
   for (const arg of field.arguments ?? []) {
     if (arg.name.value !== 'first' && arg.name.value !== 'last') continue;
@@ -72,7 +76,8 @@ export function operationCost(
     let cost = 0;
     for (const sel of set.selections) {
       if (sel.kind === Kind.FIELD) cost += DEPTH_FACTOR * fieldCost(sel);
-      else if (sel.kind === Kind.INLINE_FRAGMENT) cost += DEPTH_FACTOR * (OBJECT_COST + selectionSetCost(sel.selectionSet));
+      else if (sel.kind === Kind.INLINE_FRAGMENT)
+        cost += DEPTH_FACTOR * (OBJECT_COST + selectionSetCost(sel.selectionSet));
       else {
         const name = sel.name.value;
         let c = fragmentCosts.get(name);
@@ -113,7 +118,11 @@ export function costError(
 ): AppError | null {
   const cost = operationCost(document, operationName, variables, listSizes);
   if (cost <= maxCost) return null;
-  return new AppError(`Query Cost limit of ${maxCost} exceeded, found ${Math.ceil(cost)}.`, ErrorCode.GRAPHQL_VALIDATION_FAILED, {
-    http: { status: 400 },
-  });
+  return new AppError(
+    `Query Cost limit of ${maxCost} exceeded, found ${Math.ceil(cost)}.`,
+    ErrorCode.GRAPHQL_VALIDATION_FAILED,
+    {
+      http: { status: 400 },
+    },
+  );
 }

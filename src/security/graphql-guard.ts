@@ -18,7 +18,9 @@ export interface GuardOptions {
 function queriesOf(req: { body?: unknown; query?: unknown }): unknown[] {
   const body = req.body;
   const fromBody = Array.isArray(body) ? body : [body];
-  return [...fromBody, req.query].map((p) => (p && typeof p === 'object' ? (p as { query?: unknown }).query : undefined));
+  return [...fromBody, req.query].map((p) =>
+    p && typeof p === 'object' ? (p as { query?: unknown }).query : undefined,
+  );
 }
 
 /** Refuses (400) a request whose document is over the size limit, before Apollo parses it. */

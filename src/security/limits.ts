@@ -71,7 +71,8 @@ export function oncePerOperationRule(fieldNames: readonly string[]): ValidationR
       };
       walk(operation.selectionSet);
       for (const [name, n] of counts) {
-        if (n > 1) context.reportError(new GraphQLError(`${name} may appear at most once per operation`, { nodes: operation }));
+        if (n > 1)
+          context.reportError(new GraphQLError(`${name} may appear at most once per operation`, { nodes: operation }));
       }
     },
   });

@@ -3,7 +3,8 @@ import { TestClient, type WsTestClient } from '../helpers/client';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const WATCH = 'subscription MessageAdded($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
+const WATCH =
+  'subscription MessageAdded($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
 
 /** Reads one sample from Prometheus' text format: the line of `name` with exactly these labels. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

@@ -25,7 +25,9 @@ describe('Metrics', () => {
 
   test('every operation of the web client is a known operation name', () => {
     const ops = parse(readFileSync(path.resolve(__dirname, '../../web/src/graphql/operations.graphql'), 'utf8'));
-    const names = ops.definitions.flatMap((d) => (d.kind === Kind.OPERATION_DEFINITION && d.name ? [d.name.value] : []));
+    const names = ops.definitions.flatMap((d) =>
+      d.kind === Kind.OPERATION_DEFINITION && d.name ? [d.name.value] : [],
+    );
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !KNOWN_OPERATION_NAMES.includes(n))).toEqual([]);
   });
