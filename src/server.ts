@@ -31,6 +31,8 @@ import {
 import { createLogger } from './logger';
 import { Topic, type PubSub, type SessionRevokedPayload } from './pubsub';
 import { destroyOnError, releaseUpgradeRequest } from './realtime/connection-memory';
+import { guardClientFrames } from './realtime/frame-guard';
+import { OperationIds } from './realtime/operation-ids';
 import { startKeepAlive } from './realtime/keepalive';
 import { createPubSub } from './realtime/transport';
 import { createSchema } from './schema';
@@ -142,7 +144,9 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
 
   // WebSocket: graphql-ws over ws, on the HTTP server's upgrade event for /graphql.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
+  guardClientFrames(wss);
   const validator = new OperationValidator(schema, config);
+  const operationIds = new OperationIds();
   const { maxCost, maxDocumentBytes } = config.security.operations;
   // List fields priced by the size they return when the client gives none (security/cost.ts).
   const listSizes = { messages: DEFAULT_PAGE_SIZE, onlineUsers: ONLINE_USERS_MAX, conversations: CONVERSATIONS_MAX };
@@ -151,6 +155,13 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       schema,
       onSubscribe: async (ctx, id, payload) => {
         metrics.wsOperationStarted(ctx, id);
+        if (!operationIds.claim(ctx, id, payload)) {
+          return [
+            new GraphQLError(`Operation ${id} is still running; wait for its end before reusing the id`, {
+              extensions: { code: ErrorCode.BAD_REQUEST },
+            }),
+          ];
+        }
         // Counted before any await: graphql-ws registers each id as its message arrives, so a
         // burst of subscribe messages is judged in arrival order.
         if (Object.keys(ctx.subscriptions).length > config.maxSubscriptionsPerConnection) {
@@ -205,7 +216,9 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
         metrics.countErrors(errors, 'ws');
         return { ...result, errors };
       },
-      onError: (ctx, id, _payload, errors) => {
+      onComplete: (ctx, id, payload) => operationIds.release(ctx, id, payload),
+      onError: (ctx, id, payload, errors) => {
+        operationIds.release(ctx, id, payload);
         const formatted = errors.map((e) => formatGraphQLError(e, format));
         metrics.wsOperationFailed(ctx, id, formatted);
         return formatted;

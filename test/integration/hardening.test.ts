@@ -290,6 +290,53 @@ describe('echoed headers (finding 11)', () => {
   });
 });
 
+describe('found by the fuzzer', () => {
+  test('an id completed while its subscription is being set up and reused at once leaves no orphaned subscription', async () => {
+    const browser = new TestClient(server);
+    await browser.me();
+    await browser.data(SEND, { text: 'something to replay' });
+    const raw = await RawSocket.open(server.wsUrl, { cookie: browser.cookie! });
+    await raw.init();
+    for (let i = 0; i < 10; i++) {
+      // The replay's set-up reads the database; the query with the same id reads it longer and
+      // ends after the subscription was registered under the id.
+      const id = `x${i}`;
+      raw.json({ id, type: 'subscribe', payload: { query: 'subscription { messageAdded(after: "bTA") { id } }' } });
+      raw.json({ id, type: 'complete' });
+      raw.json({
+        id,
+        type: 'subscribe',
+        payload: { query: '{ a: messages(last: 50) { edges { node { id } } } b: conversations { unreadCount } }' },
+      });
+    }
+    // Each reused id ends: answered and completed, or refused.
+    for (let i = 0; i < 10; i++)
+      await raw.next((m) => m.id === `x${i}` && (m.type === 'complete' || m.type === 'error'));
+    await raw.close();
+    await waitFor(() => server.services.realtime.stats().subscribers === 0, 'no subscribers', 3000).catch(
+      () => undefined,
+    );
+    // (With graphql-ws alone, the query's end unregisters the id the subscription had taken: it is never ended.)
+    expect(server.services.realtime.stats()).toMatchObject({ subscribers: 0, plans: 0 });
+  });
+
+  test.each(['connection_ack', 'next', 'error'])(
+    'a client frame of the server-only type %s closes the socket with 4400, not 4500 and a logged stack',
+    async (type) => {
+      const consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        const raw = await RawSocket.open(server.wsUrl);
+        await raw.init();
+        raw.json({ id: '1', type, payload: {} });
+        expect(await raw.closeCode()).toEqual({ code: 4400, reason: 'Invalid message received' });
+        expect(consoleError).not.toHaveBeenCalled();
+      } finally {
+        consoleError.mockRestore();
+      }
+    },
+  );
+});
+
 describe('metrics (finding 8)', () => {
   test('/metrics is not served on the public port; the metrics listener is on loopback', async () => {
     const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
