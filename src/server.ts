@@ -387,7 +387,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     ...originMiddleware(origins),
     httpRateLimit(limits),
     express.json({ limit: config.security.maxBodyBytes }),
-    documentSizeMiddleware(maxDocumentBytes),
+    documentSizeMiddleware(maxDocumentBytes, config.security.operations.maxTokens),
     sessionMiddleware,
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<Context> => {

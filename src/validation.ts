@@ -6,12 +6,15 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
   GraphQLError,
+  Kind,
   NoSchemaIntrospectionCustomRule,
+  OperationTypeNode,
   parse,
   specifiedRules,
   validate,
   type DocumentNode,
   type GraphQLSchema,
+  type SelectionSetNode,
   type ValidationRule,
 } from 'graphql';
 import type { Config } from './config';
@@ -45,6 +48,40 @@ export function documentTooLarge(query: string, maxBytes: number): GraphQLError 
   return new GraphQLError(`The GraphQL document is larger than ${maxBytes} bytes`, {
     extensions: { code: ErrorCode.BAD_REQUEST },
   });
+}
+
+/**
+ * graphql-js 16's SingleFieldSubscriptionsRule evaluates @skip/@include at a subscription's
+ * root without variable values, and throws when their argument is a variable (found by the
+ * fuzzer: INTERNAL_SERVER_ERROR over HTTP, a logged stack and close 4500 over WebSocket).
+ * Such documents are refused before validation, on both transports.
+ */
+export function rootDirectiveVariableError(document: DocumentNode): GraphQLError | null {
+  const fragments = new Map(
+    document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])),
+  );
+  const seen = new Set<string>();
+  const usesVariable = (set: SelectionSetNode): boolean =>
+    set.selections.some((sel) => {
+      const variable = sel.directives?.some((d) => d.arguments?.some((a) => a.value.kind === Kind.VARIABLE));
+      if (variable) return true;
+      if (sel.kind === Kind.INLINE_FRAGMENT) return usesVariable(sel.selectionSet);
+      if (sel.kind === Kind.FRAGMENT_SPREAD && !seen.has(sel.name.value)) {
+        seen.add(sel.name.value);
+        const fragment = fragments.get(sel.name.value);
+        return fragment ? usesVariable(fragment.selectionSet) : false;
+      }
+      return false;
+    });
+  for (const def of document.definitions) {
+    if (def.kind !== Kind.OPERATION_DEFINITION || def.operation !== OperationTypeNode.SUBSCRIPTION) continue;
+    if (usesVariable(def.selectionSet)) {
+      return new GraphQLError('A subscription cannot use variables in directives on its root fields', {
+        extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED },
+      });
+    }
+  }
+  return null;
 }
 
 /**
@@ -94,6 +131,8 @@ export class OperationValidator {
         }),
       ];
     }
+    const rootError = rootDirectiveVariableError(document);
+    if (rootError) return [rootError];
     const errors = validate(this.schema, document, this.rules);
     if (errors.length) {
       return errors.map(

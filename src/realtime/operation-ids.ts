@@ -14,7 +14,7 @@ export class OperationIds {
   /** Takes `id` for this operation; false while an earlier operation with the same id has not ended. */
   claim(connection: object, id: string, payload: object): boolean {
     let ids = this.live.get(connection);
-    if (!ids) this.live.set(connection, (ids = new Map()));
+    if (!ids) this.live.set(connection, (ids = new Map<string, object>()));
     if (ids.has(id)) return false;
     ids.set(id, payload);
     return true;

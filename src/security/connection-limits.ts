@@ -34,16 +34,16 @@ export class MemoryConnectionCounter implements ConnectionCounter {
 
   constructor(private readonly limits: ConnectionLimits) {}
 
-  async acquire(_id: string, keys: ConnectionKeys): Promise<ConnectionKind | null> {
+  acquire(_id: string, keys: ConnectionKeys): Promise<ConnectionKind | null> {
     for (const kind of KINDS) {
       const limit = kind === 'ip' ? this.limits.perIp : this.limits.perUser;
-      if ((this.counts.get(`${kind}:${keyOf(kind, keys)}`) ?? 0) >= limit) return kind;
+      if ((this.counts.get(`${kind}:${keyOf(kind, keys)}`) ?? 0) >= limit) return Promise.resolve(kind);
     }
     for (const kind of KINDS) {
       const k = `${kind}:${keyOf(kind, keys)}`;
       this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
     }
-    return null;
+    return Promise.resolve(null);
   }
 
   release(_id: string, keys: ConnectionKeys): void {

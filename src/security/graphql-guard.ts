@@ -5,8 +5,10 @@
  */
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { RequestHandler } from 'express';
+import { OperationTypeNode } from 'graphql';
 import { AppError, ErrorCode } from '../errors';
-import { documentTooLarge } from '../validation';
+import { parse } from 'graphql';
+import { documentTooLarge, rootDirectiveVariableError } from '../validation';
 import { costError, type DefaultListSizes } from './cost';
 
 export interface GuardOptions {
@@ -17,17 +19,31 @@ export interface GuardOptions {
 
 function queriesOf(req: { body?: unknown; query?: unknown }): unknown[] {
   const body = req.body;
-  const fromBody = Array.isArray(body) ? body : [body];
+  const fromBody: unknown[] = Array.isArray(body) ? (body as unknown[]) : [body];
   return [...fromBody, req.query].map((p) =>
     p && typeof p === 'object' ? (p as { query?: unknown }).query : undefined,
   );
 }
 
-/** Refuses (400) a request whose document is over the size limit, before Apollo parses it. */
-export function documentSizeMiddleware(maxBytes: number): RequestHandler {
+/** What Apollo would choke on, for documents that mention a subscription and a directive. */
+function subscriptionRootError(query: string, maxTokens: number) {
+  if (!query.includes('subscription') || !query.includes('@')) return null;
+  try {
+    return rootDirectiveVariableError(parse(query, { maxTokens }));
+  } catch {
+    return null; // not a document: Apollo answers GRAPHQL_PARSE_FAILED itself
+  }
+}
+
+/**
+ * Refuses (400) a request whose document is over the size limit, before Apollo parses it,
+ * and one that graphql-js's validation would throw on (see rootDirectiveVariableError).
+ */
+export function documentSizeMiddleware(maxBytes: number, maxTokens: number): RequestHandler {
   return (req, res, next) => {
     for (const query of queriesOf(req)) {
-      const error = typeof query === 'string' ? documentTooLarge(query, maxBytes) : null;
+      if (typeof query !== 'string') continue;
+      const error = documentTooLarge(query, maxBytes) ?? subscriptionRootError(query, maxTokens);
       if (error) {
         return void res.status(400).json({ errors: [{ message: error.message, extensions: error.extensions }] });
       }
@@ -42,16 +58,16 @@ export const SUBSCRIPTION_OVER_HTTP =
 /** Apollo plugin: subscriptions refused with 400, and the cost limit with the variables. */
 export function operationGuardPlugin(options: GuardOptions): ApolloServerPlugin {
   return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation, document, operationName, request }) {
-          if (operation?.operation === 'subscription') {
+    requestDidStart: () =>
+      Promise.resolve({
+        didResolveOperation: ({ operation, document, operationName, request }) => {
+          if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
             throw new AppError(SUBSCRIPTION_OVER_HTTP, ErrorCode.BAD_REQUEST, { http: { status: 400 } });
           }
           const error = costError(document, operationName, request.variables, options.maxCost, options.listSizes);
           if (error) throw error;
+          return Promise.resolve();
         },
-      };
-    },
+      }),
   };
 }

@@ -21,6 +21,7 @@ export const MAX_MARKS_PER_GRAPHEME = 8;
 
 // C0/C1 controls except tab and newline. Other format characters (Cf) stay: emoji sequences
 // need U+200D and some scripts need U+200C.
+// eslint-disable-next-line no-control-regex -- removing control characters is the point
 const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
 const SEPARATORS = /[\u2028\u2029]/g;
 const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
@@ -59,7 +60,9 @@ export function cleanUserText(input: unknown, rules: TextRules): string {
   if (!VISIBLE.test(text)) throw new BadUserInputError(`${field} must contain a visible character`, field);
   // Counted before segmenting: a long text is refused without the cost of splitting it.
   let length = 0;
-  for (const _ of text) if (++length > maxLength) break;
+  for (let i = 0; i < text.length && length <= maxLength; i++, length++) {
+    if (text.charCodeAt(i) >= 0xd800 && text.charCodeAt(i) <= 0xdbff) i++; // a surrogate pair is one character
+  }
   if (length > maxLength) throw new BadUserInputError(`${field} must be at most ${maxLength} characters`, field);
   if (MARK.test(text)) {
     for (const { segment } of segmenter.segment(text)) {

@@ -231,7 +231,6 @@ class Session {
     this.noteErrorCodes(text);
     if (res.status >= 500) this.bug('5xx', `status ${res.status}: ${text.slice(0, 500)}`, c);
     if (INTERNAL.test(text)) this.bug('INTERNAL_SERVER_ERROR', text.slice(0, 500), c);
-    const setCookie = res.headers.get('set-cookie');
     // Sessions are rolling (every response renews the same cookie): a different cookie is a
     // new session, and possibly a new identity (no cookie, a reset, or a session another
     // case's reset ended). The fuzz identity follows it.
@@ -282,7 +281,7 @@ class Session {
     let pongs = 0;
     let ack = false;
     ws.on('message', (data, isBinary) => {
-      const text = isBinary ? '' : String(data);
+      const text = isBinary ? '' : Buffer.isBuffer(data) ? data.toString() : '';
       this.noteErrorCodes(text);
       if (INTERNAL.test(text)) this.bug('INTERNAL_SERVER_ERROR', text.slice(0, 500), c);
       if (text.startsWith('{"type":"pong"')) pongs++;

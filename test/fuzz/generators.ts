@@ -274,7 +274,7 @@ const someHeaders = fc.dictionary(
   { maxKeys: 3 },
 );
 const extraHeaders = fc.oneof(
-  { weight: 5, arbitrary: fc.constant({} as Record<string, string>) },
+  { weight: 5, arbitrary: fc.constant<Record<string, string>>({}) },
   { weight: 1, arbitrary: someHeaders },
 );
 

@@ -41,9 +41,9 @@ test('the database listens on a unix socket in its data folder, not on TCP, and 
   try {
     const browser = new TestClient(server);
     await browser.data('mutation { sendMessage(input: { text: "on the socket" }) { id } }');
-    const { db: direct, close } = await openDb(db.uri);
-    expect(await direct.collection('messages').countDocuments()).toBe(1);
-    await close();
+    const direct = await openDb(db.uri);
+    expect(await direct.db.collection('messages').countDocuments()).toBe(1);
+    await direct.close();
   } finally {
     await server.close();
   }
