@@ -156,10 +156,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       onSubscribe: async (ctx, id, payload) => {
         metrics.wsOperationStarted(ctx, id);
         if (!operationIds.claim(ctx, id, payload)) {
+          // As graphql-ws does for an id in use: reusing one before its operation ended is a
+          // protocol error (an error answer would let graphql-ws drop the first operation's id).
+          ctx.extra.socket.close(4409, `Subscriber for ${id} already exists`);
           return [
-            new GraphQLError(`Operation ${id} is still running; wait for its end before reusing the id`, {
-              extensions: { code: ErrorCode.BAD_REQUEST },
-            }),
+            new GraphQLError(`Subscriber for ${id} already exists`, { extensions: { code: ErrorCode.BAD_REQUEST } }),
           ];
         }
         // Counted before any await: graphql-ws registers each id as its message arrives, so a

@@ -5,7 +5,8 @@
  * the second then takes the id's slot. The first subscription is orphaned: nothing ever ends
  * it, and it holds its fan-out subscriber and plan until the process stops (found by the
  * fuzzer). An id is therefore taken until its operation has really ended (graphql-ws's
- * onComplete or onError), and a subscribe reusing it before then is refused.
+ * onComplete or onError); a subscribe reusing it before then closes the connection with 4409,
+ * as graphql-ws does for an id in use.
  */
 export class OperationIds {
   /** Per connection context: id to the payload object of the operation holding it. */

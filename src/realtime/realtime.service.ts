@@ -150,7 +150,12 @@ export class RealtimeService {
       const plan = planner.plan(ws.query, ws.document, ws.operationName, ws.variables, ctx.user.id);
       const sink = new Sink(ctx, plan, this.options.maxBufferedBytes, end, plan.perSubscriber ? push : undefined);
       const entry = this.acquire(spec);
+      // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
+      // reused while its first subscription was being set up): nothing outlives its socket.
+      const onClose = () => end();
+      ws.socket.once('close', onClose);
       const detach = () => {
+        ws.socket.off('close', onClose);
         this.release(spec.topic, entry, sink);
         planner.release(plan);
       };

@@ -522,3 +522,37 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
   await session.close();
   return report;
 }
+
+/**
+ * Replays one batch case by case (`npm run fuzz -- --replay-batch B`) and names the cases
+ * after which something stays live: how a leak found by a batch check is narrowed down.
+ */
+export async function replayBatch(target: FuzzTarget, options: FuzzOptions & { batch: number }): Promise<Bug[]> {
+  const session = new Session(target, options);
+  await session.setup();
+  const cases = fc.sample(caseArb, { seed: options.seed + options.batch, numRuns: options.batchSize ?? 200 });
+  session.startBatch(options.batch, cases);
+  const found: Bug[] = [];
+  for (const [i, c] of cases.entries()) {
+    await session.runCase(c).catch(() => undefined);
+    const deadline = Date.now() + 2000;
+    let live = target.live();
+    while ((live.connections || live.subscribers || live.plans) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      live = target.live();
+    }
+    if (live.subscribers || live.plans) {
+      found.push({
+        batch: options.batch,
+        index: i,
+        what: 'leak',
+        detail: JSON.stringify(live),
+        case: JSON.stringify(c),
+      });
+      options.log?.(`case ${i} leaves ${JSON.stringify(live)}: ${JSON.stringify(c)}`);
+      break;
+    }
+  }
+  await session.close();
+  return found;
+}

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { startFerretDB } from '../../src/db/embedded';
 import { createServer } from '../../src/server';
-import { fuzz } from './fuzzer';
+import { fuzz, replayBatch } from './fuzzer';
 import { captureConsoleErrors, errorLogger, FUZZ_ENV, fuzzTarget } from './target';
 
 function arg(name: string, fallback: number): number {
@@ -43,6 +43,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
+    const replay = process.argv.indexOf('--replay-batch');
+    if (replay >= 0) {
+      const found = await replayBatch(fuzzTarget(server, db.uri, lines), {
+        seed,
+        cases,
+        batchSize,
+        batch: arg('replay-batch', 0),
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+      return;
+    }
     const report = await fuzz(fuzzTarget(server, db.uri, lines), {
       seed,
       cases,
