@@ -23,6 +23,25 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
+    rules: {
+      // type-graphql declares arguments through decorated parameters a resolver may not read
+      // (`@Args() _args`); a leading underscore says "declared, deliberately unused".
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
+      // Implementations of Promise-returning interfaces (PubSub, PresenceRegistry, Apollo
+      // plugin hooks) are written `async` so that a throw becomes a rejection like the
+      // interface promises, whether or not that implementation happens to await.
+      '@typescript-eslint/require-await': 'off',
+      // Node-style callbacks hand over `any`/`unknown` errors that are passed on as they are.
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingAny: true, allowThrowingUnknown: true },
+      ],
+      // prom-client's collect() and Apollo's hooks run with their own `this`.
+      '@typescript-eslint/no-this-alias': ['error', { allowedNames: ['self', 'metrics'] }],
+    },
   },
   {
     // Tests read GraphQL responses as untyped JSON and check them with jest's matchers, which
@@ -35,12 +54,25 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-return': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-explicit-any': 'off',
+      // jest's matchers take methods by reference (`expect(x.close)`), which this rule cannot tell apart.
+      '@typescript-eslint/unbound-method': 'off',
     },
+  },
+  {
+    // React event handlers may be async; React ignores what they return.
+    files: ['web/**/*.tsx'],
+    rules: { '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { attributes: false } }] },
   },
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    rules: {
+      ...tseslint.configs.disableTypeChecked.rules,
+      // jest's config files are CommonJS.
+      '@typescript-eslint/no-require-imports': 'off',
+    },
     languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
       globals: {
         process: 'readonly',
         console: 'readonly',

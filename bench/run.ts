@@ -211,7 +211,7 @@ async function startTarget(
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const port = await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => {
+      createInterface({ input: child.stdout }).on('line', (l) => {
         const m = /^READY (\d+)/.exec(l);
         if (m) resolve(Number(m[1]));
       });
@@ -569,7 +569,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
         while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
           inFlight++;
           const kk = k++;
-          workers.delivered(kk).then(() => {
+          void workers.delivered(kk).then(() => {
             inFlight--;
             completed++;
             lastDone = nowMs();

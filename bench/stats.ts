@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 /** The q-quantile (0..1) of unsorted samples, nearest-rank; NaN when empty. */
 export function quantile(samples: ArrayLike<number>, q: number): number {
   if (samples.length === 0) return NaN;
-  const sorted = Float64Array.from(samples as ArrayLike<number>).sort();
+  const sorted = Float64Array.from(samples).sort();
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return sorted[rank];
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the FerretDB binary that Anonymo embeds (npm start without MONGODB_URI) and that
 # the tests start: FerretDB v1.24.2 with one upstream bug fixed (see
-# tools/ferretdb/sqlite-id-index.patch and the README's "FerretDB" section).
+# tools/ferretdb/sqlite-id-index.patch and docs/STORAGE.md).
 #
 # Output: .tools/bin/ferretdb. Idempotent: skipped when the binary was built from the
 # same sources. Needs Go (and the Go module proxy the first time).

@@ -1,27 +1,16 @@
 /**
  * The one Context type for HTTP operations, WebSocket operations and resolvers. Resolvers
- * read the viewer and loaders from here and never touch `req` or sockets.
+ * read the viewer and loaders from here and never touch `req` or sockets. It is built in one
+ * place for both transports (transport/context.ts) and carries no services: resolvers get
+ * the services they use through their constructors (see app.ts).
  */
-import DataLoader from 'dataloader';
-import type { DocumentNode } from 'graphql';
-import type { WebSocket } from 'ws';
-import type { Services } from './services';
-import type { UserService } from './users/user.service';
+import type DataLoader from 'dataloader';
+import { GraphQLError } from 'graphql';
+import { ErrorCode } from './errors';
 import type { UserRecord } from './users/user.type';
 
 export interface Loaders {
   users: DataLoader<string, UserRecord | null>;
-}
-
-/** The graphql-ws operation a context belongs to (WebSocket transport only). */
-export interface WsOperation {
-  socket: WebSocket;
-  subscriptionId: string;
-  /** The operation as the client sent it (the fan-out groups subscribers by it). */
-  query: string;
-  document: DocumentNode;
-  operationName?: string | null;
-  variables: Record<string, unknown>;
 }
 
 /** Control over the browser's session (HTTP only: a new cookie can only ride on an HTTP response). */
@@ -29,6 +18,9 @@ export interface SessionControl {
   /** Replaces the session (new id, old one destroyed) with one bound to `userId`. */
   regenerate(userId: string): Promise<void>;
 }
+
+/** Starts a live subscription of a registered channel kind (see realtime/engine.ts). */
+export type LiveSubscribe = (kind: string, args: Record<string, unknown>) => Promise<AsyncIterableIterator<unknown>>;
 
 export interface Context {
   /** The viewer: the session's anonymous identity. */
@@ -41,32 +33,20 @@ export interface Context {
   readonly loaders: Loaders;
   /** Present for HTTP operations. */
   readonly sessionControl?: SessionControl;
-  /** The server's services, for subscription `subscribe` functions (declared statically). */
-  readonly services: Services;
-  readonly ws?: WsOperation;
-}
-
-export function createLoaders(users: UserService): Loaders {
-  return {
-    users: new DataLoader((ids: readonly string[]) => users.getMany(ids), { maxBatchSize: 200 }),
-  };
+  /** Present for WebSocket operations: subscriptions are served there only. */
+  readonly live?: LiveSubscribe;
 }
 
 /**
- * The context of a subscription event executed once for many subscribers (see
- * realtime/fanout.ts). It has no viewer: a field that reads `user` here is a bug in the
- * viewer-dependence analysis, and fails loudly instead of leaking one viewer's data to all.
+ * For a subscription field's `subscribe` function (type-graphql declares it statically, so it
+ * cannot use the resolver's constructor dependencies): starts the channel kind `kind`.
  */
-export function sharedContext(services: Services, loaders: Loaders): Context {
-  return {
-    services,
-    get user(): UserRecord {
-      throw new Error('A viewer-dependent field was executed in the shared subscription context');
-    },
-    sessionId: '',
-    transport: 'ws',
-    requestId: 'fanout',
-    ip: '',
-    loaders,
-  };
+export function live(context: unknown, kind: string, args: unknown): Promise<AsyncIterableIterator<unknown>> {
+  const ctx = context as Context;
+  if (!ctx.live) {
+    throw new GraphQLError('Subscriptions are served over WebSocket only (graphql-ws at the same path)', {
+      extensions: { code: ErrorCode.BAD_REQUEST },
+    });
+  }
+  return ctx.live(kind, (args ?? {}) as Record<string, unknown>);
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded';
 import { createLogger } from './logger';
-import { createServer, type AnonymoServer } from './server';
+import { createServer, type AnonymoServer } from './app';
 
 /** SESSION_SECRET, or outside production one generated once and kept in the data folder. */
 function sessionSecret(config: Config, warn: (msg: string) => void): string {

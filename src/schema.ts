@@ -6,10 +6,9 @@ import { ConversationResolver } from './conversations/conversation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
 import { TypingResolver } from './typing/typing.resolver';
-import type { Services } from './services';
 import { UserResolver } from './users/user.resolver';
 
-export const resolvers = [
+export const resolverClasses = [
   UserResolver,
   MessageResolver,
   ConversationResolver,
@@ -18,32 +17,33 @@ export const resolvers = [
 ] as const;
 
 /**
- * Builds the executable schema. Resolver instances get this server's services through
- * the container (one container per server, so several servers can share a process).
- * Services are optional only for printing the schema.
+ * Builds the executable schema. type-graphql asks the container for a resolver instance when a
+ * field resolves; ours hands out the instances the composition root built with their own
+ * narrow dependencies (one set per server, so several servers can share a process).
+ * Without instances the schema can only be printed.
  */
-export async function createSchema(services?: Services): Promise<GraphQLSchema> {
-  const instances = new Map<unknown, unknown>();
+export async function createSchema(instances?: readonly object[]): Promise<GraphQLSchema> {
+  const byClass = new Map<unknown, unknown>((instances ?? []).map((r) => [r.constructor, r]));
   const container: ContainerType = {
-    get(cls: new (s: Services) => unknown) {
-      let r = instances.get(cls);
-      if (!r) instances.set(cls, (r = new cls(services!)));
+    get(cls) {
+      const r = byClass.get(cls);
+      if (!r) throw new Error(`No resolver instance for ${(cls as { name?: string }).name ?? 'a class'}`);
       return r;
     },
   };
   return buildSchema({
-    resolvers: [...resolvers],
+    resolvers: [...resolverClasses],
     container,
     // Inputs are validated by the services (one place, same rules over HTTP and WebSocket).
     validate: false,
-    // Every subscription brings its own `subscribe` (RealtimeService); type-graphql still
+    // Every subscription brings its own `subscribe` (the realtime engine); type-graphql still
     // insists on a pub/sub, so give it one that fails loudly if anything ever used it.
     pubSub: {
       publish() {
-        throw new Error('Publish through services.pubsub, not type-graphql');
+        throw new Error('Publish through the PubSub of realtime/pubsub.ts, not type-graphql');
       },
       subscribe() {
-        throw new Error('Subscribe through RealtimeService, not type-graphql topics');
+        throw new Error('Subscribe through the realtime engine, not type-graphql topics');
       },
     },
   });

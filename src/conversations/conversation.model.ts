@@ -59,13 +59,22 @@ export type InboxPairModel = Model<InboxPairDoc>;
 export type ReadMarkerModel = Model<ReadMarkerDoc>;
 
 export function inboxEntryModel(connection: Connection): InboxEntryModel {
-  return connection.models.InboxEntry ?? connection.model<InboxEntryDoc>('InboxEntry', inboxEntrySchema);
+  return (
+    (connection.models.InboxEntry as Model<InboxEntryDoc> | undefined) ??
+    connection.model<InboxEntryDoc>('InboxEntry', inboxEntrySchema)
+  );
 }
 
 export function inboxPairModel(connection: Connection): InboxPairModel {
-  return connection.models.InboxPair ?? connection.model<InboxPairDoc>('InboxPair', inboxPairSchema);
+  return (
+    (connection.models.InboxPair as Model<InboxPairDoc> | undefined) ??
+    connection.model<InboxPairDoc>('InboxPair', inboxPairSchema)
+  );
 }
 
 export function readMarkerModel(connection: Connection): ReadMarkerModel {
-  return connection.models.ReadMarker ?? connection.model<ReadMarkerDoc>('ReadMarker', readMarkerSchema);
+  return (
+    (connection.models.ReadMarker as Model<ReadMarkerDoc> | undefined) ??
+    connection.model<ReadMarkerDoc>('ReadMarker', readMarkerSchema)
+  );
 }

@@ -13,13 +13,13 @@ import {
   Root,
   Subscription,
 } from 'type-graphql';
-import type { Context } from '../context';
+import { live, type Context } from '../context';
+import type { MessageService } from '../messages/message.service';
 import { toMessageView, type MessageView } from '../messages/message.type';
-import { Topic, type InboxPayload, type ReadPayload } from '../pubsub';
-import type { Services } from '../services';
 import type { UserRecord } from '../users/user.type';
 import { listSize } from '../security/list-size';
-import { CONVERSATIONS_MAX, type ConversationSummary } from './conversation.service';
+import type { InboxPayload, ReadPayload } from './conversation.events';
+import { CONVERSATIONS_MAX, type ConversationService, type ConversationSummary } from './conversation.service';
 import { Conversation, ReadReceipt } from './conversation.type';
 
 @ArgsType()
@@ -36,7 +36,10 @@ class MarkReadArgs extends ReadArgs {
 
 @Resolver(() => Conversation)
 export class ConversationResolver {
-  constructor(private readonly services: Services) {}
+  constructor(
+    private readonly conversationService: ConversationService,
+    private readonly messages: Pick<MessageService, 'conversationWith'>,
+  ) {}
 
   @Query(() => [Conversation], {
     description: `The viewer’s direct conversations, newest activity first: the first \`first\` (default and maximum ${CONVERSATIONS_MAX}).`,
@@ -46,7 +49,7 @@ export class ConversationResolver {
     @Arg('first', () => Int, { nullable: true }) first?: number | null,
   ): Promise<ConversationSummary[]> {
     const n = listSize(first, CONVERSATIONS_MAX);
-    return (await this.services.conversations.list(ctx.user)).slice(0, n);
+    return (await this.conversationService.list(ctx.user)).slice(0, n);
   }
 
   @FieldResolver({ nullable: true })
@@ -58,10 +61,7 @@ export class ConversationResolver {
     description:
       'The viewer’s direct conversations as they change (a message stored, a read marker moved), as ' +
       '`conversations` would show them: live unread counts and new conversations without polling.',
-    subscribe: ({ context }) => {
-      const ctx = context as Context;
-      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.inbox(ctx.user.id) });
-    },
+    subscribe: ({ context }) => live(context, 'inbox', {}),
   })
   conversationUpdated(@Root() p: InboxPayload): ConversationSummary {
     return p.summary;
@@ -73,19 +73,15 @@ export class ConversationResolver {
       'returns how many changed. Both users’ messagesRead subscriptions receive a ReadReceipt.',
   })
   async markRead(@Args() args: MarkReadArgs, @Ctx() ctx: Context): Promise<number> {
-    const { other } = await this.services.messages.conversationWith(ctx.user, args.with);
-    return this.services.conversations.markRead(ctx.user, other!, args.upTo);
+    const { other } = await this.messages.conversationWith(ctx.user, args.with);
+    return this.conversationService.markRead(ctx.user, other!, args.upTo);
   }
 
   @Subscription(() => ReadReceipt, {
     description:
       'Read receipts of a direct conversation: the sender learns that the other user read up to a message ' +
       '(and the reader’s other tabs can update unread counts).',
-    subscribe: async ({ args, context }) => {
-      const ctx = context as Context;
-      const { key } = await ctx.services.messages.conversationWith(ctx.user, args.with);
-      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.read(key) });
-    },
+    subscribe: ({ args, context }) => live(context, 'read', args),
   })
   messagesRead(
     @Root() p: ReadPayload,

@@ -16,10 +16,11 @@ import { BadUserInputError } from '../errors';
 import { directKey, messageId, parseMessageId } from '../messages/conversation';
 import type { MessageDoc } from '../messages/message.model';
 import type { MessageStore } from '../messages/message.store';
-import { Topic, type InboxPayload, type PubSub, type ReadPayload } from '../pubsub';
+import type { PubSub } from '../realtime/pubsub';
 import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
+import { inboxTopic, readTopic, type InboxPayload, type ReadPayload } from './conversation.events';
 import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
 
 /** Most conversations one `conversations` returns (its default too). */
@@ -153,7 +154,7 @@ export class ConversationService {
       const summary = await this.summary(ownerId, otherId);
       if (!summary) return;
       const payload: InboxPayload = { ownerId, summary };
-      await this.pubsub.publish(Topic.inbox(ownerId), payload);
+      await this.pubsub.publish(inboxTopic(ownerId), payload);
     } catch {
       // A client that missed this sees the change at its next `conversations` query.
     }
@@ -216,7 +217,7 @@ export class ConversationService {
         count: changed,
         at,
       };
-      await this.pubsub.publish(Topic.read(conversation), payload).catch(() => undefined);
+      await this.pubsub.publish(readTopic(conversation), payload).catch(() => undefined);
       if (changed > 0) void this.notify(viewer.id, other.id);
       return changed;
     });

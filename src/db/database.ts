@@ -5,7 +5,7 @@
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
 
-/** Which server is on the other end; FerretDB 1.x needs a different read strategy (see README). */
+/** Which server is on the other end; FerretDB 1.x needs a different read strategy (see docs/STORAGE.md). */
 export type DatabaseKind = 'mongodb' | 'ferretdb';
 
 export interface Database {

@@ -109,11 +109,11 @@ export async function startFerretDB(opts: EmbeddedOptions): Promise<EmbeddedData
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   await new Promise<string>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
+    const rl = createInterface({ input: child.stdout });
     const timer = setTimeout(() => reject(new Error(`FerretDB did not start within 15 s: ${stderr}`)), 15000);
     rl.on('line', (line) => {
       const m = /^READY (mongodb:\/\/\S+)/.exec(line);

@@ -15,10 +15,10 @@ export async function findByIds<T extends { _id: unknown }>(
 ): Promise<T[]> {
   if (ids.length === 0) return [];
   if (kind === 'mongodb' || ids.length === 1) {
-    return (await model
+    return await model
       .find({ _id: ids.length === 1 ? ids[0] : { $in: ids } } as never)
       .lean()
-      .exec()) as T[];
+      .exec();
   }
   const found = await Promise.all(
     ids.map((id) =>
@@ -28,7 +28,7 @@ export async function findByIds<T extends { _id: unknown }>(
         .exec(),
     ),
   );
-  return found.filter((d): d is NonNullable<typeof d> => d != null) as T[];
+  return found.filter((d): d is NonNullable<typeof d> => d != null);
 }
 
 /** Whether a document with this `_id` exists (an index-backed lookup on FerretDB too). */

@@ -14,10 +14,11 @@
  */
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
-import type { MessagePayload } from '../pubsub';
-import { Channel, toPayload, type Payload, type Renderer, type Sink } from '../realtime/fanout';
-import type { Context } from '../context';
+import type { ChannelKind } from '../realtime/engine';
+import { Channel, toPayload, type ChannelTools, type Payload, type Sink } from '../realtime/fanout';
+import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
+import type { MessageService } from './message.service';
 import type { MessageStore } from './message.store';
 
 /** Messages read per database round trip while replaying. */
@@ -25,12 +26,37 @@ export const REPLAY_BATCH = 100;
 const RETRY_MS = 500;
 
 export interface MessageChannelDeps {
-  store: MessageStore;
+  store: Pick<MessageStore, 'head' | 'range' | 'noteHead'>;
   /** Attaches sender and recipient to stored messages. */
   toPayloads(docs: MessageDoc[]): Promise<MessagePayload[]>;
 }
 
-export class MessageChannel extends Channel {
+/** What a `messageAdded` subscription attaches with. */
+export interface MessageRoute {
+  conversation: string;
+  /** Replay every message after this sequence number first. */
+  after?: number;
+}
+
+/** The `messages` channel kind: `messageAdded(with, after)`. */
+export function messageChannelKind(
+  messages: Pick<MessageService, 'conversationWith' | 'resolveAfter' | 'admitReplay'>,
+  deps: MessageChannelDeps,
+): ChannelKind<`message:${string}`, MessageRoute> {
+  return {
+    name: 'messages',
+    async route(viewerId, args, subscriber) {
+      const { key } = await messages.conversationWith({ id: viewerId }, args.with as string | null | undefined);
+      const after = args.after != null ? messages.resolveAfter(key, args.after as string) : undefined;
+      // Before the subscription starts, so a refusal is an ordinary GraphQL error.
+      if (after !== undefined) await messages.admitReplay(subscriber.socket, key, after);
+      return { topic: messageTopic(key), options: { conversation: key, after } };
+    },
+    createChannel: (route, tools) => new MessageChannel(route.topic, route.options.conversation, tools, deps),
+  };
+}
+
+export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
   /** Highest sequence number dispatched to live subscribers. */
   lastSeq = 0;
   /** Events received ahead of a gap that could not be filled yet (database away). */
@@ -42,23 +68,24 @@ export class MessageChannel extends Channel {
   constructor(
     topic: string,
     readonly conversation: string,
-    render: Renderer,
-    makeShared: () => Context,
-    onError: (err: unknown) => void,
+    tools: ChannelTools,
     private readonly deps: MessageChannelDeps,
   ) {
-    super(topic, render, makeShared, onError);
+    super(topic, tools);
   }
 
   /** Called once the pub/sub subscription is live: anything newer than the head will arrive as an event. */
-  async init(): Promise<void> {
+  override async start(): Promise<void> {
     await this.enqueue(async () => {
       this.lastSeq = await this.deps.store.head(this.conversation);
     });
   }
 
-  override onEvent(event: unknown): void {
-    const payload = event as MessagePayload;
+  protected override eventTime(payload: MessagePayload): Date {
+    return payload.message.createdAt;
+  }
+
+  override onEvent(payload: MessagePayload): void {
     this.deps.store.noteHead(this.conversation, payload.message.seq);
     if (payload.message.seq > this.lastSeq) this.pending.set(payload.message.seq, payload);
     void this.enqueue(() => this.flush());
@@ -108,11 +135,12 @@ export class MessageChannel extends Channel {
    * Adds a subscriber. Without `after` it receives messages newer than the conversation's
    * newest at this moment; with `after` it first receives every message after that one.
    */
-  async attach(sink: Sink, after: number | undefined): Promise<void> {
+  override async attach(sink: Sink, { after }: MessageRoute): Promise<void> {
     if (after === undefined) {
-      await this.enqueue(async () => {
+      await this.enqueue(() => {
         sink.lastSeq = this.lastSeq;
         this.join(sink);
+        return Promise.resolve();
       });
       return;
     }
@@ -137,7 +165,6 @@ export class MessageChannel extends Channel {
       sink.lastSeq = upTo;
       return;
     }
-    const shared = this.makeShared();
     for (const p of await this.deps.toPayloads(docs)) {
       if (sink.plan.perSubscriber) {
         sink.sendEvent(p, p.message.seq);
@@ -146,7 +173,9 @@ export class MessageChannel extends Channel {
       const key = sink.plan.viewerDependent ? undefined : `${sink.plan.key}\u0000${p.message.seq}`;
       let payload = key ? this.rendered.get(key) : undefined;
       if (payload === undefined) {
-        payload = toPayload(await this.render(sink.plan, p, sink.plan.viewerDependent ? sink.ctx : undefined, shared));
+        payload = toPayload(
+          await this.render(sink.plan, p, sink.plan.viewerDependent ? sink.subscriber.contextValue : undefined),
+        );
         if (key) this.rendered.set(key, payload);
       }
       sink.sendSeq(p.message.seq, payload);

@@ -44,5 +44,8 @@ messageSchema.index({ dedupeKey: 1 }, { unique: true, sparse: true });
 export type MessageModel = Model<MessageDoc>;
 
 export function messageModel(connection: Connection): MessageModel {
-  return connection.models.Message ?? connection.model<MessageDoc>('Message', messageSchema);
+  return (
+    (connection.models.Message as Model<MessageDoc> | undefined) ??
+    connection.model<MessageDoc>('Message', messageSchema)
+  );
 }

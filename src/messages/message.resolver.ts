@@ -1,10 +1,11 @@
 import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import type { Context } from '../context';
-import { Topic, type MessagePayload } from '../pubsub';
-import type { Services } from '../services';
+import { live, type Context } from '../context';
+import type { RateLimits } from '../security/rate-limit';
 import { User, type UserRecord } from '../users/user.type';
 import { encodeCursor } from './conversation';
+import type { MessagePayload } from './message.events';
 import { MessageAddedArgs, MessagesArgs, SendMessageInput } from './message.input';
+import type { MessageService } from './message.service';
 import {
   Message,
   MessageConnection,
@@ -16,14 +17,17 @@ import {
 
 @Resolver(() => Message)
 export class MessageResolver {
-  constructor(private readonly services: Services) {}
+  constructor(
+    private readonly messageService: MessageService,
+    private readonly limits: RateLimits,
+  ) {}
 
   @Query(() => MessageConnection, {
     description: 'A Relay page of a conversation, oldest first. Neither first nor last: the newest 50.',
   })
   async messages(@Args() args: MessagesArgs, @Ctx() ctx: Context): Promise<MessageConnectionView> {
-    const { key } = await this.services.messages.conversationWith(ctx.user, args.with);
-    const page = await this.services.messages.page(key, args);
+    const { key } = await this.messageService.conversationWith(ctx.user, args.with);
+    const page = await this.messageService.page(key, args);
     return toConnection(
       page.messages.map((m) => toMessageView(m)),
       page.hasPreviousPage,
@@ -38,8 +42,8 @@ export class MessageResolver {
     @Arg('input', () => SendMessageInput) input: SendMessageInput,
     @Ctx() ctx: Context,
   ): Promise<MessageView> {
-    await this.services.limits.consumeFor('sendMessage', ctx);
-    const { message, sender, recipient } = await this.services.messages.send(ctx.user, input);
+    await this.limits.consumeFor('sendMessage', ctx);
+    const { message, sender, recipient } = await this.messageService.send(ctx.user, input);
     return toMessageView(message, sender, recipient);
   }
 
@@ -47,14 +51,7 @@ export class MessageResolver {
     description:
       'Live messages of a conversation. With `after` (an edge cursor or a message id) it first replays every ' +
       'message after that point, in order, then continues live, with no gap and no duplicate.',
-    subscribe: async ({ args, context }) => {
-      const ctx = context as Context;
-      const { messages, realtime } = ctx.services;
-      const { key } = await messages.conversationWith(ctx.user, args.with ?? null);
-      const after = args.after != null ? messages.resolveAfter(key, args.after) : undefined;
-      if (after !== undefined) await messages.admitReplay(ctx.requestId, key, after);
-      return realtime.subscribe(ctx, { kind: 'messages', topic: Topic.message(key), conversation: key, after });
-    },
+    subscribe: ({ args, context }) => live(context, 'messages', args),
   })
   messageAdded(@Root() payload: MessagePayload, @Args() _args: MessageAddedArgs): MessageView {
     return toMessageView(payload.message, payload.sender, payload.recipient);

@@ -2,10 +2,11 @@ import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
 import { cleanUserText, requireWellFormed } from '../text/text';
 import { KeyedQueue } from '../util/keyed-queue';
-import { Topic, type MessagePayload, type PubSub } from '../pubsub';
+import type { PubSub } from '../realtime/pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { LOBBY, conversationKey, decodeCursor, messageId, parseMessageId } from './conversation';
+import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
 import type { MessageStore } from './message.store';
 
@@ -36,8 +37,8 @@ export interface MessagePage {
 export interface ReplayLimits {
   /** How many messages one `messageAdded(after:)` may replay (MAX_REPLAY_MESSAGES). */
   max: number;
-  /** Counts `count` replayed messages against a WebSocket connection; throws RATE_LIMITED. */
-  charge(connectionId: string, count: number): Promise<void>;
+  /** Counts `count` replayed messages against a WebSocket connection (its socket); throws RATE_LIMITED. */
+  charge(connection: object, count: number): Promise<void>;
 }
 
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
@@ -63,7 +64,7 @@ export class MessageService {
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
   async conversationWith(
-    viewer: UserRecord,
+    viewer: { id: string },
     withUserId: string | null | undefined,
     field = 'with',
   ): Promise<{ key: string; other: UserRecord | null }> {
@@ -91,6 +92,7 @@ export class MessageService {
     if (input.clientId !== null && input.clientId !== undefined) {
       clientId = input.clientId;
       requireWellFormed(clientId, 'clientId');
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
       if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID_LENGTH || /[\u0000-\u001F\u007F]/.test(clientId)) {
         throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
       }
@@ -145,7 +147,7 @@ export class MessageService {
         if (counts) this.lastCounts.set(conversation, { seq, counts });
         if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
         const payload = this.payload(doc, sender, other);
-        this.pubsub.publish(Topic.message(conversation), payload).catch(() => {
+        this.pubsub.publish(messageTopic(conversation), payload).catch(() => {
           // Subscribers fill gaps from the database (see MessageChannel), so a lost
           // publication delays a delivery; it does not lose it.
         });
@@ -251,7 +253,7 @@ export class MessageService {
    * the replay cap (older history is a `messages` page), and paid for from the connection's
    * replay budget, so reconnect loops cannot re-read a long conversation over and over.
    */
-  async admitReplay(connectionId: string, conversation: string, afterSeq: number): Promise<void> {
+  async admitReplay(connection: object, conversation: string, afterSeq: number): Promise<void> {
     const head = await this.store.head(conversation);
     if (afterSeq > head) throw new BadUserInputError('after is newer than the newest message', 'after');
     const count = head - afterSeq;
@@ -261,7 +263,7 @@ export class MessageService {
         'after',
       );
     }
-    if (count > 0) await this.replay.charge(connectionId, count);
+    if (count > 0) await this.replay.charge(connection, count);
   }
 
   /** Resolves `after` (a cursor or a message id of this conversation) to a sequence number. */

@@ -1,5 +1,5 @@
-import { Field, ID, ObjectType } from 'type-graphql';
-import { markViewerDependent } from '../realtime/plan';
+import { Extensions, Field, ID, ObjectType } from 'type-graphql';
+import { VIEWER_DEPENDENT } from '../realtime/plan';
 import { User, type UserRecord } from '../users/user.type';
 import { encodeCursor } from './conversation';
 import type { MessageDoc } from './message.model';
@@ -63,9 +63,9 @@ export class Message {
   cursor!: string;
 
   @Field({ description: 'True when the viewer sent this message' })
+  @Extensions({ [VIEWER_DEPENDENT]: true })
   mine!: boolean;
 }
-markViewerDependent('Message', 'mine');
 
 @ObjectType()
 export class MessageEdge {

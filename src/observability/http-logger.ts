@@ -77,7 +77,7 @@ export function httpLogger(logger: Logger): RequestHandler {
       err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     customSuccessMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
     customErrorMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
-  }) as unknown as RequestHandler;
+  });
 }
 
 /** Logs a WebSocket connection's start and end with its connection id and user id. */

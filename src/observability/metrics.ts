@@ -20,7 +20,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { getOperationAST, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Listener, MessagePayload, PubSub } from '../pubsub';
+import type { PubSub } from '../realtime/pubsub';
 import { KNOWN_OPERATION_NAMES } from './operation-names';
 
 export type Transport = 'http' | 'ws';
@@ -149,26 +149,27 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  /** Fan-out hook: `count` frames of one event were written for `topic`. */
-  readonly delivered = (count: number, event: unknown, topic: string): void => {
+  /**
+   * Fan-out hook: `count` frames of one event were written for `topic`; `createdAt` is when
+   * the event's message was stored (message events only), for the delivery latency.
+   */
+  readonly delivered = (count: number, topic: string, createdAt?: Date): void => {
     if (count <= 0) return;
-    const kind = topicKind(topic);
-    this.deliveries.inc({ kind }, count);
-    const createdAt = kind === 'message' ? (event as MessagePayload | undefined)?.message?.createdAt : undefined;
-    if (createdAt instanceof Date) this.deliveryLatency.observe(Math.max(0, Date.now() - createdAt.getTime()) / 1000);
+    this.deliveries.inc({ kind: topicKind(topic) }, count);
+    if (createdAt) this.deliveryLatency.observe(Math.max(0, Date.now() - createdAt.getTime()) / 1000);
   };
 
   /** Wraps a pub/sub transport to count stored messages as they are published. */
   observePubSub(pubsub: PubSub): PubSub & { inner: PubSub } {
     return {
       inner: pubsub,
-      publish: (topic: string, payload: unknown) => {
+      publish: (topic, payload) => {
         if (topic.startsWith('message:')) {
-          this.messagesSent.inc({ conversation: topic === 'message:lobby' ? 'lobby' : 'direct' });
+          this.messagesSent.inc({ conversation: (topic as string) === 'message:lobby' ? 'lobby' : 'direct' });
         }
         return pubsub.publish(topic, payload);
       },
-      subscribe: <T>(topic: string, listener: Listener<T>) => pubsub.subscribe<T>(topic, listener),
+      subscribe: (topic, listener) => pubsub.subscribe(topic, listener),
       close: () => pubsub.close(),
     };
   }
@@ -226,7 +227,7 @@ export class Metrics {
   /** graphql-ws `onSubscribe`: an operation arrived on connection `ctx`. */
   wsOperationStarted(ctx: object, id: string): void {
     let starts = this.wsStarts.get(ctx);
-    if (!starts) this.wsStarts.set(ctx, (starts = new Map()));
+    if (!starts) this.wsStarts.set(ctx, (starts = new Map<string, number>()));
     starts.set(id, performance.now());
   }
 

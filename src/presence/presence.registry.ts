@@ -11,9 +11,9 @@
  *   who are not connected elsewhere go offline (once, whoever notices first).
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { closeRedis } from '../util/redis';
+import { closeRedis, createRedisClient } from '../infra/redis';
 
 export interface PresenceRegistry {
   /** This instance now holds the user; true if the user just came online globally. */
@@ -106,13 +106,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   private timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly options: RedisPresenceOptions) {
-    this.redis = new Redis(options.url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 3,
-      connectionName: 'anonymo-presence',
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-      disconnectTimeout: 200, // see redis.pubsub.ts
-    }) as PresenceRedis;
+    this.redis = createRedisClient(options.url, { name: 'presence' }) as PresenceRedis;
     this.redis.on('error', () => undefined); // reconnects by itself; failures surface per command
     this.redis.defineCommand('presenceJoin', { numberOfKeys: 4, lua: JOIN });
     this.redis.defineCommand('presenceLeave', { numberOfKeys: 3, lua: LEAVE });

@@ -1,7 +1,7 @@
 import { Arg, Ctx, Int, Query, Resolver, Root, Subscription } from 'type-graphql';
-import type { Context } from '../context';
-import { Topic, type PresencePayload } from '../pubsub';
-import type { Services } from '../services';
+import { live, type Context } from '../context';
+import type { PresencePayload } from './presence.events';
+import type { PresenceService } from './presence.service';
 import { User, type UserRecord } from '../users/user.type';
 import { listSize } from '../security/list-size';
 import { ONLINE_USERS_MAX } from './presence.service';
@@ -9,7 +9,7 @@ import { PresenceEvent } from './presence.type';
 
 @Resolver()
 export class PresenceResolver {
-  constructor(private readonly services: Services) {}
+  constructor(private readonly presence: Pick<PresenceService, 'onlineUserIds'>) {}
 
   @Query(() => [User], {
     description:
@@ -21,7 +21,7 @@ export class PresenceResolver {
     @Arg('first', () => Int, { nullable: true }) first?: number | null,
   ): Promise<UserRecord[]> {
     const n = listSize(first, ONLINE_USERS_MAX);
-    const ids = await this.services.presence.onlineUserIds();
+    const ids = await this.presence.onlineUserIds();
     const users = (await ctx.loaders.users.loadMany(ids)).filter(
       (u): u is UserRecord => u !== null && !(u instanceof Error),
     );
@@ -32,10 +32,7 @@ export class PresenceResolver {
     description:
       'A user came online (first connection) or went offline (last connection closed and the grace period ' +
       'passed). Several tabs count as one user: no event when a second tab opens.',
-    subscribe: ({ context }) => {
-      const ctx = context as Context;
-      return ctx.services.realtime.subscribe(ctx, { kind: 'plain', topic: Topic.presence });
-    },
+    subscribe: ({ context }) => live(context, 'presence', {}),
   })
   presenceChanged(@Root() p: PresencePayload): { user: UserRecord; online: boolean } {
     return { user: p.user, online: p.online };

@@ -12,11 +12,12 @@
  */
 import type { Logger } from 'pino';
 import { Types } from 'mongoose';
-import { Topic, type PresencePayload, type PubSub } from '../pubsub';
+import type { PubSub } from '../realtime/pubsub';
 import type { UserModel } from '../users/user.model';
 import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
+import { PRESENCE_TOPIC, type PresencePayload } from './presence.events';
 import { LocalPresenceRegistry, type PresenceRegistry } from './presence.registry';
 
 /** Most users one `onlineUsers` returns (its default too). */
@@ -56,7 +57,7 @@ export class PresenceService {
 
   async start(): Promise<void> {
     // Events from every instance keep this instance's view (and cached users) current.
-    this.stopPresenceEvents = await this.pubsub.subscribe<PresencePayload>(Topic.presence, (p) => {
+    this.stopPresenceEvents = await this.pubsub.subscribe(PRESENCE_TOPIC, (p) => {
       this.registry.note(p.user.id, p.online);
       if (!p.online) this.users.notePresence(p.user.id, p.at);
     });
@@ -138,7 +139,7 @@ export class PresenceService {
       // The registry stays right; the sweep repairs the stored copy later.
       this.options.logger.warn({ err, userId: user.id }, 'could not store presence');
     }
-    await this.pubsub.publish(Topic.presence, payload).catch(() => undefined);
+    await this.pubsub.publish(PRESENCE_TOPIC, payload).catch(() => undefined);
   }
 
   /** Marks offline every user the database shows online whom no instance holds. */

@@ -13,7 +13,8 @@
  * graphql-js then executes and graphql-ws serialises it per subscriber, exactly as stock
  * graphql-ws does. That mode exists as the benchmark's baseline.
  */
-import type { Context } from '../context';
+import type { DocumentNode } from 'graphql';
+import type { WebSocket } from 'ws';
 import { flat } from './connection-memory';
 import type { Plan } from './plan';
 
@@ -43,6 +44,20 @@ export const MAX_QUEUED_EVENTS = 10000;
 /** Hands an event to the iterator (per-subscriber mode); false when its queue is full. */
 export type Push = (event: unknown) => boolean;
 
+/** One graphql-ws subscription operation, as the WebSocket transport hands it to the fan-out. */
+export interface Subscriber {
+  readonly viewerId: string;
+  readonly socket: WebSocket;
+  readonly subscriptionId: string;
+  /** The operation as the client sent it (the fan-out groups subscribers by it). */
+  readonly query: string;
+  readonly document: DocumentNode;
+  readonly operationName?: string | null;
+  readonly variables: Record<string, unknown>;
+  /** The operation's own context value: viewer-dependent plans execute with it. */
+  readonly contextValue: unknown;
+}
+
 /** One graphql-ws subscription, as the fan-out sees it. */
 export class Sink {
   /** Highest sequence number delivered (ordered channels). */
@@ -53,29 +68,29 @@ export class Sink {
   private readonly prefixBytes: number;
 
   constructor(
-    readonly ctx: Context,
+    readonly subscriber: Subscriber,
     readonly plan: Plan,
     private readonly maxBufferedBytes: number,
     private readonly onEnd: (error?: unknown) => void,
     /** Set in per-subscriber mode: events go to graphql-js instead of straight to the socket. */
     private readonly push?: Push,
   ) {
-    this.prefix = flat(`{"id":${JSON.stringify(ctx.ws!.subscriptionId)},"type":"next","payload":`);
+    this.prefix = flat(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
     this.prefixBytes = Buffer.byteLength(this.prefix);
   }
 
   /** False once the subscription ended or its socket started closing: work for it can stop. */
   get live(): boolean {
-    return !this.ended && this.ctx.ws!.socket.readyState === OPEN;
+    return !this.ended && this.subscriber.socket.readyState === OPEN;
   }
 
   get viewerId(): string {
-    return this.ctx.user.id;
+    return this.subscriber.viewerId;
   }
 
   /** Writes one `next` frame: this subscription's prefix, then the group's shared serialised payload. */
   send(payload: Payload): boolean {
-    const socket = this.ctx.ws!.socket;
+    const socket = this.subscriber.socket;
     if (this.ended || socket.readyState !== OPEN) return false;
     if (socket.bufferedAmount > this.maxBufferedBytes) {
       // Buffering without bound would let one stalled phone exhaust the server's memory.
@@ -106,7 +121,7 @@ export class Sink {
     }
     if (this.ended) return false;
     if (!this.push!(event)) {
-      this.ctx.ws!.socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+      this.subscriber.socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
     return true;
@@ -126,15 +141,27 @@ export class Group {
   constructor(readonly plan: Plan) {}
 
   /** The context to execute with: a viewer's own for viewer-dependent plans, else none. */
-  get viewerContext(): Context | undefined {
+  get viewerContext(): unknown {
     if (!this.plan.viewerDependent) return undefined;
-    for (const s of this.sinks) return s.ctx;
+    for (const s of this.sinks) return s.subscriber.contextValue;
     return undefined;
   }
 }
 
-/** Executes an event for a group and returns the serialised `payload` of the `next` frame. */
-export type Renderer = (plan: Plan, event: unknown, viewer: Context | undefined, shared: Context) => Promise<string>;
+/**
+ * Executes an event for a group and returns the serialised `payload` of the `next` frame:
+ * with the viewer's own context value for viewer-dependent plans, else with a shared one.
+ */
+export type Renderer = (plan: Plan, event: unknown, viewer: unknown) => Promise<string>;
+
+/** What every channel gets from the engine. */
+export interface ChannelTools {
+  render: Renderer;
+  /** Reports a failed delivery attempt (logged; ordered channels retry). */
+  onError: (err: unknown) => void;
+  /** Told how many frames each dispatched event wrote, and when its message was stored (metrics). */
+  onDelivered?: (count: number, topic: string, createdAt?: Date) => void;
+}
 
 export interface ChannelStats {
   sinks: number;
@@ -142,20 +169,39 @@ export interface ChannelStats {
 }
 
 /** The subscribers of one topic on this instance. Events are dispatched one at a time, in order. */
-export class Channel {
+export class Channel<E = unknown, O = unknown> {
   protected readonly groups = new Map<string, Group>();
   private queue: Promise<void> = Promise.resolve();
   private count = 0;
   closed = false;
-  /** Told how many frames each dispatched event wrote (metrics); set by RealtimeService. */
-  onDelivered?: (count: number, event: unknown, topic: string) => void;
+  protected readonly render: Renderer;
+  protected readonly onError: (err: unknown) => void;
 
   constructor(
     readonly topic: string,
-    protected readonly render: Renderer,
-    protected readonly makeShared: () => Context,
-    protected readonly onError: (err: unknown) => void,
-  ) {}
+    protected readonly tools: ChannelTools,
+  ) {
+    this.render = tools.render;
+    this.onError = tools.onError;
+  }
+
+  /** When the event's message was stored, for the delivery latency metric (channels of messages). */
+  protected eventTime(event: E): Date | undefined {
+    void event;
+    return undefined;
+  }
+
+  /** Called once the pub/sub subscription is live, before any subscriber attaches. */
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Adds a subscriber; `options` are what the channel kind's route returned for it. */
+  attach(sink: Sink, options: O): Promise<void> {
+    void options;
+    this.join(sink);
+    return Promise.resolve();
+  }
 
   get size(): number {
     return this.count;
@@ -193,8 +239,7 @@ export class Channel {
   }
 
   /** Sends an event to every subscriber `accept` lets through (default: all). */
-  async dispatch(event: unknown, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
-    const shared = this.makeShared();
+  async dispatch(event: E, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
     let delivered = 0;
     for (const group of [...this.groups.values()]) {
       if (group.plan.perSubscriber) {
@@ -203,7 +248,7 @@ export class Channel {
       }
       let payload: Payload;
       try {
-        payload = toPayload(await this.render(group.plan, event, group.viewerContext, shared));
+        payload = toPayload(await this.render(group.plan, event, group.viewerContext));
       } catch (err) {
         this.onError(err);
         continue;
@@ -213,11 +258,11 @@ export class Channel {
         if (seq === undefined ? sink.send(payload) : sink.sendSeq(seq, payload)) delivered++;
       }
     }
-    this.onDelivered?.(delivered, event, this.topic);
+    this.tools.onDelivered?.(delivered, this.topic, this.eventTime(event));
   }
 
   /** Delivers an event from the pub/sub transport (subclasses add ordering or filtering). */
-  onEvent(event: unknown): void {
+  onEvent(event: E): void {
     void this.enqueue(() => this.dispatch(event));
   }
 

@@ -24,12 +24,15 @@ import {
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
-/** `Type.field` coordinates whose value depends on the viewer (see markViewerDependent). */
-const viewerDependentFields = new Set<string>();
+/**
+ * The field extension that marks a field whose value depends on who is asking (set with
+ * type-graphql's `@Extensions({ viewerDependent: true })`); subscribers selecting it are
+ * executed per viewer. Read from the schema, so the planner needs no registry of its own.
+ */
+export const VIEWER_DEPENDENT = 'viewerDependent';
 
-/** Declares that a field's value depends on who is asking; subscribers selecting it are executed per viewer. */
-export function markViewerDependent(typeName: string, fieldName: string): void {
-  viewerDependentFields.add(`${typeName}.${fieldName}`);
+function readsViewer(field: { extensions?: Readonly<Record<string, unknown>> | null } | undefined): boolean {
+  return field?.extensions?.[VIEWER_DEPENDENT] === true;
 }
 
 export interface Analysis {
@@ -79,8 +82,8 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
       if (sel.kind === Kind.FIELD) {
         variablesIn(sel.arguments, vars);
         const name = sel.name.value;
-        if (parent && viewerDependentFields.has(`${parent.name}.${name}`)) viewerDependent = true;
         const fieldDef = parent && 'getFields' in parent ? parent.getFields()[name] : undefined;
+        if (readsViewer(fieldDef)) viewerDependent = true;
         const next = fieldDef ? getNamedType(fieldDef.type) : undefined;
         walk(sel.selectionSet, next && isCompositeType(next) ? next : null, seen);
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
@@ -105,7 +108,7 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
     if (sel.kind === Kind.FIELD) {
       const def = root?.getFields()[sel.name.value];
       const t = def ? getNamedType(def.type) : undefined;
-      if (root && viewerDependentFields.has(`${root.name}.${sel.name.value}`)) viewerDependent = true;
+      if (readsViewer(def)) viewerDependent = true;
       walk(sel.selectionSet, t && isCompositeType(t) ? t : null, new Set());
     } else {
       // Fragments at the root: be conservative and treat every variable as significant.

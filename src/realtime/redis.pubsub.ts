@@ -4,18 +4,18 @@
  *
  * - One publishing and one subscribing connection per instance, whatever the number of
  *   topics and subscribers; a Redis channel is subscribed only while this instance has a
- *   listener for its topic (RealtimeService keeps one listener per topic).
+ *   listener for its topic (the realtime engine keeps one listener per topic).
  * - Order: all publishes of an instance go down one connection, and Redis delivers a
  *   channel's messages in the order it received them, so per topic and publisher the
  *   order is kept. Across publishers, MessageChannel orders by sequence number.
  * - A message lost while Redis is away only delays delivery of conversation messages:
  *   the next event of the conversation makes MessageChannel read the gap from the database.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Listener, PubSub } from '../pubsub';
-import { closeRedis } from '../util/redis';
+import { closeRedis, createRedisClient } from '../infra/redis';
 import { decodeEvent, encodeEvent } from './codec';
+import type { Listener, PayloadOf, PubSub, TopicName } from './pubsub';
 
 export interface RedisPubSubOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
@@ -29,7 +29,7 @@ export interface RedisPubSubOptions {
 
 export class RedisPubSub implements PubSub {
   private readonly prefix: string;
-  private readonly listeners = new Map<string, Set<Listener<unknown>>>();
+  private readonly listeners = new Map<string, Set<Listener<never>>>();
   /** Channels with a SUBSCRIBE in flight or done; the promise settles when it is live. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
   private closed = false;
@@ -46,19 +46,8 @@ export class RedisPubSub implements PubSub {
   /** Connects both connections; rejects (and leaves nothing running) when Redis is unreachable. */
   static async connect(options: RedisPubSubOptions): Promise<RedisPubSub> {
     const logger = options.logger;
-    const common: RedisOptions = {
-      lazyConnect: true,
-      connectTimeout: options.connectTimeoutMs ?? 5000,
-      // Commands issued while Redis is briefly away wait for the reconnect (in order);
-      // after a few failed attempts they fail instead of piling up.
-      maxRetriesPerRequest: 3,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-      // ioredis waits this long for a socket to close after disconnect(), and 2 s by default
-      // even when it is already closed (a refused connection), which delays process exit.
-      disconnectTimeout: 200,
-    };
-    const pub = new Redis(options.url, { ...common, connectionName: 'anonymo-pub' });
-    const sub = new Redis(options.url, { ...common, connectionName: 'anonymo-sub' });
+    const pub = createRedisClient(options.url, { name: 'pub', connectTimeoutMs: options.connectTimeoutMs });
+    const sub = createRedisClient(options.url, { name: 'sub', connectTimeoutMs: options.connectTimeoutMs });
     let lastError: Error | undefined;
     for (const [name, conn] of [
       ['publisher', pub],
@@ -81,7 +70,7 @@ export class RedisPubSub implements PubSub {
     } catch (err) {
       pub.disconnect();
       sub.disconnect();
-      throw new Error(`Cannot connect to Redis at REDIS_URL: ${(lastError ?? (err as Error)).message}`);
+      throw new Error(`Cannot connect to Redis at REDIS_URL: ${(lastError ?? (err as Error)).message}`, { cause: err });
     }
     return new RedisPubSub(pub, sub, options);
   }
@@ -95,20 +84,20 @@ export class RedisPubSub implements PubSub {
     } catch {
       return; // not ours: someone else published on our prefix
     }
-    for (const l of [...set]) l(payload);
+    for (const l of [...set] as Array<Listener<unknown>>) l(payload);
   }
 
-  async publish(topic: string, payload: unknown): Promise<void> {
+  async publish<K extends TopicName>(topic: K, payload: PayloadOf<K>): Promise<void> {
     if (this.closed) return;
     await this.pub.publish(this.prefix + topic, encodeEvent(payload));
   }
 
-  async subscribe<T>(topic: string, listener: Listener<T>): Promise<() => void> {
+  async subscribe<K extends TopicName>(topic: K, listener: Listener<PayloadOf<K>>): Promise<() => void> {
     if (this.closed) throw new Error('pub/sub closed');
     const channel = this.prefix + topic;
     let set = this.listeners.get(channel);
     if (!set) this.listeners.set(channel, (set = new Set()));
-    set.add(listener as Listener<unknown>);
+    set.add(listener);
     let live = this.subscribed.get(channel);
     if (!live) {
       live = this.sub.subscribe(channel);
@@ -117,18 +106,18 @@ export class RedisPubSub implements PubSub {
     try {
       await live;
     } catch (err) {
-      this.remove(channel, listener as Listener<unknown>);
+      this.remove(channel, listener);
       throw err;
     }
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.remove(channel, listener as Listener<unknown>);
+      this.remove(channel, listener);
     };
   }
 
-  private remove(channel: string, listener: Listener<unknown>): void {
+  private remove(channel: string, listener: Listener<never>): void {
     const set = this.listeners.get(channel);
     if (!set?.delete(listener) || set.size > 0) return;
     this.listeners.delete(channel);

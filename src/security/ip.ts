@@ -11,7 +11,7 @@ export type TrustFn = (addr: string, i: number) => boolean;
 /** The client's address, honouring express's "trust proxy" setting (pass `app.get('trust proxy fn')`). */
 export function clientIp(req: IncomingMessage, trust: TrustFn): string {
   try {
-    return proxyaddr(req as Parameters<typeof proxyaddr>[0], trust);
+    return proxyaddr(req, trust);
   } catch {
     return req.socket.remoteAddress ?? '';
   }
@@ -28,7 +28,9 @@ export function ipKey(ip: string): string {
   const [head, tail = ''] = ip.toLowerCase().split('::');
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  const groups = ip.includes('::')
+    ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+    : left;
   return `${groups
     .slice(0, 4)
     .map((g) => g.replace(/^0+(?=.)/, ''))

@@ -33,7 +33,7 @@ export function operationLimitRules(limits: OperationLimits): ValidationRule[] {
     maxDepthRule({ n: limits.maxDepth, ...report }),
     maxAliasesRule({ n: limits.maxAliases, ...report }),
     maxDirectivesRule({ n: limits.maxDirectives, ...report }),
-  ] as unknown as ValidationRule[];
+  ];
 }
 
 const SUGGESTION = /\s*Did you mean .+\?/g;

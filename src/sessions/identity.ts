@@ -73,7 +73,9 @@ function runMiddleware(mw: RequestHandler, req: IncomingMessage): Promise<void> 
   // express-session only needs a response to hook its automatic save into, which an
   // upgrade does not have: the session is saved explicitly below instead.
   return new Promise((resolve, reject) =>
-    mw(req as never, {} as never, (err?: unknown) => (err ? reject(err) : resolve())),
+    mw(req as never, {} as never, (err?: unknown) =>
+      err ? reject(err instanceof Error ? err : new Error('session middleware failed', { cause: err })) : resolve(),
+    ),
   );
 }
 

@@ -1,7 +1,8 @@
 import { Args, ArgsType, Ctx, Field, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
-import type { Context } from '../context';
-import { Topic, type TypingPayload } from '../pubsub';
-import type { Services } from '../services';
+import { live, type Context } from '../context';
+import type { MessageService } from '../messages/message.service';
+import type { TypingPayload } from './typing.events';
+import type { TypingService } from './typing.service';
 import { TypingEvent } from './typing.type';
 
 @ArgsType()
@@ -18,7 +19,10 @@ class SetTypingArgs extends TypingArgs {
 
 @Resolver()
 export class TypingResolver {
-  constructor(private readonly services: Services) {}
+  constructor(
+    private readonly messages: Pick<MessageService, 'conversationWith'>,
+    private readonly typingService: TypingService,
+  ) {}
 
   @Mutation(() => Boolean, {
     description:
@@ -26,19 +30,15 @@ export class TypingResolver {
       'renew every 2-3 s while typing. Returns true when the state was published, false for a coalesced renewal.',
   })
   async setTyping(@Args() args: SetTypingArgs, @Ctx() ctx: Context): Promise<boolean> {
-    const { key } = await this.services.messages.conversationWith(ctx.user, args.with);
-    return this.services.typing.set(ctx.user, key, args.typing, ctx.ip);
+    const { key } = await this.messages.conversationWith(ctx.user, args.with);
+    return this.typingService.set(ctx.user, key, args.typing, ctx.ip);
   }
 
   @Subscription(() => TypingEvent, {
     description:
       'Typing in a conversation: in the lobby everyone else’s, in a direct conversation the other user’s. ' +
       'Never your own.',
-    subscribe: async ({ args, context }) => {
-      const ctx = context as Context;
-      const { key } = await ctx.services.messages.conversationWith(ctx.user, args.with ?? null);
-      return ctx.services.realtime.subscribe(ctx, { kind: 'typing', topic: Topic.typing(key) });
-    },
+    subscribe: ({ args, context }) => live(context, 'typing', args),
   })
   typing(@Root() payload: TypingPayload, @Args() _args: TypingArgs): TypingPayload {
     return payload;

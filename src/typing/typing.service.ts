@@ -2,17 +2,16 @@
  * Typing indicators: ephemeral, never stored.
  *
  * The publishing side only forwards state; the expiry lives on the subscribing side
- * (TypingChannel), per instance: a `typing: true` that is not renewed within TYPING_TTL_MS
+ * (TypingChannel in typing.channel.ts), per instance: a `typing: true` that is not renewed within TYPING_TTL_MS
  * becomes `typing: false` there. That way it does not matter which instance received the
  * setTyping calls (HTTP requests are load-balanced), every instance's subscribers see one
  * `true` and one `false` per burst of typing.
  */
 import { LRUCache } from 'lru-cache';
+import type { PubSub } from '../realtime/pubsub';
 import type { RateLimits } from '../security/rate-limit';
-import { Topic, type PubSub, type TypingPayload } from '../pubsub';
-import { Channel, type Renderer, type Sink } from '../realtime/fanout';
-import type { Context } from '../context';
 import type { UserRecord } from '../users/user.type';
+import { typingTopic, type TypingPayload } from './typing.events';
 
 /** A `typing: true` expires after this long without renewal. */
 export const TYPING_TTL_MS = 5000;
@@ -45,58 +44,7 @@ export class TypingService {
       this.lastTrue.delete(key);
     }
     const payload: TypingPayload = { conversation, user, typing };
-    await this.pubsub.publish(Topic.typing(conversation), payload);
+    await this.pubsub.publish(typingTopic(conversation), payload);
     return true;
-  }
-}
-
-/**
- * The subscribers of one conversation's typing on this instance: turns the published
- * stream (true, renewals, false) into exactly one `true` and one `false` per burst, and
- * expires stale `true`s. The typist never receives their own events.
- */
-export class TypingChannel extends Channel {
-  private readonly typists = new Map<string, { user: UserRecord; timer: NodeJS.Timeout }>();
-
-  constructor(
-    topic: string,
-    render: Renderer,
-    makeShared: () => Context,
-    onError: (err: unknown) => void,
-    private readonly ttlMs = TYPING_TTL_MS,
-  ) {
-    super(topic, render, makeShared, onError);
-  }
-
-  override onEvent(event: unknown): void {
-    const p = event as TypingPayload;
-    const current = this.typists.get(p.user.id);
-    if (p.typing) {
-      if (current) clearTimeout(current.timer);
-      const timer = setTimeout(() => this.stop(p.user), this.ttlMs);
-      timer.unref();
-      this.typists.set(p.user.id, { user: p.user, timer });
-      if (!current) this.emit(p);
-    } else if (current) {
-      this.stop(p.user);
-    }
-  }
-
-  private stop(user: UserRecord): void {
-    const current = this.typists.get(user.id);
-    if (!current) return;
-    clearTimeout(current.timer);
-    this.typists.delete(user.id);
-    this.emit({ conversation: '', user: current.user, typing: false });
-  }
-
-  private emit(p: TypingPayload): void {
-    void this.enqueue(() => this.dispatch(p, (sink: Sink) => sink.viewerId !== p.user.id));
-  }
-
-  override endAll(error?: unknown): void {
-    for (const t of this.typists.values()) clearTimeout(t.timer);
-    this.typists.clear();
-    super.endAll(error);
   }
 }

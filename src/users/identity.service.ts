@@ -1,12 +1,10 @@
 import type { Context } from '../context';
 import { ForbiddenError } from '../errors';
-import { Topic, type PubSub, type SessionRevokedPayload } from '../pubsub';
+import type { PubSub } from '../realtime/pubsub';
+import { SESSION_REVOKED_TOPIC, type SessionRevokedPayload } from '../sessions/session.events';
 import type { RateLimits } from '../security/rate-limit';
 import type { UserService } from './user.service';
 import type { UserRecord } from './user.type';
-
-/** Close code for WebSockets of a session that ended (graphql-ws clients reconnect on it). */
-export const SESSION_REVOKED_CLOSE = { code: 4001, reason: 'Identity reset' } as const;
 
 export class IdentityService {
   constructor(
@@ -26,7 +24,7 @@ export class IdentityService {
     const user = await this.users.create();
     await ctx.sessionControl.regenerate(user.id);
     const payload: SessionRevokedPayload = { sessionId: oldSessionId };
-    await this.pubsub.publish(Topic.sessionRevoked, payload).catch(() => undefined);
+    await this.pubsub.publish(SESSION_REVOKED_TOPIC, payload).catch(() => undefined);
     return user;
   }
 }

@@ -28,5 +28,5 @@ userSchema.index({ username: 1 }, { unique: true });
 export type UserModel = Model<UserDoc>;
 
 export function userModel(connection: Connection): UserModel {
-  return connection.models.User ?? connection.model<UserDoc>('User', userSchema);
+  return (connection.models.User as UserModel | undefined) ?? connection.model<UserDoc>('User', userSchema);
 }

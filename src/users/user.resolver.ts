@@ -1,11 +1,15 @@
 import { Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
-import type { Services } from '../services';
+import type { IdentityService } from './identity.service';
 import { User, type UserRecord } from './user.type';
 
 @Resolver(() => User)
 export class UserResolver {
-  constructor(private readonly services: Services) {}
+  constructor(
+    private readonly identity: IdentityService,
+    private readonly presence: { isOnline(userId: string): boolean },
+    private readonly avatarUrlOf: (seed: string) => string,
+  ) {}
 
   @Query(() => User, { description: 'The viewer: this session’s anonymous identity (created on first contact).' })
   me(@Ctx() ctx: Context): UserRecord {
@@ -18,16 +22,16 @@ export class UserResolver {
       'WebSockets are closed with code 4001 so clients reconnect as the new user. HTTP only.',
   })
   resetIdentity(@Ctx() ctx: Context): Promise<UserRecord> {
-    return this.services.identity.reset(ctx);
+    return this.identity.reset(ctx);
   }
 
   @FieldResolver(() => String)
   avatarUrl(@Root() user: UserRecord): string {
-    return this.services.avatarUrl(user.avatarSeed);
+    return this.avatarUrlOf(user.avatarSeed);
   }
 
   @FieldResolver(() => Boolean)
   online(@Root() user: UserRecord): boolean {
-    return this.services.presence.isOnline(user.id);
+    return this.presence.isOnline(user.id);
   }
 }

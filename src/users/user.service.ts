@@ -113,7 +113,7 @@ export class UserService {
         [...new Set(missing)].map((id) => new Types.ObjectId(id)),
         this.options.kind,
       );
-      for (const doc of docs as UserDoc[]) this.cache.set(doc._id.toHexString(), toRecord(doc));
+      for (const doc of docs) this.cache.set(doc._id.toHexString(), toRecord(doc));
     }
     return ids.map((id) => this.cache.get(id) ?? null);
   }

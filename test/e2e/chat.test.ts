@@ -18,6 +18,7 @@ import {
   type TestBrowser,
 } from '../helpers/browser';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 jest.setTimeout(60_000);
 
@@ -46,13 +47,8 @@ const messageText = (page: Page, text: string): Locator =>
   page.getByTestId('message-text').filter({ hasText: exact(text) });
 const messageTexts = (page: Page) => page.getByTestId('message-text').allTextContents();
 
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitUntil = (what: string, check: () => Promise<boolean>, timeout = 10_000): Promise<void> =>
+  waitFor(check, { timeout, interval: 50, what });
 
 async function open(page: Page): Promise<{ id: string; name: string }> {
   await page.goto(`${origin}/`);

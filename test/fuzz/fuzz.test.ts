@@ -3,7 +3,7 @@
  * `npm run fuzz -- --cases 100000`). Reproduce a failure with the same seed and batch.
  */
 import { loadConfig } from '../../src/config';
-import { createServer, type AnonymoServer } from '../../src/server';
+import { createServer, type AnonymoServer } from '../../src/app';
 import { dbUri, freshDbName } from '../helpers/db';
 import { TEST_SECRET } from '../helpers/server';
 import { fuzz, type FuzzReport } from './fuzzer';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { startFerretDB } from '../../src/db/embedded';
-import { createServer } from '../../src/server';
+import { createServer } from '../../src/app';
 import { fuzz, replayBatch } from './fuzzer';
 import { captureConsoleErrors, errorLogger, FUZZ_ENV, fuzzTarget } from './target';
 

@@ -1,7 +1,7 @@
 /** Starts the server the fuzzer talks to, with a logger that keeps its error-level lines. */
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/logger';
-import type { AnonymoServer } from '../../src/server';
+import type { AnonymoServer } from '../../src/app';
 import type { FuzzTarget } from './fuzzer';
 
 /** A logger for the fuzzed server (errors only: info lines for 100,000 requests are noise) and what it wrote. */

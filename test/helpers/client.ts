@@ -56,7 +56,7 @@ export class TestClient {
   async gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<GqlResult<T>> {
     const res = await this.post(JSON.stringify({ query, variables }));
     const body = JSON.parse(res.text) as { data?: T; errors?: GraphQLFormattedError[] };
-    return { status: res.status, data: body.data as T | undefined, errors: body.errors, headers: res.headers };
+    return { status: res.status, data: body.data, errors: body.errors, headers: res.headers };
   }
 
   /** The data of a successful operation; throws with the errors otherwise. */
@@ -162,7 +162,7 @@ export class WsTestClient {
       this.client.subscribe<T>(
         { query, variables },
         {
-          next: (v) => (result = { data: (v.data ?? undefined) as T, errors: v.errors }),
+          next: (v) => (result = { data: v.data ?? undefined, errors: v.errors }),
           error: (e) => (Array.isArray(e) ? resolve({ errors: e }) : reject(e)),
           complete: () => resolve(result),
         },
@@ -189,7 +189,7 @@ export class Subscription<T> {
       {
         next: (v) => {
           if (v.errors) this.errors = v.errors;
-          if (v.data) this.items.push(v.data as T);
+          if (v.data) this.items.push(v.data);
           this.wake();
         },
         error: (e) => {
@@ -248,10 +248,19 @@ export class Subscription<T> {
     }
   }
 
+  /**
+   * A positive sync point for "nothing else arrives" checks: `mark` causes a marker event after
+   * everything under test; once the marker is here, everything published before it on the same
+   * channel has been delivered (channels deliver in order). Resolves with the items received
+   * before the marker.
+   */
+  async before(mark: () => Promise<unknown>, isMarker: (item: T) => boolean, timeoutMs = 5000): Promise<T[]> {
+    await mark();
+    const items = await this.waitFor((got) => got.some(isMarker), timeoutMs, 'the marker');
+    return items.slice(0, items.findIndex(isMarker));
+  }
+
   unsubscribe(): void {
     this.stop();
   }
 }
-
-/** Resolves after `ms`; for "nothing more arrives" checks after a positive wait. */
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

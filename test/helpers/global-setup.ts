@@ -9,7 +9,6 @@ import path from 'node:path';
 import { ensureFerretDB, startFerretDB, type EmbeddedDatabase } from '../../src/db/embedded';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __ANONYMO_DB__: EmbeddedDatabase | undefined;
 }
 

@@ -66,10 +66,10 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  createInterface({ input: child.stderr! }).on('line', (l) => logs.push(l));
+  createInterface({ input: child.stderr }).on('line', (l) => logs.push(l));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${logs.join('\n')}`)), 30000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       logs.push(line);
       const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(line);
       if (m) {

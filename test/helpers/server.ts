@@ -1,6 +1,6 @@
 /** Starts a real Anonymo server on port 0 against the test database. */
 import { loadConfig, type Config } from '../../src/config';
-import { createServer, type AnonymoServer } from '../../src/server';
+import { createServer, type AnonymoServer } from '../../src/app';
 import { dbUri, freshDbName } from './db';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';

@@ -1,6 +1,8 @@
 import WebSocket from 'ws';
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
+import { subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -36,11 +38,11 @@ describe('capacity', () => {
     const closed = new Promise((r) => opened[0].socket!.once('close', r));
     opened[0].socket!.close();
     await closed;
-    await sleep(50);
+    await waitFor(() => server.stats().connections === 2, { what: 'the server to see the close' });
     const again = await open(browser.cookie);
     expect(again.socket).toBeDefined();
     for (const o of [...opened.slice(1), again]) o.socket!.close();
-    await sleep(100);
+    await waitFor(() => server.stats().connections === 0).catch(() => undefined);
     expect(server.stats().connections).toBe(0);
   });
 
@@ -56,8 +58,9 @@ describe('capacity', () => {
       expect(s1.errors).toBeUndefined();
       expect(s2.errors).toBeUndefined();
       // The connection itself stays usable once a slot is free.
+      await subscriptionsAttached(server, 2);
       s2.unsubscribe();
-      await sleep(100);
+      await subscriptionsAttached(server, 1);
       const r = await ws.query('{ me { id } }');
       expect(r.data?.me.id).toMatch(/^[0-9a-f]{24}$/);
     } finally {

@@ -1,5 +1,7 @@
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
+import { nextMillisecond } from '../helpers/wait';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation($to: ID, $text: String!) { sendMessage(input: { text: $text, to: $to }) { id createdAt } }';
@@ -23,6 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+afterEach(() => noSubscriptionsLeft(server));
 
 async function conversations(c: TestClient): Promise<Conv[]> {
   return (await c.data<{ conversations: Conv[] }>(CONVERSATIONS)).conversations;
@@ -37,7 +40,7 @@ describe('read status and conversations', () => {
     try {
       const receipts = aWs.subscribe(RECEIPTS, { with: b.id });
       await aWs.connected();
-      await sleep(150);
+      await subscriptionsAttached(server, 1);
       const sent: string[] = [];
       for (let i = 1; i <= 5; i++) sent.push((await alice.data(SEND, { to: b.id, text: `a${i}` })).sendMessage.id);
       const bobReply = (await bob.data(SEND, { to: a.id, text: 'b1' })).sendMessage.id;
@@ -106,11 +109,11 @@ describe('read status and conversations', () => {
     await stranger.me();
     expect(await conversations(me)).toEqual([]);
     await me.data(SEND, { to: xi.id, text: 'to x' });
-    await sleep(5);
+    await nextMillisecond();
     await y.data(SEND, { to: m.id, text: 'from y' });
-    await sleep(5);
+    await nextMillisecond();
     await me.data(SEND, { to: zi.id, text: 'to z' });
-    await sleep(5);
+    await nextMillisecond();
     await stranger.data(SEND, { to: xi.id, text: 'not mine' });
     await me.data(SEND, { text: 'lobby does not count' });
     expect((await conversations(me)).map((c) => [c.with.id, c.lastMessage?.text])).toEqual([
@@ -150,7 +153,7 @@ describe('read status and conversations', () => {
       const bobSees = bWs.subscribe(UPDATED);
       const eveSees = eWs.subscribe(UPDATED);
       await Promise.all([aWs.connected(), bWs.connected(), eWs.connected()]);
-      await sleep(150);
+      await subscriptionsAttached(server, 3);
       const sent = (await alice.data(SEND, { to: b.id, text: 'new conversation' })).sendMessage.id;
       const [forBob] = await bobSees.waitForCount(1);
       expect(forBob.conversationUpdated).toEqual({

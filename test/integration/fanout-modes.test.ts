@@ -3,7 +3,8 @@
  * of identical subscribers) and `per-subscriber` (graphql-js executes per subscriber, the
  * stock graphql-ws way, kept as the benchmark baseline).
  */
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = `mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id text } }`;
@@ -22,6 +23,7 @@ describe.each(['grouped', 'per-subscriber'] as const)('FANOUT=%s', (mode) => {
   afterAll(async () => {
     await server.close();
   });
+  afterEach(() => noSubscriptionsLeft(server));
 
   const send = async (c: TestClient, text: string, to?: string) =>
     (await c.data<{ sendMessage: { id: string; text: string } }>(SEND, { input: { text, to } })).sendMessage;
@@ -39,7 +41,7 @@ describe.each(['grouped', 'per-subscriber'] as const)('FANOUT=%s', (mode) => {
       const bSub = bWs.subscribe<Added>(ADDED_MINE);
       const cSub = cWs.subscribe<Added>(ADDED);
       await Promise.all([aWs.connected(), bWs.connected(), cWs.connected()]);
-      await sleep(150);
+      await subscriptionsAttached(server, 3);
       const sent = await send(alice, `hello ${mode}`);
       const [a] = await aSub.waitForCount(1);
       const [b] = await bSub.waitForCount(1);
@@ -61,15 +63,20 @@ describe.each(['grouped', 'per-subscriber'] as const)('FANOUT=%s', (mode) => {
       const plain = ws.subscribe<Added>(ADDED);
       const withMine = ws.subscribe<Added>(ADDED_MINE);
       await ws.connected();
-      await sleep(150);
+      await subscriptionsAttached(server, 2);
       const sent = await Promise.all(
         Array.from({ length: 30 }, (_, i) => send(senders[i % senders.length], `burst ${i}`)),
       );
       const expected = sent.map((m) => m.id).sort();
+      await Promise.all([plain, withMine].map((sub) => sub.waitForCount(30, 10000)));
+      // Nothing more (no duplicate): a marker sent now arrives right after the 30.
+      const marker = await send(senders[0], `marker ${mode}`);
       for (const sub of [plain, withMine]) {
-        const items = await sub.waitForCount(30, 10000);
-        await sleep(100);
-        const ids = sub.items.map((x) => x.messageAdded.id);
+        const items = await sub.before(
+          () => Promise.resolve(),
+          (x) => x.messageAdded.id === marker.id,
+        );
+        const ids = items.map((x) => x.messageAdded.id);
         expect(ids).toHaveLength(30);
         // Ids embed zero-padded sequence numbers: sorted order is sequence order.
         expect(ids).toEqual(expected);
@@ -92,9 +99,13 @@ describe.each(['grouped', 'per-subscriber'] as const)('FANOUT=%s', (mode) => {
       const sub = bWs.subscribe<Added>(ADDED, { with: a.id, after: first[1].id });
       await sub.waitForCount(3, 10000);
       const live = await send(alice, 'dm live', b.id);
-      const items = await sub.waitForCount(4, 10000);
-      await sleep(150);
-      expect(sub.items.map((x) => x.messageAdded.id)).toEqual([first[2].id, first[3].id, first[4].id, live.id]);
+      await sub.waitForCount(4, 10000);
+      // Nothing more (no duplicate): a marker sent now arrives right after these four.
+      const items = await sub.before(
+        () => send(alice, 'dm marker', b.id),
+        (x) => x.messageAdded.text === 'dm marker',
+      );
+      expect(items.map((x) => x.messageAdded.id)).toEqual([first[2].id, first[3].id, first[4].id, live.id]);
       expect(items[3].messageAdded.text).toBe('dm live');
     } finally {
       await bWs.close();
@@ -105,21 +116,29 @@ describe.each(['grouped', 'per-subscriber'] as const)('FANOUT=%s', (mode) => {
     const alice = new TestClient(server);
     const bob = new TestClient(server);
     const eve = new TestClient(server);
-    const [a, b] = [await alice.me(), await bob.me()];
-    await eve.me();
+    const [a, b, e] = [await alice.me(), await bob.me(), await eve.me()];
     const [bWs, eWs] = [bob.ws(), eve.ws()];
     try {
       const bSub = bWs.subscribe<Added>(ADDED, { with: a.id });
       const eLobby = eWs.subscribe<Added>(ADDED);
       const eWithA = eWs.subscribe<Added>(ADDED, { with: a.id });
       await Promise.all([bWs.connected(), eWs.connected()]);
-      await sleep(150);
+      await subscriptionsAttached(server, 3);
       const dm = await send(alice, 'just for bob', b.id);
       const [got] = await bSub.waitForCount(1);
       expect(got.messageAdded.id).toBe(dm.id);
-      await sleep(300);
+      // Markers sent after the DM, on each of Eve's channels: once they are here, the DM would be too.
+      const lobbyBefore = await eLobby.before(
+        () => send(alice, 'lobby marker'),
+        (x) => x.messageAdded.text === 'lobby marker',
+      );
+      const withABefore = await eWithA.before(
+        () => send(alice, 'eve marker', e.id),
+        (x) => x.messageAdded.text === 'eve marker',
+      );
+      expect(lobbyBefore.filter((x) => x.messageAdded.id === dm.id)).toHaveLength(0);
       expect(eLobby.items.filter((x) => x.messageAdded.id === dm.id)).toHaveLength(0);
-      expect(eWithA.items).toHaveLength(0);
+      expect(withABefore).toHaveLength(0);
     } finally {
       await Promise.all([bWs.close(), eWs.close()]);
     }

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startKeepAlive } from '../../src/realtime/keepalive';
-import { sleep } from '../helpers/client';
+import { waitFor } from '../helpers/wait';
 
 let wss: WebSocketServer;
 let stop: () => void;
@@ -31,8 +31,7 @@ test('a peer that answers pings stays connected; one that does not is terminated
   // terminate(): no close frame, so the client sees an abnormal closure.
   expect(code).toBe(1006);
   // Several rounds later the healthy peer is still there.
-  const deadline = Date.now() + 5000;
-  while (pings < 3 && Date.now() < deadline) await sleep(20);
+  await waitFor(() => pings >= 3).catch(() => undefined); // the assertion says how many came
   expect(pings).toBeGreaterThanOrEqual(3);
   expect(healthy.readyState).toBe(WebSocket.OPEN);
   healthy.close();
@@ -43,8 +42,7 @@ test('every socket gets its turn: many answering peers are all pinged and none i
   await Promise.all(clients.map((c) => once(c, 'open')));
   const pings = clients.map(() => 0);
   clients.forEach((c, i) => c.on('ping', () => pings[i]++));
-  const deadline = Date.now() + 5000;
-  while (Math.min(...pings) < 2 && Date.now() < deadline) await sleep(20);
+  await waitFor(() => Math.min(...pings) >= 2).catch(() => undefined);
   expect(Math.min(...pings)).toBeGreaterThanOrEqual(2);
   expect(clients.every((c) => c.readyState === WebSocket.OPEN)).toBe(true);
   for (const c of clients) c.close();
@@ -58,7 +56,15 @@ test('once stopped, nothing is pinged or dropped', async () => {
   await once(client, 'open');
   let pings = 0;
   client.on('ping', () => pings++);
-  await sleep(350);
+  // The sync point is a control peer of the running keepalive (same 100 ms interval): once it
+  // has been pinged 4 times, over 3 intervals have passed, in which a live timer would have
+  // pinged this client too.
+  const control = new WebSocket(url);
+  await once(control, 'open');
+  let controlPings = 0;
+  control.on('ping', () => controlPings++);
+  await waitFor(() => controlPings >= 4, { what: 'the control peer to be pinged 4 times' });
+  control.close();
   expect(pings).toBe(0);
   expect(client.readyState).toBe(WebSocket.OPEN);
   client.terminate();

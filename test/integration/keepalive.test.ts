@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 const KEEPALIVE_MS = 300;
 let server: TestServer;
@@ -26,13 +27,7 @@ async function rawSubscriber(cookie: string): Promise<WebSocket> {
   return socket;
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(25);
-  }
-}
+const until = (check: () => boolean, timeout = 5000) => waitFor(check, { timeout });
 
 test('the server pings idle connections so proxies that cut idle sockets keep them', async () => {
   const browser = new TestClient(server);

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../src/logger';
 import { TestClient } from '../helpers/client';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 const SECRET_TEXT = 'my very private words 7c1f';
 const SEND = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
@@ -20,13 +21,11 @@ const sink = new Writable({
 const logs = () => lines.map((l) => JSON.parse(l) as Record<string, any>);
 
 async function waitForLog(pred: (l: Record<string, any>) => boolean, what: string): Promise<Record<string, any>> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const found = logs().find(pred);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no log line ${what}:\n${lines.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  let found: Record<string, any> | undefined;
+  await waitFor(() => (found = logs().find(pred)) !== undefined).catch(() => {
+    throw new Error(`no log line ${what}:\n${lines.join('\n')}`);
+  });
+  return found!;
 }
 
 let server: TestServer;

@@ -1,5 +1,6 @@
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = `mutation Send($input: SendMessageInput!) {
@@ -29,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+afterEach(() => noSubscriptionsLeft(server));
 
 async function countMessages(): Promise<number> {
   const { db, close } = await openDb(server.mongodbUri);
@@ -52,7 +54,7 @@ describe('sending and receiving', () => {
       const bobMe = await bob.me();
       const sub = bobWs.subscribe(ADDED);
       await bobWs.connected();
-      await sleep(100);
+      await subscriptionsAttached(server, 1);
       const sent = await send(alice, { text: '  hello lobby  ' });
       expect(sent.text).toBe('hello lobby');
       expect(sent.recipient).toBeNull();
@@ -81,7 +83,7 @@ describe('sending and receiving', () => {
       const eveWithA = eveWs.subscribe(ADDED, { with: a.id });
       const eveWithB = eveWs.subscribe(ADDED, { with: b.id });
       await Promise.all([aliceWs.connected(), bobWs.connected(), eveWs.connected()]);
-      await sleep(150);
+      await subscriptionsAttached(server, 5);
 
       const dm = await send(alice, { text: 'psst, bob', to: b.id });
       expect(dm.recipient.id).toBe(b.id);

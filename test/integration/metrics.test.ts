@@ -1,45 +1,17 @@
 /** `/metrics` is scraped after real traffic (HTTP and WebSocket) and the series moved as they should. */
 import { TestClient, type WsTestClient } from '../helpers/client';
+import { sample, waitForSample } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
 const WATCH =
   'subscription MessageAdded($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
 
-/** Reads one sample from Prometheus' text format: the line of `name` with exactly these labels. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.keys(have).length !== Object.keys(labels).length) continue;
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
-
 async function scrape(server: TestServer): Promise<string> {
   const res = await fetch(server.metricsUrl!);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/plain');
   return res.text();
-}
-
-async function waitForSample(
-  server: TestServer,
-  name: string,
-  labels: Record<string, string>,
-  pred: (v: number) => boolean,
-): Promise<string> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const text = await scrape(server);
-    const v = sample(text, name, labels);
-    if (v !== undefined && pred(v)) return text;
-    if (Date.now() > deadline) throw new Error(`${name}${JSON.stringify(labels)} is ${v}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 let server: TestServer;

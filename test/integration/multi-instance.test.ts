@@ -3,9 +3,11 @@
  * redis://127.0.0.1:6379) act as one chat: sessions, messages, ordering and replay.
  */
 import { randomBytes } from 'node:crypto';
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { freshDbName } from '../helpers/db';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 // A prefix of this run's own, so parallel runs on the same Redis do not hear each other.
@@ -38,6 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([a?.close(), b?.close()]);
 });
+afterEach(() => Promise.all([noSubscriptionsLeft(a), noSubscriptionsLeft(b)]));
 
 /** The same browser (cookie) talking to another instance, as behind a load balancer. */
 function via(server: TestServer, client: TestClient): TestClient {
@@ -73,7 +76,7 @@ test('a lobby message sent through A reaches a subscriber on B, Dates intact', a
   try {
     const sub = ws.subscribe<Added>(ADDED);
     await ws.connected();
-    await sleep(200);
+    await subscriptionsAttached(b, 1);
     const sent = await send(alice, 'from A to B');
     const [got] = await sub.waitForCount(1, 10000);
     expect(got.messageAdded).toMatchObject({ id: sent.id, text: 'from A to B', recipient: null, mine: false });
@@ -91,8 +94,7 @@ test('a DM reaches both participants on different instances, and nobody else', a
   const alice = new TestClient(a);
   const bob = new TestClient(b);
   const eve = new TestClient(b);
-  const [am, bm] = [await alice.me(), await bob.me()];
-  await eve.me();
+  const [am, bm, em] = [await alice.me(), await bob.me(), await eve.me()];
   const [aWs, bWs, eWs] = [alice.ws(), bob.ws(), eve.ws()];
   try {
     const aSub = aWs.subscribe<Added>(ADDED, { with: bm.id });
@@ -101,16 +103,32 @@ test('a DM reaches both participants on different instances, and nobody else', a
     const eWithA = eWs.subscribe<Added>(ADDED, { with: am.id });
     const eWithB = eWs.subscribe<Added>(ADDED, { with: bm.id });
     await Promise.all([aWs.connected(), bWs.connected(), eWs.connected()]);
-    await sleep(200);
+    await Promise.all([subscriptionsAttached(a, 1), subscriptionsAttached(b, 4)]);
     const dm = await send(alice, 'psst', bm.id);
     const [onA] = await aSub.waitForCount(1, 10000);
     const [onB] = await bSub.waitForCount(1, 10000);
     expect(onA.messageAdded).toMatchObject({ id: dm.id, mine: true, recipient: { id: bm.id } });
     expect(onB.messageAdded).toMatchObject({ id: dm.id, mine: false, recipient: { id: bm.id } });
-    await sleep(400);
+    // Markers sent after the DM on each of Eve's channels: once they are here, the DM would be too.
+    const lobbyBefore = await eLobby.before(
+      () => send(alice, 'lobby marker'),
+      (i) => i.messageAdded.text === 'lobby marker',
+      10000,
+    );
+    const withABefore = await eWithA.before(
+      () => send(alice, 'marker from alice', em.id),
+      (i) => i.messageAdded.text === 'marker from alice',
+      10000,
+    );
+    const withBBefore = await eWithB.before(
+      () => send(bob, 'marker from bob', em.id),
+      (i) => i.messageAdded.text === 'marker from bob',
+      10000,
+    );
+    expect(lobbyBefore.map((i) => i.messageAdded.id)).not.toContain(dm.id);
     expect(eLobby.items.map((i) => i.messageAdded.id)).not.toContain(dm.id);
-    expect(eWithA.items).toHaveLength(0);
-    expect(eWithB.items).toHaveLength(0);
+    expect(withABefore).toHaveLength(0);
+    expect(withBBefore).toHaveLength(0);
   } finally {
     await Promise.all([aWs.close(), bWs.close(), eWs.close()]);
   }
@@ -131,7 +149,7 @@ test('concurrent sends through both instances reach subscribers on both exactly 
     // Alice watches her DM with Bob from instance B while both send through A and B.
     const dmOnB = aliceWs.subscribe<Added>(ADDED, { with: bm.id });
     await Promise.all([wsA.connected(), wsB.connected(), aliceWs.connected()]);
-    await sleep(200);
+    await Promise.all([subscriptionsAttached(a, 1), subscriptionsAttached(b, 2)]);
     const N = 20;
     const sent = await Promise.all([
       ...Array.from({ length: N }, (_, i) => send(alice, `a${i}`)),
@@ -148,10 +166,16 @@ test('concurrent sends through both instances reach subscribers on both exactly 
     expect(seqs[seqs.length - 1] - seqs[0]).toBe(2 * N - 1);
     const expected = [...lobbyIds].sort();
 
-    const gotA = await lobbyA.waitForCount(2 * N, 15000);
-    const gotB = await lobbyB.waitForCount(2 * N, 15000);
-    const dms = await dmOnB.waitForCount(10, 15000);
-    await sleep(300);
+    await lobbyA.waitForCount(2 * N, 15000);
+    await lobbyB.waitForCount(2 * N, 15000);
+    await dmOnB.waitForCount(10, 15000);
+    // Nothing more (no duplicate): markers sent now arrive right after what was sent above.
+    const lobbyMarker = await send(bob, 'lobby marker');
+    const dmMarker = await send(bob, 'dm marker', am.id);
+    const isMarker = (x: Added) => x.messageAdded.id === lobbyMarker.id || x.messageAdded.id === dmMarker.id;
+    const gotA = await lobbyA.before(() => Promise.resolve(), isMarker, 10000);
+    const gotB = await lobbyB.before(() => Promise.resolve(), isMarker, 10000);
+    const dms = await dmOnB.before(() => Promise.resolve(), isMarker, 10000);
     expect(gotA.map((x) => x.messageAdded.id)).toEqual(expected);
     expect(gotB.map((x) => x.messageAdded.id)).toEqual(expected);
     expect(dms.map((x) => x.messageAdded.id)).toEqual([...dmIds].sort());
@@ -179,8 +203,13 @@ test('a subscriber on B resuming with `after` gets everything sent through A sin
     const sub = ws.subscribe<Added>(ADDED, { after: before.id });
     await sub.waitForCount(12, 10000);
     const live = await send(alice, 'live after resume');
-    const items = await sub.waitFor((xs) => xs.some((x) => x.messageAdded.id === live.id), 10000, 'the live message');
-    await sleep(200);
+    await sub.waitFor((xs) => xs.some((x) => x.messageAdded.id === live.id), 10000, 'the live message');
+    // Nothing more (no duplicate): a marker sent now arrives right after the live message.
+    const items = await sub.before(
+      () => send(bob, 'marker'),
+      (x) => x.messageAdded.text === 'marker',
+      10000,
+    );
     expect(items.map((x) => x.messageAdded.id)).toEqual([...missed.map((m) => m.id), live.id]);
   } finally {
     await ws.close();
@@ -201,7 +230,7 @@ describe('presence, typing and identity across instances', () => {
     try {
       const events = watcherWs.subscribe<{ presenceChanged: { online: boolean; user: { id: string } } }>(PRESENCE);
       await watcherWs.connected();
-      await sleep(150);
+      await subscriptionsAttached(b, 1);
       const tabOnA = alice.ws();
       await tabOnA.connected();
       await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === me.id), 5000, 'online on B');
@@ -211,7 +240,20 @@ describe('presence, typing and identity across instances', () => {
       expect(await onlineOn(b)).toContain(me.id);
 
       await tabOnA.close();
-      await sleep(1000); // well past the grace period: still online through B
+      // Past the grace period on A, she is still online through B. A marker user that connects to
+      // and leaves A after A saw the tab close goes offline one grace period later: once the
+      // watcher has that, an offline event for Alice due earlier would have come first.
+      await waitFor(() => a.stats().connections === 0, { what: 'A to see the tab close' });
+      const marker = new TestClient(a);
+      const markerMe = await marker.me();
+      const markerWs = marker.ws();
+      await markerWs.connected();
+      await markerWs.close();
+      await events.waitFor(
+        (items) => items.some((e) => e.presenceChanged.user.id === markerMe.id && !e.presenceChanged.online),
+        5000,
+        'the marker user offline',
+      );
       expect(await onlineOn(a)).toContain(me.id);
       await tabOnB.close();
       await events.waitFor(
@@ -239,7 +281,7 @@ describe('presence, typing and identity across instances', () => {
         { w: am.id },
       );
       await bobWs.connected();
-      await sleep(150);
+      await subscriptionsAttached(b, 1);
       await alice.data('mutation($w: ID) { setTyping(with: $w, typing: true) }', { w: bm.id });
       await seen.waitForCount(1);
       expect(seen.items[0].typing).toEqual({ typing: true, user: { id: am.id } });
@@ -260,7 +302,7 @@ describe('presence, typing and identity across instances', () => {
         'subscription { conversationUpdated { unreadCount with { id } } }',
       );
       await bobWs.connected();
-      await sleep(150);
+      await subscriptionsAttached(b, 1);
       await send(alice, 'across instances', bm.id);
       await updates.waitForCount(1);
       expect(updates.items[0].conversationUpdated).toEqual({ unreadCount: 1, with: { id: am.id } });
@@ -276,8 +318,7 @@ describe('presence, typing and identity across instances', () => {
     try {
       await onB.connected();
       await alice.data('mutation { resetIdentity { id } }');
-      const deadline = Date.now() + 5000;
-      while (onB.closes.length === 0 && Date.now() < deadline) await sleep(20);
+      await waitFor(() => onB.closes.length > 0).catch(() => undefined); // the assertion says what came instead
       expect(onB.closes[0]?.code).toBe(4001);
     } finally {
       await onB.close();

@@ -1,7 +1,8 @@
 import WebSocket from 'ws';
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { openDb, privateFerretDB } from '../helpers/db';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 import { startFerretDB, type EmbeddedDatabase } from '../../src/db/embedded';
 
 const SEND =
@@ -60,17 +61,16 @@ test('while the database is down operations fail fast with SERVICE_UNAVAILABLE, 
 
   // The database comes back on the same port with the same files.
   restarted = await startFerretDB({ dataDir: db.dataDir, port, dbName: 'anonymo' });
-  const deadline = Date.now() + 20000;
   let ok = false;
-  while (Date.now() < deadline) {
-    const res = await browser.gql(SEND, { text: 'after the outage', clientId: 'after-1' });
-    if (!res.errors) {
-      ok = true;
-      break;
-    }
-    expect(res.errors[0].extensions?.code).toBe('SERVICE_UNAVAILABLE');
-    await sleep(250);
-  }
+  await waitFor(
+    async () => {
+      const res = await browser.gql(SEND, { text: 'after the outage', clientId: 'after-1' });
+      if (!res.errors) return (ok = true);
+      expect(res.errors[0].extensions?.code).toBe('SERVICE_UNAVAILABLE');
+      return false;
+    },
+    { timeout: 20000, interval: 250, what: 'sends to succeed again' },
+  );
   expect(ok).toBe(true);
   expect(await status('/readyz')).toBe(200);
 

@@ -1,6 +1,8 @@
-import { TestClient, sleep, type WsTestClient } from '../helpers/client';
+import { TestClient, type Subscription, type WsTestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 const PRESENCE = 'subscription { presenceChanged { online user { id username online } } }';
 const ONLINE = '{ onlineUsers { id username online } }';
@@ -13,17 +15,36 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+afterEach(() => noSubscriptionsLeft(server));
 
 async function onlineIds(c: TestClient): Promise<string[]> {
   return (await c.data<{ onlineUsers: Array<{ id: string }> }>(ONLINE)).onlineUsers.map((u) => u.id);
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
+type PresenceEvent = { presenceChanged: { online: boolean; user: { id: string } } };
+
+/** Waits until the server has processed socket closes down to `count` open connections. */
+async function connectionsDownTo(count: number): Promise<void> {
+  await waitFor(() => server.stats().connections === count, { what: `${count} open connections` });
+}
+
+/**
+ * A positive sync point for "no offline event within the grace period": a marker user connects
+ * and disconnects now. Its offline event is due one grace period after its close, which the
+ * server processed after every close before it; once the watcher has the marker's event, an
+ * offline event due earlier would have been published first.
+ */
+async function afterGracePeriod(events: Subscription<PresenceEvent>): Promise<void> {
+  const marker = new TestClient(server);
+  const m = await marker.me();
+  const ws = marker.ws();
+  await ws.connected();
+  await ws.close();
+  await events.waitFor(
+    (items) => items.some((e) => e.presenceChanged.user.id === m.id && !e.presenceChanged.online),
+    5000,
+    'the marker user going offline',
+  );
 }
 
 describe('presence', () => {
@@ -34,9 +55,9 @@ describe('presence', () => {
     const a = await alice.me();
     let aliceWs: WsTestClient | undefined;
     try {
-      const events = watcherWs.subscribe(PRESENCE);
+      const events = watcherWs.subscribe<PresenceEvent>(PRESENCE);
       await watcherWs.connected();
-      await sleep(100);
+      await subscriptionsAttached(server, 1);
       expect(await onlineIds(watcher)).not.toContain(a.id);
 
       aliceWs = alice.ws();
@@ -52,8 +73,8 @@ describe('presence', () => {
       const closedAt = Date.now();
       await aliceWs.close();
       aliceWs = undefined;
-      // Within the grace period she is still online: a reload does not flap.
-      await sleep(GRACE_MS / 4);
+      // Once the server has seen the close she is still online (grace period): a reload does not flap.
+      await connectionsDownTo(1);
       expect(await onlineIds(watcher)).toContain(a.id);
       await events.waitFor(
         (items) => items.some((e) => e.presenceChanged.user.id === a.id && !e.presenceChanged.online),
@@ -83,9 +104,9 @@ describe('presence', () => {
     let tab1: WsTestClient | undefined;
     let tab2: WsTestClient | undefined;
     try {
-      const events = watcherWs.subscribe(PRESENCE);
+      const events = watcherWs.subscribe<PresenceEvent>(PRESENCE);
       await watcherWs.connected();
-      await sleep(100);
+      await subscriptionsAttached(server, 1);
       // The tabs open only once the watcher listens (a client connects as soon as it is made).
       tab1 = bob.ws();
       tab2 = bob.ws();
@@ -97,7 +118,8 @@ describe('presence', () => {
       expect((await tab2.query('{ me { id } }')).data.me.id).toBe(b.id);
 
       await tab1.close();
-      await sleep(GRACE_MS * 2);
+      await connectionsDownTo(2);
+      await afterGracePeriod(events);
       expect(await onlineIds(watcher)).toContain(b.id);
       await tab2.close();
       await events.waitFor(
@@ -118,16 +140,17 @@ describe('presence', () => {
     const carol = new TestClient(server);
     const c = await carol.me();
     try {
-      const events = watcherWs.subscribe(PRESENCE);
+      const events = watcherWs.subscribe<PresenceEvent>(PRESENCE);
       await watcherWs.connected();
-      await sleep(100);
+      await subscriptionsAttached(server, 1);
       const first = carol.ws();
       await first.connected();
       await events.waitFor((items) => items.some((e) => e.presenceChanged.user.id === c.id), 5000, 'online event');
       await first.close();
+      await connectionsDownTo(1);
       const second = carol.ws(); // "page reload"
       await second.connected();
-      await sleep(GRACE_MS * 2);
+      await afterGracePeriod(events);
       expect(
         events.items.filter((e) => e.presenceChanged.user.id === c.id).map((e) => e.presenceChanged.online),
       ).toEqual([true]);
@@ -150,7 +173,10 @@ describe('presence', () => {
     const startedAt = Date.now();
     const restarted = await startServer({ dbName: server.dbName, env: { PRESENCE_GRACE_MS: String(GRACE_MS) } });
     try {
-      await eventually(async () => (await db.collection('users').findOne({ _id: ghost.insertedId }))?.online === false);
+      await waitFor(async () => (await db.collection('users').findOne({ _id: ghost.insertedId }))?.online === false, {
+        interval: 50,
+        what: 'the ghost marked offline',
+      });
       expect(Date.now() - startedAt).toBeGreaterThanOrEqual(GRACE_MS - 50);
       const doc = await db.collection('users').findOne({ _id: ghost.insertedId });
       expect(doc?.lastSeenAt).toBeInstanceOf(Date);

@@ -1,4 +1,5 @@
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND =
@@ -14,6 +15,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+afterEach(() => noSubscriptionsLeft(server));
 
 async function dmPair() {
   const a = new TestClient(server);
@@ -57,6 +59,7 @@ describe('messageAdded with after: replay, then live', () => {
     }
   });
 
+  // 250 sequential sends set this up: on a loaded 2-core machine that alone can take 20 s (hence 60 s).
   test('messages sent during a long replay arrive once each, in order, with no gap', async () => {
     const { a, b, am, bm } = await dmPair();
     // 250 stored messages: longer than one replay batch, so replay and live overlap.
@@ -76,13 +79,17 @@ describe('messageAdded with after: replay, then live', () => {
       ]);
       await live;
       await sub.waitForCount(290, 20000);
-      await sleep(300);
-      const texts = sub.items.map((i) => i.messageAdded.text);
-      expect(texts).toHaveLength(290);
-      expect(new Set(sub.items.map((i) => i.messageAdded.id)).size).toBe(290);
-      // Delivery order is the stored order.
       const stored = (await b.data(PAGE, { with: am.id, last: 100 })).messages.edges.map((e: any) => e.node.id);
-      const deliveredIds = sub.items.map((i) => i.messageAdded.id);
+      // Nothing more (no late duplicate): a marker sent now arrives right after the 290.
+      const items = await sub.before(
+        () => a.data(SEND, { to: bm.id, text: 'marker' }),
+        (i) => i.messageAdded.text === 'marker',
+      );
+      const texts = items.map((i) => i.messageAdded.text);
+      expect(texts).toHaveLength(290);
+      expect(new Set(items.map((i) => i.messageAdded.id)).size).toBe(290);
+      // Delivery order is the stored order.
+      const deliveredIds = items.map((i) => i.messageAdded.id);
       expect(deliveredIds.slice(-100)).toEqual(stored);
       expect(deliveredIds).toEqual([...deliveredIds].sort());
       expect(texts.slice(0, 250)).toEqual(Array.from({ length: 250 }, (_, i) => `h${i + 1}`));
@@ -92,7 +99,7 @@ describe('messageAdded with after: replay, then live', () => {
     } finally {
       await ws.close();
     }
-  });
+  }, 60000);
 
   test('concurrent senders into one conversation: every subscriber gets the same order as history', async () => {
     const senders = Array.from({ length: 6 }, () => new TestClient(server));
@@ -104,7 +111,7 @@ describe('messageAdded with after: replay, then live', () => {
       const start = (await readers[0].data(PAGE, { last: 1 })).messages.pageInfo.endCursor;
       const subs = sockets.map((ws) => ws.subscribe(ADDED, start ? { after: start } : {}));
       await Promise.all(sockets.map((ws) => ws.connected()));
-      await sleep(200);
+      await subscriptionsAttached(server, 2);
       await Promise.all(
         senders.map(async (s, k) => {
           for (let i = 0; i < 10; i++) await s.data(SEND, { text: `s${k}-${i}` });
@@ -142,7 +149,7 @@ describe('messageAdded with after: replay, then live', () => {
     const ws1 = b.ws();
     const sub1 = ws1.subscribe(ADDED, { with: am.id });
     await ws1.connected();
-    await sleep(150);
+    await subscriptionsAttached(server, 1);
     await a.data(SEND, { to: bm.id, text: 'before drop' });
     await sub1.waitForCount(1);
     const lastSeen = sub1.items[0].messageAdded.id;

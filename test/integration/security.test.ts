@@ -1,22 +1,17 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { sleep, TestClient } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
 import { countDocuments, RawSocket, upgrade } from '../helpers/raw-ws';
 import { startServer, TEST_SECRET, type TestServer } from '../helpers/server';
 import { ensureBuilt } from '../helpers/process';
+import { waitFor } from '../helpers/wait';
 
 const EVIL = 'https://evil.example';
 const LOBBY_SUB = 'subscription { messageAdded { id text sender { id } } }';
 const SEND =
   'mutation($text: String!, $to: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id text } }';
-
-const cookieOf = (setCookie: string | string[] | undefined) => {
-  const all = Array.isArray(setCookie) ? setCookie.join(';') : (setCookie ?? '');
-  const m = /anonymo\.sid=([^;]+)/.exec(all);
-  return m ? `anonymo.sid=${m[1]}` : undefined;
-};
 
 describe('with the default (test) configuration', () => {
   let server: TestServer;
@@ -49,11 +44,19 @@ describe('with the default (test) configuration', () => {
       expect(raw.ws).toBeUndefined();
 
       // The victim's own messages never reach the attacker, no subscription was started and
-      // no connection of the victim was registered.
-      await victim.data(SEND, { text: 'private to the lobby readers' });
-      await sleep(100);
+      // no connection of the victim was registered. A reader on the server's own origin is the
+      // sync point: once it has the message, every lobby subscriber has been sent it.
+      const reader = new TestClient(server);
+      await reader.me();
+      const readerWs = reader.ws();
+      const readerSub = readerWs.subscribe(LOBBY_SUB);
+      await waitFor(() => server.services.realtime.stats().subscribers === before + 1, { what: 'the reader' });
+      const sent = (await victim.data(SEND, { text: 'private to the lobby readers' })).sendMessage;
+      await readerSub.waitFor((items) => items.some((i) => i.messageAdded.id === sent.id));
       expect(sub.items).toEqual([]);
-      expect(server.services.realtime.stats().subscribers).toBe(before);
+      // The reader's is the only subscription added.
+      expect(server.services.realtime.stats().subscribers).toBe(before + 1);
+      await readerWs.close();
       expect(server.services.presence.isOnline(me.id)).toBe(false);
       await hijack.close();
     });
@@ -586,9 +589,11 @@ describe('the server process', () => {
     const uri = new URL(process.env.ANONYMO_TEST_MONGODB_URI!);
     uri.pathname = '/proc_start';
     const ok = run({ NODE_ENV: 'production', SESSION_SECRET: TEST_SECRET, MONGODB_URI: uri.toString() });
-    const deadline = Date.now() + 25000;
-    while (!/Anonymo listening/.test(ok.output()) && Date.now() < deadline && ok.child.exitCode === null)
-      await sleep(50);
+    await waitFor(() => /Anonymo listening/.test(ok.output()) || ok.child.exitCode !== null, {
+      timeout: 25000,
+      interval: 50,
+      what: 'the server to listen',
+    });
     expect(ok.output()).toMatch(/Anonymo listening/);
     ok.child.kill('SIGTERM');
     expect(await ok.exited).toBe(0);

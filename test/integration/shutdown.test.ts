@@ -3,6 +3,7 @@ import { TestClient } from '../helpers/client';
 import { dbUri, freshDbName, openDb } from '../helpers/db';
 import { startServerProcess } from '../helpers/process';
 import { TEST_SECRET } from '../helpers/server';
+import { waitFor } from '../helpers/wait';
 
 const SEND =
   'mutation($text: String!, $clientId: String) { sendMessage(input: { text: $text, clientId: $clientId }) { id clientId } }';
@@ -60,7 +61,8 @@ test('shutdown under load: every acknowledged sendMessage is stored, and nothing
       }
     }
   });
-  await new Promise((r) => setTimeout(r, 1500));
+  // SIGTERM lands while sends are in full flow: once a few dozen have been acknowledged.
+  await waitFor(() => acknowledged.length >= 30, { timeout: 20000, what: '30 acknowledged sends' });
   proc.child.kill('SIGTERM');
   const { code } = await proc.exited;
   stop = true;

@@ -1,5 +1,6 @@
-import { TestClient, sleep } from '../helpers/client';
+import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const TYPING = 'subscription($with: ID) { typing(with: $with) { typing user { id username } } }';
@@ -12,6 +13,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+afterEach(() => noSubscriptionsLeft(server));
 
 describe('typing', () => {
   test('in a direct conversation only the other user sees it; the typist never gets their own', async () => {
@@ -27,7 +29,7 @@ describe('typing', () => {
       const eveLobby = eWs.subscribe(TYPING);
       const eveWithA = eWs.subscribe(TYPING, { with: a.id });
       await Promise.all([aWs.connected(), bWs.connected(), eWs.connected()]);
-      await sleep(150);
+      await subscriptionsAttached(server, 4);
 
       expect((await alice.data(SET, { with: b.id, typing: true })).setTyping).toBe(true);
       const [started] = await bobSees.waitForCount(1);
@@ -50,21 +52,25 @@ describe('typing', () => {
   test('in the lobby everyone else sees it, not the typist', async () => {
     const alice = new TestClient(server);
     const bob = new TestClient(server);
-    const a = await alice.me();
-    await bob.me();
+    const [a, b] = [await alice.me(), await bob.me()];
     const [aWs, bWs] = [alice.ws(), bob.ws()];
     try {
       const aliceSees = aWs.subscribe(TYPING);
       const bobSees = bWs.subscribe(TYPING);
       await Promise.all([aWs.connected(), bWs.connected()]);
-      await sleep(150);
+      await subscriptionsAttached(server, 2);
       await alice.data(SET, { typing: true });
       await bobSees.waitFor(
         (items) => items.some((i) => i.typing.user.id === a.id && i.typing.typing),
         5000,
         'alice typing',
       );
-      await sleep(200);
+      // Bob typing afterwards is the sync point: once Alice sees it, her own event would have come first.
+      const beforeBob = await aliceSees.before(
+        () => bob.data(SET, { typing: true }),
+        (i) => i.typing.user.id === b.id,
+      );
+      expect(beforeBob.filter((i) => i.typing.user.id === a.id)).toEqual([]);
       expect(aliceSees.items.filter((i) => i.typing.user.id === a.id)).toEqual([]);
     } finally {
       await Promise.all([aWs.close(), bWs.close()]);
@@ -79,7 +85,7 @@ describe('typing', () => {
     try {
       const bobSees = bWs.subscribe(TYPING, { with: a.id });
       await bWs.connected();
-      await sleep(150);
+      await subscriptionsAttached(server, 1);
       const started = Date.now();
       expect((await alice.data(SET, { with: b.id, typing: true })).setTyping).toBe(true);
       // A renewal right away is coalesced: nothing new is published.

@@ -48,9 +48,9 @@ describe('Metrics', () => {
   test('the fan-out hook counts deliveries by topic kind and observes message latency once per event', async () => {
     const metrics = new Metrics({ processMetrics: false });
     const createdAt = new Date(Date.now() - 1500);
-    metrics.delivered(3, { message: { createdAt } }, 'message:lobby');
-    metrics.delivered(2, { typing: true }, 'typing:lobby');
-    metrics.delivered(0, { message: { createdAt } }, 'message:lobby');
+    metrics.delivered(3, 'message:lobby', createdAt);
+    metrics.delivered(2, 'typing:lobby');
+    metrics.delivered(0, 'message:lobby', createdAt);
     const text = (await metrics.scrape()).body;
     expect(text).toMatch(/^anonymo_subscription_deliveries_total\{kind="message"\} 3$/m);
     expect(text).toMatch(/^anonymo_subscription_deliveries_total\{kind="typing"\} 2$/m);

@@ -1,0 +1,434 @@
+/**
+ * The composition root: the one place that builds an Anonymo server, in this order and with
+ * plain constructor arguments:
+ *
+ *   config → infrastructure (pub/sub, database, Redis) → domain services → resolvers and
+ *   schema → realtime engine (with each domain's channel kinds) → transports (HTTP, WebSocket)
+ *
+ * Nothing is patched in afterwards; each part receives exactly what it uses. Each
+ * `createServer` call builds its own set (tests run restarted servers and two instances in
+ * one process), so nothing here is a module-level singleton.
+ */
+import 'reflect-metadata';
+import './sessions/session.types';
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ApolloServer } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { Config } from './config';
+import type { Context } from './context';
+import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
+import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
+import { ConversationResolver } from './conversations/conversation.resolver';
+import { ConversationService } from './conversations/conversation.service';
+import { connectDatabase, type Database } from './db/database';
+import type { FormatOptions } from './errors';
+import { closeRedis, createRedisClient } from './infra/redis';
+import { createLogger } from './logger';
+import { messageChannelKind } from './messages/message.channel';
+import type { MessagePayload } from './messages/message.events';
+import { messageModel, type MessageDoc } from './messages/message.model';
+import { MessageResolver } from './messages/message.resolver';
+import { MessageService } from './messages/message.service';
+import { MessageStore } from './messages/message.store';
+import { Metrics } from './observability/metrics';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server';
+import { CONVERSATIONS_MAX } from './conversations/conversation.service';
+import { DEFAULT_PAGE_SIZE } from './messages/message.service';
+import { ONLINE_USERS_MAX } from './presence/presence.service';
+import { MemoryConnectionCounter, RedisConnectionCounter, type ConnectionCounter } from './security/connection-limits';
+import type { DefaultListSizes } from './security/cost';
+import { presenceChannelKind } from './presence/presence.channel';
+import { RedisPresenceRegistry } from './presence/presence.registry';
+import { PresenceResolver } from './presence/presence.resolver';
+import { PresenceService } from './presence/presence.service';
+import { RealtimeEngine } from './realtime/engine';
+import { LocalPubSub, type PubSub } from './realtime/pubsub';
+import { RedisPubSub } from './realtime/redis.pubsub';
+import { createSchema } from './schema';
+import type { TrustFn } from './security/ip';
+import { OriginPolicy } from './security/origin';
+import { RateLimits } from './security/rate-limit';
+import { createSessionMiddleware } from './sessions/identity';
+import { MongoSessionStore } from './sessions/session.store';
+import { createExpressApp, startHttpTransport } from './transport/http';
+import { sharedContext } from './transport/context';
+import { createWsTransport, type WsTransport } from './transport/ws';
+import { typingChannelKind } from './typing/typing.channel';
+import { TypingResolver } from './typing/typing.resolver';
+import { TypingService } from './typing/typing.service';
+import { IdentityService } from './users/identity.service';
+import { userModel } from './users/user.model';
+import { UserResolver } from './users/user.resolver';
+import { UserService } from './users/user.service';
+import { OperationValidator } from './validation';
+
+export interface ServerOptions {
+  config: Config;
+  /** Where the database is (resolved by main.ts: MONGODB_URI or the embedded one). */
+  mongodbUri: string;
+  /** Signs session cookies (resolved by main.ts: SESSION_SECRET or the generated one). */
+  sessionSecret: string;
+  logger?: Logger;
+  /** Cross-instance transport; default from the config (Redis with REDIS_URL, else in-process). */
+  pubsub?: PubSub;
+}
+
+/** What one server is made of: exposed on the server handle for main.ts, tests and the benchmark. */
+export interface AppServices {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  pubsub: PubSub;
+  limits: RateLimits;
+  users: UserService;
+  messages: MessageService;
+  conversations: ConversationService;
+  presence: PresenceService;
+  typing: TypingService;
+  identity: IdentityService;
+  realtime: RealtimeEngine;
+}
+
+export interface AnonymoServer {
+  /** http://host:port/graphql */
+  url: string;
+  /** ws://host:port/graphql */
+  wsUrl: string;
+  port: number;
+  services: AppServices;
+  /** Live counters for metrics and tests. */
+  stats(): { connections: number; refusedForCapacity: number };
+  /** This instance's Prometheus registry (served at /metrics on METRICS_PORT). */
+  metrics: Metrics;
+  /** http://METRICS_HOST:port/metrics, unless METRICS_PORT=off. */
+  metricsUrl?: string;
+  /** Stops accepting, drains, closes WebSockets with 1001 and the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Pub/sub: Redis when REDIS_URL is set, else in-process. */
+async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
+  if (!config.redis.url) return new LocalPubSub();
+  const pubsub = await RedisPubSub.connect({ url: config.redis.url, prefix: config.redis.prefix, logger });
+  logger.info({ prefix: config.redis.prefix }, 'pub/sub through Redis');
+  return pubsub;
+}
+
+/** Creates the indexes the models declare (autoIndex is off so start-up order is explicit). */
+export async function ensureIndexes(db: Database): Promise<void> {
+  await userModel(db.connection).createIndexes();
+  await messageModel(db.connection).createIndexes();
+  // No secondary indexes: these are read by _id only.
+  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel]) {
+    await model(db.connection)
+      .createCollection()
+      .catch(() => undefined);
+  }
+}
+
+/** Rate limits: in Redis with REDIS_URL (shared by every instance), else in memory. */
+function createRateLimits(config: Config, logger: Logger, redis: Redis | undefined): RateLimits {
+  return new RateLimits(config.security.rateLimits, {
+    logger,
+    factory: redis
+      ? (keyPrefix, spec) =>
+          new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `${config.redis.prefix}${keyPrefix}`,
+            points: spec.points,
+            duration: spec.durationMs / 1000,
+          })
+      : undefined,
+  });
+}
+
+/** The domain services, each with the narrow dependencies it uses. */
+function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+  const users = new UserService(userModel(db.connection), { kind: db.kind });
+  const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
+  const conversations = new ConversationService(
+    inboxEntryModel(db.connection),
+    inboxPairModel(db.connection),
+    readMarkerModel(db.connection),
+    store,
+    users,
+    pubsub,
+    db.kind,
+  );
+  // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
+  const connectionKeys = new WeakMap<object, string>();
+  const connectionKey = (socket: object) => {
+    let key = connectionKeys.get(socket);
+    if (!key) connectionKeys.set(socket, (key = randomUUID()));
+    return key;
+  };
+  const messages = new MessageService(store, users, pubsub, conversations, {
+    max: config.security.maxReplayMessages,
+    charge: (socket, count) => limits.consume('replayMessages', { connection: connectionKey(socket) }, count),
+  });
+  const registry = config.redis.url
+    ? new RedisPresenceRegistry({
+        url: config.redis.url,
+        prefix: config.redis.prefix,
+        heartbeatTtlMs: Math.max(config.presenceGraceMs, 3000),
+        logger,
+      })
+    : undefined;
+  const presence = new PresenceService(userModel(db.connection), users, pubsub, {
+    graceMs: config.presenceGraceMs,
+    logger,
+    registry,
+  });
+  const typing = new TypingService(pubsub, limits);
+  const identity = new IdentityService(users, pubsub, limits);
+  /** Attaches sender and recipient to stored messages (replays and gap fills). */
+  const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
+    const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
+    const byId = new Map((await users.getMany(ids)).flatMap((u) => (u ? [[u.id, u] as const] : [])));
+    return docs.flatMap((message) => {
+      const sender = byId.get(message.sender);
+      // A message whose sender is gone cannot be rendered; it is skipped rather than sent half-empty.
+      if (!sender) return [];
+      return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
+    });
+  };
+  return { users, store, conversations, messages, presence, typing, identity, toPayloads };
+}
+
+type Domains = ReturnType<typeof createDomains>;
+
+function createResolvers(config: Config, d: Domains, limits: RateLimits) {
+  const avatarUrl = (seed: string) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`;
+  return [
+    new UserResolver(d.identity, d.presence, avatarUrl),
+    new MessageResolver(d.messages, limits),
+    new ConversationResolver(d.conversations, d.messages),
+    new PresenceResolver(d.presence),
+    new TypingResolver(d.messages, d.typing),
+  ] as const;
+}
+
+function errorFormat(config: Config, logger: Logger): FormatOptions {
+  return {
+    includeStack: !config.isProduction,
+    hideSuggestions: config.security.hideSuggestions,
+    onInternalError: (err) => logger.error({ err }, 'internal error'),
+  };
+}
+
+interface Infrastructure {
+  pubsub: PubSub;
+  db: Database;
+  limits: RateLimits;
+  /** Open WebSockets per address and per user (in Redis with REDIS_URL). */
+  connections: ConnectionCounter;
+  /** Rate-limit counters' own connection (REDIS_URL only). */
+  limitsRedis?: Redis;
+}
+
+/** List fields' sizes when the client gives none: what the cost limit prices them at. */
+const LIST_SIZES: DefaultListSizes = {
+  messages: DEFAULT_PAGE_SIZE,
+  onlineUsers: ONLINE_USERS_MAX,
+  conversations: CONVERSATIONS_MAX,
+};
+
+/** Open-connection counts; RATE_LIMITS=off (load tests, many clients on one address) lifts them too. */
+function createConnectionCounter(config: Config, logger: Logger, redis: Redis | undefined): ConnectionCounter {
+  const limits = config.security.rateLimits.enabled
+    ? config.security.connections
+    : { perIp: Number.MAX_SAFE_INTEGER, perUser: Number.MAX_SAFE_INTEGER };
+  return redis
+    ? new RedisConnectionCounter(limits, { redis, prefix: config.redis.prefix, logger })
+    : new MemoryConnectionCounter(limits);
+}
+
+async function connectInfrastructure(
+  options: ServerOptions,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<Infrastructure> {
+  const { config } = options;
+  const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
+  const db = await connectDatabase({ uri: options.mongodbUri, timeoutMs: config.dbTimeoutMs, logger });
+  await ensureIndexes(db);
+  const limitsRedis = config.redis.url
+    ? createRedisClient(config.redis.url, { name: 'limits', failFast: true })
+    : undefined;
+  // The limiter lets actions through while Redis is away; errors surface per command.
+  limitsRedis?.on('error', () => undefined);
+  await limitsRedis?.connect().catch(() => undefined);
+  return {
+    pubsub,
+    db,
+    limitsRedis,
+    limits: createRateLimits(config, logger, limitsRedis),
+    connections: createConnectionCounter(config, logger, limitsRedis),
+  };
+}
+
+/** The realtime engine with every domain's kinds of live subscription. */
+function createRealtime(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  format: FormatOptions,
+  schema: GraphQLSchema,
+  pubsub: PubSub,
+  d: Domains,
+): RealtimeEngine {
+  return new RealtimeEngine({
+    schema,
+    pubsub,
+    kinds: [
+      messageChannelKind(d.messages, { store: d.store, toPayloads: d.toPayloads }),
+      typingChannelKind(d.messages),
+      presenceChannelKind(),
+      inboxChannelKind(),
+      readChannelKind(d.messages),
+    ],
+    sharedContext: () => sharedContext(d.users),
+    format,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    logger,
+    onDelivered: metrics.delivered,
+    fanout: config.fanout,
+  });
+}
+
+interface Transports {
+  httpServer: Server;
+  ws: WsTransport;
+  apollo: ApolloServer<Context>;
+  sessionStore: MongoSessionStore;
+  /** From now on: readiness answers 503 and no new WebSocket is admitted. */
+  stopAccepting(): void;
+}
+
+/** HTTP and WebSocket on one server and port, sharing sessions, origins and limits. */
+async function createTransports(
+  options: ServerOptions,
+  parts: { logger: Logger; metrics: Metrics; format: FormatOptions; schema: GraphQLSchema; realtime: RealtimeEngine },
+  infra: Infrastructure,
+  d: Domains,
+): Promise<Transports> {
+  const { config, sessionSecret } = options;
+  const { logger, metrics, format, schema, realtime } = parts;
+  const { db, pubsub, limits } = infra;
+  const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
+  await sessionStore.init();
+  const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
+  const origins = new OriginPolicy(config.security);
+  const app = createExpressApp(config, logger);
+  const httpServer = createHttpServer(app);
+  const common = {
+    config,
+    logger,
+    schema,
+    format,
+    metrics,
+    users: d.users,
+    limits,
+    origins,
+    sessionMiddleware,
+    listSizes: LIST_SIZES,
+  };
+  const ws = await createWsTransport({
+    ...common,
+    validator: new OperationValidator(schema, config),
+    realtime,
+    pubsub,
+    presence: d.presence,
+    connections: infra.connections,
+    sessionSecret,
+    trustProxy: app.get('trust proxy fn') as TrustFn,
+  });
+  httpServer.on('upgrade', ws.onUpgrade);
+  let shuttingDown = false;
+  const apollo = await startHttpTransport(app, httpServer, {
+    ...common,
+    ping: () => db.ping(),
+    isShuttingDown: () => shuttingDown,
+    onDrain: () => ws.dispose(),
+  });
+  const stopAccepting = () => {
+    shuttingDown = true;
+    ws.stopAccepting();
+  };
+  return { httpServer, ws, apollo, sessionStore, stopAccepting };
+}
+
+function listen(httpServer: Server, config: Config): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => {
+      httpServer.off('error', reject);
+      resolve((httpServer.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Builds and starts one server: the stages in this file's header, in that order. */
+export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config);
+  const metrics = new Metrics();
+  const format = errorFormat(config, logger);
+
+  const infra = await connectInfrastructure(options, logger, metrics);
+  const { pubsub, db, limits } = infra;
+  const d = createDomains(config, logger, db, pubsub, limits);
+  const schema = await createSchema(createResolvers(config, d, limits));
+  const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
+  const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
+  await d.presence.start();
+
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.port !== null) {
+    metricsServer = await startMetricsServer(metrics, { port: config.metrics.port, host: config.metrics.host });
+  }
+  const port = await listen(t.httpServer, config);
+  metrics.setSources({
+    connections: () => t.ws.stats().connections,
+    subscriptions: () => realtime.stats().subscribers,
+    databaseUp: () => db.isConnected(),
+  });
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  logger.info({ port, database: db.kind }, `Anonymo listening on http://${host}:${port}/graphql`);
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      t.stopAccepting();
+      logger.info('shutting down');
+      // Apollo's stop(): the drain hook closes WebSockets with 1001, then the HTTP server
+      // stops accepting and in-flight requests finish (or are cut after the timeout).
+      await t.apollo.stop();
+      await metricsServer?.close();
+      // Operations that arrived over WebSocket may still be writing: let them finish.
+      await d.messages.drain(config.shutdownTimeoutMs);
+      await d.presence.stop();
+      infra.connections.close();
+      if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
+      t.sessionStore.close();
+      await pubsub.close();
+      await db.close();
+      logger.info('stopped');
+    })());
+
+  return {
+    url: `http://${host}:${port}/graphql`,
+    wsUrl: `ws://${host}:${port}/graphql`,
+    port,
+    services: { config, logger, db, pubsub, limits, realtime, ...d },
+    stats: () => t.ws.stats(),
+    metrics,
+    metricsUrl: metricsServer?.url,
+    close,
+  };
+}

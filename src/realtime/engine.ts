@@ -1,0 +1,205 @@
+/**
+ * The realtime engine: owns this instance's subscription channels (one per topic with
+ * subscribers here, subscribed to pub/sub while it has any, torn down with the last one) and
+ * executes events for them.
+ *
+ * It knows no domain. Each domain describes its kinds of live subscription as a
+ * {@link ChannelKind} (how a viewer's arguments map to a topic, and which channel class
+ * serves it) and the composition root hands them to the constructor. A subscription
+ * resolver starts one by name through its context (`live(ctx, 'messages', args)`).
+ */
+import { execute, type GraphQLSchema } from 'graphql';
+import type { Logger } from 'pino';
+import { formatGraphQLError, type FormatOptions } from '../errors';
+import { Channel, Sink, sinkIterator, type ChannelTools, type Renderer, type Subscriber } from './fanout';
+import { Planner } from './plan';
+import type { PayloadOf, PubSub, TopicName } from './pubsub';
+
+/** Where a subscription goes: its topic, and what its channel needs to attach it (e.g. a replay start). */
+export interface Route<K extends TopicName = TopicName, O = unknown> {
+  topic: K;
+  options: O;
+}
+
+/** A kind of live subscription on topics `K`, registered by its domain. */
+export interface ChannelKind<K extends TopicName = TopicName, O = unknown> {
+  /** The name subscription resolvers start it by. */
+  readonly name: string;
+  /**
+   * Maps the viewer and the subscription's arguments to a topic; throws (BAD_USER_INPUT,
+   * FORBIDDEN) to refuse. Runs for every new subscription.
+   */
+  route(viewerId: string, args: Record<string, unknown>, subscriber: Subscriber): Route<K, O> | Promise<Route<K, O>>;
+  /** The channel of one topic on this instance; default a plain {@link Channel}. */
+  createChannel?(route: Route<K, O>, tools: ChannelTools): Channel<PayloadOf<K>, O>;
+}
+
+interface Entry {
+  channel: Channel<PayloadOf<TopicName>>;
+  ready: Promise<void>;
+  unsubscribe?: () => void;
+  /** Subscribers attached or attaching; the channel closes when it drops to 0. */
+  refs: number;
+}
+
+export interface RealtimeEngineOptions {
+  schema: GraphQLSchema;
+  pubsub: PubSub;
+  kinds: readonly ChannelKind[];
+  /** The context value for events executed once for many subscribers (no viewer in it). */
+  sharedContext: () => unknown;
+  format: FormatOptions;
+  /** A subscriber whose socket has more than this buffered is disconnected. */
+  maxBufferedBytes: number;
+  logger: Logger;
+  /** Called after a live event was written to `count` subscribers of `topic` (metrics). Default none. */
+  onDelivered?: ChannelTools['onDelivered'];
+  /** How events are executed (see FANOUT in config.ts). Default `grouped`. */
+  fanout?: 'grouped' | 'per-subscriber';
+}
+
+/** Counters for /metrics and leak checks. */
+export interface RealtimeStats {
+  channels: number;
+  subscribers: number;
+  groups: number;
+  /** Subscription plans in use (each kept only while it has subscribers). */
+  plans: number;
+}
+
+export class RealtimeEngine {
+  private readonly entries = new Map<string, Entry>();
+  private readonly kinds = new Map<string, ChannelKind>();
+  private readonly planner: Planner;
+  private readonly tools: ChannelTools;
+
+  constructor(private readonly options: RealtimeEngineOptions) {
+    for (const kind of options.kinds) {
+      if (this.kinds.has(kind.name)) throw new Error(`Channel kind ${kind.name} registered twice`);
+      this.kinds.set(kind.name, kind);
+    }
+    this.planner = new Planner(options.schema, options.fanout === 'per-subscriber');
+    this.tools = {
+      render: this.render,
+      onError: (err) => options.logger.warn({ err }, 'subscription delivery failed; will retry'),
+      onDelivered: options.onDelivered,
+    };
+  }
+
+  private readonly render: Renderer = async (plan, event, viewer) => {
+    const result = await execute({
+      schema: this.options.schema,
+      document: plan.document,
+      rootValue: event,
+      contextValue: viewer ?? this.options.sharedContext(),
+      variableValues: plan.variables,
+      operationName: plan.operationName,
+    });
+    if (!result.errors) return JSON.stringify({ data: result.data });
+    return JSON.stringify({
+      data: result.data ?? null,
+      errors: result.errors.map((e) => formatGraphQLError(e, this.options.format)),
+    });
+  };
+
+  private acquire(kind: ChannelKind, route: Route): Entry {
+    let entry = this.entries.get(route.topic);
+    if (!entry) {
+      const channel =
+        kind.createChannel?.(route, this.tools) ?? new Channel<PayloadOf<TopicName>>(route.topic, this.tools);
+      const created: Entry = { channel, refs: 0, ready: Promise.resolve() };
+      created.ready = (async () => {
+        created.unsubscribe = await this.options.pubsub.subscribe(route.topic, (ev) => channel.onEvent(ev));
+        await channel.start();
+      })();
+      created.ready.catch(() => {
+        // A channel that failed to start is dropped; the next subscriber tries afresh.
+        if (this.entries.get(route.topic) === created) this.entries.delete(route.topic);
+        created.unsubscribe?.();
+      });
+      this.entries.set(route.topic, created);
+      entry = created;
+    }
+    entry.refs++;
+    return entry;
+  }
+
+  private release(topic: string, entry: Entry, sink: Sink): void {
+    entry.channel.leave(sink);
+    entry.refs--;
+    if (entry.refs === 0 && this.entries.get(topic) === entry) {
+      this.entries.delete(topic);
+      entry.channel.closed = true;
+      entry.unsubscribe?.();
+    }
+  }
+
+  /** Starts a subscription of a registered kind: the async iterator its resolver returns. */
+  async subscribe(
+    subscriber: Subscriber,
+    kindName: string,
+    args: Record<string, unknown>,
+  ): Promise<AsyncIterableIterator<unknown>> {
+    const kind = this.kinds.get(kindName);
+    if (!kind) throw new Error(`No channel kind ${kindName} is registered`);
+    const route = await kind.route(subscriber.viewerId, args, subscriber);
+    const planner = this.planner;
+    return sinkIterator(async (end, push) => {
+      const plan = planner.plan(
+        subscriber.query,
+        subscriber.document,
+        subscriber.operationName,
+        subscriber.variables,
+        subscriber.viewerId,
+      );
+      const sink = new Sink(
+        subscriber,
+        plan,
+        this.options.maxBufferedBytes,
+        end,
+        plan.perSubscriber ? push : undefined,
+      );
+      const entry = this.acquire(kind, route);
+      // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
+      // reused while its first subscription was being set up): nothing outlives its socket.
+      const onClose = () => end();
+      subscriber.socket.once('close', onClose);
+      const detach = () => {
+        subscriber.socket.off('close', onClose);
+        this.release(route.topic, entry, sink);
+        planner.release(plan);
+      };
+      try {
+        await entry.ready;
+        await entry.channel.attach(sink, route.options);
+      } catch (err) {
+        detach();
+        throw err;
+      }
+      return () => {
+        sink.ended = true;
+        detach();
+      };
+    });
+  }
+
+  stats(): RealtimeStats {
+    let subscribers = 0;
+    let groups = 0;
+    for (const e of this.entries.values()) {
+      const s = e.channel.stats();
+      subscribers += s.sinks;
+      groups += s.groups;
+    }
+    return { channels: this.entries.size, subscribers, groups, plans: this.planner.size };
+  }
+
+  /** Ends every subscription (server stopping). */
+  close(): void {
+    for (const [topic, e] of this.entries) {
+      e.channel.endAll();
+      e.unsubscribe?.();
+      this.entries.delete(topic);
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Builds the operation Context, the same way for both transports (http.ts and ws.ts), and the
+ * viewer-less context the fan-out executes shared events with.
+ */
+import DataLoader from 'dataloader';
+import type { Context, LiveSubscribe, Loaders, SessionControl } from '../context';
+import type { Identity } from '../sessions/identity';
+import type { UserService } from '../users/user.service';
+import type { UserRecord } from '../users/user.type';
+
+export function createLoaders(users: Pick<UserService, 'getMany'>): Loaders {
+  return {
+    users: new DataLoader((ids: readonly string[]) => users.getMany(ids), { maxBatchSize: 200 }),
+  };
+}
+
+export interface ContextInput {
+  identity: Pick<Identity, 'user' | 'sessionId'>;
+  transport: Context['transport'];
+  requestId: string;
+  ip: string;
+  sessionControl?: SessionControl;
+  live?: LiveSubscribe;
+}
+
+/** The context of one operation. Loaders are made on first use: fan-out subscriptions never load through them. */
+export function createContext(input: ContextInput, users: Pick<UserService, 'getMany'>): Context {
+  let loaders: Loaders | undefined;
+  return {
+    user: input.identity.user,
+    sessionId: input.identity.sessionId,
+    transport: input.transport,
+    requestId: input.requestId,
+    ip: input.ip,
+    sessionControl: input.sessionControl,
+    live: input.live,
+    get loaders() {
+      return (loaders ??= createLoaders(users));
+    },
+  };
+}
+
+/**
+ * The context of a subscription event executed once for many subscribers (see
+ * realtime/fanout.ts). It has no viewer: a field that reads `user` here is a bug in the
+ * viewer-dependence analysis, and fails loudly instead of leaking one viewer's data to all.
+ */
+export function sharedContext(users: Pick<UserService, 'getMany'>): Context {
+  const ctx = createContext(
+    { identity: { user: undefined as never, sessionId: '' }, transport: 'ws', requestId: 'fanout', ip: '' },
+    users,
+  );
+  return Object.defineProperty(ctx, 'user', {
+    get(): UserRecord {
+      throw new Error('A viewer-dependent field was executed in the shared subscription context');
+    },
+  });
+}

@@ -1,0 +1,202 @@
+/**
+ * The HTTP transport: the express app (health, readiness, avatars, the web client),
+ * Apollo Server at /graphql with the same Context as WebSocket operations (context.ts), and
+ * the one JSON error body for everything that fails before Apollo.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { expressMiddleware } from '@as-integrations/express5';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
+import type { GraphQLSchema } from 'graphql';
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import type { Context } from '../context';
+import { ErrorCode, ServiceUnavailableError, formatError, isDatabaseUnavailable, type FormatOptions } from '../errors';
+import { httpLogger, requestIdOf } from '../observability/http-logger';
+import type { Metrics } from '../observability/metrics';
+import type { DefaultListSizes } from '../security/cost';
+import { documentSizeMiddleware, operationGuardPlugin } from '../security/graphql-guard';
+import { httpRateLimit, originMiddleware } from '../security/http';
+import type { OriginPolicy } from '../security/origin';
+import { rateLimitedError, type RateLimits } from '../security/rate-limit';
+import { resolveIdentity, type Identity, type SessionRequest } from '../sessions/identity';
+import { AVATAR_SEED, avatarSvg } from '../users/avatar';
+import type { UserService } from '../users/user.service';
+import { extraValidationRules } from '../validation';
+import { landingPagePlugin } from '../web/sandbox';
+import { webClient } from '../web/web-client';
+import { createContext } from './context';
+
+/** The express app with its settings; routes are added by {@link startHttpTransport}. */
+export function createExpressApp(config: Config, logger: Logger): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(httpLogger(logger));
+  if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
+  return app;
+}
+
+export interface HttpTransportDeps {
+  config: Config;
+  logger: Logger;
+  schema: GraphQLSchema;
+  format: FormatOptions;
+  metrics: Metrics;
+  /** List fields' sizes when the client gives none, for the cost limit (security/cost.ts). */
+  listSizes: DefaultListSizes;
+  users: UserService;
+  limits: RateLimits;
+  origins: OriginPolicy;
+  sessionMiddleware: RequestHandler;
+  /** Whether the database answers (readiness). */
+  ping(): Promise<void>;
+  isShuttingDown(): boolean;
+  /** Runs when Apollo starts draining, before HTTP requests drain (closes WebSockets). */
+  onDrain: () => Promise<void>;
+}
+
+/** Starts Apollo Server and mounts every route on `app`; resolves with Apollo (stop() drains). */
+export async function startHttpTransport(
+  app: Express,
+  httpServer: Server,
+  deps: HttpTransportDeps,
+): Promise<ApolloServer<Context>> {
+  const { config, format } = deps;
+  const apollo = new ApolloServer<Context>({
+    schema: deps.schema,
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: !config.isProduction,
+    validationRules: extraValidationRules(config),
+    parseOptions: { maxTokens: config.security.operations.maxTokens },
+    formatError: (formatted, error) => formatError(formatted, error, format),
+    // main.ts owns the signals and calls close(), which stops Apollo in the right order.
+    stopOnTerminationSignals: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
+      deps.metrics.apolloPlugin(),
+      operationGuardPlugin({
+        maxDocumentBytes: config.security.operations.maxDocumentBytes,
+        maxCost: config.security.operations.maxCost,
+        listSizes: deps.listSizes,
+      }),
+      landingPagePlugin(config.isProduction),
+      {
+        serverWillStart() {
+          // Close WebSockets with 1001 "Going away" before HTTP requests drain.
+          return Promise.resolve({ drainServer: deps.onDrain });
+        },
+      },
+    ],
+  });
+  await apollo.start();
+  mountRoutes(app, deps);
+  app.use(
+    '/graphql',
+    ...originMiddleware(deps.origins),
+    httpRateLimit(deps.limits),
+    express.json({ limit: config.security.maxBodyBytes }),
+    documentSizeMiddleware(config.security.operations.maxDocumentBytes, config.security.operations.maxTokens),
+    deps.sessionMiddleware,
+    expressMiddleware(apollo, { context: ({ req }) => httpContext(req, deps) }),
+  );
+  const client = webClient({ logger: deps.logger });
+  if (client) app.use(client);
+  app.use(jsonErrors(config, deps.logger));
+  return apollo;
+}
+
+function mountRoutes(app: Express, deps: HttpTransportDeps): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    if (deps.isShuttingDown()) return void res.status(503).json({ status: 'shutting down' });
+    try {
+      await deps.ping();
+      res.json({ status: 'ready' });
+    } catch {
+      res.status(503).json({ status: 'database unavailable' });
+    }
+  });
+  app.get('/avatars/:file', (req, res) => {
+    const m = /^(.+)\.svg$/.exec(req.params.file);
+    if (!m || !AVATAR_SEED.test(m[1])) return void res.status(404).end();
+    res
+      .type('image/svg+xml')
+      .set('Cache-Control', 'public, max-age=31536000, immutable')
+      .set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'")
+      .send(avatarSvg(m[1], m[1]));
+  });
+}
+
+/** The Context of an HTTP operation: the session's identity (created on first contact, rate-limited per address). */
+async function httpContext(req: Request, deps: HttpTransportDeps): Promise<Context> {
+  const sreq = req as unknown as SessionRequest;
+  let identity: Identity;
+  try {
+    identity = await resolveIdentity(sreq, deps.users, {
+      beforeCreate: async () => {
+        const wait = await deps.limits.retryAfter('identities', { ip: req.ip });
+        if (wait > 0) throw rateLimitedError('identities', wait, true);
+      },
+    });
+  } catch (err) {
+    if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError();
+    throw err;
+  }
+  return createContext(
+    {
+      identity,
+      transport: 'http',
+      requestId: requestIdOf(req) ?? randomUUID(),
+      ip: req.ip ?? '',
+      sessionControl: {
+        regenerate: (userId) =>
+          new Promise<void>((resolve, reject) => {
+            sreq.session.regenerate((err) => {
+              if (err) return reject(err as Error);
+              sreq.session.userId = userId;
+              resolve();
+            });
+          }),
+      },
+    },
+    deps.users,
+  );
+}
+
+/**
+ * Errors before Apollo (malformed JSON, oversized bodies, the session store unreachable) get
+ * a GraphQL-shaped answer, not express's HTML page.
+ */
+function jsonErrors(config: Config, logger: Logger): ErrorRequestHandler {
+  return (err: { status?: unknown; message?: unknown }, _req, res, _next) => {
+    void _next;
+    if (isDatabaseUnavailable(err)) {
+      res.status(503).set('Retry-After', '2');
+      return void res.json({
+        errors: [
+          { message: new ServiceUnavailableError().message, extensions: { code: ErrorCode.SERVICE_UNAVAILABLE } },
+        ],
+      });
+    }
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) logger.error({ err }, 'request failed');
+    // Fixed texts: body-parser's messages quote request headers (e.g. the charset).
+    const message =
+      status === 413
+        ? `Request body larger than ${config.security.maxBodyBytes} bytes`
+        : status === 415
+          ? 'Unsupported content type or charset (send application/json in UTF-8)'
+          : status === 500
+            ? 'Internal server error'
+            : 'Malformed request body';
+    res.status(status).json({
+      errors: [
+        { message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } },
+      ],
+    });
+  };
+}

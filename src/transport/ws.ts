@@ -1,0 +1,350 @@
+/**
+ * The WebSocket transport: graphql-ws over ws on the HTTP server's upgrade event for
+ * /graphql. It checks each upgrade (path, capacity, origin, rate, identity), keeps a registry
+ * of open sockets by session (to close them when a session is revoked on any instance), and
+ * builds each operation's Context the same way as HTTP (context.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { RequestHandler } from 'express';
+import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import type { Context as WsContext } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Config } from '../config';
+import type { Context } from '../context';
+import { ErrorCode, RateLimitedError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from '../errors';
+import { logConnection } from '../observability/http-logger';
+import type { Metrics } from '../observability/metrics';
+import { destroyOnError, releaseUpgradeRequest } from '../realtime/connection-memory';
+import type { RealtimeEngine } from '../realtime/engine';
+import { startKeepAlive } from '../realtime/keepalive';
+import type { PubSub } from '../realtime/pubsub';
+import { clientIp, type TrustFn } from '../security/ip';
+import type { OriginPolicy } from '../security/origin';
+import { rateLimitedError, type RateLimits } from '../security/rate-limit';
+import { checkUpgrade, tooManyRequests } from '../security/upgrade';
+import { upgradeIdentity, type Identity } from '../sessions/identity';
+import { SESSION_REVOKED_CLOSE, SESSION_REVOKED_TOPIC } from '../sessions/session.events';
+import type { UserService } from '../users/user.service';
+import type { UserRecord } from '../users/user.type';
+import type { OperationValidator } from '../validation';
+import { createContext } from './context';
+import { guardClientFrames } from '../realtime/frame-guard';
+import { OperationIds } from '../realtime/operation-ids';
+import type { ConnectionCounter } from '../security/connection-limits';
+import { costError, type DefaultListSizes } from '../security/cost';
+
+/** What the upgrade handler learned about a WebSocket connection. */
+interface UpgradeInfo {
+  identity: Identity;
+  setCookie?: string;
+  connectionId: string;
+  ip: string;
+}
+type UpgradeRequest = IncomingMessage & { anonymo?: UpgradeInfo };
+type Extra = { socket: WebSocket; request: UpgradeRequest };
+
+export interface WsTransportDeps {
+  config: Config;
+  logger: Logger;
+  schema: GraphQLSchema;
+  validator: OperationValidator;
+  format: FormatOptions;
+  metrics: Metrics;
+  realtime: RealtimeEngine;
+  pubsub: PubSub;
+  users: UserService;
+  presence: { connected(user: UserRecord): void; disconnected(user: UserRecord): void };
+  limits: RateLimits;
+  /** Open connections per address and per user (security/connection-limits.ts). */
+  connections: ConnectionCounter;
+  /** List fields' sizes when the client gives none, for the cost limit (security/cost.ts). */
+  listSizes: DefaultListSizes;
+  origins: OriginPolicy;
+  sessionMiddleware: RequestHandler;
+  sessionSecret: string;
+  /** How the client address is read behind proxies (express's compiled `trust proxy`). */
+  trustProxy: TrustFn;
+}
+
+export interface WsTransport {
+  /** The HTTP server's `upgrade` listener. */
+  onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Refuses new upgrades from now on (shutdown). */
+  stopAccepting(): void;
+  /** Ends every subscription and closes every WebSocket with 1001. */
+  dispose(): Promise<void>;
+  stats(): { connections: number; refusedForCapacity: number };
+}
+
+function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ errors: [{ message }] });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
+}
+
+/** graphql-ws's `onSubscribe`: limits, validation, and the operation's Context. */
+function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
+  const { config, limits, validator, schema, realtime, users, metrics } = deps;
+  const { maxCost } = config.security.operations;
+  return async (
+    ctx: WsContext<Record<string, unknown>, Extra>,
+    id: string,
+    payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+  ) => {
+    metrics.wsOperationStarted(ctx, id);
+    if (!operationIds.claim(ctx, id, payload)) {
+      // As graphql-ws does for an id in use: reusing one before its operation ended is a
+      // protocol error (an error answer would let graphql-ws drop the first operation's id).
+      ctx.extra.socket.close(4409, `Subscriber for ${id} already exists`);
+      return [new GraphQLError(`Subscriber for ${id} already exists`, { extensions: { code: ErrorCode.BAD_REQUEST } })];
+    }
+    // Counted before any await: graphql-ws registers each id as its message arrives, so a
+    // burst of subscribe messages is judged in arrival order.
+    if (Object.keys(ctx.subscriptions).length > config.maxSubscriptionsPerConnection) {
+      return [
+        new GraphQLError(`At most ${config.maxSubscriptionsPerConnection} operations per connection`, {
+          extensions: { code: ErrorCode.RATE_LIMITED },
+        }),
+      ];
+    }
+    const info = ctx.extra.request.anonymo!;
+    const wait = await limits.retryAfter('wsOperations', { connection: info.connectionId });
+    if (wait > 0) return [rateLimitedError('wsOperations', wait)];
+    const document = validator.check(payload.query);
+    if (Array.isArray(document)) return document;
+    const variables = payload.variables ?? {};
+    const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes);
+    if (tooCostly) return [tooCostly];
+    const socket = ctx.extra.socket;
+    const contextValue: Context = createContext(
+      {
+        identity: info.identity,
+        transport: 'ws',
+        requestId: info.connectionId,
+        ip: info.ip,
+        live: (kind, args) =>
+          realtime.subscribe(
+            {
+              viewerId: info.identity.user.id,
+              socket,
+              subscriptionId: id,
+              query: payload.query,
+              document,
+              operationName: payload.operationName,
+              variables,
+              contextValue,
+            },
+            kind,
+            args,
+          ),
+      },
+      users,
+    );
+    const args: ExecutionArgs = {
+      schema,
+      document,
+      operationName: payload.operationName,
+      variableValues: variables,
+      contextValue,
+    };
+    return args;
+  };
+}
+
+/** Open sockets by session, to close them when the session ends (identity reset) on any instance. */
+class SocketRegistry {
+  private readonly bySession = new Map<string, Set<WebSocket>>();
+
+  add(sessionId: string, socket: WebSocket): void {
+    let set = this.bySession.get(sessionId);
+    if (!set) this.bySession.set(sessionId, (set = new Set()));
+    set.add(socket);
+    socket.once('close', () => {
+      set.delete(socket);
+      if (set.size === 0 && this.bySession.get(sessionId) === set) this.bySession.delete(sessionId);
+    });
+  }
+
+  revoke(sessionId: string): void {
+    for (const socket of this.bySession.get(sessionId) ?? []) {
+      socket.close(SESSION_REVOKED_CLOSE.code, SESSION_REVOKED_CLOSE.reason);
+    }
+  }
+}
+
+export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransport> {
+  const { config, logger, format, metrics, presence } = deps;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
+  guardClientFrames(wss);
+  const operationIds = new OperationIds();
+  const wsServer = useServer<Record<string, unknown>, Extra>(
+    {
+      schema: deps.schema,
+      onSubscribe: subscribeHook(deps, operationIds),
+      onOperation: (ctx, id, _payload, args) => metrics.wsOperationDone(ctx, id, args.document, args.operationName),
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors) return;
+        const errors = result.errors.map((e) => formatGraphQLError(e, format));
+        metrics.countErrors(errors, 'ws');
+        return { ...result, errors };
+      },
+      onComplete: (ctx, id, payload) => operationIds.release(ctx, id, payload),
+      onError: (ctx, id, payload, errors) => {
+        operationIds.release(ctx, id, payload);
+        const formatted = errors.map((e) => formatGraphQLError(e, format));
+        metrics.wsOperationFailed(ctx, id, formatted);
+        return formatted;
+      },
+    },
+    wss,
+    0, // keepalive: one shared timer instead of graphql-ws's per-connection ones (below)
+  );
+  const stopKeepAlive = startKeepAlive(wss, config.wsKeepAliveMs);
+
+  wss.on('headers', (headers, req: UpgradeRequest) => {
+    if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
+  });
+  const sockets = new SocketRegistry();
+  wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
+    // graphql-ws reports socket errors with console.error; an oversized or malformed frame is
+    // the client's fault (ws closes that socket itself, e.g. 1009), and must not flood the logs.
+    socket.removeAllListeners('error');
+    socket.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
+    const { user, sessionId } = req.anonymo!.identity;
+    logConnection(logger, socket, { connectionId: req.anonymo!.connectionId, userId: user.id });
+    presence.connected(user);
+    sockets.add(sessionId, socket);
+    socket.once('close', () => presence.disconnected(user));
+    releaseUpgradeRequest(req);
+  });
+  const stopRevocations = await deps.pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
+    sockets.revoke(sessionId),
+  );
+
+  const admission = new Admission(deps, () => wss.clients.size);
+  return {
+    onUpgrade: (req: UpgradeRequest, socket, head) => {
+      admission.handle(req, socket, (progress) => {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          progress.done();
+          wss.emit('connection', ws, req);
+        });
+      });
+    },
+    stopAccepting: () => admission.stop(),
+    dispose: async () => {
+      admission.stop();
+      deps.realtime.close();
+      stopKeepAlive();
+      stopRevocations();
+      await wsServer.dispose();
+    },
+    stats: () => ({ connections: wss.clients.size, refusedForCapacity: admission.refusedForCapacity }),
+  };
+}
+
+/**
+ * Decides whether an upgrade becomes a WebSocket: path, shutdown, capacity (connections open
+ * plus upgrades in progress, so a burst cannot overshoot), origin and rate (before the
+ * session is read), then the identity.
+ */
+class Admission {
+  private upgrading = 0;
+  private stopped = false;
+  refusedForCapacity = 0;
+
+  constructor(
+    private readonly deps: WsTransportDeps,
+    private readonly openConnections: () => number,
+  ) {}
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private atCapacity(): boolean {
+    return this.openConnections() + this.upgrading >= this.deps.config.maxConnections;
+  }
+
+  private refuseForCapacity(socket: Duplex): void {
+    this.refusedForCapacity++;
+    // One line per refusal would let a flood flood the logs too: the first, then every 100th.
+    if (this.refusedForCapacity === 1 || this.refusedForCapacity % 100 === 0) {
+      this.deps.logger.warn(
+        { refused: this.refusedForCapacity, limit: this.deps.config.maxConnections },
+        'WebSocket refused: server at MAX_CONNECTIONS',
+      );
+    }
+    rejectUpgrade(socket, 503, 'Server at capacity', { 'Retry-After': '5' });
+  }
+
+  /** Calls `accept` once the request may be upgraded (its `done` ends the in-progress count). */
+  handle(req: UpgradeRequest, socket: Duplex, accept: (progress: { done: () => void }) => void): void {
+    socket.on('error', destroyOnError);
+    const pathname = (req.url ?? '/').split('?')[0];
+    if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
+    if (this.stopped) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '5' });
+    if (this.atCapacity()) return this.refuseForCapacity(socket);
+    this.upgrading++;
+    let counted = true;
+    const progress = {
+      done: () => {
+        if (counted) this.upgrading--;
+        counted = false;
+      },
+    };
+    void this.admit(req, socket, progress, accept);
+  }
+
+  private async admit(
+    req: UpgradeRequest,
+    socket: Duplex,
+    progress: { done: () => void },
+    accept: (progress: { done: () => void }) => void,
+  ): Promise<void> {
+    const { config, limits, origins, users, sessionMiddleware, sessionSecret, logger } = this.deps;
+    const ip = clientIp(req, this.deps.trustProxy);
+    try {
+      const refusal = await checkUpgrade(req, ip, { origins, limits });
+      if (refusal) {
+        progress.done();
+        return rejectUpgrade(socket, refusal.status, refusal.message, refusal.headers);
+      }
+      const beforeCreate = () => limits.consume('identities', { ip });
+      const { identity, setCookie } = await upgradeIdentity(req, sessionMiddleware, users, config, sessionSecret, {
+        beforeCreate,
+      });
+      const connectionId = randomUUID();
+      const keys = { ip, user: identity.user.id };
+      if (await this.deps.connections.acquire(connectionId, keys)) {
+        progress.done();
+        return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
+      }
+      // The raw socket closes after a failed upgrade and after the WebSocket's own close.
+      socket.once('close', () => this.deps.connections.release(connectionId, keys));
+      if (socket.destroyed) return progress.done();
+      req.anonymo = { identity, setCookie, connectionId, ip };
+      accept(progress);
+      // handleUpgrade answers some bad requests itself without calling back.
+      socket.once('close', progress.done);
+    } catch (err) {
+      progress.done();
+      if (err instanceof RateLimitedError) {
+        const { status, message, headers } = tooManyRequests(Number(err.extensions.retryAfterMs));
+        return rejectUpgrade(socket, status, message, headers);
+      }
+      if (isDatabaseUnavailable(err)) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '2' });
+      logger.error({ err }, 'WebSocket upgrade failed');
+      rejectUpgrade(socket, 500, 'Internal Server Error');
+    }
+  }
+}
