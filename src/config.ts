@@ -103,9 +103,11 @@ export interface Config {
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
   introspection: boolean;
   /**
-   * Origins, size, operation and rate limits, each variable documented with its default in
-   * security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`, `WS_MAX_PAYLOAD_BYTES`,
-   * `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST}`, `RATE_LIMITS`, `RATE_LIMIT_*`.
+   * Origins, size, operation, connection and rate limits, each variable documented with its
+   * default in security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`,
+   * `WS_MAX_PAYLOAD_BYTES`, `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST,DOCUMENT_BYTES}`,
+   * `WS_MAX_CONNECTIONS_PER_{IP,USER}`, `MAX_REPLAY_MESSAGES`, `RATE_LIMITS`, `RATE_LIMIT_*`
+   * (including `RATE_LIMIT_REPLAY_MESSAGES` and `RATE_LIMIT_HTTP_IP`).
    */
   security: SecurityConfig;
   redis: {
