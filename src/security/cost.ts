@@ -47,7 +47,8 @@ function argSize(
     }
     // A non-integer fails coercion before anything runs; it is priced as one item.
     if (value === undefined || value === null) continue;
-    const n = typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : 1;
+    // Outside GraphQL's Int range coercion refuses the value (BAD_USER_INPUT) before anything runs.
+    const n = typeof value === 'number' && Number.isInteger(value) && value > 0 && value <= 2 ** 31 - 1 ? value : 1;
     size = Math.max(size ?? 0, n);
   }
   return size;
