@@ -33,6 +33,8 @@ const WHAT: Record<LimitName, string> = {
   identities: 'Too many new identities from this address',
   wsConnections: 'Too many new connections from this address',
   wsOperations: 'Too many operations on this connection',
+  replayMessages: 'Too many replayed messages on this connection; load older history with messages',
+  httpRequests: 'Too many requests from this address',
 };
 
 export interface RateLimitsOptions {
@@ -67,14 +69,14 @@ export class RateLimits {
    * milliseconds until it may be retried. A counter store that fails (e.g. Redis down)
    * lets the action through: an outage of the limiter must not take the chat down with it.
    */
-  async retryAfter(name: LimitName, keys: LimitKeys): Promise<number> {
+  async retryAfter(name: LimitName, keys: LimitKeys, points = 1): Promise<number> {
     if (!this.config.enabled) return 0;
     const results = await Promise.all(
       (Object.entries(keys) as Array<[KeyKind, string | undefined]>).map(async ([kind, key]) => {
         const limiter = this.limiters.get(`${name}:${kind}`);
         if (!limiter || !key) return 0;
         try {
-          await limiter.consume(kind === 'ip' ? ipKey(key) : key);
+          await limiter.consume(kind === 'ip' ? ipKey(key) : key, points);
           return 0;
         } catch (res) {
           if (res instanceof RateLimiterRes) return Math.max(1, res.msBeforeNext);
@@ -87,8 +89,8 @@ export class RateLimits {
   }
 
   /** Like {@link retryAfter}, but throws RATE_LIMITED (with `retryAfterMs`) when over the limit. */
-  async consume(name: LimitName, keys: LimitKeys): Promise<void> {
-    const ms = await this.retryAfter(name, keys);
+  async consume(name: LimitName, keys: LimitKeys, points = 1): Promise<void> {
+    const ms = await this.retryAfter(name, keys, points);
     if (ms > 0) throw rateLimitedError(name, ms);
   }
 
