@@ -23,6 +23,7 @@ import type { Context } from './context';
 import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
 import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
 import { ConversationResolver } from './conversations/conversation.resolver';
+import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
 import { counterModel, ExactCounter } from './db/counter';
 import { connectDatabase, type Database } from './db/database';
@@ -51,6 +52,7 @@ import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
+import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
 import { strangerChannelKind } from './strangers/stranger.channel';
 import { DbStrangerMatcher, type StrangerMatcher } from './strangers/stranger.matcher';
 import { strangerEndedModel, strangerPairModel, strangerQueueModel } from './strangers/stranger.model';
@@ -185,8 +187,16 @@ function createDomains(
   limits: RateLimits,
   matcher: StrangerMatcher,
 ) {
-  const users = new UserService(userModel(db.connection), { kind: db.kind });
-  const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
+  const users = new UserService(userModel(db.connection), db.strategy);
+  const store = new MessageStore(messageModel(db.connection), db.strategy, {
+    recent: {
+      // Read events keep the cached messages' readAt current on every instance.
+      watchReads: (conversation, apply) =>
+        pubsub.subscribe(readTopic(conversation), (p) =>
+          apply({ readerId: p.reader.id, upToSeq: p.upTo.seq, at: new Date(p.at) }),
+        ),
+    },
+  });
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -194,7 +204,7 @@ function createDomains(
     store,
     users,
     pubsub,
-    db.kind,
+    db.strategy,
   );
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
@@ -277,7 +287,13 @@ async function connectInfrastructure(
 ): Promise<Infrastructure> {
   const { config } = options;
   const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
-  const db = await connectDatabase({ uri: options.mongodbUri, timeoutMs: config.dbTimeoutMs, logger });
+  const db = await connectDatabase({
+    uri: options.mongodbUri,
+    timeoutMs: config.dbTimeoutMs,
+    strategy: config.dbStrategy,
+    logger,
+  });
+  metrics.dbCommands.observe(db.connection.getClient());
   await ensureIndexes(db);
   const limitsRedis = config.redis.url
     ? createRedisClient(config.redis.url, { name: 'limits', failFast: true })
@@ -323,6 +339,8 @@ interface Transports {
   ws: WsTransport;
   apollo: ApolloServer<Context>;
   sessionStore: MongoSessionStore;
+  /** Ends the subscription that evicts revoked sessions from the store's memory. */
+  stopForgetting(): void;
   /** From now on: readiness answers 503 and no new WebSocket is admitted. */
   stopAccepting(): void;
 }
@@ -337,8 +355,16 @@ async function createTransports(
   const { config, sessionSecret } = options;
   const { logger, metrics, format, schema, realtime } = parts;
   const { db, pubsub, limits } = infra;
-  const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
+  const sessionStore = new MongoSessionStore({
+    connection: db.connection,
+    strategy: db.strategy,
+    ttlMs: config.session.ttlMs,
+  });
   await sessionStore.init();
+  // A session revoked on any instance leaves this one's memory too.
+  const stopForgetting = await pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
+    sessionStore.forget(sessionId),
+  );
   const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
   const origins = new OriginPolicy(config.security);
   const app = createExpressApp(config, logger);
@@ -375,7 +401,7 @@ async function createTransports(
     shuttingDown = true;
     ws.stopAccepting();
   };
-  return { httpServer, ws, apollo, sessionStore, stopAccepting };
+  return { httpServer, ws, apollo, sessionStore, stopForgetting, stopAccepting };
 }
 
 function listen(httpServer: Server, config: Config): Promise<number> {
@@ -402,6 +428,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
+  await d.strangers.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
@@ -427,6 +454,8 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await d.strangers.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
+      t.stopForgetting();
+      d.store.recent.clear();
       await pubsub.close();
       await db.close();
       logger.info('stopped');

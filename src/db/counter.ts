@@ -30,7 +30,10 @@ const counterSchema = new Schema<CounterDoc>(
 );
 
 export function counterModel(connection: Connection): Model<CounterDoc> {
-  return (connection.models.Counter as Model<CounterDoc> | undefined) ?? connection.model('Counter', counterSchema);
+  return (
+    (connection.models.Counter as Model<CounterDoc> | undefined) ??
+    connection.model<CounterDoc>('Counter', counterSchema)
+  );
 }
 
 const docId = (key: string, n: number) => `${key}#${String(n).padStart(12, '0')}`;

@@ -66,15 +66,19 @@ export type RoomSlugModel = Model<RoomSlugDoc>;
 export type RoomMemberModel = Model<RoomMemberDoc>;
 
 export function roomModel(connection: Connection): RoomModel {
-  return (connection.models.Room as RoomModel | undefined) ?? connection.model('Room', roomSchema);
+  return (connection.models.Room as RoomModel | undefined) ?? connection.model<RoomDoc>('Room', roomSchema);
 }
 
 export function roomSlugModel(connection: Connection): RoomSlugModel {
-  return (connection.models.RoomSlug as RoomSlugModel | undefined) ?? connection.model('RoomSlug', roomSlugSchema);
+  return (
+    (connection.models.RoomSlug as RoomSlugModel | undefined) ??
+    connection.model<RoomSlugDoc>('RoomSlug', roomSlugSchema)
+  );
 }
 
 export function roomMemberModel(connection: Connection): RoomMemberModel {
   return (
-    (connection.models.RoomMember as RoomMemberModel | undefined) ?? connection.model('RoomMember', roomMemberSchema)
+    (connection.models.RoomMember as RoomMemberModel | undefined) ??
+    connection.model<RoomMemberDoc>('RoomMember', roomMemberSchema)
   );
 }

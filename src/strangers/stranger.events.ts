@@ -11,8 +11,17 @@ export interface StrangerPayload {
   sharedInterests: string[];
 }
 
+/** A stranger chat ended (on any instance): every instance refuses DMs between the pair from now on. */
+export const STRANGER_ENDED_TOPIC = 'stranger-ended';
+
+export interface StrangerEndedPayload {
+  /** The pair's key (stranger.matcher.ts pairKey). */
+  pair: string;
+}
+
 declare module '../realtime/pubsub' {
   interface TopicMap {
     [topic: `stranger:${string}`]: StrangerPayload;
+    'stranger-ended': StrangerEndedPayload;
   }
 }

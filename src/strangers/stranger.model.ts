@@ -57,13 +57,21 @@ export type StrangerQueueModel = Model<StrangerQueueDoc>;
 export type StrangerPairModel = Model<StrangerPairDoc>;
 
 export function strangerEndedModel(c: Connection): StrangerEndedModel {
-  return (c.models.StrangerEnded as StrangerEndedModel | undefined) ?? c.model('StrangerEnded', endedSchema);
+  return (
+    (c.models.StrangerEnded as StrangerEndedModel | undefined) ??
+    c.model<StrangerEndedDoc>('StrangerEnded', endedSchema)
+  );
 }
 
 export function strangerQueueModel(c: Connection): StrangerQueueModel {
-  return (c.models.StrangerQueue as StrangerQueueModel | undefined) ?? c.model('StrangerQueue', queueSchema);
+  return (
+    (c.models.StrangerQueue as StrangerQueueModel | undefined) ??
+    c.model<StrangerQueueDoc>('StrangerQueue', queueSchema)
+  );
 }
 
 export function strangerPairModel(c: Connection): StrangerPairModel {
-  return (c.models.StrangerPair as StrangerPairModel | undefined) ?? c.model('StrangerPair', pairSchema);
+  return (
+    (c.models.StrangerPair as StrangerPairModel | undefined) ?? c.model<StrangerPairDoc>('StrangerPair', pairSchema)
+  );
 }

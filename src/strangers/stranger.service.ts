@@ -15,7 +15,7 @@ import type { DirectPolicy } from '../messages/message.service';
 import type { PubSub } from '../realtime/pubsub';
 import { parseUserId } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
-import { strangerTopic, type StrangerPayload } from './stranger.events';
+import { STRANGER_ENDED_TOPIC, strangerTopic, type StrangerPayload } from './stranger.events';
 import { pairKey, type EnqueueResult, type Pairing, type StrangerMatcher } from './stranger.matcher';
 import type { StrangerEndedModel } from './stranger.model';
 
@@ -54,6 +54,13 @@ export interface StrangerOptions {
 export class StrangerService implements DirectPolicy {
   /** Ended pairs seen (they never un-end): a DM between them is refused without a lookup. */
   private readonly endedSeen = new LRUCache<string, true>({ max: 100000 });
+  /**
+   * Pairs looked up and found not ended: a DM between them needs no lookup (a send to a known
+   * partner stays within its command budget). An end on any instance is heard through
+   * STRANGER_ENDED_TOPIC and drops the entry; the TTL bounds staleness if that event is lost.
+   */
+  private readonly notEnded = new LRUCache<string, true>({ max: 100000, ttl: 60_000 });
+  private stopEndedEvents?: () => void;
   /** Open WebSocket connections per user on this instance. */
   private readonly connections = new Map<string, number>();
   /** When to look again for a waiting user who came through this instance. */
@@ -159,7 +166,8 @@ export class StrangerService implements DirectPolicy {
     } catch (err) {
       if ((err as { code?: number })?.code !== 11000) throw err;
     }
-    this.endedSeen.set(key, true);
+    this.markEnded(key);
+    await this.pubsub.publish(STRANGER_ENDED_TOPIC, { pair: key }).catch(() => undefined);
     const payload: StrangerPayload = { kind: 'ENDED', with: viewer, sharedInterests: [] };
     await this.pubsub.publish(strangerTopic(other), payload);
     return true;
@@ -168,12 +176,24 @@ export class StrangerService implements DirectPolicy {
   /** DirectPolicy: users whose stranger chat ended may not message each other. */
   async assertMaySend(senderId: string, recipientId: string): Promise<void> {
     const key = pairKey(senderId, recipientId);
+    if (this.notEnded.has(key)) return;
     let ended = this.endedSeen.has(key);
     if (!ended && (await this.ended.exists({ _id: key }).exec()) !== null) {
-      this.endedSeen.set(key, true);
+      this.markEnded(key);
       ended = true;
     }
     if (ended) throw new ForbiddenError('This stranger chat has ended');
+    this.notEnded.set(key, true);
+  }
+
+  private markEnded(pair: string): void {
+    this.endedSeen.set(pair, true);
+    this.notEnded.delete(pair);
+  }
+
+  /** Hears chats ended on every instance. */
+  async start(): Promise<void> {
+    this.stopEndedEvents = await this.pubsub.subscribe(STRANGER_ENDED_TOPIC, ({ pair }) => this.markEnded(pair));
   }
 
   /** A WebSocket connection of the user opened on this instance. */
@@ -203,6 +223,7 @@ export class StrangerService implements DirectPolicy {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopEndedEvents?.();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     await this.matcher.close();
