@@ -510,6 +510,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const close = () =>
     (closing ??= (async () => {
       t.stopAccepting();
+      d.strangers.draining();
       logger.info('shutting down');
       // Apollo's stop(): the drain hook closes WebSockets with 1001, then the HTTP server
       // stops accepting and in-flight requests finish (or are cut after the timeout).

@@ -63,7 +63,12 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
   private readonly pending = new Map<number, MessagePayload>();
   private retryTimer?: NodeJS.Timeout;
   /** Rendered replay payloads, shared by subscribers catching up over the same messages. */
-  private readonly rendered = new LRUCache<string, Payload>({ max: 2000 });
+  // Made on the first replay: lru-cache preallocates for `max` (about 80 KiB), which every
+  // channel of a quiet room would otherwise pay (see docs/ROOMS.md).
+  private renderedCache?: LRUCache<string, Payload>;
+  private get rendered(): LRUCache<string, Payload> {
+    return (this.renderedCache ??= new LRUCache<string, Payload>({ max: 2000 }));
+  }
 
   constructor(
     topic: string,
