@@ -25,7 +25,17 @@ import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
 import { createLogger } from './logger';
+import { updateChannelKind } from './lifecycle/lifecycle.channel';
+import { conversationSettingModel, reactionModel, updateModel } from './lifecycle/lifecycle.model';
+import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
+import { LifecycleService } from './lifecycle/lifecycle.service';
+import { ForgetService } from './lifecycle/forget.service';
+import { GHOST_USER } from './lifecycle/ghost';
+import { PurgeJob } from './lifecycle/purge.job';
+import { ConversationSettings, SendFields } from './lifecycle/settings';
+import { UpdateLog } from './lifecycle/update-log';
 import { messageChannelKind } from './messages/message.channel';
+import { MessageExpiry } from './messages/message.expiry';
 import type { MessagePayload } from './messages/message.events';
 import { messageModel, type MessageDoc } from './messages/message.model';
 import { MessageResolver } from './messages/message.resolver';
@@ -76,6 +86,8 @@ export interface AppServices {
   limits: RateLimits;
   users: UserService;
   messages: MessageService;
+  lifecycle: LifecycleService;
+  purge: PurgeJob;
   conversations: ConversationService;
   presence: PresenceService;
   typing: TypingService;
@@ -110,8 +122,9 @@ async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
 export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
+  await reactionModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel]) {
+  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel, updateModel, conversationSettingModel]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -137,6 +150,9 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
 /** The domain services, each with the narrow dependencies it uses. */
 function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
   const users = new UserService(userModel(db.connection), { kind: db.kind });
+  // The message lifecycle: expiry, settings, the update sequence (src/lifecycle).
+  const retentionMs = config.lifecycle.retentionDays ? config.lifecycle.retentionDays * 86400000 : undefined;
+  const expiry = new MessageExpiry(retentionMs);
   const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
@@ -146,8 +162,28 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     users,
     pubsub,
     db.kind,
+    (doc) => expiry.isVisible(doc),
   );
-  const messages = new MessageService(store, users, pubsub, conversations);
+  const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub);
+  const messages = new MessageService(store, users, pubsub, conversations, new SendFields(store, settings, expiry));
+  const updateLog = new UpdateLog(updateModel(db.connection), db.kind);
+  const lifecycle = new LifecycleService(store, reactionModel(db.connection), updateLog, users, pubsub, expiry, {
+    editWindowSeconds: config.lifecycle.editWindowSeconds,
+  });
+  const forget = new ForgetService(
+    db.connection,
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    lifecycle,
+    users,
+    pubsub,
+    expiry,
+    logger,
+  );
+  const purge = new PurgeJob(messageModel(db.connection), reactionModel(db.connection), expiry, {
+    intervalMs: config.lifecycle.purgeIntervalMs,
+    logger,
+  });
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,
@@ -167,14 +203,30 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
     const byId = new Map((await users.getMany(ids)).flatMap((u) => (u ? [[u.id, u] as const] : [])));
+    // Expired (not yet purged) messages are skipped: replays and gap fills never show them.
     return docs.flatMap((message) => {
-      const sender = byId.get(message.sender);
-      // A message whose sender is gone cannot be rendered; it is skipped rather than sent half-empty.
-      if (!sender) return [];
+      if (!expiry.isVisible(message)) return [];
+      // A sender who erased their data left tombstones attributed to nobody.
+      const sender = byId.get(message.sender) ?? GHOST_USER;
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, toPayloads };
+  return {
+    users,
+    store,
+    conversations,
+    messages,
+    presence,
+    typing,
+    identity,
+    toPayloads,
+    expiry,
+    settings,
+    updateLog,
+    lifecycle,
+    forget,
+    purge,
+  };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -187,6 +239,9 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
+    new LifecycleResolver(d.lifecycle, d.forget, d.settings, d.messages, d.store, d.updateLog, d.expiry),
+    new ReactionResolver(d.lifecycle),
+    new ConversationTtlResolver(d.settings),
   ] as const;
 }
 
@@ -230,6 +285,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
+      updateChannelKind(d.messages, { log: d.updateLog, store: d.store, expiry: d.expiry, lifecycle: d.lifecycle }),
     ],
     sharedContext: () => sharedContext(d.users),
     format,
@@ -279,6 +335,9 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     onDrain: () => ws.dispose(),
   });
   await d.presence.start();
+  await d.settings.start();
+  await d.forget.start();
+  d.purge.start();
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -307,6 +366,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await apollo.stop();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
+      await d.lifecycle.drain(config.shutdownTimeoutMs);
+      await d.purge.stop();
+      d.settings.close();
+      d.forget.close();
       await d.presence.stop();
       if (limitsRedis) await closeRedis(limitsRedis);
       sessionStore.close();

@@ -3,6 +3,7 @@ import './sessions/session.types';
 import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { ConversationResolver } from './conversations/conversation.resolver';
+import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
 import { TypingResolver } from './typing/typing.resolver';
@@ -14,6 +15,9 @@ export const resolverClasses = [
   ConversationResolver,
   PresenceResolver,
   TypingResolver,
+  LifecycleResolver,
+  ReactionResolver,
+  ConversationTtlResolver,
 ] as const;
 
 /**

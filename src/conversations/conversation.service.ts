@@ -33,6 +33,8 @@ const entryId = (owner: string, n: number) => `${owner}:${String(n).padStart(8, 
 
 /** Messages read and updated per round trip while marking read. */
 const MARK_BATCH = 200;
+/** How far back a conversation whose newest message expired is read for lastMessage and unreadCount. */
+const UNREAD_SCAN = 1000;
 
 export class ConversationService {
   /** `<owner>:<other>` pairs known to be in the owner's inbox. */
@@ -50,6 +52,8 @@ export class ConversationService {
     private readonly users: UserService,
     private readonly pubsub: PubSub,
     private readonly kind: DatabaseKind,
+    /** Whether a stored message is still there (expired ones are not); default all are. */
+    private readonly isVisible: (doc: MessageDoc) => boolean = () => true,
   ) {}
 
   /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
@@ -138,9 +142,37 @@ export class ConversationService {
         .exec(),
     ]);
     if (!other) return null;
-    const last = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
-    const unreadCount = last ? Math.max(0, (last.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
-    return { with: other, lastMessage: last, unreadCount };
+    const newest = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
+    if (!newest || this.isVisible(newest)) {
+      const unreadCount = newest ? Math.max(0, (newest.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
+      return { with: other, lastMessage: newest, unreadCount };
+    }
+    return { with: other, ...(await this.withExpiry(conversation, head, otherId, marker?.seq ?? 0)) };
+  }
+
+  /**
+   * lastMessage and unreadCount when the newest message expired (disappearing messages): the
+   * newest visible one, and the visible messages from the other user after the read marker,
+   * counted (at most UNREAD_SCAN of them are looked at; beyond that the stored counts are used).
+   */
+  private async withExpiry(
+    conversation: string,
+    head: number,
+    otherId: string,
+    markerSeq: number,
+  ): Promise<{ lastMessage: MessageDoc | null; unreadCount: number }> {
+    let lastMessage: MessageDoc | null = null;
+    let unreadCount = 0;
+    for (let hi = head; hi > 0 && head - hi < UNREAD_SCAN; hi -= MARK_BATCH) {
+      const docs = await this.store.range(conversation, Math.max(1, hi - MARK_BATCH + 1), hi, MARK_BATCH);
+      for (const d of docs.reverse()) {
+        if (!this.isVisible(d)) continue;
+        lastMessage ??= d;
+        if (d.seq > markerSeq && d.sender === otherId) unreadCount++;
+      }
+      if (lastMessage && hi - MARK_BATCH < markerSeq) break;
+    }
+    return { lastMessage, unreadCount };
   }
 
   /**

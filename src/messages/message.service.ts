@@ -28,6 +28,15 @@ export interface SendInput {
   text: string;
   to?: string | null;
   clientId?: string | null;
+  /** A message of the same conversation that this one answers. */
+  replyTo?: string | null;
+}
+
+/** Lifecycle fields of a new message (src/lifecycle): validates `replyTo`, sets `expiresAt`. */
+export interface SendLifecycle {
+  fieldsFor(conversation: string, input: SendInput, now: Date): Promise<Pick<MessageDoc, 'replyTo' | 'expiresAt'>>;
+  /** Whether a stored message is still there for readers (not expired, not purged). */
+  isVisible(doc: MessageDoc): boolean;
 }
 
 export interface PageArgs {
@@ -61,6 +70,7 @@ export class MessageService {
       registerPair(a: string, b: string): Promise<void>;
       messageStored(senderId: string, recipientId: string): void;
     },
+    private readonly lifecycle?: SendLifecycle,
   ) {}
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
@@ -110,6 +120,9 @@ export class MessageService {
       if (existing) return this.payload(existing, sender, other);
     }
 
+    // Lifecycle fields (replyTo checked, expiresAt from the conversation's TTL and retention).
+    const lifecycleFields = this.lifecycle ? await this.lifecycle.fieldsFor(conversation, input, new Date()) : {};
+
     if (other) await this.conversations.registerPair(sender.id, other.id);
 
     return this.queue.run(conversation, async () => {
@@ -129,6 +142,7 @@ export class MessageService {
           createdAt: new Date(),
           readAt: null,
           ...(counts ? { counts } : {}),
+          ...lifecycleFields,
         };
         try {
           await this.store.insert(doc);
@@ -223,11 +237,9 @@ export class MessageService {
     const head = await this.store.head(conversation);
     const from = afterSeq + 1;
     const to = Math.min(beforeSeq - 1, head);
-    const messages =
-      first != null
-        ? await this.store.range(conversation, from, to, first, false)
-        : await this.store.range(conversation, from, to, last ?? DEFAULT_PAGE_SIZE, true);
+    const messages = await this.visibleRange(conversation, from, to, first ?? last ?? DEFAULT_PAGE_SIZE, first == null);
     // Sequence numbers have no gaps, so whether anything lies beyond the page is arithmetic.
+    // (Numbers below the head whose message expired are skipped; a page before them may be empty.)
     const start = messages[0]?.seq ?? (first != null ? from : to + 1);
     const end = messages[messages.length - 1]?.seq ?? start - 1;
     return {
@@ -235,6 +247,35 @@ export class MessageService {
       hasPreviousPage: start > 1,
       hasNextPage: end < head,
     };
+  }
+
+  /**
+   * Up to `limit` messages of `from..to` that readers may see, oldest first (`newest`: the
+   * newest `limit`). Expired and purged ones are skipped and the range read further, so a page
+   * is full while visible messages remain in the range.
+   */
+  private async visibleRange(
+    conversation: string,
+    from: number,
+    to: number,
+    limit: number,
+    newest: boolean,
+  ): Promise<MessageDoc[]> {
+    const out: MessageDoc[] = [];
+    let [lo, hi] = [from, to];
+    while (out.length < limit && lo <= hi) {
+      const docs = await this.store.range(conversation, lo, hi, limit - out.length, newest);
+      if (docs.length === 0) break;
+      const visible = this.lifecycle ? docs.filter((d) => this.lifecycle!.isVisible(d)) : docs;
+      if (newest) {
+        out.unshift(...visible);
+        hi = docs[0].seq - 1;
+      } else {
+        out.push(...visible);
+        lo = docs[docs.length - 1].seq + 1;
+      }
+    }
+    return out;
   }
 
   /** Resolves `after` (a cursor or a message id of this conversation) to a sequence number. */
