@@ -33,8 +33,10 @@ const entryId = (owner: string, n: number) => `${owner}:${String(n).padStart(8, 
 
 /** Messages read and updated per round trip while marking read. */
 const MARK_BATCH = 200;
-/** How far back a conversation whose newest message expired is read for lastMessage and unreadCount. */
-const UNREAD_SCAN = 1000;
+/** Where messages expire: unread messages counted one by one (beyond: stored counts), and how far back lastMessage is sought. */
+const UNREAD_SCAN = 200;
+const LAST_SCAN = 1000;
+const LAST_BATCH = 50;
 
 export class ConversationService {
   /** `<owner>:<other>` pairs known to be in the owner's inbox. */
@@ -143,34 +145,39 @@ export class ConversationService {
     ]);
     if (!other) return null;
     const newest = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
-    if (!newest || this.isVisible(newest)) {
+    if (!newest || (this.isVisible(newest) && !newest.expiresAt)) {
       const unreadCount = newest ? Math.max(0, (newest.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
       return { with: other, lastMessage: newest, unreadCount };
     }
-    return { with: other, ...(await this.withExpiry(conversation, head, otherId, marker?.seq ?? 0)) };
+    const arithmetic = Math.max(0, (newest.counts?.[otherId] ?? 0) - (marker?.count ?? 0));
+    return { with: other, ...(await this.withExpiry(conversation, head, otherId, marker?.seq ?? 0, arithmetic)) };
   }
 
   /**
-   * lastMessage and unreadCount when the newest message expired (disappearing messages): the
-   * newest visible one, and the visible messages from the other user after the read marker,
-   * counted (at most UNREAD_SCAN of them are looked at; beyond that the stored counts are used).
+   * lastMessage and unreadCount where messages may have expired (disappearing messages,
+   * retention): the newest visible message, and the visible messages from the other user
+   * after the read marker, counted (for an unread stretch longer than UNREAD_SCAN the stored
+   * counts are used, which include expired ones).
    */
   private async withExpiry(
     conversation: string,
     head: number,
     otherId: string,
     markerSeq: number,
+    arithmetic: number,
   ): Promise<{ lastMessage: MessageDoc | null; unreadCount: number }> {
     let lastMessage: MessageDoc | null = null;
-    let unreadCount = 0;
-    for (let hi = head; hi > 0 && head - hi < UNREAD_SCAN; hi -= MARK_BATCH) {
-      const docs = await this.store.range(conversation, Math.max(1, hi - MARK_BATCH + 1), hi, MARK_BATCH);
-      for (const d of docs.reverse()) {
-        if (!this.isVisible(d)) continue;
-        lastMessage ??= d;
-        if (d.seq > markerSeq && d.sender === otherId) unreadCount++;
-      }
-      if (lastMessage && hi - MARK_BATCH < markerSeq) break;
+    let unreadCount = arithmetic;
+    const unreadFrom = Math.max(markerSeq + 1, head - UNREAD_SCAN + 1);
+    if (unreadFrom <= head) {
+      const docs = (await this.store.range(conversation, unreadFrom, head, UNREAD_SCAN)).filter(this.isVisible);
+      lastMessage = docs[docs.length - 1] ?? null;
+      if (head - markerSeq <= UNREAD_SCAN) unreadCount = docs.filter((d) => d.sender === otherId).length;
+    }
+    // Everything unread expired: the newest visible message is further back.
+    for (let hi = unreadFrom - 1; !lastMessage && hi > 0 && head - hi < LAST_SCAN; hi -= LAST_BATCH) {
+      const docs = await this.store.range(conversation, Math.max(1, hi - LAST_BATCH + 1), hi, LAST_BATCH);
+      lastMessage = docs.filter(this.isVisible).pop() ?? null;
     }
     return { lastMessage, unreadCount };
   }

@@ -77,14 +77,15 @@ export class SendFields implements SendLifecycle {
   async fieldsFor(
     conversation: string,
     input: SendInput,
-    now: Date,
-  ): Promise<Pick<MessageDoc, 'replyTo' | 'expiresAt'>> {
+  ): Promise<{ replyTo?: string; expiresAt?(createdAt: Date): Date }> {
     const [replyTo, ttl] = await Promise.all([
       this.checkReplyTo(conversation, input.replyTo),
       this.settings.ttlOf(conversation),
     ]);
-    const expiresAt = this.expiry.expiresAt(now, ttl);
-    return { ...(replyTo ? { replyTo } : {}), ...(expiresAt ? { expiresAt } : {}) };
+    // From the time the message is stored (createdAt is stamped in the send queue).
+    const expiresAt = (createdAt: Date) => this.expiry.expiresAt(createdAt, ttl) ?? undefined;
+    const expires = expiresAt(new Date()) !== undefined;
+    return { ...(replyTo ? { replyTo } : {}), ...(expires ? { expiresAt: (c: Date) => expiresAt(c)! } : {}) };
   }
 
   isVisible(doc: MessageDoc): boolean {

@@ -34,7 +34,7 @@ export interface SendInput {
 
 /** Lifecycle fields of a new message (src/lifecycle): validates `replyTo`, sets `expiresAt`. */
 export interface SendLifecycle {
-  fieldsFor(conversation: string, input: SendInput, now: Date): Promise<Pick<MessageDoc, 'replyTo' | 'expiresAt'>>;
+  fieldsFor(conversation: string, input: SendInput): Promise<{ replyTo?: string; expiresAt?(createdAt: Date): Date }>;
   /** Whether a stored message is still there for readers (not expired, not purged). */
   isVisible(doc: MessageDoc): boolean;
 }
@@ -121,7 +121,7 @@ export class MessageService {
     }
 
     // Lifecycle fields (replyTo checked, expiresAt from the conversation's TTL and retention).
-    const lifecycleFields = this.lifecycle ? await this.lifecycle.fieldsFor(conversation, input, new Date()) : {};
+    const lifecycle = this.lifecycle ? await this.lifecycle.fieldsFor(conversation, input) : {};
 
     if (other) await this.conversations.registerPair(sender.id, other.id);
 
@@ -130,6 +130,7 @@ export class MessageService {
         const head = await this.store.head(conversation);
         const seq = head + 1;
         const counts = other ? await this.countsAfter(conversation, head, sender.id) : undefined;
+        const createdAt = new Date();
         const doc: MessageDoc = {
           _id: messageId(conversation, seq),
           conversation,
@@ -139,10 +140,11 @@ export class MessageService {
           recipient: other?.id ?? null,
           clientId,
           ...(dedupeKey ? { dedupeKey } : {}),
-          createdAt: new Date(),
+          createdAt,
           readAt: null,
           ...(counts ? { counts } : {}),
-          ...lifecycleFields,
+          ...(lifecycle.replyTo ? { replyTo: lifecycle.replyTo } : {}),
+          ...(lifecycle.expiresAt ? { expiresAt: lifecycle.expiresAt(createdAt) } : {}),
         };
         try {
           await this.store.insert(doc);
