@@ -3,7 +3,7 @@ import { useCallback, useState } from 'react';
 import { ConversationView } from './components/ConversationView';
 import { Sidebar } from './components/Sidebar';
 import { Avatar } from './components/Avatar';
-import { MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
+import { DeleteMyDataDocument, MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
 import { createApi, type Api } from './lib/apollo';
 import { useConnectionState } from './lib/connection';
 import { useHashPeer } from './lib/hooks';
@@ -50,6 +50,18 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
   const connection = useConnectionState(api.connection);
   const [resetIdentity, { loading: resetting }] = useMutation(ResetIdentityDocument);
 
+  const [deleteMyData, { loading: forgetting }] = useMutation(DeleteMyDataDocument);
+  const forgetMe = async () => {
+    const ok = window.confirm(
+      'Forget me: delete every message you sent (they become "message deleted"), your reactions and ' +
+        'conversations, and this identity, for good?',
+    );
+    if (!ok) return;
+    await deleteMyData();
+    openConversation(null);
+    onIdentityReset();
+  };
+
   const newIdentity = async () => {
     await resetIdentity();
     openConversation(null);
@@ -76,6 +88,15 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
             title="Forget this identity and start over"
           >
             New identity
+          </button>
+          <button
+            type="button"
+            onClick={forgetMe}
+            disabled={forgetting}
+            data-testid="forget-me"
+            title="Erase everything you sent and this identity"
+          >
+            Forget me
           </button>
         </span>
       </header>
