@@ -59,8 +59,18 @@ export default tseslint.config(
     },
   },
   {
+    // React event handlers may be async; React ignores what they return.
+    files: ['web/**/*.tsx'],
+    rules: { '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { attributes: false } }] },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    rules: {
+      ...tseslint.configs.disableTypeChecked.rules,
+      // jest's config files are CommonJS.
+      '@typescript-eslint/no-require-imports': 'off',
+    },
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
       globals: {

@@ -85,7 +85,8 @@ function open(url: string, protocol: 'graphql' | 'raw', cookie: string | undefin
       }
       ws.send(JSON.stringify({ type: 'connection_init' }));
       ws.once('message', (ack) => {
-        if (!String(ack).includes('connection_ack')) return reject(new Error(`no ack: ${String(ack)}`));
+        const text = (ack as Buffer).toString();
+        if (!text.includes('connection_ack')) return reject(new Error(`no ack: ${text}`));
         ws.send(JSON.stringify({ id: randomUUID(), type: 'subscribe', payload: { query } }));
         ready = true;
         ws.on('message', onFrame);
@@ -95,7 +96,9 @@ function open(url: string, protocol: 'graphql' | 'raw', cookie: string | undefin
   });
 }
 
-process.on('message', async (m: ToWorker) => {
+process.on('message', (m: ToWorker) => void onMessage(m));
+
+async function onMessage(m: ToWorker): Promise<void> {
   if (m.type === 'connect') {
     let next = 0;
     let failed = 0;
@@ -124,4 +127,4 @@ process.on('message', async (m: ToWorker) => {
     for (const s of sockets) s.terminate();
     setTimeout(() => process.exit(0), 100);
   }
-});
+}

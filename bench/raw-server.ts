@@ -39,7 +39,7 @@ const http = createServer((req, res) => {
 const wss = new WebSocketServer({ server: http, path: '/graphql', perMessageDeflate: false });
 wss.on('connection', (socket) => {
   socket.once('message', (data) => {
-    const { id } = JSON.parse(String(data)) as { id: string };
+    const { id } = JSON.parse((data as Buffer).toString()) as { id: string };
     prefixes.set(socket, `{"id":${JSON.stringify(id)},"type":"next","payload":`);
   });
   socket.on('close', () => prefixes.delete(socket));

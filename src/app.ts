@@ -11,15 +11,19 @@
  */
 import 'reflect-metadata';
 import './sessions/session.types';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ApolloServer } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from './config';
+import type { Context } from './context';
 import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
 import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
 import { ConversationResolver } from './conversations/conversation.resolver';
+import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
 import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
@@ -50,13 +54,15 @@ import { RealtimeEngine } from './realtime/engine';
 import { LocalPubSub, type PubSub } from './realtime/pubsub';
 import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
+import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
+import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
-import { createWsTransport } from './transport/ws';
+import { createWsTransport, type WsTransport } from './transport/ws';
 import { typingChannelKind } from './typing/typing.channel';
 import { TypingResolver } from './typing/typing.resolver';
 import { TypingService } from './typing/typing.service';
@@ -149,11 +155,19 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
 
 /** The domain services, each with the narrow dependencies it uses. */
 function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
-  const users = new UserService(userModel(db.connection), { kind: db.kind });
+  const users = new UserService(userModel(db.connection), db.strategy);
   // The message lifecycle: expiry, settings, the update sequence (src/lifecycle).
   const retentionMs = config.lifecycle.retentionDays ? config.lifecycle.retentionDays * 86400000 : undefined;
   const expiry = new MessageExpiry(retentionMs);
-  const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
+  const store = new MessageStore(messageModel(db.connection), db.strategy, {
+    recent: {
+      // Read events keep the cached messages' readAt current on every instance.
+      watchReads: (conversation, apply) =>
+        pubsub.subscribe(readTopic(conversation), (p) =>
+          apply({ readerId: p.reader.id, upToSeq: p.upTo.seq, at: new Date(p.at) }),
+        ),
+    },
+  });
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -161,15 +175,24 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     store,
     users,
     pubsub,
-    db.kind,
+    db.strategy,
     (doc) => expiry.isVisible(doc),
   );
   const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub);
-  const messages = new MessageService(store, users, pubsub, conversations, new SendFields(store, settings, expiry));
-  const updateLog = new UpdateLog(updateModel(db.connection), db.kind);
-  const lifecycle = new LifecycleService(store, reactionModel(db.connection), updateLog, users, pubsub, expiry, {
-    editWindowSeconds: config.lifecycle.editWindowSeconds,
-  });
+  const messages = new MessageService(store, users, pubsub, conversations, {}, new SendFields(store, settings, expiry));
+  const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
+  const lifecycle = new LifecycleService(
+    store,
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    updateLog,
+    users,
+    pubsub,
+    expiry,
+    {
+      editWindowSeconds: config.lifecycle.editWindowSeconds,
+    },
+  );
   const forget = new ForgetService(
     db.connection,
     messageModel(db.connection),
@@ -180,7 +203,7 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     expiry,
     logger,
   );
-  const purge = new PurgeJob(messageModel(db.connection), reactionModel(db.connection), expiry, {
+  const purge = new PurgeJob(messageModel(db.connection), reactionModel(db.connection), expiry, store, pubsub, {
     intervalMs: config.lifecycle.purgeIntervalMs,
     logger,
   });
@@ -253,18 +276,28 @@ function errorFormat(config: Config, logger: Logger): FormatOptions {
   };
 }
 
-/**
- * Builds and starts one server. Long, but only in sequence: each step is one of the stages
- * in this file's header, and splitting it further would scatter the order that matters.
- */
-export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
-  const { config, sessionSecret } = options;
-  const logger = options.logger ?? createLogger(config);
-  const metrics = new Metrics();
-  const format = errorFormat(config, logger);
+interface Infrastructure {
+  pubsub: PubSub;
+  db: Database;
+  limits: RateLimits;
+  /** Rate-limit counters' own connection (REDIS_URL only). */
+  limitsRedis?: Redis;
+}
 
+async function connectInfrastructure(
+  options: ServerOptions,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<Infrastructure> {
+  const { config } = options;
   const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
-  const db = await connectDatabase({ uri: options.mongodbUri, timeoutMs: config.dbTimeoutMs, logger });
+  const db = await connectDatabase({
+    uri: options.mongodbUri,
+    timeoutMs: config.dbTimeoutMs,
+    strategy: config.dbStrategy,
+    logger,
+  });
+  metrics.dbCommands.observe(db.connection.getClient());
   await ensureIndexes(db);
   const limitsRedis = config.redis.url
     ? createRedisClient(config.redis.url, { name: 'limits', failFast: true })
@@ -272,11 +305,20 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   // The limiter lets actions through while Redis is away; errors surface per command.
   limitsRedis?.on('error', () => undefined);
   await limitsRedis?.connect().catch(() => undefined);
-  const limits = createRateLimits(config, logger, limitsRedis);
-  const d = createDomains(config, logger, db, pubsub, limits);
+  return { pubsub, db, limitsRedis, limits: createRateLimits(config, logger, limitsRedis) };
+}
 
-  const schema = await createSchema(createResolvers(config, d, limits));
-  const realtime = new RealtimeEngine({
+/** The realtime engine with every domain's kinds of live subscription. */
+function createRealtime(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  format: FormatOptions,
+  schema: GraphQLSchema,
+  pubsub: PubSub,
+  d: Domains,
+): RealtimeEngine {
+  return new RealtimeEngine({
     schema,
     pubsub,
     kinds: [
@@ -285,7 +327,12 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
-      updateChannelKind(d.messages, { log: d.updateLog, store: d.store, expiry: d.expiry, lifecycle: d.lifecycle }),
+      updateChannelKind(d.messages, {
+        log: d.updateLog,
+        store: { get: (id) => d.lifecycle.fresh(id) },
+        expiry: d.expiry,
+        lifecycle: d.lifecycle,
+      }),
     ],
     sharedContext: () => sharedContext(d.users),
     format,
@@ -294,61 +341,100 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     onDelivered: metrics.delivered,
     fanout: config.fanout,
   });
+}
 
-  const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
+interface Transports {
+  httpServer: Server;
+  ws: WsTransport;
+  apollo: ApolloServer<Context>;
+  sessionStore: MongoSessionStore;
+  /** Ends the subscription that evicts revoked sessions from the store's memory. */
+  stopForgetting(): void;
+  /** From now on: readiness answers 503 and no new WebSocket is admitted. */
+  stopAccepting(): void;
+}
+
+/** HTTP and WebSocket on one server and port, sharing sessions, origins and limits. */
+async function createTransports(
+  options: ServerOptions,
+  parts: { logger: Logger; metrics: Metrics; format: FormatOptions; schema: GraphQLSchema; realtime: RealtimeEngine },
+  infra: Infrastructure,
+  d: Domains,
+): Promise<Transports> {
+  const { config, sessionSecret } = options;
+  const { logger, metrics, format, schema, realtime } = parts;
+  const { db, pubsub, limits } = infra;
+  const sessionStore = new MongoSessionStore({
+    connection: db.connection,
+    strategy: db.strategy,
+    ttlMs: config.session.ttlMs,
+  });
   await sessionStore.init();
+  // A session revoked on any instance leaves this one's memory too.
+  const stopForgetting = await pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
+    sessionStore.forget(sessionId),
+  );
   const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
   const origins = new OriginPolicy(config.security);
   const app = createExpressApp(config, logger);
   const httpServer = createHttpServer(app);
+  const common = { config, logger, schema, format, metrics, users: d.users, limits, origins, sessionMiddleware };
   const ws = await createWsTransport({
-    config,
-    logger,
-    schema,
+    ...common,
     validator: new OperationValidator(schema, config),
-    format,
-    metrics,
     realtime,
     pubsub,
-    users: d.users,
     presence: d.presence,
-    limits,
-    origins,
-    sessionMiddleware,
     sessionSecret,
-    trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,
+    trustProxy: app.get('trust proxy fn') as TrustFn,
   });
   httpServer.on('upgrade', ws.onUpgrade);
   let shuttingDown = false;
   const apollo = await startHttpTransport(app, httpServer, {
-    config,
-    logger,
-    schema,
-    format,
-    metrics,
-    users: d.users,
-    limits,
-    origins,
-    sessionMiddleware,
+    ...common,
     ping: () => db.ping(),
     isShuttingDown: () => shuttingDown,
     onDrain: () => ws.dispose(),
   });
-  await d.presence.start();
-  await d.settings.start();
-  await d.forget.start();
-  d.purge.start();
+  const stopAccepting = () => {
+    shuttingDown = true;
+    ws.stopAccepting();
+  };
+  return { httpServer, ws, apollo, sessionStore, stopForgetting, stopAccepting };
+}
 
-  await new Promise<void>((resolve, reject) => {
+function listen(httpServer: Server, config: Config): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => {
       httpServer.off('error', reject);
-      resolve();
+      resolve((httpServer.address() as AddressInfo).port);
     });
   });
-  const { port } = httpServer.address() as AddressInfo;
+}
+
+/** Builds and starts one server: the stages in this file's header, in that order. */
+export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config);
+  const metrics = new Metrics();
+  const format = errorFormat(config, logger);
+
+  const infra = await connectInfrastructure(options, logger, metrics);
+  const { pubsub, db, limits } = infra;
+  const d = createDomains(config, logger, db, pubsub, limits);
+  const schema = await createSchema(createResolvers(config, d, limits));
+  const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
+  const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
+  await d.presence.start();
+  await d.settings.start();
+  await d.forget.start();
+  await d.lifecycle.start();
+  await d.purge.start();
+
+  const port = await listen(t.httpServer, config);
   metrics.setSources({
-    connections: () => ws.stats().connections,
+    connections: () => t.ws.stats().connections,
     subscriptions: () => realtime.stats().subscribers,
     databaseUp: () => db.isConnected(),
   });
@@ -358,21 +444,23 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      shuttingDown = true;
-      ws.stopAccepting();
+      t.stopAccepting();
       logger.info('shutting down');
       // Apollo's stop(): the drain hook closes WebSockets with 1001, then the HTTP server
       // stops accepting and in-flight requests finish (or are cut after the timeout).
-      await apollo.stop();
+      await t.apollo.stop();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.lifecycle.drain(config.shutdownTimeoutMs);
       await d.purge.stop();
       d.settings.close();
       d.forget.close();
+      d.lifecycle.close();
       await d.presence.stop();
-      if (limitsRedis) await closeRedis(limitsRedis);
-      sessionStore.close();
+      if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
+      t.sessionStore.close();
+      t.stopForgetting();
+      d.store.recent.clear();
       await pubsub.close();
       await db.close();
       logger.info('stopped');
@@ -383,7 +471,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     wsUrl: `ws://${host}:${port}/graphql`,
     port,
     services: { config, logger, db, pubsub, limits, realtime, ...d },
-    stats: () => ws.stats(),
+    stats: () => t.ws.stats(),
     metrics,
     close,
   };

@@ -14,7 +14,7 @@ import emojiRegex from 'emoji-regex';
 import { BadUserInputError, ForbiddenError } from '../errors';
 import { LOBBY, parseMessageId } from '../messages/conversation';
 import type { MessageExpiry } from '../messages/message.expiry';
-import type { MessageDoc } from '../messages/message.model';
+import type { MessageDoc, MessageModel } from '../messages/message.model';
 import { cleanText, MAX_TEXT_LENGTH } from '../messages/message.service';
 import type { MessageStore } from '../messages/message.store';
 import type { PubSub } from '../realtime/pubsub';
@@ -22,7 +22,7 @@ import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
 import { GHOST_USER } from './ghost';
-import { updateTopic, type UpdatePayload } from './lifecycle.events';
+import { MESSAGE_CHANGED_TOPIC, updateTopic, type UpdatePayload } from './lifecycle.events';
 import type { ReactionDoc, ReactionModel } from './lifecycle.model';
 import type { UpdateLog } from './update-log';
 
@@ -67,9 +67,11 @@ function sameValue(a: unknown, b: unknown): boolean {
 export class LifecycleService {
   private readonly queue = new KeyedQueue();
   private readonly pendingRecounts = new Map<string, Promise<UpdatePayload>>();
+  private stopListening?: () => void;
 
   constructor(
     private readonly store: MessageStore,
+    private readonly messages: MessageModel,
     private readonly reactions: ReactionModel,
     private readonly log: UpdateLog,
     private readonly users: Pick<UserService, 'get'>,
@@ -77,6 +79,22 @@ export class LifecycleService {
     private readonly expiry: MessageExpiry,
     private readonly options: LifecycleOptions,
   ) {}
+
+  /** Keeps this instance's recent-message cache in step with changes made on any instance. */
+  async start(): Promise<void> {
+    this.stopListening = await this.pubsub.subscribe(MESSAGE_CHANGED_TOPIC, ({ message }) =>
+      this.store.noteChanged(message),
+    );
+  }
+
+  close(): void {
+    this.stopListening?.();
+  }
+
+  /** The message as stored now (the recent-message cache may be a moment behind a change). */
+  fresh(id: string): Promise<MessageDoc | null> {
+    return this.messages.findOne({ _id: id }).lean<MessageDoc>().exec();
+  }
 
   /**
    * The message `id` if `viewerId` can see it, else BAD_USER_INPUT (the same answer for a
@@ -105,7 +123,7 @@ export class LifecycleService {
       throw new BadUserInputError(`text must be at most ${MAX_TEXT_LENGTH} characters`, 'text');
     const doc = await this.visibleMessage(actor.id, id);
     return this.queue.run(doc._id, async () => {
-      const current = (await this.store.get(doc._id)) ?? doc;
+      const current = (await this.fresh(doc._id)) ?? doc;
       if (current.sender !== actor.id) throw new ForbiddenError('Only the sender may edit a message');
       if (current.deletedAt) throw new ForbiddenError('A deleted message cannot be edited');
       const windowMs = this.options.editWindowSeconds * 1000;
@@ -131,7 +149,7 @@ export class LifecycleService {
       throw new ForbiddenError('Only the sender or a moderator may delete a message');
     }
     return this.queue.run(doc._id, async () => {
-      const current = (await this.store.get(doc._id)) ?? doc;
+      const current = (await this.fresh(doc._id)) ?? doc;
       if (current.deletedAt && !opts.ghost) return this.payload(current);
       const fields: Fields = {
         text: '',
@@ -200,7 +218,7 @@ export class LifecycleService {
   async recount(messageId: string): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const counts = await this.countClaims(messageId);
-      const doc = await this.store.get(messageId);
+      const doc = await this.fresh(messageId);
       if (!doc || doc.deletedAt) return;
       if (!sameValue(doc.reactions ?? [], counts)) await this.settle(messageId, { reactions: counts });
       if (sameValue(await this.countClaims(messageId), counts)) return;
@@ -209,7 +227,7 @@ export class LifecycleService {
 
   /** After reactions were removed behind the service's back (deleteMyData): recount and tell subscribers. */
   async recountAndPublish(messageId: string): Promise<void> {
-    const doc = await this.store.get(messageId);
+    const doc = await this.fresh(messageId);
     if (!doc || !this.expiry.isVisible(doc) || doc.deletedAt) return;
     await this.queue.run(messageId, async () => {
       await this.recount(messageId);
@@ -251,8 +269,8 @@ export class LifecycleService {
    */
   private async settle(id: string, fields: Fields): Promise<MessageDoc | null> {
     for (let attempt = 0; ; attempt++) {
-      await this.store.model.collection.updateOne({ _id: id } as never, { $set: fields });
-      const doc = await this.store.get(id);
+      await this.messages.collection.updateOne({ _id: id } as never, { $set: fields });
+      const doc = await this.fresh(id);
       if (!doc) return null;
       const entries = Object.entries(fields) as Array<[keyof MessageDoc, unknown]>;
       if (entries.every(([k, v]) => sameValue(doc[k], v)) || attempt >= 10) return doc;
@@ -264,7 +282,9 @@ export class LifecycleService {
     const n = await this.log.append(doc.conversation, doc._id);
     // Read after the number is claimed: the state published for n includes every change
     // numbered before it, so the last event a subscriber gets is the latest state.
-    const current = (await this.store.get(doc._id)) ?? doc;
+    const current = (await this.fresh(doc._id)) ?? doc;
+    this.store.noteChanged(current);
+    this.pubsub.publish(MESSAGE_CHANGED_TOPIC, { message: current }).catch(() => undefined);
     const payload = { ...(await this.payload(current)), n };
     this.pubsub.publish(updateTopic(doc.conversation), payload).catch(() => {
       // Subscribers fill gaps from the update log, so a lost publication only delays.

@@ -15,6 +15,9 @@
 import type { Logger } from 'pino';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageDoc, MessageModel } from '../messages/message.model';
+import type { MessageStore } from '../messages/message.store';
+import type { PubSub } from '../realtime/pubsub';
+import { MESSAGES_PURGED_TOPIC } from './lifecycle.events';
 import type { ReactionModel } from './lifecycle.model';
 
 const BATCH = 500;
@@ -27,15 +30,22 @@ export interface PurgeResult {
 export class PurgeJob {
   private timer?: NodeJS.Timeout;
   private running?: Promise<PurgeResult>;
+  private stopListening?: () => void;
 
   constructor(
     private readonly messages: MessageModel,
     private readonly reactions: ReactionModel,
     private readonly expiry: MessageExpiry,
+    private readonly cache: Pick<MessageStore, 'noteChanged'>,
+    private readonly pubsub: PubSub,
     private readonly options: { intervalMs: number; logger: Logger },
   ) {}
 
-  start(): void {
+  async start(): Promise<void> {
+    // Every instance's recent-message cache drops purged messages, whichever instance purged.
+    this.stopListening = await this.pubsub.subscribe(MESSAGES_PURGED_TOPIC, ({ stubs }) =>
+      stubs.forEach((stub) => this.cache.noteChanged(stub)),
+    );
     this.timer = setInterval(() => {
       this.run().catch((err: unknown) => this.options.logger.warn({ err }, 'message purge failed; will retry'));
     }, this.options.intervalMs);
@@ -44,6 +54,7 @@ export class PurgeJob {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.stopListening?.();
     await this.running?.catch(() => undefined);
   }
 
@@ -67,21 +78,23 @@ export class PurgeJob {
         )
         .toArray();
       if (docs.length === 0) break;
+      const stubs = docs.map((d) => ({
+        _id: d._id,
+        conversation: d.conversation,
+        seq: d.seq,
+        ...(d.counts ? { counts: d.counts } : {}),
+        expiresAt: d.expiresAt ?? d.createdAt,
+        purgedAt: now,
+      }));
       await this.messages.collection.bulkWrite(
-        docs.map((d) => ({
-          replaceOne: {
-            filter: { _id: d._id } as never,
-            replacement: {
-              conversation: d.conversation,
-              seq: d.seq,
-              ...(d.counts ? { counts: d.counts } : {}),
-              expiresAt: d.expiresAt ?? d.createdAt,
-              purgedAt: now,
-            } as never,
-          },
+        stubs.map(({ _id, ...replacement }) => ({
+          replaceOne: { filter: { _id } as never, replacement: replacement as never },
         })),
         { ordered: false },
       );
+      const changed = stubs as unknown as MessageDoc[];
+      changed.forEach((stub) => this.cache.noteChanged(stub));
+      await this.pubsub.publish(MESSAGES_PURGED_TOPIC, { stubs: changed }).catch(() => undefined);
       await this.reactions.deleteMany({ message: { $in: docs.map((d) => d._id) } });
       purged += docs.length;
       if (docs.length < BATCH) break;

@@ -74,18 +74,14 @@ export class SendFields implements SendLifecycle {
     private readonly expiry: MessageExpiry,
   ) {}
 
-  async fieldsFor(
-    conversation: string,
-    input: SendInput,
-  ): Promise<{ replyTo?: string; expiresAt?(createdAt: Date): Date }> {
+  async fieldsFor(conversation: string, input: SendInput): Promise<{ replyTo?: string; ttlMs?: number }> {
     const [replyTo, ttl] = await Promise.all([
       this.checkReplyTo(conversation, input.replyTo),
       this.settings.ttlOf(conversation),
     ]);
-    // From the time the message is stored (createdAt is stamped in the send queue).
-    const expiresAt = (createdAt: Date) => this.expiry.expiresAt(createdAt, ttl) ?? undefined;
-    const expires = expiresAt(new Date()) !== undefined;
-    return { ...(replyTo ? { replyTo } : {}), ...(expires ? { expiresAt: (c: Date) => expiresAt(c)! } : {}) };
+    // Counted from createdAt, which the send path stamps when it numbers the message.
+    const expiresAt = this.expiry.expiresAt(new Date(0), ttl);
+    return { ...(replyTo ? { replyTo } : {}), ...(expiresAt ? { ttlMs: expiresAt.getTime() } : {}) };
   }
 
   isVisible(doc: MessageDoc): boolean {

@@ -9,14 +9,13 @@
  * replay delivers each changed message once, as it is now.
  */
 import { LRUCache } from 'lru-cache';
-import type { DatabaseKind } from '../db/database';
-import { existsById, findByIds } from '../db/lookups';
-import { gallopHead } from '../db/sequence';
+import type { SeqKeys, StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
 import { KeyedQueue } from '../util/keyed-queue';
 import type { UpdateDoc, UpdateModel } from './lifecycle.model';
 
 const WIDTH = 12;
+const keysOf = (conversation: string): SeqKeys => ({ prefix: `${conversation}|u|`, width: WIDTH });
 export const updateId = (conversation: string, n: number) => `${conversation}|u|${String(n).padStart(WIDTH, '0')}`;
 
 export function encodeUpdateCursor(n: number): string {
@@ -42,7 +41,7 @@ export class UpdateLog {
 
   constructor(
     readonly model: UpdateModel,
-    private readonly kind: DatabaseKind,
+    private readonly strategy: StorageStrategy,
   ) {}
 
   noteHead(conversation: string, n: number): void {
@@ -51,9 +50,7 @@ export class UpdateLog {
 
   /** The newest update number of the conversation (0: none yet). */
   async head(conversation: string): Promise<number> {
-    const n = await gallopHead(this.heads.get(conversation) ?? 0, (k) =>
-      existsById(this.model, updateId(conversation, k)),
-    );
+    const n = await this.strategy.head(this.model, keysOf(conversation), this.heads.get(conversation) ?? 0);
     this.noteHead(conversation, n);
     return n;
   }
@@ -87,8 +84,7 @@ export class UpdateLog {
     from = Math.max(1, from);
     to = Math.min(to, from + limit - 1);
     if (to < from) return [];
-    const ids = Array.from({ length: to - from + 1 }, (_, i) => updateId(conversation, from + i));
-    const docs = await findByIds(this.model, ids, this.kind);
+    const docs = await this.strategy.range(this.model, keysOf(conversation), from, to, limit);
     return docs.sort((a, b) => a.n - b.n);
   }
 

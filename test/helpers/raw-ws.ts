@@ -45,9 +45,9 @@ export class RawSocket {
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
       try {
-        this.messages.push(JSON.parse(String(data)) as Record<string, unknown>);
+        this.messages.push(JSON.parse((data as Buffer).toString()) as Record<string, unknown>);
       } catch {
-        this.messages.push({ unparsable: String(data) });
+        this.messages.push({ unparsable: (data as Buffer).toString() });
       }
       this.wake();
     });

@@ -13,12 +13,6 @@ const LOBBY_SUB = 'subscription { messageAdded { id text sender { id } } }';
 const SEND =
   'mutation($text: String!, $to: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, clientId: $clientId }) { id text } }';
 
-const cookieOf = (setCookie: string | string[] | undefined) => {
-  const all = Array.isArray(setCookie) ? setCookie.join(';') : (setCookie ?? '');
-  const m = /anonymo\.sid=([^;]+)/.exec(all);
-  return m ? `anonymo.sid=${m[1]}` : undefined;
-};
-
 describe('with the default (test) configuration', () => {
   let server: TestServer;
   let db: Awaited<ReturnType<typeof openDb>>;

@@ -2,7 +2,7 @@
  * The built web client is served at `/` next to the API without shadowing it, and
  * `GET /graphql` from a browser gets Apollo's landing page (Sandbox) outside production.
  * (Sandbox itself loads from Apollo's CDN, which these machines cannot reach, so only the
- * page is checked here; README "Apollo Sandbox" describes the manual steps.)
+ * page is checked here; docs/OPERATIONS.md "Apollo Sandbox" describes the manual steps.)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,7 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { getMainDefinition, relayStylePagination } from '@apollo/client/utilities';
 import { createClient } from 'graphql-ws';
+import { Kind, OperationTypeNode } from 'graphql';
 import { ConnectionStatus } from './connection';
 import { ResumableWsLink } from './resumable-ws-link';
 
@@ -44,7 +45,7 @@ export function createApi(): Api {
   const link = ApolloLink.split(
     ({ query }) => {
       const def = getMainDefinition(query);
-      return def.kind === 'OperationDefinition' && def.operation === 'subscription';
+      return def.kind === Kind.OPERATION_DEFINITION && def.operation === OperationTypeNode.SUBSCRIPTION;
     },
     new ResumableWsLink(ws),
     new HttpLink({ uri: '/graphql', credentials: 'include' }),
