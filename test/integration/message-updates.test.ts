@@ -16,6 +16,7 @@ const SEND = `mutation($text: String!, $to: ID) { sendMessage(input: { text: $te
 const EDIT = `mutation($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { id } }`;
 const DELETE = `mutation($id: ID!) { deleteMessage(id: $id) { id } }`;
 const REACT = `mutation($id: ID!, $emoji: String!, $on: Boolean!) { react(id: $id, emoji: $emoji, on: $on) { id } }`;
+const PAGE = `query($with: ID) { messages(with: $with, last: 10) { edges { node { id text editedAt deletedAt updateCursor reactions { emoji count mine } } } } }`;
 const CURSOR = `query($with: ID, $room: ID) { messageUpdatesCursor(with: $with, room: $room) }`;
 const UPDATED = `subscription($with: ID, $room: ID, $after: String) {
   messageUpdated(with: $with, room: $room, after: $after) {
@@ -97,6 +98,17 @@ test('edits, reactions and deletions reach subscribers on both instances once, i
     expect(subB.items[1].messageUpdated.reactions).toEqual([{ emoji: '👍', count: 1, mine: true }]);
     expect(subA.items[1].messageUpdated.reactions).toEqual([{ emoji: '👍', count: 1, mine: false }]);
     expect(subA.items[0].messageUpdated.editedAt).not.toBeNull();
+    // History on both instances shows the latest state (their recent-message caches follow the changes).
+    for (const reader of [alice, alice.via(b), bob, bob.via(a)]) {
+      const page = await reader.data<{ messages: { edges: Array<{ node: Update['messageUpdated'] }> } }>(PAGE, {
+        with: reader === alice || reader.cookie === alice.cookie ? bob.id : alice.id,
+      });
+      expect(page.messages.edges.map((e) => summary({ messageUpdated: e.node }))).toEqual([
+        [m1, 'first (edited)', '👍1'],
+        [m2, '<deleted>', ''],
+        [marker, 'marker!', ''],
+      ]);
+    }
   } finally {
     await Promise.all([wsA.close(), wsB.close()]);
   }
