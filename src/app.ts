@@ -230,7 +230,9 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     return docs.flatMap((message) => {
       if (!expiry.isVisible(message)) return [];
       // A sender who erased their data left tombstones attributed to nobody.
-      const sender = byId.get(message.sender) ?? GHOST_USER;
+      const sender = message.sender === GHOST_USER.id ? GHOST_USER : byId.get(message.sender);
+      // A message whose sender is gone cannot be rendered; it is skipped rather than sent half-empty.
+      if (!sender) return [];
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };

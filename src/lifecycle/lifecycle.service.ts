@@ -294,7 +294,7 @@ export class LifecycleService {
 
   async payload(message: MessageDoc): Promise<UpdatePayload> {
     const [sender, recipient] = await Promise.all([
-      this.users.get(message.sender),
+      message.sender === GHOST_USER.id ? GHOST_USER : this.users.get(message.sender),
       message.recipient ? this.users.get(message.recipient) : null,
     ]);
     return { conversation: message.conversation, n: 0, message, sender: sender ?? GHOST_USER, recipient };

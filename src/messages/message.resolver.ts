@@ -62,7 +62,10 @@ export class MessageResolver {
   async sender(@Root() m: MessageView, @Ctx() ctx: Context): Promise<UserRecord> {
     if (m.senderUser) return m.senderUser;
     // A sender who erased their data (deleteMyData) left tombstones attributed to nobody.
-    return (await ctx.loaders.users.load(m.senderId)) ?? GHOST_USER;
+    if (m.senderId === GHOST_USER.id) return GHOST_USER;
+    const u = await ctx.loaders.users.load(m.senderId);
+    if (!u) throw new Error(`message ${m.id} has an unknown sender`);
+    return u;
   }
 
   @FieldResolver(() => User, { nullable: true })
