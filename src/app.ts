@@ -25,6 +25,7 @@ import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversation
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
+import { counterModel, ExactCounter } from './db/counter';
 import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
@@ -51,6 +52,9 @@ import { RedisPresenceRegistry } from './presence/presence.registry';
 import { PresenceResolver } from './presence/presence.resolver';
 import { PresenceService } from './presence/presence.service';
 import { RealtimeEngine } from './realtime/engine';
+import { roomMemberModel, roomModel, roomSlugModel } from './rooms/room.model';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { RoomService } from './rooms/room.service';
 import { LocalPubSub, type PubSub } from './realtime/pubsub';
 import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
@@ -59,6 +63,12 @@ import { OriginPolicy } from './security/origin';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
+import { strangerChannelKind } from './strangers/stranger.channel';
+import { DbStrangerMatcher, type StrangerMatcher } from './strangers/stranger.matcher';
+import { strangerEndedModel, strangerPairModel, strangerQueueModel } from './strangers/stranger.model';
+import { RedisStrangerMatcher } from './strangers/stranger.redis';
+import { StrangerResolver } from './strangers/stranger.resolver';
+import { StrangerService } from './strangers/stranger.service';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
@@ -98,6 +108,8 @@ export interface AppServices {
   presence: PresenceService;
   typing: TypingService;
   identity: IdentityService;
+  rooms: RoomService;
+  strangers: StrangerService;
   realtime: RealtimeEngine;
 }
 
@@ -129,8 +141,21 @@ export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
   await reactionModel(db.connection).createIndexes();
+  await roomModel(db.connection).createIndexes();
+  await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel, updateModel, conversationSettingModel]) {
+  for (const model of [
+    inboxEntryModel,
+    inboxPairModel,
+    readMarkerModel,
+    roomSlugModel,
+    counterModel,
+    strangerEndedModel,
+    strangerQueueModel,
+    strangerPairModel,
+    updateModel,
+    conversationSettingModel,
+  ]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -153,8 +178,30 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
   });
 }
 
+/** Stranger pairing: a Lua script in Redis with REDIS_URL, else claims by insert in the database. */
+async function createStrangerMatcher(config: Config, db: Database): Promise<StrangerMatcher> {
+  if (!config.redis.url) {
+    return new DbStrangerMatcher(
+      strangerQueueModel(db.connection),
+      strangerPairModel(db.connection),
+      strangerEndedModel(db.connection),
+      config.strangers.anyAfterMs,
+    );
+  }
+  const matcher = new RedisStrangerMatcher(config.redis.url, config.redis.prefix, config.strangers.anyAfterMs);
+  await matcher.connect();
+  return matcher;
+}
+
 /** The domain services, each with the narrow dependencies it uses. */
-function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+function createDomains(
+  config: Config,
+  logger: Logger,
+  db: Database,
+  pubsub: PubSub,
+  limits: RateLimits,
+  matcher: StrangerMatcher,
+) {
   const users = new UserService(userModel(db.connection), db.strategy);
   // The message lifecycle: expiry, settings, the update sequence (src/lifecycle).
   const retentionMs = config.lifecycle.retentionDays ? config.lifecycle.retentionDays * 86400000 : undefined;
@@ -178,8 +225,41 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     db.strategy,
     (doc) => expiry.isVisible(doc),
   );
+  const registry = config.redis.url
+    ? new RedisPresenceRegistry({
+        url: config.redis.url,
+        prefix: config.redis.prefix,
+        heartbeatTtlMs: Math.max(config.presenceGraceMs, 3000),
+        logger,
+      })
+    : undefined;
+  const presence = new PresenceService(userModel(db.connection), users, pubsub, {
+    graceMs: config.presenceGraceMs,
+    logger,
+    registry,
+  });
+  const rooms = new RoomService(
+    roomModel(db.connection),
+    roomSlugModel(db.connection),
+    roomMemberModel(db.connection),
+    new ExactCounter(counterModel(db.connection)),
+    presence,
+    config.rooms,
+  );
+  const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
+    anyAfterMs: config.strangers.anyAfterMs,
+    logger,
+  });
   const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub);
-  const messages = new MessageService(store, users, pubsub, conversations, {}, new SendFields(store, settings, expiry));
+  const messages = new MessageService(
+    store,
+    users,
+    pubsub,
+    conversations,
+    { rooms, direct: strangers },
+    {},
+    new SendFields(store, settings, expiry),
+  );
   const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
   const lifecycle = new LifecycleService(
     store,
@@ -207,19 +287,6 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     intervalMs: config.lifecycle.purgeIntervalMs,
     logger,
   });
-  const registry = config.redis.url
-    ? new RedisPresenceRegistry({
-        url: config.redis.url,
-        prefix: config.redis.prefix,
-        heartbeatTtlMs: Math.max(config.presenceGraceMs, 3000),
-        logger,
-      })
-    : undefined;
-  const presence = new PresenceService(userModel(db.connection), users, pubsub, {
-    graceMs: config.presenceGraceMs,
-    logger,
-    registry,
-  });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
@@ -244,6 +311,8 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
     presence,
     typing,
     identity,
+    rooms,
+    strangers,
     toPayloads,
     expiry,
     settings,
@@ -267,6 +336,9 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new LifecycleResolver(d.lifecycle, d.forget, d.settings, d.messages, d.store, d.updateLog, d.expiry),
     new ReactionResolver(d.lifecycle),
     new ConversationTtlResolver(d.settings),
+    new RoomResolver(d.rooms),
+    new MessageRoomResolver(d.rooms),
+    new StrangerResolver(d.strangers),
   ] as const;
 }
 
@@ -335,6 +407,7 @@ function createRealtime(
         expiry: d.expiry,
         lifecycle: d.lifecycle,
       }),
+      strangerChannelKind(),
     ],
     sharedContext: () => sharedContext(d.users),
     format,
@@ -386,7 +459,17 @@ async function createTransports(
     validator: new OperationValidator(schema, config),
     realtime,
     pubsub,
-    presence: d.presence,
+    // Connections count for presence, and a user whose last one closes leaves the stranger queue.
+    presence: {
+      connected: (user) => {
+        d.presence.connected(user);
+        d.strangers.connected(user);
+      },
+      disconnected: (user) => {
+        d.presence.disconnected(user);
+        d.strangers.disconnected(user);
+      },
+    },
     sessionSecret,
     trustProxy: app.get('trust proxy fn') as TrustFn,
   });
@@ -424,7 +507,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
 
   const infra = await connectInfrastructure(options, logger, metrics);
   const { pubsub, db, limits } = infra;
-  const d = createDomains(config, logger, db, pubsub, limits);
+  const d = createDomains(config, logger, db, pubsub, limits, await createStrangerMatcher(config, db));
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
@@ -433,6 +516,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   await d.forget.start();
   await d.lifecycle.start();
   await d.purge.start();
+  await d.strangers.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
@@ -459,6 +543,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       d.forget.close();
       d.lifecycle.close();
       await d.presence.stop();
+      await d.strangers.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       t.stopForgetting();

@@ -6,6 +6,8 @@ import { ConversationResolver } from './conversations/conversation.resolver';
 import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { StrangerResolver } from './strangers/stranger.resolver';
 import { TypingResolver } from './typing/typing.resolver';
 import { UserResolver } from './users/user.resolver';
 
@@ -18,6 +20,9 @@ export const resolverClasses = [
   LifecycleResolver,
   ReactionResolver,
   ConversationTtlResolver,
+  RoomResolver,
+  MessageRoomResolver,
+  StrangerResolver,
 ] as const;
 
 /**

@@ -1,18 +1,17 @@
-import { BadUserInputError } from '../errors';
 import type { MessageService } from '../messages/message.service';
 import type { UserRecord } from '../users/user.type';
 
 /**
- * The conversation named by `with`/`room` arguments (neither: the lobby). Rooms are not part
- * of this branch: a `room` is answered as an unknown room, exactly as a room the viewer
- * cannot see will be.
+ * The conversation named by `with`/`room` arguments (neither: the lobby), readable by the
+ * viewer: the messages domain's rules (a private room the viewer is not in is BAD_USER_INPUT).
  */
 export async function conversationOf(
-  messages: Pick<MessageService, 'conversationWith'>,
+  messages: Pick<MessageService, 'resolveConversation'>,
   viewer: { id: string },
   args: { with?: unknown; room?: unknown },
-): Promise<{ key: string; other: UserRecord | null }> {
-  if (args.with != null && args.room != null) throw new BadUserInputError('Pass either with or room, not both', 'room');
-  if (args.room != null) throw new BadUserInputError('room is not a known room', 'room');
-  return messages.conversationWith(viewer, args.with as string | null | undefined);
+): Promise<{ key: string; other: UserRecord | null; roomId: string | null }> {
+  return messages.resolveConversation(viewer, {
+    with: args.with as string | null | undefined,
+    room: args.room as string | null | undefined,
+  });
 }

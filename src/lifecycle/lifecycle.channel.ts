@@ -37,7 +37,7 @@ export interface UpdateRoute {
 }
 
 export function updateChannelKind(
-  messages: Pick<MessageService, 'conversationWith'>,
+  messages: Pick<MessageService, 'resolveConversation'>,
   deps: UpdateChannelDeps,
 ): ChannelKind<`message-updated:${string}`, UpdateRoute> {
   return {

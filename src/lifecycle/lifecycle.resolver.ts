@@ -44,7 +44,7 @@ export class LifecycleResolver {
     private readonly lifecycle: LifecycleService,
     private readonly forgetService: ForgetService,
     private readonly settings: ConversationSettings,
-    private readonly messages: Pick<MessageService, 'conversationWith'>,
+    private readonly messages: Pick<MessageService, 'resolveConversation'>,
     private readonly store: Pick<MessageStore, 'get'>,
     private readonly log: Pick<UpdateLog, 'head'>,
     private readonly expiry: MessageExpiry,

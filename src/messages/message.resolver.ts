@@ -27,7 +27,7 @@ export class MessageResolver {
     description: 'A Relay page of a conversation, oldest first. Neither first nor last: the newest 50.',
   })
   async messages(@Args() args: MessagesArgs, @Ctx() ctx: Context): Promise<MessageConnectionView> {
-    const { key } = await this.messageService.conversationWith(ctx.user, args.with);
+    const { key } = await this.messageService.resolveConversation(ctx.user, args);
     const page = await this.messageService.page(key, args);
     return toConnection(
       page.messages.map((m) => toMessageView(m)),

@@ -9,12 +9,14 @@ import type { UserRecord } from '../users/user.type';
 import { typingTopic, type TypingPayload } from './typing.events';
 import { TYPING_TTL_MS } from './typing.service';
 
-/** `typing(with)`: the conversation's typing events, never the viewer's own. */
-export function typingChannelKind(messages: Pick<MessageService, 'conversationWith'>): ChannelKind<`typing:${string}`> {
+/** `typing(with, room)`: the conversation's typing events, never the viewer's own. */
+export function typingChannelKind(
+  messages: Pick<MessageService, 'resolveConversation'>,
+): ChannelKind<`typing:${string}`> {
   return {
     name: 'typing',
     async route(viewerId, args) {
-      const { key } = await messages.conversationWith({ id: viewerId }, args.with as string | null | undefined);
+      const { key } = await messages.resolveConversation({ id: viewerId }, args);
       return { topic: typingTopic(key), options: undefined };
     },
     createChannel: (route, tools) => new TypingChannel(route.topic, tools),

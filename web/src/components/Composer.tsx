@@ -26,19 +26,21 @@ interface Props {
   /** The message being answered (shown above the composer), or null. */
   replyTo: MessageNode | null;
   onCancelReply: () => void;
+  roomId?: string | null;
   onPending: (p: Pending) => void;
   onSettled: (clientId: string) => void;
   /** The server stored the message (it arrives through the subscription as well). */
   onSent: (message: MessagePartsFragment) => void;
 }
 
-export function Composer({ peerId, replyTo, onCancelReply, onPending, onSettled, onSent }: Props) {
+export function Composer({ peerId, roomId, replyTo, onCancelReply, onPending, onSettled, onSent }: Props) {
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [send] = useMutation(SendMessageDocument);
   const [setTyping] = useMutation(SetTypingDocument);
   const typingSentAt = useRef(0);
   const withId = peerId ?? undefined;
+  const room = roomId ?? undefined;
 
   const typing = (on: boolean) => {
     if (on) {
@@ -48,7 +50,7 @@ export function Composer({ peerId, replyTo, onCancelReply, onPending, onSettled,
       if (typingSentAt.current === 0) return;
       typingSentAt.current = 0;
     }
-    setTyping({ variables: { with: withId, typing: on } }).catch(() => undefined);
+    setTyping({ variables: { with: withId, room, typing: on } }).catch(() => undefined);
   };
 
   const submit = async (e?: FormEvent) => {
@@ -67,7 +69,7 @@ export function Composer({ peerId, replyTo, onCancelReply, onPending, onSettled,
     for (let attempt = 1; ; attempt++) {
       try {
         const { data } = await send({
-          variables: { input: { text: value, to: withId, clientId, replyTo: replyToId } },
+          variables: { input: { text: value, to: withId, room, clientId, replyTo: replyToId } },
           // A direct message moves its conversation to the top of the list.
           refetchQueries: peerId ? [ConversationsDocument] : [],
         });
@@ -107,7 +109,7 @@ export function Composer({ peerId, replyTo, onCancelReply, onPending, onSettled,
         value={text}
         rows={1}
         maxLength={2000}
-        placeholder={peerId ? 'Write a direct message…' : 'Write to the lobby…'}
+        placeholder={room ? 'Write to the room…' : peerId ? 'Write a direct message…' : 'Write to the lobby…'}
         aria-label="Message"
         data-testid="composer"
         onChange={(e) => {
