@@ -31,7 +31,17 @@ import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
 import { createLogger } from './logger';
+import { updateChannelKind } from './lifecycle/lifecycle.channel';
+import { conversationSettingModel, reactionModel, updateModel } from './lifecycle/lifecycle.model';
+import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
+import { LifecycleService } from './lifecycle/lifecycle.service';
+import { ForgetService } from './lifecycle/forget.service';
+import { GHOST_USER } from './lifecycle/ghost';
+import { PurgeJob } from './lifecycle/purge.job';
+import { ConversationSettings, SendFields } from './lifecycle/settings';
+import { UpdateLog } from './lifecycle/update-log';
 import { messageChannelKind } from './messages/message.channel';
+import { MessageExpiry } from './messages/message.expiry';
 import type { MessagePayload } from './messages/message.events';
 import { messageModel, type MessageDoc } from './messages/message.model';
 import { MessageResolver } from './messages/message.resolver';
@@ -99,6 +109,8 @@ export interface AppServices {
   limits: RateLimits;
   users: UserService;
   messages: MessageService;
+  lifecycle: LifecycleService;
+  purge: PurgeJob;
   conversations: ConversationService;
   presence: PresenceService;
   typing: TypingService;
@@ -137,6 +149,7 @@ async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
 export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
+  await reactionModel(db.connection).createIndexes();
   await roomModel(db.connection).createIndexes();
   await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
@@ -149,6 +162,8 @@ export async function ensureIndexes(db: Database): Promise<void> {
     strangerEndedModel,
     strangerQueueModel,
     strangerPairModel,
+    updateModel,
+    conversationSettingModel,
   ]) {
     await model(db.connection)
       .createCollection()
@@ -197,6 +212,9 @@ function createDomains(
   matcher: StrangerMatcher,
 ) {
   const users = new UserService(userModel(db.connection), db.strategy);
+  // The message lifecycle: expiry, settings, the update sequence (src/lifecycle).
+  const retentionMs = config.lifecycle.retentionDays ? config.lifecycle.retentionDays * 86400000 : undefined;
+  const expiry = new MessageExpiry(retentionMs);
   const store = new MessageStore(messageModel(db.connection), db.strategy, {
     recent: {
       // Read events keep the cached messages' readAt current on every instance.
@@ -214,6 +232,7 @@ function createDomains(
     users,
     pubsub,
     db.strategy,
+    (doc) => expiry.isVisible(doc),
   );
   // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
   const connectionKeys = new WeakMap<object, string>();
@@ -247,6 +266,7 @@ function createDomains(
     anyAfterMs: config.strangers.anyAfterMs,
     logger,
   });
+  const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub);
   const messages = new MessageService(
     store,
     users,
@@ -257,21 +277,70 @@ function createDomains(
       max: config.security.maxReplayMessages,
       charge: (socket, count) => limits.consume('replayMessages', { connection: connectionKey(socket) }, count),
     },
+    {},
+    new SendFields(store, settings, expiry),
   );
+  const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
+  const lifecycle = new LifecycleService(
+    store,
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    updateLog,
+    users,
+    pubsub,
+    expiry,
+    {
+      editWindowSeconds: config.lifecycle.editWindowSeconds,
+    },
+  );
+  const forget = new ForgetService(
+    db.connection,
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    lifecycle,
+    users,
+    pubsub,
+    expiry,
+    logger,
+  );
+  const purge = new PurgeJob(messageModel(db.connection), reactionModel(db.connection), expiry, store, pubsub, {
+    intervalMs: config.lifecycle.purgeIntervalMs,
+    logger,
+  });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub, limits);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
     const byId = new Map((await users.getMany(ids)).flatMap((u) => (u ? [[u.id, u] as const] : [])));
+    // Expired (not yet purged) messages are skipped: replays and gap fills never show them.
     return docs.flatMap((message) => {
-      const sender = byId.get(message.sender);
+      if (!expiry.isVisible(message)) return [];
+      // A sender who erased their data left tombstones attributed to nobody.
+      const sender = message.sender === GHOST_USER.id ? GHOST_USER : byId.get(message.sender);
       // A message whose sender is gone cannot be rendered; it is skipped rather than sent half-empty.
       if (!sender) return [];
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, rooms, strangers, toPayloads };
+  return {
+    users,
+    store,
+    conversations,
+    messages,
+    presence,
+    typing,
+    identity,
+    rooms,
+    strangers,
+    toPayloads,
+    expiry,
+    settings,
+    updateLog,
+    lifecycle,
+    forget,
+    purge,
+  };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -284,6 +353,9 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
+    new LifecycleResolver(d.lifecycle, d.forget, d.settings, d.messages, d.store, d.updateLog, d.expiry),
+    new ReactionResolver(d.lifecycle),
+    new ConversationTtlResolver(d.settings),
     new RoomResolver(d.rooms),
     new MessageRoomResolver(d.rooms),
     new StrangerResolver(d.strangers),
@@ -374,6 +446,12 @@ function createRealtime(
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
+      updateChannelKind(d.messages, {
+        log: d.updateLog,
+        store: { get: (id) => d.lifecycle.fresh(id) },
+        expiry: d.expiry,
+        lifecycle: d.lifecycle,
+      }),
       strangerChannelKind(),
     ],
     sharedContext: () => sharedContext(d.users),
@@ -491,6 +569,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
+  await d.settings.start();
+  await d.forget.start();
+  await d.lifecycle.start();
+  await d.purge.start();
   await d.strangers.start();
 
   let metricsServer: MetricsServer | undefined;
@@ -518,6 +600,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await metricsServer?.close();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
+      await d.lifecycle.drain(config.shutdownTimeoutMs);
+      await d.purge.stop();
+      d.settings.close();
+      d.forget.close();
+      d.lifecycle.close();
       await d.presence.stop();
       await d.strangers.stop();
       infra.connections.close();

@@ -48,6 +48,9 @@ const EnvSchema = z.object({
   ),
   REDIS_PREFIX: z.string().min(1).max(100).default('anonymo:'),
   FANOUT: z.enum(['grouped', 'per-subscriber']).default('grouped'),
+  EDIT_WINDOW_SECONDS: int('EDIT_WINDOW_SECONDS', 0, 31536000).default(900),
+  RETENTION_DAYS: z.preprocess(emptyAsUndefined, int('RETENTION_DAYS', 1, 36500).optional()),
+  PURGE_INTERVAL_MS: int('PURGE_INTERVAL_MS', 50, 60000).default(20000),
   ROOMS_CREATED_PER_DAY: int('ROOMS_CREATED_PER_DAY', 1, 100000).default(10),
   ROOM_MAX_MEMBERS: int('ROOM_MAX_MEMBERS', 2, 1000000).default(1000),
   ROOMS_PER_USER: int('ROOMS_PER_USER', 1, 100000).default(50),
@@ -101,6 +104,18 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** `PRESENCE_GRACE_MS` [10000]: how long a user stays online after their last connection closes. */
   presenceGraceMs: number;
+  /** Message lifecycle (src/lifecycle). */
+  lifecycle: {
+    /** `EDIT_WINDOW_SECONDS` [900]: how long after sending the sender may edit a message. */
+    editWindowSeconds: number;
+    /** `RETENTION_DAYS` [unset: keep]: every message is removed this many days after it was sent. */
+    retentionDays?: number;
+    /**
+     * `PURGE_INTERVAL_MS` [20000, at most 60000]: how often each instance removes expired messages
+     * from the database (they are hidden from readers at once; removed within this interval).
+     */
+    purgeIntervalMs: number;
+  };
   /** `MAX_CONNECTIONS` [10000]: WebSocket connections per server; the next is refused. */
   maxConnections: number;
   /** `MAX_SUBSCRIPTIONS_PER_CONNECTION` [25]. */
@@ -212,6 +227,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbStrategy: e.DB_STRATEGY,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     presenceGraceMs: e.PRESENCE_GRACE_MS,
+    lifecycle: {
+      editWindowSeconds: e.EDIT_WINDOW_SECONDS,
+      retentionDays: e.RETENTION_DAYS,
+      purgeIntervalMs: e.PURGE_INTERVAL_MS,
+    },
     maxConnections: e.MAX_CONNECTIONS,
     maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     wsKeepAliveMs: e.WS_KEEPALIVE_MS,

@@ -3,6 +3,7 @@ import './sessions/session.types';
 import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { ConversationResolver } from './conversations/conversation.resolver';
+import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
 import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
@@ -16,6 +17,9 @@ export const resolverClasses = [
   ConversationResolver,
   PresenceResolver,
   TypingResolver,
+  LifecycleResolver,
+  ReactionResolver,
+  ConversationTtlResolver,
   RoomResolver,
   MessageRoomResolver,
   StrangerResolver,

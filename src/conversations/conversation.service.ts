@@ -34,6 +34,10 @@ const entryId = (owner: string, n: number) => seqId(entryKeys(owner), n);
 
 /** Messages read and updated per round trip while marking read. */
 const MARK_BATCH = 200;
+/** Where messages expire: unread messages counted one by one (beyond: stored counts), and how far back lastMessage is sought. */
+const UNREAD_SCAN = 200;
+const LAST_SCAN = 1000;
+const LAST_BATCH = 50;
 
 export class ConversationService {
   /** `<owner>:<other>` pairs known to be in the owner's inbox. */
@@ -51,6 +55,8 @@ export class ConversationService {
     private readonly users: UserService,
     private readonly pubsub: PubSub,
     private readonly strategy: StorageStrategy,
+    /** Whether a stored message is still there (expired ones are not); default all are. */
+    private readonly isVisible: (doc: MessageDoc) => boolean = () => true,
   ) {}
 
   /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
@@ -119,9 +125,42 @@ export class ConversationService {
       this.strategy.findById(this.markers, `${viewerId}:${conversation}`),
     ]);
     if (!other) return null;
-    const last = current ?? (head > 0 ? await this.store.get(messageId(conversation, head)) : null);
-    const unreadCount = last ? Math.max(0, (last.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
-    return { with: other, lastMessage: last, unreadCount };
+    const latest = current ?? (head > 0 ? await this.store.get(messageId(conversation, head)) : null);
+    if (!latest || (this.isVisible(latest) && !latest.expiresAt)) {
+      const unreadCount = latest ? Math.max(0, (latest.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
+      return { with: other, lastMessage: latest, unreadCount };
+    }
+    const arithmetic = Math.max(0, (latest.counts?.[otherId] ?? 0) - (marker?.count ?? 0));
+    return { with: other, ...(await this.withExpiry(conversation, head, otherId, marker?.seq ?? 0, arithmetic)) };
+  }
+
+  /**
+   * lastMessage and unreadCount where messages may have expired (disappearing messages,
+   * retention): the newest visible message, and the visible messages from the other user
+   * after the read marker, counted (for an unread stretch longer than UNREAD_SCAN the stored
+   * counts are used, which include expired ones).
+   */
+  private async withExpiry(
+    conversation: string,
+    head: number,
+    otherId: string,
+    markerSeq: number,
+    arithmetic: number,
+  ): Promise<{ lastMessage: MessageDoc | null; unreadCount: number }> {
+    let lastMessage: MessageDoc | null = null;
+    let unreadCount = arithmetic;
+    const unreadFrom = Math.max(markerSeq + 1, head - UNREAD_SCAN + 1);
+    if (unreadFrom <= head) {
+      const docs = (await this.store.range(conversation, unreadFrom, head, UNREAD_SCAN)).filter(this.isVisible);
+      lastMessage = docs[docs.length - 1] ?? null;
+      if (head - markerSeq <= UNREAD_SCAN) unreadCount = docs.filter((d) => d.sender === otherId).length;
+    }
+    // Everything unread expired: the newest visible message is further back.
+    for (let hi = unreadFrom - 1; !lastMessage && hi > 0 && head - hi < LAST_SCAN; hi -= LAST_BATCH) {
+      const docs = await this.store.range(conversation, Math.max(1, hi - LAST_BATCH + 1), hi, LAST_BATCH);
+      lastMessage = docs.filter(this.isVisible).pop() ?? null;
+    }
+    return { lastMessage, unreadCount };
   }
 
   /**

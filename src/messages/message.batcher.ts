@@ -32,6 +32,9 @@ export interface Draft {
   recipient: string | null;
   clientId: string | null;
   dedupeKey?: string;
+  /** Lifecycle (src/lifecycle): the message answered, and how long until it expires. */
+  replyTo?: string;
+  ttlMs?: number;
 }
 
 /** The stored message; `fresh` is false when an earlier message with the same clientId was returned. */
@@ -128,15 +131,17 @@ export class SendBatcher {
         return pendings.map((p, i) => {
           const seq = head + 1 + i;
           if (counts) counts = { ...counts, [p.draft.sender]: (counts[p.draft.sender] ?? 0) + 1 };
-          const { dedupeKey, ...rest } = p.draft;
+          const { dedupeKey, ttlMs, ...rest } = p.draft;
+          const createdAt = new Date();
           const doc: MessageDoc = {
             _id: messageId(conversation, seq),
             ...rest,
             seq,
             ...(dedupeKey ? { dedupeKey } : {}),
-            createdAt: new Date(),
+            createdAt,
             readAt: null,
             ...(counts ? { counts } : {}),
+            ...(ttlMs ? { expiresAt: new Date(createdAt.getTime() + ttlMs) } : {}),
           };
           return { p, doc };
         });

@@ -16,6 +16,12 @@ export class SendMessageInput {
     description: 'Optional, 1..64 characters; a retry with the same key returns the first message',
   })
   clientId?: string | null;
+
+  @Field(() => ID, {
+    nullable: true,
+    description: 'The id of a message of the same conversation that this one answers',
+  })
+  replyTo?: string | null;
 }
 
 @ArgsType()

@@ -17,6 +17,19 @@ export interface MessageDoc {
   readAt: Date | null;
   /** Direct messages: how many messages each participant had sent, up to and including this one. */
   counts?: Record<string, number>;
+  // Lifecycle (src/lifecycle): edits, tombstones, replies, reactions, expiry.
+  /** Last edit. */
+  editedAt?: Date | null;
+  /** Deleted: a tombstone (text "", no reactions, no replyTo). */
+  deletedAt?: Date | null;
+  /** The id of the message this one answers (same conversation). */
+  replyTo?: string | null;
+  /** Reaction counts by emoji, in order of first use (the claims are in the reactions collection). */
+  reactions?: Array<{ emoji: string; count: number }>;
+  /** Disappearing messages and RETENTION_DAYS: hidden from then on, purged within a minute. */
+  expiresAt?: Date | null;
+  /** Set by the purge: what is left is only the position (conversation, seq, counts), no content. */
+  purgedAt?: Date | null;
 }
 
 const messageSchema = new Schema<MessageDoc>(
@@ -32,6 +45,12 @@ const messageSchema = new Schema<MessageDoc>(
     createdAt: { type: Date, required: true },
     readAt: { type: Date, default: null },
     counts: { type: Schema.Types.Mixed },
+    editedAt: { type: Date },
+    deletedAt: { type: Date },
+    replyTo: { type: String },
+    reactions: { type: Schema.Types.Mixed },
+    expiresAt: { type: Date },
+    purgedAt: { type: Date },
   },
   { collection: 'messages', versionKey: false },
 );
@@ -40,6 +59,9 @@ const messageSchema = new Schema<MessageDoc>(
 // sender fail the insert itself, so a retry can never store a second copy. Sparse, because
 // FerretDB 1.x has no partial indexes and most messages carry no clientId.
 messageSchema.index({ dedupeKey: 1 }, { unique: true, sparse: true });
+// The purge job's query (MongoDB uses it; FerretDB 1.x scans, once per purge run). Sparse:
+// most messages never expire.
+messageSchema.index({ expiresAt: 1 }, { sparse: true });
 
 export type MessageModel = Model<MessageDoc>;
 

@@ -1,5 +1,6 @@
 import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { live, type Context } from '../context';
+import { GHOST_USER } from '../lifecycle/ghost';
 import type { RateLimits } from '../security/rate-limit';
 import { User, type UserRecord } from '../users/user.type';
 import { encodeCursor } from './conversation';
@@ -60,6 +61,8 @@ export class MessageResolver {
   @FieldResolver(() => User)
   async sender(@Root() m: MessageView, @Ctx() ctx: Context): Promise<UserRecord> {
     if (m.senderUser) return m.senderUser;
+    // A sender who erased their data (deleteMyData) left tombstones attributed to nobody.
+    if (m.senderId === GHOST_USER.id) return GHOST_USER;
     const u = await ctx.loaders.users.load(m.senderId);
     if (!u) throw new Error(`message ${m.id} has an unknown sender`);
     return u;

@@ -20,6 +20,15 @@ export interface SendInput {
   to?: string | null;
   room?: string | null;
   clientId?: string | null;
+  /** A message of the same conversation that this one answers. */
+  replyTo?: string | null;
+}
+
+/** Lifecycle fields of a new message (src/lifecycle): validates `replyTo`, sets the expiry. */
+export interface SendLifecycle {
+  fieldsFor(conversation: string, input: SendInput): Promise<{ replyTo?: string; ttlMs?: number }>;
+  /** Whether a stored message is still there for readers (not expired, not purged). */
+  isVisible(doc: MessageDoc): boolean;
 }
 
 export interface PageArgs {
@@ -90,6 +99,7 @@ export class MessageService {
     private readonly policies: { rooms: RoomAccess; direct: DirectPolicy },
     private readonly replay: ReplayLimits = { max: Infinity, charge: () => Promise.resolve() },
     batcherOptions: SendBatcherOptions = {},
+    private readonly lifecycle?: SendLifecycle,
   ) {
     this.batcher = new SendBatcher(store, batcherOptions);
   }
@@ -172,6 +182,9 @@ export class MessageService {
       if (inFlight) return this.retried(await inFlight, conversation, sender, other);
     }
 
+    // Lifecycle fields (replyTo checked; the expiry from the conversation's TTL and retention).
+    const lifecycle = this.lifecycle ? await this.lifecycle.fieldsFor(conversation, input) : {};
+
     if (other) await this.conversations.registerPair(sender.id, other.id);
 
     const draft: Draft = {
@@ -181,6 +194,8 @@ export class MessageService {
       recipient: other?.id ?? null,
       clientId,
       ...(dedupeKey ? { dedupeKey } : {}),
+      ...(lifecycle.replyTo ? { replyTo: lifecycle.replyTo } : {}),
+      ...(lifecycle.ttlMs ? { ttlMs: lifecycle.ttlMs } : {}),
     };
     const submitted = this.batcher.submit(draft);
     if (dedupeKey) {
@@ -267,11 +282,9 @@ export class MessageService {
     const head = await this.store.head(conversation);
     const from = afterSeq + 1;
     const to = Math.min(beforeSeq - 1, head);
-    const messages =
-      first != null
-        ? await this.store.range(conversation, from, to, first, false)
-        : await this.store.range(conversation, from, to, last ?? DEFAULT_PAGE_SIZE, true);
+    const messages = await this.visibleRange(conversation, from, to, first ?? last ?? DEFAULT_PAGE_SIZE, first == null);
     // Sequence numbers have no gaps, so whether anything lies beyond the page is arithmetic.
+    // (Numbers below the head whose message expired are skipped; a page before them may be empty.)
     const start = messages[0]?.seq ?? (first != null ? from : to + 1);
     const end = messages[messages.length - 1]?.seq ?? start - 1;
     return {
@@ -297,6 +310,35 @@ export class MessageService {
       );
     }
     if (count > 0) await this.replay.charge(connection, count);
+  }
+
+  /**
+   * Up to `limit` messages of `from..to` that readers may see, oldest first (`newest`: the
+   * newest `limit`). Expired and purged ones are skipped and the range read further, so a page
+   * is full while visible messages remain in the range.
+   */
+  private async visibleRange(
+    conversation: string,
+    from: number,
+    to: number,
+    limit: number,
+    newest: boolean,
+  ): Promise<MessageDoc[]> {
+    const out: MessageDoc[] = [];
+    let [lo, hi] = [from, to];
+    while (out.length < limit && lo <= hi) {
+      const docs = await this.store.range(conversation, lo, hi, limit - out.length, newest);
+      if (docs.length === 0) break;
+      const visible = this.lifecycle ? docs.filter((d) => this.lifecycle!.isVisible(d)) : docs;
+      if (newest) {
+        out.unshift(...visible);
+        hi = docs[0].seq - 1;
+      } else {
+        out.push(...visible);
+        lo = docs[docs.length - 1].seq + 1;
+      }
+    }
+    return out;
   }
 
   /** Resolves `after` (a cursor or a message id of this conversation) to a sequence number. */

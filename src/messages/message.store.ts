@@ -62,6 +62,11 @@ export class MessageStore {
     this.recent.add(doc);
   }
 
+  /** A message changed after it was stored (src/lifecycle, on every instance): the cache holds the new state. */
+  noteChanged(doc: MessageDoc): void {
+    this.recent.replace(doc);
+  }
+
   /**
    * The message stored under an idempotency key. Not index-backed on FerretDB (a scan), so
    * only used after a failed insert showed that the key exists.

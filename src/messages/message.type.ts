@@ -15,6 +15,14 @@ export interface MessageView {
   clientId: string | null;
   createdAt: Date;
   readAt: Date | null;
+  // Lifecycle (resolved in src/lifecycle/lifecycle.resolver.ts).
+  editedAt: Date | null;
+  deletedAt: Date | null;
+  replyToId: string | null;
+  reactions: Array<{ emoji: string; count: number }>;
+  expiresAt: Date | null;
+  /** Set on messageUpdated events: the position of this change in the conversation's update sequence. */
+  updateSeq?: number;
   /** Set when the sender/recipient were at hand (publishing, replay), saving a lookup. */
   senderUser?: UserRecord;
   recipientUser?: UserRecord | null;
@@ -31,6 +39,11 @@ export function toMessageView(doc: MessageDoc, sender?: UserRecord, recipient?: 
     clientId: doc.clientId,
     createdAt: doc.createdAt,
     readAt: doc.readAt ?? null,
+    editedAt: doc.editedAt ?? null,
+    deletedAt: doc.deletedAt ?? null,
+    replyToId: doc.deletedAt ? null : (doc.replyTo ?? null),
+    reactions: doc.deletedAt ? [] : (doc.reactions ?? []),
+    expiresAt: doc.expiresAt ?? null,
     senderUser: sender,
     recipientUser: recipient,
   };

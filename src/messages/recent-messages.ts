@@ -101,6 +101,13 @@ export class RecentMessages {
     }
   }
 
+  /** A held message changed (edit, deletion, reactions: src/lifecycle): hold its new state. */
+  replace(doc: MessageDoc): void {
+    const run = this.runs.peek(doc.conversation);
+    const i = run ? doc.seq - run.first : -1;
+    if (run && i >= 0 && i < run.docs.length) run.docs[i] = doc;
+  }
+
   /** Applies a read event to the held messages. */
   private applyRead(run: Run, { readerId, upToSeq, at }: ReadEvent): void {
     run.docs = run.docs.map((d) =>

@@ -29,4 +29,11 @@ export const KNOWN_OPERATION_NAMES: readonly string[] = [
   'EndStrangerChat',
   'StrangerChat',
   'StrangerEvents',
+  'MessageUpdatesCursor',
+  'MessageUpdated',
+  'EditMessage',
+  'DeleteMessage',
+  'React',
+  'SetMessageTtl',
+  'DeleteMyData',
 ];

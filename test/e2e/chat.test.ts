@@ -289,6 +289,63 @@ describe('the web client in Chromium, two people', () => {
     await page.unrouteAll({ behavior: 'ignoreErrors' });
   });
 
+  step('edit, react, reply, delete and disappearing messages: the other window sees each live', async () => {
+    await alice.page.locator(`[data-testid="online-user"][data-user-id="${bob.id}"]`).click();
+    await alice.page.locator(`[data-testid="conversation-view"][data-peer="${bob.id}"]`).waitFor();
+    await bob.page.locator(`[data-testid="online-user"][data-user-id="${alice.id}"]`).click();
+    await bob.page.locator(`[data-testid="conversation-view"][data-peer="${alice.id}"]`).waitFor();
+    const item = (page: Page, text: string) =>
+      page.locator('[data-testid="message"]').filter({ has: messageText(page, text) });
+    await send(alice.page, 'a tpyo here');
+    await messageText(bob.page, 'a tpyo here').waitFor();
+
+    // Inline edit: Bob sees the new text with the "edited" mark.
+    await item(alice.page, 'a tpyo here').getByTestId('edit').click();
+    await alice.page.getByTestId('edit-input').fill('a typo here, fixed');
+    await alice.page.getByTestId('edit-input').press('Enter');
+    await item(bob.page, 'a typo here, fixed').getByTestId('edited').waitFor();
+    const id = (await item(bob.page, 'a typo here, fixed').getAttribute('data-id'))!;
+
+    // A reaction from Bob: Alice sees the count, Bob sees it as his.
+    await item(bob.page, 'a typo here, fixed').getByTestId('react-open').click();
+    await bob.page.locator('[data-testid="pick"][data-emoji="🎉"]').click();
+    const aliceSees = alice.page.locator(`[data-testid="message"][data-id="${id}"] [data-testid="reaction"]`);
+    await aliceSees.filter({ hasText: '🎉 1' }).waitFor();
+    expect(await aliceSees.getAttribute('data-mine')).toBe('false');
+    await bob.page
+      .locator(`[data-testid="message"][data-id="${id}"] [data-testid="reaction"][data-mine="true"]`)
+      .waitFor();
+
+    // A reply with a quoted preview; clicking the quote goes to the original.
+    await item(bob.page, 'a typo here, fixed').getByTestId('reply').click();
+    await bob.page.getByTestId('replying').filter({ hasText: 'a typo here, fixed' }).waitFor();
+    await send(bob.page, 'replying to that');
+    const reply = item(alice.page, 'replying to that');
+    await reply.getByTestId('reply-quote').filter({ hasText: 'a typo here, fixed' }).waitFor();
+    await reply.getByTestId('reply-quote').click();
+    await alice.page.locator(`[data-testid="message"][data-id="${id}"].flash`).waitFor();
+
+    // Deletion: a tombstone for Bob, and the reply's quote says so.
+    alice.page.once('dialog', (d) => void d.accept());
+    await alice.page.locator(`[data-testid="message"][data-id="${id}"]`).getByTestId('delete').click();
+    await bob.page.locator(`[data-testid="message"][data-id="${id}"] [data-testid="message-deleted"]`).waitFor();
+    await item(bob.page, 'replying to that')
+      .getByTestId('reply-quote')
+      .filter({ hasText: 'message deleted' })
+      .waitFor();
+    expect(await messageText(bob.page, 'a typo here, fixed').count()).toBe(0);
+
+    // Disappearing messages: Alice sets a timer; her next message carries it on both sides.
+    await alice.page.getByTestId('ttl-select').selectOption('3600');
+    await send(alice.page, 'this one disappears');
+    await item(bob.page, 'this one disappears').getByTestId('expires').waitFor();
+    await waitUntil(
+      'Bob sees the timer setting',
+      async () => (await bob.page.getByTestId('ttl-select').inputValue()) === '3600',
+    );
+    await alice.page.getByTestId('open-lobby').click();
+  });
+
   step('"New identity" starts over as someone else, who can chat at once', async () => {
     const { page } = bob;
     await page.getByTestId('new-identity').click();
@@ -305,6 +362,20 @@ describe('the web client in Chromium, two people', () => {
       .filter({ has: messageText(alice.page, 'I am someone new') });
     await seenByAlice.filter({ hasText: newName }).waitFor();
     await alice.page.locator(`[data-testid="online-user"][data-user-id="${fresh}"]`).waitFor();
+  });
+
+  step('"Forget me" (after confirming) erases what was sent and starts a new identity', async () => {
+    const { page } = bob;
+    const before = await page.getByTestId('online-me').getAttribute('data-user-id');
+    const name = (await page.getByTestId('me-name').textContent())!;
+    page.once('dialog', (d) => void d.accept());
+    await page.getByTestId('forget-me').click();
+    await waitUntil('a new identity', async () => (await page.getByTestId('me-name').textContent()) !== name);
+    expect(await page.getByTestId('online-me').getAttribute('data-user-id')).not.toBe(before);
+    // Alice, in the lobby, sees the message of the erased identity become a tombstone, live.
+    await alice.page.getByTestId('open-lobby').click();
+    await waitUntil('the tombstone', async () => (await messageText(alice.page, 'I am someone new').count()) === 0);
+    await alice.page.getByTestId('message-deleted').first().waitFor();
   });
 
   test('neither page had an uncaught error or unhandled rejection', () => {

@@ -5,7 +5,7 @@ import { RoomScreen, RoomsBrowser } from './components/Rooms';
 import { Sidebar } from './components/Sidebar';
 import { StrangerScreen } from './components/Stranger';
 import { Avatar } from './components/Avatar';
-import { MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
+import { DeleteMyDataDocument, MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
 import { createApi, type Api } from './lib/apollo';
 import { useConnectionState } from './lib/connection';
 import { useHashView, type View } from './lib/hooks';
@@ -69,6 +69,18 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
     return () => window.removeEventListener('keydown', onKey);
   }, [drawer]);
 
+  const [deleteMyData, { loading: forgetting }] = useMutation(DeleteMyDataDocument);
+  const forgetMe = async () => {
+    const ok = window.confirm(
+      'Forget me: delete every message you sent (they become "message deleted"), your reactions and ' +
+        'conversations, and this identity, for good?',
+    );
+    if (!ok) return;
+    await deleteMyData();
+    navigate({ kind: 'lobby' });
+    onIdentityReset();
+  };
+
   const newIdentity = async () => {
     await resetIdentity();
     navigate({ kind: 'lobby' });
@@ -107,6 +119,15 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
             title="Forget this identity and start over"
           >
             New identity
+          </button>
+          <button
+            type="button"
+            onClick={forgetMe}
+            disabled={forgetting}
+            data-testid="forget-me"
+            title="Erase everything you sent and this identity"
+          >
+            Forget me
           </button>
         </span>
       </header>

@@ -8,6 +8,7 @@ import {
   type MessagePartsFragment,
 } from '../gql/graphql';
 import { newClientId } from '../lib/format';
+import type { MessageNode } from './MessageList';
 
 export interface Pending {
   clientId: string;
@@ -22,6 +23,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Props {
   peerId: string | null;
+  /** The message being answered (shown above the composer), or null. */
+  replyTo: MessageNode | null;
+  onCancelReply: () => void;
   roomId?: string | null;
   onPending: (p: Pending) => void;
   onSettled: (clientId: string) => void;
@@ -29,7 +33,7 @@ interface Props {
   onSent: (message: MessagePartsFragment) => void;
 }
 
-export function Composer({ peerId, roomId, onPending, onSettled, onSent }: Props) {
+export function Composer({ peerId, roomId, replyTo, onCancelReply, onPending, onSettled, onSent }: Props) {
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [send] = useMutation(SendMessageDocument);
@@ -57,13 +61,15 @@ export function Composer({ peerId, roomId, onPending, onSettled, onSent }: Props
     setError(null);
     typing(false);
     const clientId = newClientId();
+    const replyToId = replyTo?.id;
+    onCancelReply();
     onPending({ clientId, text: value });
     // A network failure may hide a stored message: retrying with the same clientId returns
     // that message instead of storing a second one.
     for (let attempt = 1; ; attempt++) {
       try {
         const { data } = await send({
-          variables: { input: { text: value, to: withId, room, clientId } },
+          variables: { input: { text: value, to: withId, room, clientId, replyTo: replyToId } },
           // A direct message moves its conversation to the top of the list.
           refetchQueries: peerId ? [ConversationsDocument] : [],
         });
@@ -91,6 +97,14 @@ export function Composer({ peerId, roomId, onPending, onSettled, onSent }: Props
 
   return (
     <form className="composer" onSubmit={submit}>
+      {replyTo && (
+        <div className="replying" data-testid="replying">
+          Replying to <strong>{replyTo.sender.username}</strong>: {replyTo.text}{' '}
+          <button type="button" onClick={onCancelReply} aria-label="Cancel reply">
+            ×
+          </button>
+        </div>
+      )}
       <textarea
         value={text}
         rows={1}

@@ -4,8 +4,11 @@ import {
   ConversationsDocument,
   MarkReadDocument,
   MessageAddedDocument,
+  MessageUpdatedDocument,
+  MessageUpdatesCursorDocument,
   MessagesDocument,
   MessagesReadDocument,
+  SetMessageTtlDocument,
   TypingDocument,
   UserPartsFragmentDoc,
   type MessagesQuery,
@@ -15,7 +18,7 @@ import type { ConnectionStatus } from '../lib/connection';
 import { useDocumentVisible } from '../lib/hooks';
 import { Avatar } from './Avatar';
 import { Composer, type Pending } from './Composer';
-import { MessageList } from './MessageList';
+import { MessageList, type MessageNode } from './MessageList';
 
 /** Messages per page of history. */
 const PAGE = 30;
@@ -44,7 +47,13 @@ export function ConversationView({ me, peerId, roomId, connection, header, close
   const withId = peerId ?? undefined;
   const room = roomId ?? undefined;
   const variables = { with: withId, room, last: PAGE };
-  const history = useQuery(MessagesDocument, { variables });
+  // The update stream's position, read before history: every edit, deletion and reaction
+  // change made after it arrives through messageUpdated (the link then keeps `after` current).
+  const updatesCursor = useQuery(MessageUpdatesCursorDocument, {
+    variables: { with: withId, room },
+    fetchPolicy: 'network-only',
+  });
+  const history = useQuery(MessagesDocument, { variables, skip: !updatesCursor.data && !updatesCursor.error });
   const edges = history.data?.messages.edges ?? [];
   const pageInfo = history.data?.messages.pageInfo;
   const [loadingOlder, setLoadingOlder] = useState(false);
@@ -78,9 +87,16 @@ export function ConversationView({ me, peerId, roomId, connection, header, close
     onData: ({ data }) => {
       const message = data.data?.messageAdded;
       if (!message) return;
-      append({ __typename: 'MessageEdge', cursor: message.cursor, node: message });
+      append({ __typename: 'MessageEdge', cursor: message.cursor, node: { ...message, reactions: [] } });
     },
   });
+
+  // Changed messages are normalised by id into the cache, so the list shows their new state.
+  useSubscription(MessageUpdatedDocument, {
+    skip: !updatesCursor.data,
+    variables: { with: withId, room, after: updatesCursor.data?.messageUpdatesCursor },
+  });
+  const [replyTo, setReplyTo] = useState<MessageNode | null>(null);
 
   const [typists, setTypists] = useState<ReadonlyMap<string, string>>(new Map());
   useSubscription(TypingDocument, {
@@ -157,24 +173,30 @@ export function ConversationView({ me, peerId, roomId, connection, header, close
       data-peer={room ? `room:${room}` : (peerId ?? 'lobby')}
     >
       {header ?? <ConversationHeader peerId={peerId} />}
+      {peerId && <DisappearingSetting peerId={peerId} />}
       {history.error && <p className="error">Could not load messages: {history.error.message}</p>}
       <MessageList
         me={me}
         peerId={peerId}
         edges={edges}
         pending={waiting}
-        loading={history.loading && !history.data}
+        loading={(history.loading || updatesCursor.loading) && !history.data}
         hasOlder={pageInfo?.hasPreviousPage ?? false}
         loadingOlder={loadingOlder}
         onLoadOlder={loadOlder}
+        onReply={setReplyTo}
       />
       <TypingIndicator names={[...typists.values()]} />
       {closed ?? (
         <Composer
           peerId={peerId}
           roomId={room ?? null}
+          replyTo={replyTo}
+          onCancelReply={() => setReplyTo(null)}
           onPending={(p) => setPending((prev) => [...prev, p])}
-          onSent={(message) => append({ __typename: 'MessageEdge', cursor: message.cursor, node: message })}
+          onSent={(message) =>
+            append({ __typename: 'MessageEdge', cursor: message.cursor, node: { ...message, reactions: [] } })
+          }
           onSettled={(clientId) => setPending((prev) => prev.filter((p) => p.clientId !== clientId))}
         />
       )}
@@ -218,5 +240,42 @@ function TypingIndicator({ names }: { names: string[] }) {
     <div className="typing" data-testid="typing" aria-live="polite">
       {text}
     </div>
+  );
+}
+
+const TTL_CHOICES: Array<[number | null, string]> = [
+  [null, 'Off'],
+  [30, '30 seconds'],
+  [300, '5 minutes'],
+  [3600, '1 hour'],
+  [86400, '1 day'],
+  [604800, '1 week'],
+];
+
+/** Disappearing messages of a direct conversation: either user may set the timer. */
+function DisappearingSetting({ peerId }: { peerId: string }) {
+  const conversations = useQuery(ConversationsDocument);
+  const current = conversations.data?.conversations.find((c) => c.with.id === peerId)?.messageTtlSeconds ?? null;
+  const [setTtl, { loading }] = useMutation(SetMessageTtlDocument, { refetchQueries: [ConversationsDocument] });
+  const choices = TTL_CHOICES.some(([s]) => s === current) ? TTL_CHOICES : [...TTL_CHOICES, [current, `${current} s`]];
+  return (
+    <label className="disappearing" data-testid="disappearing">
+      ⏱ Disappearing messages{' '}
+      <select
+        value={current ?? ''}
+        disabled={loading}
+        data-testid="ttl-select"
+        onChange={(e) => {
+          const seconds = e.target.value === '' ? null : Number(e.target.value);
+          setTtl({ variables: { with: peerId, seconds } }).catch(() => undefined);
+        }}
+      >
+        {choices.map(([s, label]) => (
+          <option key={label} value={s ?? ''}>
+            {label}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }

@@ -12,12 +12,16 @@ function declaresAfter(query: DocumentNode): boolean {
   );
 }
 
-/** The `id` of the (single) root field's object in a result, e.g. `messageAdded.id`. */
+/**
+ * Where to resume after the (single) root field's object in a result: its `updateCursor` for
+ * update streams (`messageUpdated`), else its `id` (`messageAdded`).
+ */
 function rootId(data: unknown): string | undefined {
   if (!data || typeof data !== 'object') return undefined;
   for (const value of Object.values(data as Record<string, unknown>)) {
-    const id = (value as { id?: unknown } | null)?.id;
-    if (typeof id === 'string') return id;
+    const point = value as { id?: unknown; updateCursor?: unknown } | null;
+    if (typeof point?.updateCursor === 'string') return point.updateCursor;
+    if (typeof point?.id === 'string') return point.id;
   }
   return undefined;
 }

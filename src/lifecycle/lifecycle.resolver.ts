@@ -1,0 +1,180 @@
+/**
+ * The message lifecycle in the schema: editMessage, deleteMessage, react, setMessageTtl,
+ * deleteMyData, messageUpdated, and the lifecycle fields of Message, Reaction and
+ * Conversation. Thin: arguments in, a service call, a view out.
+ */
+import { Args, Ctx, Extensions, FieldResolver, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { live, type Context } from '../context';
+import { ForbiddenError } from '../errors';
+import { VIEWER_DEPENDENT } from '../realtime/plan';
+import type { ConversationSummary } from '../conversations/conversation.service';
+import { Conversation } from '../conversations/conversation.type';
+import { directKey } from '../messages/conversation';
+import type { MessageExpiry } from '../messages/message.expiry';
+import type { MessageService } from '../messages/message.service';
+import type { MessageStore } from '../messages/message.store';
+import { Message, toMessageView, type MessageView } from '../messages/message.type';
+import { conversationOf } from './conversation-of';
+import type { ForgetService } from './forget.service';
+import type { UpdatePayload } from './lifecycle.events';
+import {
+  ConversationArgs,
+  EditMessageArgs,
+  MessageIdArgs,
+  MessageUpdatedArgs,
+  ReactArgs,
+  SetMessageTtlArgs,
+} from './lifecycle.input';
+import type { Actor, LifecycleService } from './lifecycle.service';
+import { Reaction, type ReactionView } from './lifecycle.type';
+import type { ConversationSettings } from './settings';
+import { encodeUpdateCursor, type UpdateLog } from './update-log';
+
+const view = (p: UpdatePayload): MessageView => ({
+  ...toMessageView(p.message, p.sender, p.recipient),
+  ...(p.n > 0 ? { updateSeq: p.n } : {}),
+});
+
+/** The viewer as an actor. Moderators are not part of this branch (see Actor). */
+const actorOf = (ctx: Context): Actor => ({ id: ctx.user.id, role: 'user' });
+
+@Resolver(() => Message)
+export class LifecycleResolver {
+  constructor(
+    private readonly lifecycle: LifecycleService,
+    private readonly forgetService: ForgetService,
+    private readonly settings: ConversationSettings,
+    private readonly messages: Pick<MessageService, 'resolveConversation'>,
+    private readonly store: Pick<MessageStore, 'get'>,
+    private readonly log: Pick<UpdateLog, 'head'>,
+    private readonly expiry: MessageExpiry,
+  ) {}
+
+  @Mutation(() => Message, {
+    description: `The sender only, within EDIT_WINDOW_SECONDS of sending; same text rules as sending. Sets editedAt.`,
+  })
+  async editMessage(@Args() args: EditMessageArgs, @Ctx() ctx: Context): Promise<MessageView> {
+    return view(await this.lifecycle.edit(actorOf(ctx), args.id, args.text));
+  }
+
+  @Mutation(() => Message, {
+    description: 'The sender (or a moderator), at any time: a tombstone keeps the place; the text is erased.',
+  })
+  async deleteMessage(@Args() args: MessageIdArgs, @Ctx() ctx: Context): Promise<MessageView> {
+    return view(await this.lifecycle.delete(actorOf(ctx), args.id));
+  }
+
+  @Mutation(() => Message, { description: 'Adds or removes the viewer’s reaction (one emoji; at most 20 distinct).' })
+  async react(@Args() args: ReactArgs, @Ctx() ctx: Context): Promise<MessageView> {
+    return view(await this.lifecycle.react(ctx.user, args.id, args.emoji, args.on));
+  }
+
+  @Mutation(() => Boolean, {
+    description:
+      'Disappearing messages: messages sent afterwards expire `seconds` after sending (30..2592000; null: off). ' +
+      'In a direct conversation either user may set it.',
+  })
+  async setMessageTtl(@Args() args: SetMessageTtlArgs, @Ctx() ctx: Context): Promise<boolean> {
+    const { key, other } = await conversationOf(this.messages, ctx.user, args);
+    if (!other) {
+      throw new ForbiddenError('Disappearing messages are set per direct conversation or room, not for the lobby');
+    }
+    await this.settings.setTtl(key, args.seconds ?? null, ctx.user.id);
+    return true;
+  }
+
+  @Mutation(() => Boolean, {
+    description:
+      'Erases the viewer: their messages become tombstones (text erased), their reactions, read markers and ' +
+      'conversation list go, their sessions end (WebSockets close with 4001) and the user is deleted. The next ' +
+      'request starts a new identity.',
+  })
+  async deleteMyData(@Ctx() ctx: Context): Promise<boolean> {
+    await this.forgetService.forget(ctx.user, ctx.sessionId);
+    return true;
+  }
+
+  @Query(() => String, {
+    description:
+      'The update cursor of the conversation now: read it before loading history, and pass it as ' +
+      '`messageUpdated(after:)` to receive every change made since.',
+  })
+  async messageUpdatesCursor(@Args() args: ConversationArgs, @Ctx() ctx: Context): Promise<string> {
+    const { key } = await conversationOf(this.messages, ctx.user, args);
+    return encodeUpdateCursor(await this.log.head(key));
+  }
+
+  @Subscription(() => Message, {
+    description:
+      'Edits, deletions and reaction changes of messages of a conversation, in order, each message in its state ' +
+      'after the change. With `after` (an update cursor) it first replays every message changed after that point.',
+    subscribe: ({ args, context }) => live(context, 'messageUpdates', args),
+  })
+  messageUpdated(@Root() payload: UpdatePayload, @Args() _args: MessageUpdatedArgs): MessageView {
+    return view(payload);
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: 'Last edit' })
+  editedAt(@Root() m: MessageView): Date | null {
+    return m.editedAt;
+  }
+
+  @FieldResolver(() => Date, {
+    nullable: true,
+    description: 'Deleted: text is "", reactions empty, replyTo null',
+  })
+  deletedAt(@Root() m: MessageView): Date | null {
+    return m.deletedAt;
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: 'Disappearing messages: gone from then on' })
+  expiresAt(@Root() m: MessageView): Date | null {
+    return m.expiresAt;
+  }
+
+  @FieldResolver(() => Message, {
+    nullable: true,
+    description: 'The message this one answers (a tombstone if it was deleted; null once it expired)',
+  })
+  async replyTo(@Root() m: MessageView): Promise<MessageView | null> {
+    if (!m.replyToId || m.deletedAt) return null;
+    const doc = await this.store.get(m.replyToId);
+    return doc && this.expiry.isVisible(doc) ? toMessageView(doc) : null;
+  }
+
+  @FieldResolver(() => [Reaction])
+  reactions(@Root() m: MessageView): ReactionView[] {
+    if (m.deletedAt) return [];
+    return m.reactions.map((r) => ({ messageId: m.id, emoji: r.emoji, count: r.count }));
+  }
+
+  @FieldResolver(() => String, {
+    nullable: true,
+    description: 'On messageUpdated events: where this change is in the update sequence (pass it as `after`)',
+  })
+  updateCursor(@Root() m: MessageView): string | null {
+    return m.updateSeq ? encodeUpdateCursor(m.updateSeq) : null;
+  }
+}
+
+@Resolver(() => Reaction)
+export class ReactionResolver {
+  constructor(private readonly lifecycle: Pick<LifecycleService, 'mine'>) {}
+
+  @FieldResolver(() => Boolean)
+  async mine(@Root() r: ReactionView, @Ctx() ctx: Context): Promise<boolean> {
+    return (await this.lifecycle.mine(ctx.user.id, r.messageId, [r.emoji])).has(r.emoji);
+  }
+}
+
+@Resolver(() => Conversation)
+export class ConversationTtlResolver {
+  constructor(private readonly settings: Pick<ConversationSettings, 'ttlOf'>) {}
+
+  @FieldResolver(() => Int, { nullable: true, description: 'Disappearing messages: seconds, or null for none' })
+  // Keyed by the viewer and the other user: rendered per viewer in conversationUpdated.
+  @Extensions({ [VIEWER_DEPENDENT]: true })
+  messageTtlSeconds(@Root() c: ConversationSummary, @Ctx() ctx: Context): Promise<number | null> {
+    return this.settings.ttlOf(directKey(ctx.user.id, c.with.id));
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Disappearing messages and RETENTION_DAYS: expired messages vanish from every read and are
+ * removed from the database by the purge job (PURGE_INTERVAL_MS is short here). A message's
+ * expiry is moved into the past in the database to stand for time passing, since the shortest
+ * TTL the contract allows is 30 s; the servers' recent-message caches still hold the original
+ * expiry then, so the reads are checked once the purge has run (which updates every cache).
+ * Hiding between expiry and purge is the same check on the cached expiresAt.
+ */
+import { TestClient } from '../helpers/client';
+import { openDb } from '../helpers/db';
+import { subscriptionsAttached } from '../helpers/metrics';
+import { startServer, type TestServer } from '../helpers/server';
+import { waitForValue } from '../helpers/wait';
+
+const SEND = `mutation($text: String!, $to: ID, $replyTo: ID) {
+  sendMessage(input: { text: $text, to: $to, replyTo: $replyTo }) { id cursor expiresAt createdAt }
+}`;
+const TTL = `mutation($with: ID, $room: ID, $seconds: Int) { setMessageTtl(with: $with, room: $room, seconds: $seconds) }`;
+const PAGE = `query($with: ID, $after: String) { messages(with: $with, after: $after, first: 100) { edges { node { id text } } } }`;
+const CONVERSATIONS = `{ conversations { with { id } messageTtlSeconds unreadCount lastMessage { id } } }`;
+const ADDED = `subscription($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }`;
+const REACT = `mutation($id: ID!) { react(id: $id, emoji: "👍", on: true) { id } }`;
+
+let server: TestServer;
+let db: Awaited<ReturnType<typeof openDb>>;
+beforeAll(async () => {
+  server = await startServer({ env: { PURGE_INTERVAL_MS: '200' } });
+  db = await openDb(server.mongodbUri);
+});
+afterAll(async () => {
+  await db.close();
+  await server.close();
+});
+
+async function user(s: TestServer = server) {
+  const c = new TestClient(s);
+  const me = await c.me();
+  return Object.assign(c, { id: me.id });
+}
+type Sent = { id: string; cursor: string; expiresAt: string | null; createdAt: string };
+const send = async (c: TestClient, text: string, to?: string, replyTo?: string) =>
+  (await c.data<{ sendMessage: Sent }>(SEND, { text, to, replyTo })).sendMessage;
+const texts = async (c: TestClient, withId?: string, after?: string) =>
+  (
+    await c.data<{ messages: { edges: Array<{ node: { text: string } }> } }>(PAGE, { with: withId, after })
+  ).messages.edges.map((e) => e.node.text);
+
+/** Stands for the passing of time: these messages' expiry is now in the past. */
+const expireNow = (ids: string[]) =>
+  db.db
+    .collection('messages')
+    .updateMany({ _id: { $in: ids } } as never, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+
+/** Documents that still hold any content of these messages. */
+const withContent = (ids: string[]) =>
+  db.db
+    .collection('messages')
+    .countDocuments({ _id: { $in: ids }, $or: [{ text: { $exists: true } }, { sender: { $exists: true } }] } as never);
+
+test('setMessageTtl: either user of a direct conversation, 30..2592000 or null; else BAD_USER_INPUT or FORBIDDEN', async () => {
+  const a = await user();
+  const b = await user();
+  for (const seconds of [29, 2592001, 0, -5]) {
+    expect(await a.errorCode(TTL, { with: b.id, seconds })).toBe('BAD_USER_INPUT');
+  }
+  expect(await a.errorCode(TTL, { seconds: 60 })).toBe('FORBIDDEN'); // the lobby is nobody's
+  expect(await a.errorCode(TTL, { with: b.id, room: 'r', seconds: 60 })).toBe('BAD_USER_INPUT');
+  await send(a, 'before', b.id);
+  expect((await a.data(TTL, { with: b.id, seconds: 30 })).setMessageTtl).toBe(true);
+  const [conv] = (await b.data<{ conversations: Array<{ messageTtlSeconds: number | null }> }>(CONVERSATIONS))
+    .conversations;
+  expect(conv.messageTtlSeconds).toBe(30);
+  const m = await send(b, 'disappears', a.id);
+  expect(Date.parse(m.expiresAt!) - Date.parse(m.createdAt)).toBe(30000);
+  await b.data(TTL, { with: a.id, seconds: null });
+  expect((await send(a, 'stays', b.id)).expiresAt).toBeNull();
+});
+
+test('expired messages vanish from messages, replays, lastMessage and unread counts, and are purged from the database', async () => {
+  const a = await user();
+  const b = await user();
+  const kept = await send(a, 'kept', b.id);
+  await a.data(TTL, { with: b.id, seconds: 3600 });
+  const gone1 = await send(a, 'gone 1', b.id);
+  await b.data(REACT, { id: gone1.id });
+  const gone2 = await send(a, 'gone 2', b.id);
+  expect(gone2.expiresAt).not.toBeNull();
+  await expireNow([gone1.id, gone2.id]);
+  // Removed from the database by the purge job: only a position stub remains, no content, no reactions.
+  await waitForValue(
+    () => withContent([gone1.id, gone2.id]),
+    (n) => n === 0,
+    { what: 'the purge', timeout: 10000 },
+  );
+
+  // Gone from history, lastMessage and unreadCount; a reply to them, a reaction to them are refused.
+  expect(await texts(b, a.id)).toEqual(['kept']);
+  const [conv] = (
+    await b.data<{ conversations: Array<{ unreadCount: number; lastMessage: { id: string } | null }> }>(CONVERSATIONS)
+  ).conversations;
+  expect(conv).toMatchObject({ unreadCount: 1, lastMessage: { id: kept.id } });
+  expect(await b.errorCode(SEND, { text: 'x', to: a.id, replyTo: gone1.id })).toBe('BAD_USER_INPUT');
+  expect(await b.errorCode(REACT, { id: gone2.id })).toBe('BAD_USER_INPUT');
+
+  expect(await db.db.collection('reactions').countDocuments({ message: gone1.id })).toBe(0);
+  const stub = await db.db.collection('messages').findOne({ _id: gone2.id as never });
+  expect(Object.keys(stub ?? {}).sort()).toEqual(['_id', 'conversation', 'counts', 'expiresAt', 'purgedAt', 'seq']);
+  expect(await db.db.collection('messages').countDocuments({ _id: kept.id as never, text: 'kept' })).toBe(1);
+
+  // The sequence goes on past the expired newest message: a client resuming after it (by
+  // cursor or by id) gets what still exists, in order, with no error.
+  const next = await send(a, 'after the gap', b.id);
+  expect(Buffer.from(next.cursor, 'base64url').toString()).toBe('m4');
+  expect(await texts(b, a.id, kept.cursor)).toEqual(['after the gap']);
+  expect(await texts(b, a.id, gone2.cursor)).toEqual(['after the gap']);
+  const ws = b.ws();
+  try {
+    const sub = ws.subscribe<{ messageAdded: { text: string } }>(ADDED, { with: a.id, after: kept.id });
+    const sub2 = ws.subscribe<{ messageAdded: { text: string } }>(ADDED, { with: a.id, after: gone1.id });
+    await sub.waitForCount(1);
+    await sub2.waitForCount(1);
+    await subscriptionsAttached(server, 2);
+    await send(a, 'live', b.id);
+    expect((await sub.waitForCount(2)).map((i) => i.messageAdded.text)).toEqual(['after the gap', 'live']);
+    expect((await sub2.waitForCount(2)).map((i) => i.messageAdded.text)).toEqual(['after the gap', 'live']);
+  } finally {
+    await ws.close();
+  }
+  const [after] = (
+    await b.data<{ conversations: Array<{ unreadCount: number; lastMessage: { id: string } | null }> }>(CONVERSATIONS)
+  ).conversations;
+  expect(after.unreadCount).toBe(3);
+});
+
+test('the newest message expiring keeps the conversation going: the next message takes the next number', async () => {
+  const a = await user();
+  const b = await user();
+  await a.data(TTL, { with: b.id, seconds: 30 });
+  const only = await send(a, 'only', b.id);
+  await expireNow([only.id]);
+  await waitForValue(
+    () => withContent([only.id]),
+    (n) => n === 0,
+    { what: 'the purge', timeout: 10000 },
+  );
+  // A server that never saw this conversation derives its head from the database alone.
+  const fresh = await startServer({ dbName: server.dbName });
+  try {
+    const a2 = Object.assign(new TestClient(fresh), { cookie: a.cookie });
+    const next = await send(a2, 'next', b.id);
+    expect(Buffer.from(next.cursor, 'base64url').toString()).toBe('m2');
+    const [conv] = (
+      await b.data<{ conversations: Array<{ unreadCount: number; lastMessage: { id: string } | null }> }>(CONVERSATIONS)
+    ).conversations;
+    expect(conv).toMatchObject({ unreadCount: 1, lastMessage: { id: next.id } });
+  } finally {
+    await fresh.close();
+  }
+});
+
+test('RETENTION_DAYS bounds every message: new ones carry expiresAt, older ones are purged', async () => {
+  const retaining = await startServer({
+    dbName: server.dbName,
+    env: { RETENTION_DAYS: '1', PURGE_INTERVAL_MS: '200' },
+  });
+  try {
+    const a = await user(retaining);
+    const m = await send(a, 'kept for a day');
+    expect(Date.parse(m.expiresAt!) - Date.parse(m.createdAt)).toBe(86400000);
+    const old = await send(a, 'two days old');
+    // Stored before retention was configured, two days ago:
+    await db.db
+      .collection('messages')
+      .updateOne(
+        { _id: old.id as never },
+        { $set: { createdAt: new Date(Date.now() - 2 * 86400000) }, $unset: { expiresAt: '' } },
+      );
+    await waitForValue(
+      () => withContent([old.id]),
+      (n) => n === 0,
+      { what: 'the purge', timeout: 10000 },
+    );
+    expect(await texts(a)).toEqual(['kept for a day']);
+  } finally {
+    await retaining.close();
+  }
+});
