@@ -82,7 +82,7 @@ export const securityEnv = {
   GRAPHQL_MAX_ALIASES: int('GRAPHQL_MAX_ALIASES', 0, 1000).default(15),
   GRAPHQL_MAX_DIRECTIVES: int('GRAPHQL_MAX_DIRECTIVES', 0, 1000).default(10),
   GRAPHQL_MAX_TOKENS: int('GRAPHQL_MAX_TOKENS', 100, 100000).default(1000),
-  GRAPHQL_MAX_COST: int('GRAPHQL_MAX_COST', 10, 10000000).default(20000),
+  GRAPHQL_MAX_COST: int('GRAPHQL_MAX_COST', 10, 10000000).default(40000),
   GRAPHQL_MAX_DOCUMENT_BYTES: int('GRAPHQL_MAX_DOCUMENT_BYTES', 256, 1024 * 1024).default(8192),
   WS_MAX_CONNECTIONS_PER_IP: int('WS_MAX_CONNECTIONS_PER_IP', 1, 1000000).default(50),
   WS_MAX_CONNECTIONS_PER_USER: int('WS_MAX_CONNECTIONS_PER_USER', 1, 1000000).default(20),
@@ -112,9 +112,9 @@ export interface OperationLimits {
   /** `GRAPHQL_MAX_TOKENS` [1000]: lexical tokens per document; the parser stops at the limit. */
   maxTokens: number;
   /**
-   * `GRAPHQL_MAX_COST` [20000]: static cost in graphql-armor's model (object 2, scalar 1, x1.5 per
-   * level, x n for a literal `first`/`last: n`). A page of 100 messages with every field costs
-   * about 9,100, so one operation may read two full pages.
+   * `GRAPHQL_MAX_COST` [40000]: static cost in graphql-armor's model (object 2, scalar 1, x1.5 per
+   * level, x n for a list's size). The web client's page of 100 messages (with reactions and the
+   * reply preview) costs about 26,700, so one such page fits with room to spare.
    */
   maxCost: number;
   /**

@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const REDIS_PREFIX = `anonymo-test-${randomBytes(4).toString('hex')}:`;
 
-const SEND = `mutation($text: String!, $to: ID, $replyTo: ID) { sendMessage(input: { text: $text, to: $to, replyTo: $replyTo, clientId: "k-$text" }) { id } }`;
+const SEND = `mutation($text: String!, $to: ID, $replyTo: ID, $clientId: String) { sendMessage(input: { text: $text, to: $to, replyTo: $replyTo, clientId: $clientId }) { id } }`;
 const REACT = `mutation($id: ID!, $emoji: String!) { react(id: $id, emoji: $emoji, on: true) { id } }`;
 const READ = `mutation($with: ID!, $upTo: ID!) { markRead(with: $with, upTo: $upTo) }`;
 const FORGET = `mutation { deleteMyData }`;
@@ -47,9 +47,10 @@ test('deleteMyData erases what the contract lists, ends the sessions on every in
   const x = await user(a);
   const y = await user(b);
   // X's data: lobby and direct messages (one a reply), a reaction, a read marker, a conversation.
-  const xLobby = (await x.data(SEND, { text: 'x says hi' })).sendMessage.id as string;
-  const yDm = (await y.data(SEND, { text: 'hello x', to: x.id })).sendMessage.id as string;
-  const xDm = (await x.data(SEND, { text: 'x private words', to: y.id, replyTo: yDm })).sendMessage.id as string;
+  const xLobby = (await x.data(SEND, { text: 'x says hi', clientId: 'k-1' })).sendMessage.id as string;
+  const yDm = (await y.data(SEND, { text: 'hello x', to: x.id, clientId: 'k-2' })).sendMessage.id as string;
+  const xDm = (await x.data(SEND, { text: 'x private words', to: y.id, replyTo: yDm, clientId: 'k-3' })).sendMessage
+    .id as string;
   await y.data(REACT, { id: xDm, emoji: '👀' });
   await x.data(REACT, { id: yDm, emoji: '❤️' });
   await x.data(READ, { with: y.id, upTo: yDm });

@@ -27,7 +27,11 @@ const errorLogs = () =>
 let server: TestServer;
 let db: Awaited<ReturnType<typeof openDb>>;
 beforeAll(async () => {
-  server = await startServer({ logger: createLogger({ logLevel: 'info' }, logSink) });
+  server = await startServer({
+    logger: createLogger({ logLevel: 'info' }, logSink),
+    // The pricing cases below are sized against this limit (the default is higher).
+    env: { GRAPHQL_MAX_COST: '20000' },
+  });
   db = await openDb(server.mongodbUri);
 });
 afterAll(async () => {

@@ -171,9 +171,9 @@ describe('with the default (test) configuration', () => {
       ],
       [
         'cost',
-        `{ ${Array.from({ length: 6 }, (_, i) => `p${i}: messages(last: 100) { edges { node { id text sender { id username avatarUrl } } } }`).join(' ')} }`,
+        `{ ${Array.from({ length: 12 }, (_, i) => `p${i}: messages(last: 100) { edges { node { id text sender { id username avatarUrl } } } }`).join(' ')} }`,
         'GRAPHQL_VALIDATION_FAILED',
-        /Cost limit of 20000 exceeded/i,
+        /Cost limit of 40000 exceeded/i,
       ],
       // graphql-js's own message says "more that".
       ['tokens', `{ me { ${'id '.repeat(1000)} } }`, 'GRAPHQL_PARSE_FAILED', /contains more th.. 1000 tokens/],
