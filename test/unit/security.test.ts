@@ -20,7 +20,7 @@ describe('security configuration', () => {
         maxAliases: 15,
         maxDirectives: 10,
         maxTokens: 1000,
-        maxCost: 20000,
+        maxCost: 40000,
         maxDocumentBytes: 8192,
       },
       connections: { perIp: 50, perUser: 20 },
