@@ -18,6 +18,10 @@ import type { GraphQLSchema } from 'graphql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { afterBlocksLoaded } from './blocks/block.channel';
+import { blockLogModel } from './blocks/block.model';
+import { BlockResolver } from './blocks/block.resolver';
+import { BlockService } from './blocks/block.service';
 import type { Config } from './config';
 import type { Context } from './context';
 import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
@@ -34,6 +38,7 @@ import { messageModel, type MessageDoc } from './messages/message.model';
 import { MessageResolver } from './messages/message.resolver';
 import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
+import { AbusePolicy } from './moderation/message-policy';
 import { Metrics } from './observability/metrics';
 import { presenceChannelKind } from './presence/presence.channel';
 import { RedisPresenceRegistry } from './presence/presence.registry';
@@ -84,6 +89,7 @@ export interface AppServices {
   presence: PresenceService;
   typing: TypingService;
   identity: IdentityService;
+  blocks: BlockService;
   realtime: RealtimeEngine;
 }
 
@@ -115,7 +121,7 @@ export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel]) {
+  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel, blockLogModel]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -167,6 +173,8 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
   });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
+  const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.kind);
+  const policy = new AbusePolicy(blocks);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
@@ -178,7 +186,7 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, toPayloads };
+  return { users, store, conversations, messages, presence, typing, identity, toPayloads, blocks, policy };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -187,10 +195,11 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
   const avatarUrl = (seed: string) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`;
   return [
     new UserResolver(d.identity, d.presence, avatarUrl),
-    new MessageResolver(d.messages, limits),
+    new MessageResolver(d.messages, limits, d.policy),
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
+    new BlockResolver(d.blocks, d.users),
   ] as const;
 }
 
@@ -242,8 +251,18 @@ function createRealtime(
     schema,
     pubsub,
     kinds: [
-      messageChannelKind(d.messages, { store: d.store, toPayloads: d.toPayloads }),
-      typingChannelKind(d.messages),
+      afterBlocksLoaded(
+        messageChannelKind(d.messages, {
+          store: d.store,
+          toPayloads: d.toPayloads,
+          audience: (p) => d.policy.audience(p),
+        }),
+        d.blocks,
+      ),
+      afterBlocksLoaded(
+        typingChannelKind(d.messages, (typist) => d.blocks.blockersOf(typist)),
+        d.blocks,
+      ),
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
@@ -288,7 +307,17 @@ async function createTransports(
     validator: new OperationValidator(schema, config),
     realtime,
     pubsub,
-    presence: d.presence,
+    // Blocked sets are kept loaded for viewers with a WebSocket here (the fan-out reads them).
+    presence: {
+      connected: (user) => {
+        d.presence.connected(user);
+        d.blocks.retain(user.id);
+      },
+      disconnected: (user) => {
+        d.presence.disconnected(user);
+        d.blocks.release(user.id);
+      },
+    },
     sessionSecret,
     trustProxy: app.get('trust proxy fn') as TrustFn,
   });
@@ -331,6 +360,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
+  await d.blocks.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
@@ -352,6 +382,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
+      d.blocks.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       await pubsub.close();

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import './sessions/session.types';
 import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
+import { BlockResolver } from './blocks/block.resolver';
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
@@ -14,6 +15,7 @@ export const resolverClasses = [
   ConversationResolver,
   PresenceResolver,
   TypingResolver,
+  BlockResolver,
 ] as const;
 
 /**

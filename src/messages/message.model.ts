@@ -17,6 +17,11 @@ export interface MessageDoc {
   readAt: Date | null;
   /** Direct messages: how many messages each participant had sent, up to and including this one. */
   counts?: Record<string, number>;
+  // Abuse control (src/moderation): both make the message visible to its sender only.
+  /** Sent while shadow-banned. */
+  shadow?: boolean;
+  /** Hidden after REPORT_HIDE_THRESHOLD reports, until a moderator clears or deletes it. */
+  hiddenAt?: Date | null;
 }
 
 const messageSchema = new Schema<MessageDoc>(
@@ -32,6 +37,8 @@ const messageSchema = new Schema<MessageDoc>(
     createdAt: { type: Date, required: true },
     readAt: { type: Date, default: null },
     counts: { type: Schema.Types.Mixed },
+    shadow: { type: Boolean },
+    hiddenAt: { type: Date },
   },
   { collection: 'messages', versionKey: false },
 );

@@ -7,6 +7,7 @@ import type { UserRecord } from '../users/user.type';
 import { LOBBY, conversationKey, decodeCursor, messageId, parseMessageId } from './conversation';
 import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
+import type { SendAdmission } from './message.policy';
 import type { MessageStore } from './message.store';
 
 export const MAX_TEXT_LENGTH = 2000;
@@ -87,7 +88,7 @@ export class MessageService {
    * in order. (FerretDB 1.x has no atomic `$inc` under concurrency: a counter document loses
    * updates there, so none is used.)
    */
-  async send(sender: UserRecord, input: SendInput): Promise<MessagePayload> {
+  async send(sender: UserRecord, input: SendInput, admission: SendAdmission = {}): Promise<MessagePayload> {
     const text = cleanText(typeof input.text === 'string' ? input.text : '');
     const length = [...text].length;
     if (length === 0) throw new BadUserInputError('text must not be empty', 'text');
@@ -110,13 +111,16 @@ export class MessageService {
       if (existing) return this.payload(existing, sender, other);
     }
 
-    if (other) await this.conversations.registerPair(sender.id, other.id);
+    // Abuse control (moderation/): a shadow-banned sender's message is stored for them alone,
+    // so it must not show up in the other user's inbox or unread count either.
+    const shadow = admission.shadow === true;
+    if (other && !shadow) await this.conversations.registerPair(sender.id, other.id);
 
     return this.queue.run(conversation, async () => {
       for (let attempt = 0; ; attempt++) {
         const head = await this.store.head(conversation);
         const seq = head + 1;
-        const counts = other ? await this.countsAfter(conversation, head, sender.id) : undefined;
+        const counts = other ? await this.countsAfter(conversation, head, shadow ? null : sender.id) : undefined;
         const doc: MessageDoc = {
           _id: messageId(conversation, seq),
           conversation,
@@ -129,6 +133,7 @@ export class MessageService {
           createdAt: new Date(),
           readAt: null,
           ...(counts ? { counts } : {}),
+          ...(shadow ? { shadow: true } : {}),
         };
         try {
           await this.store.insert(doc);
@@ -156,7 +161,7 @@ export class MessageService {
           // Subscribers fill gaps from the database (see MessageChannel), so a lost
           // publication delays a delivery; it does not lose it.
         });
-        if (other) this.conversations.messageStored(sender.id, other.id);
+        if (other && !shadow) this.conversations.messageStored(sender.id, other.id);
         return payload;
       }
     });
@@ -168,14 +173,19 @@ export class MessageService {
    * have no gaps and each message is stored only after its predecessor; unreadCount is a
    * subtraction of two of these (see ConversationService), never a scan.
    */
-  private async countsAfter(conversation: string, head: number, senderId: string): Promise<Record<string, number>> {
+  private async countsAfter(
+    conversation: string,
+    head: number,
+    senderId: string | null,
+  ): Promise<Record<string, number>> {
     let prev: Record<string, number> = {};
     if (head > 0) {
       const cached = this.lastCounts.get(conversation);
       prev =
         cached?.seq === head ? cached.counts : ((await this.store.get(messageId(conversation, head)))?.counts ?? {});
     }
-    return { ...prev, [senderId]: (prev[senderId] ?? 0) + 1 };
+    // A shadow message (senderId null) counts for no one: the recipient's unread count stays.
+    return senderId === null ? { ...prev } : { ...prev, [senderId]: (prev[senderId] ?? 0) + 1 };
   }
 
   private payload(message: MessageDoc, sender: UserRecord, other: UserRecord | null): MessagePayload {
