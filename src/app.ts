@@ -38,7 +38,15 @@ import { messageModel, type MessageDoc } from './messages/message.model';
 import { MessageResolver } from './messages/message.resolver';
 import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
+import { createHmac } from 'node:crypto';
+import { AuditLog } from './moderation/audit';
+import { BanCheck } from './moderation/ban.check';
+import { BanService } from './moderation/ban.service';
 import { AbusePolicy } from './moderation/message-policy';
+import { ensureModerationIndexes, moderationModels } from './moderation/moderation.model';
+import { ModerationResolver } from './moderation/moderation.resolver';
+import { ModeratorAuth } from './moderation/moderator';
+import { ReportService } from './moderation/report.service';
 import { Metrics } from './observability/metrics';
 import { presenceChannelKind } from './presence/presence.channel';
 import { RedisPresenceRegistry } from './presence/presence.registry';
@@ -90,6 +98,8 @@ export interface AppServices {
   typing: TypingService;
   identity: IdentityService;
   blocks: BlockService;
+  bans: BanService;
+  reports: ReportService;
   realtime: RealtimeEngine;
 }
 
@@ -126,6 +136,7 @@ export async function ensureIndexes(db: Database): Promise<void> {
       .createCollection()
       .catch(() => undefined);
   }
+  await ensureModerationIndexes(moderationModels(db.connection));
 }
 
 /** Rate limits: in Redis with REDIS_URL (shared by every instance), else in memory. */
@@ -145,7 +156,8 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
 }
 
 /** The domain services, each with the narrow dependencies it uses. */
-function createDomains(config: Config, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+function createDomains(options: ServerOptions, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+  const { config } = options;
   const users = new UserService(userModel(db.connection), { kind: db.kind });
   const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
   const conversations = new ConversationService(
@@ -174,7 +186,24 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
   const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.kind);
-  const policy = new AbusePolicy(blocks);
+  const mod = moderationModels(db.connection);
+  const audit = new AuditLog(mod.Audit);
+  const bans = new BanService(mod, users, pubsub, audit, {
+    // A key of its own: knowing the session secret's uses must not help reverse network hashes.
+    secret:
+      config.moderation.networkHashSecret ??
+      createHmac('sha256', options.sessionSecret).update('anonymo network hash').digest('hex'),
+    networkRecordDays: config.moderation.networkRecordDays,
+  });
+  const policy = new AbusePolicy(blocks, [new BanCheck(bans)]);
+  const reports = new ReportService(mod, store, policy, audit, {
+    hideThreshold: config.moderation.reportHideThreshold,
+    kind: db.kind,
+    // HOOK (messageUpdated): publish the changed message to the conversation's update
+    // subscribers once the message lifecycle's messageUpdated is merged.
+    onChanged: undefined,
+  });
+  const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
@@ -186,7 +215,22 @@ function createDomains(config: Config, logger: Logger, db: Database, pubsub: Pub
       return [{ message, sender, recipient: message.recipient ? (byId.get(message.recipient) ?? null) : null }];
     });
   };
-  return { users, store, conversations, messages, presence, typing, identity, toPayloads, blocks, policy };
+  return {
+    users,
+    store,
+    conversations,
+    messages,
+    presence,
+    typing,
+    identity,
+    toPayloads,
+    blocks,
+    policy,
+    audit,
+    bans,
+    reports,
+    moderators,
+  };
 }
 
 type Domains = ReturnType<typeof createDomains>;
@@ -200,6 +244,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
     new BlockResolver(d.blocks, d.users),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit),
   ] as const;
 }
 
@@ -355,12 +400,13 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
 
   const infra = await connectInfrastructure(options, logger, metrics);
   const { pubsub, db, limits } = infra;
-  const d = createDomains(config, logger, db, pubsub, limits);
+  const d = createDomains(options, logger, db, pubsub, limits);
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
   await d.blocks.start();
+  await d.bans.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
@@ -383,6 +429,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
       d.blocks.stop();
+      d.bans.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       await pubsub.close();

@@ -4,6 +4,7 @@ import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { BlockResolver } from './blocks/block.resolver';
 import { ConversationResolver } from './conversations/conversation.resolver';
+import { ModerationResolver } from './moderation/moderation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
 import { TypingResolver } from './typing/typing.resolver';
@@ -16,6 +17,7 @@ export const resolverClasses = [
   PresenceResolver,
   TypingResolver,
   BlockResolver,
+  ModerationResolver,
 ] as const;
 
 /**

@@ -114,6 +114,8 @@ function subscribeHook(deps: WsTransportDeps) {
         transport: 'ws',
         requestId: info.connectionId,
         ip: info.ip,
+        moderatorToken:
+          typeof ctx.connectionParams?.moderatorToken === 'string' ? ctx.connectionParams.moderatorToken : undefined,
         live: (kind, args) =>
           realtime.subscribe(
             {
