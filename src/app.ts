@@ -41,6 +41,8 @@ import { MessageStore } from './messages/message.store';
 import { createHmac } from 'node:crypto';
 import { AuditLog } from './moderation/audit';
 import { BanCheck } from './moderation/ban.check';
+import { ContentCheck, loadBlocklist } from './moderation/content.check';
+import { SlowMode } from './moderation/slow-mode';
 import { BanService } from './moderation/ban.service';
 import { AbusePolicy } from './moderation/message-policy';
 import { ensureModerationIndexes, moderationModels } from './moderation/moderation.model';
@@ -58,6 +60,7 @@ import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
 import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
+import { Escalation } from './security/escalation';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { MongoSessionStore } from './sessions/session.store';
@@ -143,6 +146,7 @@ export async function ensureIndexes(db: Database): Promise<void> {
 function createRateLimits(config: Config, logger: Logger, redis: Redis | undefined): RateLimits {
   return new RateLimits(config.security.rateLimits, {
     logger,
+    escalation: new Escalation(config.moderation.escalationMaxSeconds * 1000),
     factory: redis
       ? (keyPrefix, spec) =>
           new RateLimiterRedis({
@@ -155,8 +159,59 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
   });
 }
 
+interface AbuseExtras {
+  redis: Redis | undefined;
+  blocklist: RegExp[];
+}
+
+/** Abuse control (blocks, bans, reports, content rules, slow mode): the messages domain's policy. */
+function createAbuseControl(
+  options: ServerOptions,
+  db: Database,
+  pubsub: PubSub,
+  d: { users: UserService; store: MessageStore },
+  { redis, blocklist }: AbuseExtras,
+) {
+  const { config } = options;
+  const { users, store } = d;
+  const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.kind);
+  const mod = moderationModels(db.connection);
+  const audit = new AuditLog(mod.Audit);
+  const bans = new BanService(mod, users, pubsub, audit, {
+    // A key of its own: knowing the session secret's uses must not help reverse network hashes.
+    secret:
+      config.moderation.networkHashSecret ??
+      createHmac('sha256', options.sessionSecret).update('anonymo network hash').digest('hex'),
+    networkRecordDays: config.moderation.networkRecordDays,
+  });
+  const slowMode = new SlowMode(
+    mod.SlowMode,
+    pubsub,
+    audit,
+    redis ? { client: redis, prefix: config.redis.prefix } : undefined,
+  );
+  const content = new ContentCheck(blocklist, config.moderation.newIdentityLinkDelaySeconds * 1000);
+  const policy = new AbusePolicy(blocks, [new BanCheck(bans), content, slowMode]);
+  const reports = new ReportService(mod, store, policy, audit, {
+    hideThreshold: config.moderation.reportHideThreshold,
+    kind: db.kind,
+    // HOOK (messageUpdated): publish the changed message to the conversation's update
+    // subscribers once the message lifecycle's messageUpdated is merged.
+    onChanged: undefined,
+  });
+  const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
+  return { blocks, policy, audit, bans, reports, moderators, slowMode };
+}
+
 /** The domain services, each with the narrow dependencies it uses. */
-function createDomains(options: ServerOptions, logger: Logger, db: Database, pubsub: PubSub, limits: RateLimits) {
+function createDomains(
+  options: ServerOptions,
+  logger: Logger,
+  db: Database,
+  pubsub: PubSub,
+  limits: RateLimits,
+  extra: AbuseExtras,
+) {
   const { config } = options;
   const users = new UserService(userModel(db.connection), { kind: db.kind });
   const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
@@ -185,25 +240,7 @@ function createDomains(options: ServerOptions, logger: Logger, db: Database, pub
   });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
-  const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.kind);
-  const mod = moderationModels(db.connection);
-  const audit = new AuditLog(mod.Audit);
-  const bans = new BanService(mod, users, pubsub, audit, {
-    // A key of its own: knowing the session secret's uses must not help reverse network hashes.
-    secret:
-      config.moderation.networkHashSecret ??
-      createHmac('sha256', options.sessionSecret).update('anonymo network hash').digest('hex'),
-    networkRecordDays: config.moderation.networkRecordDays,
-  });
-  const policy = new AbusePolicy(blocks, [new BanCheck(bans)]);
-  const reports = new ReportService(mod, store, policy, audit, {
-    hideThreshold: config.moderation.reportHideThreshold,
-    kind: db.kind,
-    // HOOK (messageUpdated): publish the changed message to the conversation's update
-    // subscribers once the message lifecycle's messageUpdated is merged.
-    onChanged: undefined,
-  });
-  const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
+  const abuse = createAbuseControl(options, db, pubsub, { users, store }, extra);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
@@ -224,12 +261,7 @@ function createDomains(options: ServerOptions, logger: Logger, db: Database, pub
     typing,
     identity,
     toPayloads,
-    blocks,
-    policy,
-    audit,
-    bans,
-    reports,
-    moderators,
+    ...abuse,
   };
 }
 
@@ -244,7 +276,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
     new BlockResolver(d.blocks, d.users),
-    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode),
   ] as const;
 }
 
@@ -397,16 +429,19 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const logger = options.logger ?? createLogger(config);
   const metrics = new Metrics();
   const format = errorFormat(config, logger);
+  // Read before anything is connected: a bad expression stops the start with nothing to undo.
+  const blocklist = loadBlocklist(config.moderation.blocklistFile);
 
   const infra = await connectInfrastructure(options, logger, metrics);
   const { pubsub, db, limits } = infra;
-  const d = createDomains(options, logger, db, pubsub, limits);
+  const d = createDomains(options, logger, db, pubsub, limits, { redis: infra.limitsRedis, blocklist });
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
   await d.blocks.start();
   await d.bans.start();
+  await d.slowMode.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
@@ -430,6 +465,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       await d.presence.stop();
       d.blocks.stop();
       d.bans.stop();
+      d.slowMode.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       await pubsub.close();

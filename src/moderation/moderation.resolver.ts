@@ -11,6 +11,8 @@ import type { BanService } from './ban.service';
 import type { ModeratorAuth } from './moderator';
 import { ModerationActionConnection, ReportConnection, ReportReason } from './moderation.type';
 import type { ReportReasonValue, ReportService } from './report.service';
+import type { SlowMode } from './slow-mode';
+import { LOBBY } from '../messages/conversation';
 
 @ArgsType()
 class PageArgs {
@@ -35,7 +37,20 @@ export class ModerationResolver {
     private readonly reportService: ReportService,
     private readonly bans: BanService,
     private readonly audit: AuditLog,
+    private readonly slowModes: SlowMode,
   ) {}
+
+  @Query(() => Int, { description: 'The lobby’s slow mode: seconds between one user’s messages (0: off).' })
+  slowMode(): number {
+    return this.slowModes.of(LOBBY);
+  }
+
+  @Mutation(() => Boolean, {
+    description: 'Moderators only: one message per `seconds` (0..3600; 0: off) per user in the lobby.',
+  })
+  async setSlowMode(@Arg('seconds', () => Int) seconds: number, @Ctx() ctx: Context): Promise<boolean> {
+    return this.slowModes.set(this.auth.require(ctx).label, LOBBY, seconds);
+  }
 
   @Mutation(() => Boolean, {
     description:
