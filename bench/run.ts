@@ -840,7 +840,10 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().then(
+  // `npm run bench -- --writes`: the write-path benchmark (bench/writes.ts) instead.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const run = process.argv.includes('--writes') ? (require('./writes') as typeof import('./writes')).main : main;
+  run().then(
     () => process.exit(0),
     (err) => {
       console.error(err);

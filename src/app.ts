@@ -27,6 +27,7 @@ import type { Context } from './context';
 import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
 import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversations/conversation.model';
 import { ConversationResolver } from './conversations/conversation.resolver';
+import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
 import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
@@ -63,6 +64,7 @@ import { OriginPolicy } from './security/origin';
 import { Escalation } from './security/escalation';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
+import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
@@ -174,7 +176,7 @@ function createAbuseControl(
 ) {
   const { config } = options;
   const { users, store } = d;
-  const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.kind);
+  const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.strategy);
   const mod = moderationModels(db.connection);
   const audit = new AuditLog(mod.Audit);
   const bans = new BanService(mod, users, pubsub, audit, {
@@ -192,9 +194,9 @@ function createAbuseControl(
   );
   const content = new ContentCheck(blocklist, config.moderation.newIdentityLinkDelaySeconds * 1000);
   const policy = new AbusePolicy(blocks, [new BanCheck(bans), content, slowMode]);
-  const reports = new ReportService(mod, store, policy, audit, {
+  const reports = new ReportService(mod, store, policy, audit, pubsub, {
     hideThreshold: config.moderation.reportHideThreshold,
-    kind: db.kind,
+    strategy: db.strategy,
     // HOOK (messageUpdated): publish the changed message to the conversation's update
     // subscribers once the message lifecycle's messageUpdated is merged.
     onChanged: undefined,
@@ -213,8 +215,16 @@ function createDomains(
   extra: AbuseExtras,
 ) {
   const { config } = options;
-  const users = new UserService(userModel(db.connection), { kind: db.kind });
-  const store = new MessageStore(messageModel(db.connection), { kind: db.kind });
+  const users = new UserService(userModel(db.connection), db.strategy);
+  const store = new MessageStore(messageModel(db.connection), db.strategy, {
+    recent: {
+      // Read events keep the cached messages' readAt current on every instance.
+      watchReads: (conversation, apply) =>
+        pubsub.subscribe(readTopic(conversation), (p) =>
+          apply({ readerId: p.reader.id, upToSeq: p.upTo.seq, at: new Date(p.at) }),
+        ),
+    },
+  });
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -222,7 +232,7 @@ function createDomains(
     store,
     users,
     pubsub,
-    db.kind,
+    db.strategy,
   );
   const messages = new MessageService(store, users, pubsub, conversations);
   const registry = config.redis.url
@@ -303,7 +313,13 @@ async function connectInfrastructure(
 ): Promise<Infrastructure> {
   const { config } = options;
   const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
-  const db = await connectDatabase({ uri: options.mongodbUri, timeoutMs: config.dbTimeoutMs, logger });
+  const db = await connectDatabase({
+    uri: options.mongodbUri,
+    timeoutMs: config.dbTimeoutMs,
+    strategy: config.dbStrategy,
+    logger,
+  });
+  metrics.dbCommands.observe(db.connection.getClient());
   await ensureIndexes(db);
   const limitsRedis = config.redis.url
     ? createRedisClient(config.redis.url, { name: 'limits', failFast: true })
@@ -358,6 +374,8 @@ interface Transports {
   ws: WsTransport;
   apollo: ApolloServer<Context>;
   sessionStore: MongoSessionStore;
+  /** Ends the subscription that evicts revoked sessions from the store's memory. */
+  stopForgetting(): void;
   /** From now on: readiness answers 503 and no new WebSocket is admitted. */
   stopAccepting(): void;
 }
@@ -372,8 +390,16 @@ async function createTransports(
   const { config, sessionSecret } = options;
   const { logger, metrics, format, schema, realtime } = parts;
   const { db, pubsub, limits } = infra;
-  const sessionStore = new MongoSessionStore({ connection: db.connection, kind: db.kind, ttlMs: config.session.ttlMs });
+  const sessionStore = new MongoSessionStore({
+    connection: db.connection,
+    strategy: db.strategy,
+    ttlMs: config.session.ttlMs,
+  });
   await sessionStore.init();
+  // A session revoked on any instance leaves this one's memory too.
+  const stopForgetting = await pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
+    sessionStore.forget(sessionId),
+  );
   const sessionMiddleware = createSessionMiddleware(config, sessionStore, sessionSecret);
   const origins = new OriginPolicy(config.security);
   const app = createExpressApp(config, logger);
@@ -410,7 +436,7 @@ async function createTransports(
     shuttingDown = true;
     ws.stopAccepting();
   };
-  return { httpServer, ws, apollo, sessionStore, stopAccepting };
+  return { httpServer, ws, apollo, sessionStore, stopForgetting, stopAccepting };
 }
 
 function listen(httpServer: Server, config: Config): Promise<number> {
@@ -442,6 +468,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   await d.blocks.start();
   await d.bans.start();
   await d.slowMode.start();
+  await d.reports.start();
 
   const port = await listen(t.httpServer, config);
   metrics.setSources({
@@ -466,8 +493,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       d.blocks.stop();
       d.bans.stop();
       d.slowMode.stop();
+      d.reports.stop();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
+      t.stopForgetting();
+      d.store.recent.clear();
       await pubsub.close();
       await db.close();
       logger.info('stopped');

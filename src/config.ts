@@ -30,6 +30,7 @@ const EnvSchema = z.object({
   TRUST_PROXY: z.preprocess(emptyAsUndefined, z.string().optional()),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   DB_TIMEOUT_MS: int('DB_TIMEOUT_MS', 100, 60000).default(3000),
+  DB_STRATEGY: z.enum(['auto', 'ferretdb', 'mongodb']).default('auto'),
   SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 60000).default(8000),
   PRESENCE_GRACE_MS: int('PRESENCE_GRACE_MS', 0, 3600000).default(10000),
   MAX_CONNECTIONS: int('MAX_CONNECTIONS', 1, 1000000).default(10000),
@@ -86,6 +87,12 @@ export interface Config {
   logLevel: string;
   /** `DB_TIMEOUT_MS` [3000]: how long an operation waits for an unreachable database. */
   dbTimeoutMs: number;
+  /**
+   * `DB_STRATEGY` [auto]: how the database is queried (src/db/strategy.ts). `auto` uses the
+   * strategy of the detected server; `mongodb` on FerretDB is valid but slower (CI runs it so
+   * the MongoDB path is tested); `ferretdb` on MongoDB works but makes more round trips.
+   */
+  dbStrategy: 'auto' | 'ferretdb' | 'mongodb';
   /** `SHUTDOWN_TIMEOUT_MS` [8000]: drain budget on SIGTERM before connections are cut. */
   shutdownTimeoutMs: number;
   /** `PRESENCE_GRACE_MS` [10000]: how long a user stays online after their last connection closes. */
@@ -184,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL ?? (e.NODE_ENV === 'test' ? 'silent' : 'info'),
     dbTimeoutMs: e.DB_TIMEOUT_MS,
+    dbStrategy: e.DB_STRATEGY,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     presenceGraceMs: e.PRESENCE_GRACE_MS,
     maxConnections: e.MAX_CONNECTIONS,

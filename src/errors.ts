@@ -4,6 +4,7 @@
  * the subscription fan-out) alike. Anything not recognised here is masked as
  * INTERNAL_SERVER_ERROR: its message and stack never leave the server.
  */
+import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { hideSuggestions } from './security/limits';
 
@@ -176,4 +177,26 @@ export function formatError(
 /** For errors raised outside graphql-js (WebSocket hooks): format a GraphQLError directly. */
 export function formatGraphQLError(error: GraphQLError, options: FormatOptions): GraphQLFormattedError {
   return formatError(error.toJSON(), error, options);
+}
+
+/**
+ * Apollo plugin: an HTTP answer whose every error is SERVICE_UNAVAILABLE gets status 503,
+ * also when a resolver (not the context) met the unreachable database. Sessions and users
+ * are served from memory, so a request can get as far as a resolver while the database is away.
+ */
+export function serviceUnavailableStatusPlugin(): ApolloServerPlugin {
+  return {
+    requestDidStart: () =>
+      Promise.resolve({
+        willSendResponse: ({ response }) => {
+          if (response.body.kind !== 'single') return Promise.resolve();
+          const errors = response.body.singleResult.errors;
+          if (errors?.length && errors.every((e) => e.extensions?.code === ErrorCode.SERVICE_UNAVAILABLE)) {
+            response.http.status = 503;
+            response.http.headers.set('retry-after', '2');
+          }
+          return Promise.resolve();
+        },
+      }),
+  };
 }

@@ -1,4 +1,5 @@
 import { Schema, type Connection, type Model } from 'mongoose';
+import type { SeqKeys } from '../db/strategy';
 
 /**
  * One block or unblock by a user, as an append-only log: entry n of blocker b has `_id`
@@ -29,7 +30,8 @@ const blockLogSchema = new Schema<BlockLogDoc>(
 
 export type BlockLogModel = Model<BlockLogDoc>;
 
-export const blockLogId = (blocker: string, n: number) => `${blocker}#${String(n).padStart(6, '0')}`;
+/** The log of one blocker as a numbered family of `_id`s (see db/strategy.ts). */
+export const blockLogKeys = (blocker: string): SeqKeys => ({ prefix: `${blocker}#`, width: 6 });
 
 export function blockLogModel(connection: Connection): BlockLogModel {
   return (

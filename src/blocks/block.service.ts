@@ -11,14 +11,13 @@
  * instance that missed one reloads instead of drifting.
  */
 import { LRUCache } from 'lru-cache';
-import type { DatabaseKind } from '../db/database';
-import { existsById, findByIds } from '../db/lookups';
-import { gallopHead } from '../db/sequence';
+import type { StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
 import type { PubSub } from '../realtime/pubsub';
 import { KeyedQueue } from '../util/keyed-queue';
+import { seqId } from '../db/strategy';
 import { BLOCKS_TOPIC, type BlockChange } from './block.events';
-import { blockLogId, type BlockLogDoc, type BlockLogModel } from './block.model';
+import { blockLogKeys, type BlockLogDoc, type BlockLogModel } from './block.model';
 
 /** Users one person may block at once. */
 export const MAX_BLOCKED = 1000;
@@ -53,7 +52,7 @@ export class BlockService {
   constructor(
     private readonly log: BlockLogModel,
     private readonly pubsub: PubSub,
-    private readonly kind: DatabaseKind,
+    private readonly strategy: StorageStrategy,
   ) {}
 
   async start(): Promise<void> {
@@ -125,16 +124,9 @@ export class BlockService {
       for (let attempt = 0; ; attempt++) {
         const n = entry.head + 1;
         if (n > MAX_BLOCK_LOG) throw new BadUserInputError('Too many block and unblock actions', 'id');
-        try {
-          await this.log.collection.insertOne({
-            _id: blockLogId(blocker, n),
-            blocker,
-            blocked,
-            on,
-            at: new Date(),
-          } as never);
-        } catch (err) {
-          if ((err as { code?: number }).code !== 11000 || attempt >= 20) throw err;
+        const doc: BlockLogDoc = { _id: seqId(blockLogKeys(blocker), n), blocker, blocked, on, at: new Date() };
+        if (!(await this.strategy.insertUnique(this.log, doc))) {
+          if (attempt >= 20) throw new Error(`block log of ${blocker}: could not claim an entry`);
           // Another instance appended first: catch up with the log, then decide again.
           await this.catchUp(blocker, entry);
           if (entry.set!.has(blocked) === on) return true;
@@ -170,11 +162,12 @@ export class BlockService {
 
   /** Reads log entries after `entry.head` and applies them, then anything that arrived meanwhile. */
   private async catchUp(viewer: string, entry: Entry): Promise<void> {
-    const head = await gallopHead(entry.head, (n) => existsById(this.log, blockLogId(viewer, n)));
-    const ids = Array.from({ length: head - entry.head }, (_, i) => blockLogId(viewer, entry.head + i + 1));
-    const docs = (await findByIds(this.log, ids, this.kind)).sort((x: BlockLogDoc, y: BlockLogDoc) =>
-      x._id < y._id ? -1 : 1,
-    );
+    const keys = blockLogKeys(viewer);
+    const head = await this.strategy.head(this.log, keys, entry.head);
+    const docs =
+      head > entry.head
+        ? await this.strategy.range<BlockLogDoc>(this.log, keys, entry.head + 1, head, MAX_BLOCK_LOG)
+        : [];
     const set = entry.set ?? new Set<string>();
     const before = new Set(set);
     for (const d of docs) {

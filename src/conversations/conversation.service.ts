@@ -8,9 +8,7 @@
  *   the last message marked read. unreadCount = newest count - marker count.
  */
 import { LRUCache } from 'lru-cache';
-import type { DatabaseKind } from '../db/database';
-import { existsById, findByIds } from '../db/lookups';
-import { gallopHead } from '../db/sequence';
+import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
 import { directKey, messageId, parseMessageId } from '../messages/conversation';
@@ -29,7 +27,8 @@ export interface ConversationSummary {
   unreadCount: number;
 }
 
-const entryId = (owner: string, n: number) => `${owner}:${String(n).padStart(8, '0')}`;
+const entryKeys = (owner: string): SeqKeys => ({ prefix: `${owner}:`, width: 8 });
+const entryId = (owner: string, n: number) => seqId(entryKeys(owner), n);
 
 /** Messages read and updated per round trip while marking read. */
 const MARK_BATCH = 200;
@@ -49,7 +48,7 @@ export class ConversationService {
     private readonly store: MessageStore,
     private readonly users: UserService,
     private readonly pubsub: PubSub,
-    private readonly kind: DatabaseKind,
+    private readonly strategy: StorageStrategy,
   ) {}
 
   /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
@@ -61,28 +60,19 @@ export class ConversationService {
     const key = `${owner}:${other}`;
     if (this.registered.has(key)) return;
     await this.inboxQueue.run(owner, async () => {
-      if (!(await existsById(this.pairs, key))) {
+      if (!(await this.strategy.exists(this.pairs, key))) {
         // Append first, mark second: a crash in between, or two instances racing, can only
         // append a duplicate entry (list() ignores it), never lose the partner.
         for (let attempt = 0; ; attempt++) {
           const n = (await this.entryHead(owner)) + 1;
-          try {
-            await this.entries.collection.insertOne({
-              _id: entryId(owner, n),
-              owner,
-              with: other,
-              at: new Date(),
-            } as never);
-            this.entryHeads.set(owner, n);
-            break;
-          } catch (err) {
-            if ((err as { code?: number }).code !== 11000 || attempt >= 50) throw err;
-            this.entryHeads.set(owner, n); // taken by another writer: take the next one
-          }
+          const doc = { _id: entryId(owner, n), owner, with: other, at: new Date() };
+          const stored = await this.strategy.insertUnique(this.entries, doc);
+          // Stored, or taken by another writer (then take the next one): n exists either way.
+          this.entryHeads.set(owner, n);
+          if (stored) break;
+          if (attempt >= 50) throw new Error(`no free inbox entry for ${owner} after ${attempt} attempts`);
         }
-        await this.pairs.collection.insertOne({ _id: key } as never).catch((err: { code?: number }) => {
-          if (err.code !== 11000) throw err;
-        });
+        await this.strategy.insertUnique(this.pairs, { _id: key });
       }
       this.registered.set(key, true);
     });
@@ -90,26 +80,14 @@ export class ConversationService {
 
   /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */
   private async entryHead(owner: string): Promise<number> {
-    return gallopHead(this.entryHeads.get(owner) ?? 0, (n) => existsById(this.entries, entryId(owner, n)));
+    return this.strategy.head(this.entries, entryKeys(owner), this.entryHeads.get(owner) ?? 0);
   }
 
   /** The ids of `owner`'s conversation partners, each once. */
   private async partnersOf(owner: string): Promise<string[]> {
-    let docs: InboxEntryDoc[];
-    if (this.kind === 'mongodb') {
-      docs = await this.entries
-        .find({ _id: { $gte: `${owner}:`, $lt: `${owner};` } })
-        .lean<InboxEntryDoc[]>()
-        .exec();
-    } else {
-      const n = await this.entryHead(owner);
-      this.entryHeads.set(owner, n);
-      docs = await findByIds(
-        this.entries,
-        Array.from({ length: n }, (_, i) => entryId(owner, i + 1)),
-        this.kind,
-      );
-    }
+    const n = await this.entryHead(owner);
+    this.entryHeads.set(owner, n);
+    const docs: InboxEntryDoc[] = await this.strategy.range(this.entries, entryKeys(owner), 1, n, n);
     return [...new Set(docs.map((d) => d.with))];
   }
 
@@ -126,19 +104,20 @@ export class ConversationService {
       );
   }
 
-  /** One conversation as `viewerId` sees it; null when the other user does not exist. */
-  async summary(viewerId: string, otherId: string): Promise<ConversationSummary | null> {
+  /**
+   * One conversation as `viewerId` sees it; null when the other user does not exist.
+   * `newest`: a message just stored, used as the last message unless a newer one is known.
+   */
+  async summary(viewerId: string, otherId: string, newest?: MessageDoc): Promise<ConversationSummary | null> {
     const conversation = directKey(viewerId, otherId);
+    const current = newest && newest.seq >= (this.store.knownHead(conversation) ?? 0) ? newest : undefined;
     const [other, head, marker] = await Promise.all([
       this.users.get(otherId),
-      this.store.head(conversation),
-      this.markers
-        .findOne({ _id: `${viewerId}:${conversation}` })
-        .lean()
-        .exec(),
+      current ? current.seq : this.store.head(conversation),
+      this.strategy.findById(this.markers, `${viewerId}:${conversation}`),
     ]);
     if (!other) return null;
-    const last = head > 0 ? await this.store.get(messageId(conversation, head)) : null;
+    const last = current ?? (head > 0 ? await this.store.get(messageId(conversation, head)) : null);
     const unreadCount = last ? Math.max(0, (last.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
     return { with: other, lastMessage: last, unreadCount };
   }
@@ -147,9 +126,9 @@ export class ConversationService {
    * Tells `ownerId`'s `conversationUpdated` subscriptions (every tab, every instance) how the
    * conversation with `otherId` looks now. Best effort: the `conversations` query stays the truth.
    */
-  async notify(ownerId: string, otherId: string): Promise<void> {
+  async notify(ownerId: string, otherId: string, newest?: MessageDoc): Promise<void> {
     try {
-      const summary = await this.summary(ownerId, otherId);
+      const summary = await this.summary(ownerId, otherId, newest);
       if (!summary) return;
       const payload: InboxPayload = { ownerId, summary };
       await this.pubsub.publish(inboxTopic(ownerId), payload);
@@ -159,9 +138,10 @@ export class ConversationService {
   }
 
   /** After a direct message was stored: both participants' lists change. */
-  messageStored(senderId: string, recipientId: string): void {
-    void this.notify(senderId, recipientId);
-    void this.notify(recipientId, senderId);
+  messageStored(message: MessageDoc): void {
+    if (!message.recipient) return;
+    void this.notify(message.sender, message.recipient, message);
+    void this.notify(message.recipient, message.sender, message);
   }
 
   /**
@@ -178,7 +158,7 @@ export class ConversationService {
     return this.readQueue.run(markerId, async () => {
       const upDoc = await this.store.get(upTo);
       if (!upDoc) throw new BadUserInputError('upTo is not a known message', 'upTo');
-      const marker = await this.markers.findOne({ _id: markerId }).lean().exec();
+      const marker = await this.strategy.findById(this.markers, markerId);
       const from = (marker?.seq ?? 0) + 1;
       if (upDoc.seq < from) return 0;
       const at = new Date();
@@ -187,20 +167,12 @@ export class ConversationService {
         const docs = await this.store.range(conversation, lo, Math.min(upDoc.seq, lo + MARK_BATCH - 1), MARK_BATCH);
         const unread = docs.filter((d) => d.sender === other.id && d.readAt === null);
         if (unread.length === 0) continue;
-        const res = await this.store.model.bulkWrite(
-          unread.map((d) => ({
-            updateOne: {
-              // On MongoDB the readAt condition makes a concurrent markRead count each message once.
-              // FerretDB would scan the collection for any filter but a bare _id, and calls for one
-              // reader are serialised above.
-              filter: this.kind === 'mongodb' ? { _id: d._id, readAt: null } : { _id: d._id },
-              update: { $set: { readAt: at } },
-            },
-          })),
-          { ordered: false },
+        changed += await this.store.markRead(
+          unread.map((d) => d._id),
+          at,
         );
-        changed += res.modifiedCount;
       }
+      this.store.recent.noteRead(conversation, { readerId: viewer.id, upToSeq: upDoc.seq, at });
       await upsertWithRetry(() =>
         this.markers.replaceOne(
           { _id: markerId },

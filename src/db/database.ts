@@ -4,13 +4,18 @@
  */
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
+import { strategyFor } from './strategies';
+import type { StorageStrategy, StrategyName } from './strategy';
 
-/** Which server is on the other end; FerretDB 1.x needs a different read strategy (see docs/STORAGE.md). */
+/** Which server is on the other end (detected at connect time; see docs/STORAGE.md). */
 export type DatabaseKind = 'mongodb' | 'ferretdb';
 
 export interface Database {
   connection: Connection;
+  /** The detected server; only for logs and metrics: code asks `strategy`, never this. */
   kind: DatabaseKind;
+  /** How to read and write this database (DB_STRATEGY, default the detected kind). */
+  strategy: StorageStrategy;
   /** Round trip to the server; rejects when it is unreachable. */
   ping(): Promise<void>;
   /** True while the driver has a usable connection. */
@@ -22,11 +27,18 @@ export interface ConnectOptions {
   uri: string;
   /** How long an operation waits for an unreachable server before failing. */
   timeoutMs: number;
+  /** `auto` (default) picks the strategy of the detected server. */
+  strategy?: 'auto' | StrategyName;
   logger?: Logger;
 }
 
 /** Connects and detects the server kind; rejects (after `timeoutMs`) when unreachable. */
-export async function connectDatabase({ uri, timeoutMs, logger }: ConnectOptions): Promise<Database> {
+export async function connectDatabase({
+  uri,
+  timeoutMs,
+  strategy = 'auto',
+  logger,
+}: ConnectOptions): Promise<Database> {
   const connection = mongoose.createConnection(uri, {
     // Fail fast instead of queueing operations while the database is away: callers get
     // SERVICE_UNAVAILABLE after `timeoutMs`, never an open-ended hang.
@@ -38,18 +50,25 @@ export async function connectDatabase({ uri, timeoutMs, logger }: ConnectOptions
     maxPoolSize: 100,
     autoIndex: false,
     autoCreate: false,
+    // commandStarted events: database commands are counted per GraphQL operation (metrics).
+    monitorCommands: true,
   });
   await connection.asPromise();
   const admin = connection.db!.admin();
   const info = (await admin.command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
   const kind: DatabaseKind = info.ferretdbVersion !== undefined ? 'ferretdb' : 'mongodb';
-  logger?.info({ kind, version: info.version, ferretdbVersion: info.ferretdbVersion }, 'database connected');
+  const chosen = strategyFor(strategy === 'auto' ? kind : strategy);
+  logger?.info(
+    { kind, strategy: chosen.name, version: info.version, ferretdbVersion: info.ferretdbVersion },
+    'database connected',
+  );
   connection.on('disconnected', () => logger?.warn('database disconnected'));
   connection.on('reconnected', () => logger?.info('database reconnected'));
 
   return {
     connection,
     kind,
+    strategy: chosen,
     async ping() {
       await connection.db!.admin().command({ ping: 1 }, { timeoutMS: timeoutMs });
     },

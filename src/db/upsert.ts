@@ -1,3 +1,5 @@
+import { isDuplicateKey } from './strategy';
+
 /**
  * Runs an upsert, retrying when it loses a race to create the same document.
  *
@@ -11,7 +13,7 @@ export async function upsertWithRetry<T>(op: () => Promise<T>, attempts = 3): Pr
     try {
       return await op();
     } catch (err) {
-      if ((err as { code?: number })?.code !== 11000 || i >= attempts) throw err;
+      if (!isDuplicateKey(err) || i >= attempts) throw err;
     }
   }
 }

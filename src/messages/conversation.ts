@@ -9,7 +9,7 @@
 import { BadUserInputError } from '../errors';
 
 export const LOBBY = 'lobby';
-const SEQ_WIDTH = 12;
+export const SEQ_WIDTH = 12;
 export const MAX_SEQ = 10 ** SEQ_WIDTH - 1;
 
 export function directKey(a: string, b: string): string {

@@ -27,7 +27,7 @@ export const REPLAY_BATCH = 100;
 const RETRY_MS = 500;
 
 export interface MessageChannelDeps {
-  store: Pick<MessageStore, 'head' | 'range' | 'noteHead'>;
+  store: Pick<MessageStore, 'head' | 'range' | 'noteStored'>;
   /** Attaches sender and recipient to stored messages. */
   toPayloads(docs: MessageDoc[]): Promise<MessagePayload[]>;
   /** Abuse control: who may receive a message (blocks, shadow bans, hidden by reports). Default everyone. */
@@ -87,7 +87,7 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
   }
 
   override onEvent(payload: MessagePayload): void {
-    this.deps.store.noteHead(this.conversation, payload.message.seq);
+    this.deps.store.noteStored(payload.message);
     if (payload.message.seq > this.lastSeq) this.pending.set(payload.message.seq, payload);
     void this.enqueue(() => this.flush());
   }

@@ -1,12 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
-import { KeyedQueue } from '../util/keyed-queue';
 import type { PubSub } from '../realtime/pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
-import { LOBBY, conversationKey, decodeCursor, messageId, parseMessageId } from './conversation';
+import { LOBBY, conversationKey, decodeCursor, parseMessageId } from './conversation';
 import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
+import { SendBatcher, type Draft, type SendBatcherOptions } from './message.batcher';
 import type { SendAdmission } from './message.policy';
 import type { MessageStore } from './message.store';
 
@@ -44,13 +44,11 @@ export interface MessagePage {
   hasNextPage: boolean;
 }
 
-const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
-
 export class MessageService {
-  /** Sends to one conversation run one at a time (see send). */
-  private readonly queue = new KeyedQueue();
-  /** The newest message's per-sender counts, by conversation (direct conversations). */
-  private readonly lastCounts = new LRUCache<string, { seq: number; counts: Record<string, number> }>({ max: 50000 });
+  /** Group commit of sends (message.batcher.ts). */
+  private readonly batcher: SendBatcher;
+  /** Sends with a clientId being stored by this instance, by idempotency key. */
+  private readonly inFlight = new Map<string, Promise<MessageDoc>>();
   /** Recent idempotency keys sent through this instance: a retry is answered without a write. */
   private readonly recentKeys = new LRUCache<string, string>({ max: 20000 });
 
@@ -60,9 +58,12 @@ export class MessageService {
     private readonly pubsub: PubSub,
     private readonly conversations: {
       registerPair(a: string, b: string): Promise<void>;
-      messageStored(senderId: string, recipientId: string): void;
+      messageStored(message: MessageDoc): void;
     },
-  ) {}
+    batcherOptions: SendBatcherOptions = {},
+  ) {
+    this.batcher = new SendBatcher(store, batcherOptions);
+  }
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
   async conversationWith(
@@ -83,10 +84,10 @@ export class MessageService {
    *
    * Sequence numbers are claimed by the insert itself: `_id` embeds the number, so two
    * writers (two instances) can never store the same one, and each insert takes the
-   * newest existing number + 1, so numbers have no gaps. Sends to one conversation are
-   * queued within this process so they do not collide with each other, and are published
-   * in order. (FerretDB 1.x has no atomic `$inc` under concurrency: a counter document loses
-   * updates there, so none is used.)
+   * newest existing number + 1, so numbers have no gaps. Concurrent sends are stored
+   * together (group commit, see SendBatcher) and published in number order. (FerretDB 1.x
+   * has no atomic `$inc` under concurrency: a counter document loses updates there, so
+   * none is used.)
    */
   async send(sender: UserRecord, input: SendInput, admission: SendAdmission = {}): Promise<MessagePayload> {
     const text = cleanText(typeof input.text === 'string' ? input.text : '');
@@ -109,6 +110,9 @@ export class MessageService {
     if (dedupeKey) {
       const existing = await this.findByDedupeKey(dedupeKey, false);
       if (existing) return this.payload(existing, sender, other);
+      // A concurrent retry with the same clientId through this instance: one store, one answer.
+      const inFlight = this.inFlight.get(dedupeKey);
+      if (inFlight) return this.payload(await inFlight, sender, other);
     }
 
     // Abuse control (moderation/): a shadow-banned sender's message is stored for them alone,
@@ -116,76 +120,35 @@ export class MessageService {
     const shadow = admission.shadow === true;
     if (other && !shadow) await this.conversations.registerPair(sender.id, other.id);
 
-    return this.queue.run(conversation, async () => {
-      for (let attempt = 0; ; attempt++) {
-        const head = await this.store.head(conversation);
-        const seq = head + 1;
-        const counts = other ? await this.countsAfter(conversation, head, shadow ? null : sender.id) : undefined;
-        const doc: MessageDoc = {
-          _id: messageId(conversation, seq),
-          conversation,
-          seq,
-          text,
-          sender: sender.id,
-          recipient: other?.id ?? null,
-          clientId,
-          ...(dedupeKey ? { dedupeKey } : {}),
-          createdAt: new Date(),
-          readAt: null,
-          ...(counts ? { counts } : {}),
-          ...(shadow ? { shadow: true } : {}),
-        };
-        try {
-          await this.store.insert(doc);
-        } catch (err) {
-          if (!isDuplicateKey(err) || attempt >= 50) throw err;
-          // Either another writer took this number first (take the next one) or this
-          // clientId was used before (answer with the first message, store nothing).
-          const taken = await this.store.get(doc._id);
-          if (taken) {
-            if (dedupeKey && taken.dedupeKey === dedupeKey) return this.payload(taken, sender, other);
-            this.store.noteHead(conversation, seq);
-            continue;
-          }
-          if (dedupeKey) {
-            const existing = await this.findByDedupeKey(dedupeKey, true);
-            if (existing) return this.payload(existing, sender, other);
-          }
-          continue;
-        }
-        this.store.noteHead(conversation, seq);
-        if (counts) this.lastCounts.set(conversation, { seq, counts });
-        if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
-        const payload = this.payload(doc, sender, other);
-        this.pubsub.publish(messageTopic(conversation), payload).catch(() => {
-          // Subscribers fill gaps from the database (see MessageChannel), so a lost
-          // publication delays a delivery; it does not lose it.
+    const draft: Draft = {
+      conversation,
+      text,
+      sender: sender.id,
+      recipient: other?.id ?? null,
+      clientId,
+      ...(dedupeKey ? { dedupeKey } : {}),
+      ...(shadow ? { shadow: true } : {}),
+    };
+    const submitted = this.batcher.submit(draft);
+    if (dedupeKey) {
+      const doc = submitted.then((r) => r.doc);
+      this.inFlight.set(dedupeKey, doc);
+      void doc
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.inFlight.get(dedupeKey) === doc) this.inFlight.delete(dedupeKey);
         });
-        if (other && !shadow) this.conversations.messageStored(sender.id, other.id);
-        return payload;
-      }
-    });
-  }
-
-  /**
-   * Per-sender message counts including the message about to be stored at `head + 1`:
-   * the previous message's counts plus one for the sender. Exact because sequence numbers
-   * have no gaps and each message is stored only after its predecessor; unreadCount is a
-   * subtraction of two of these (see ConversationService), never a scan.
-   */
-  private async countsAfter(
-    conversation: string,
-    head: number,
-    senderId: string | null,
-  ): Promise<Record<string, number>> {
-    let prev: Record<string, number> = {};
-    if (head > 0) {
-      const cached = this.lastCounts.get(conversation);
-      prev =
-        cached?.seq === head ? cached.counts : ((await this.store.get(messageId(conversation, head)))?.counts ?? {});
     }
-    // A shadow message (senderId null) counts for no one: the recipient's unread count stays.
-    return senderId === null ? { ...prev } : { ...prev, [senderId]: (prev[senderId] ?? 0) + 1 };
+    const { doc, fresh } = await submitted;
+    if (!fresh) return this.payload(doc, sender, other);
+    if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
+    const payload = this.payload(doc, sender, other);
+    this.pubsub.publish(messageTopic(conversation), payload).catch(() => {
+      // Subscribers fill gaps from the database (see MessageChannel), so a lost
+      // publication delays a delivery; it does not lose it.
+    });
+    if (other && !shadow) this.conversations.messageStored(doc);
+    return payload;
   }
 
   private payload(message: MessageDoc, sender: UserRecord, other: UserRecord | null): MessagePayload {
@@ -205,12 +168,12 @@ export class MessageService {
       if (doc) return doc;
     }
     if (!thorough) return null;
-    return this.store.model.findOne({ dedupeKey: key }).lean<MessageDoc>().exec();
+    return this.store.findByDedupeKey(key);
   }
 
   /** Waits (at most `timeoutMs`) for sends in progress to finish: nothing acknowledged is cut off. */
   drain(timeoutMs: number): Promise<void> {
-    return this.queue.drain(timeoutMs);
+    return this.batcher.drain(timeoutMs);
   }
 
   /** A Relay page of the conversation, oldest first. */

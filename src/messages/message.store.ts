@@ -1,48 +1,112 @@
 /**
- * Reads of the messages collection, by `_id` only.
+ * Reads and writes of the messages collection, by `_id`.
  *
  * Every read Anonymo makes of a conversation is "these sequence numbers": the newest page,
  * a page before/after a cursor, a replay after a cursor. Because ids are
- * `<conversation>:<zero-padded seq>`, those are `_id` ranges, which MongoDB serves from the
- * primary index. FerretDB 1.x on SQLite serves no range or sort from an index, only an exact
- * `{ _id }` match (with the patch in tools/ferretdb), so there the same ranges are read as
- * point lookups. Sequence numbers have no gaps (MessageService.send), so the ids of a range
- * are known without asking the database; a missing id is tolerated (the page is filled
- * from further along) so a gap could never wedge a reader.
+ * `<conversation>:<zero-padded seq>`, those are `_id` ranges of a gap-free sequence, which the
+ * storage strategy serves as an index range (MongoDB) or as point lookups (FerretDB).
  */
 import { LRUCache } from 'lru-cache';
-import type { DatabaseKind } from '../db/database';
-import { existsById, findByIds } from '../db/lookups';
-import { gallopHead } from '../db/sequence';
-import { messageId } from './conversation';
+import type { InsertOutcome, StorageStrategy } from '../db/strategy';
+import { SEQ_WIDTH, parseMessageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
+import { RecentMessages, type RecentMessagesOptions } from './recent-messages';
 
 export interface MessageStoreOptions {
-  kind: DatabaseKind;
-  /** Conversations whose newest sequence number is remembered (FerretDB only). Default 100000. */
+  /** Conversations whose newest sequence number is remembered. Default 100000. */
   headCacheSize?: number;
+  /** The in-memory newest messages of active conversations (recent-messages.ts). */
+  recent?: RecentMessagesOptions;
 }
+
+const keysOf = (conversation: string) => ({ prefix: `${conversation}:`, width: SEQ_WIDTH });
 
 export class MessageStore {
   private readonly heads: LRUCache<string, number>;
+  readonly recent: RecentMessages;
 
   constructor(
-    readonly model: MessageModel,
-    private readonly options: MessageStoreOptions,
+    private readonly model: MessageModel,
+    private readonly strategy: StorageStrategy,
+    options: MessageStoreOptions = {},
   ) {
     this.heads = new LRUCache({ max: options.headCacheSize ?? 100000 });
-  }
-
-  get kind(): DatabaseKind {
-    return this.options.kind;
+    this.recent = new RecentMessages(options.recent);
   }
 
   async get(id: string): Promise<MessageDoc | null> {
-    return this.model.findOne({ _id: id }).lean<MessageDoc>().exec();
+    const parsed = parseMessageId(id);
+    const held = parsed ? this.recent.get(parsed.conversation, parsed.seq) : undefined;
+    return held ?? this.strategy.findById(this.model, id);
   }
 
-  async insert(doc: MessageDoc): Promise<void> {
-    await this.model.collection.insertOne(doc as never);
+  /** Inserts; false when its `_id` (sequence number) or idempotency key is taken. */
+  async insert(doc: MessageDoc): Promise<boolean> {
+    const stored = await this.strategy.insertUnique(this.model, doc);
+    if (stored) this.noteStored(doc);
+    return stored;
+  }
+
+  /** Inserts several in one command; per document as StorageStrategy.insertMany. */
+  async insertMany(docs: readonly MessageDoc[], ordered: boolean): Promise<InsertOutcome[]> {
+    const results = await this.strategy.insertMany(this.model, docs, ordered);
+    docs.forEach((doc, i) => {
+      if (results[i] === true) this.noteStored(doc);
+    });
+    return results;
+  }
+
+  /** A message known to be stored (own insert, or an event from another instance). */
+  noteStored(doc: MessageDoc): void {
+    this.noteHead(doc.conversation, doc.seq);
+    this.recent.add(doc);
+  }
+
+  /**
+   * The message stored under an idempotency key. Not index-backed on FerretDB (a scan), so
+   * only used after a failed insert showed that the key exists.
+   */
+  async findByDedupeKey(key: string): Promise<MessageDoc | null> {
+    return this.model.findOne({ dedupeKey: key }).lean<MessageDoc>().exec();
+  }
+
+  /**
+   * Abuse control: changes fields of a stored message (hidden by reports, shown again, erased
+   * by a moderator) and the copy held here. Other instances are told to {@link refresh}.
+   */
+  async update(
+    id: string,
+    update: { $set?: Partial<MessageDoc>; $unset?: Record<string, ''> },
+  ): Promise<MessageDoc | null> {
+    await this.model.collection.updateOne({ _id: id } as never, update as never);
+    const doc = await this.strategy.findById(this.model, id);
+    if (doc) this.recent.replace(doc);
+    return doc;
+  }
+
+  /** A message changed through another instance: re-reads it if a copy is held here. */
+  async refresh(id: string): Promise<void> {
+    const parsed = parseMessageId(id);
+    if (!parsed || !this.recent.get(parsed.conversation, parsed.seq)) return;
+    const doc = await this.strategy.findById(this.model, id);
+    if (doc) this.recent.replace(doc);
+  }
+
+  /** Sets `readAt` on messages still unread; returns how many changed. */
+  async markRead(ids: readonly string[], at: Date): Promise<number> {
+    if (ids.length === 0) return 0;
+    const res = await this.model.bulkWrite(
+      ids.map((id) => ({
+        updateOne: {
+          // Counted once under concurrent markRead where the guard is atomic (MongoDB); on
+          // FerretDB the caller serialises markRead per reader instead.
+          filter: this.strategy.guardedFilter(id, { readAt: null }) as never,
+          update: { $set: { readAt: at } },
+        },
+      })),
+      { ordered: false },
+    );
+    return res.modifiedCount;
   }
 
   /** Records a sequence number known to exist (own insert, or an event from another instance). */
@@ -50,22 +114,20 @@ export class MessageStore {
     if (seq > (this.heads.get(conversation) ?? 0)) this.heads.set(conversation, seq);
   }
 
+  /**
+   * The newest sequence number this process knows to exist, with no database command;
+   * undefined when it has not seen the conversation. Others may have stored newer ones.
+   */
+  knownHead(conversation: string): number | undefined {
+    return this.heads.get(conversation);
+  }
+
   /** The newest sequence number in the conversation (0 when empty). */
   async head(conversation: string): Promise<number> {
-    if (this.options.kind === 'mongodb') {
-      const last = await this.model
-        .findOne({ _id: { $gte: `${conversation}:`, $lt: `${conversation};` } }, { seq: 1 })
-        .sort({ _id: -1 })
-        .lean<{ seq: number }>()
-        .exec();
-      return last?.seq ?? 0;
-    }
-    // From what this process last knew: one lookup when nothing changed.
-    const lo = await gallopHead(this.heads.get(conversation) ?? 0, (seq) =>
-      existsById(this.model, messageId(conversation, seq)),
-    );
-    this.noteHead(conversation, lo);
-    return lo;
+    const head = await this.strategy.head(this.model, keysOf(conversation), this.knownHead(conversation) ?? 0);
+    // Also records an empty conversation as seen (0), so the next send needs no read.
+    if (head >= (this.heads.get(conversation) ?? 0)) this.heads.set(conversation, head);
+    return head;
   }
 
   /**
@@ -75,34 +137,13 @@ export class MessageStore {
   async range(conversation: string, from: number, to: number, limit: number, newest = false): Promise<MessageDoc[]> {
     from = Math.max(from, 1);
     if (limit <= 0 || to < from) return [];
-    if (this.options.kind === 'mongodb') {
-      const docs = await this.model
-        .find({ _id: { $gte: messageId(conversation, from), $lte: messageId(conversation, to) } })
-        .sort({ _id: newest ? -1 : 1 })
-        .limit(limit)
-        .lean<MessageDoc[]>()
-        .exec();
-      return newest ? docs.reverse() : docs;
-    }
-    const out: MessageDoc[] = [];
-    let lo = from;
-    let hi = to;
-    while (out.length < limit && lo <= hi) {
-      const want = limit - out.length;
-      const seqs: number[] = [];
-      if (newest) for (let s = hi; s >= Math.max(lo, hi - want + 1); s--) seqs.push(s);
-      else for (let s = lo; s <= Math.min(hi, lo + want - 1); s++) seqs.push(s);
-      out.push(
-        ...(await findByIds(
-          this.model,
-          seqs.map((s) => messageId(conversation, s)),
-          this.options.kind,
-        )),
-      );
-      if (newest) hi = seqs[seqs.length - 1] - 1;
-      else lo = seqs[seqs.length - 1] + 1;
-    }
-    out.sort((a, b) => a.seq - b.seq);
-    return newest ? out.slice(-limit) : out.slice(0, limit);
+    const [lo, hi] = newest ? [Math.max(from, to - limit + 1), to] : [from, Math.min(to, from + limit - 1)];
+    const held = this.recent.slice(conversation, lo, hi);
+    if (held) return held;
+    const docs = await this.strategy.range(this.model, keysOf(conversation), from, to, limit, newest);
+    // A complete run that reaches the newest number known: the start of a cached run.
+    const complete = docs.length === hi - lo + 1 && docs[0]?.seq === lo && docs[docs.length - 1].seq === hi;
+    if (complete) this.recent.addRun(conversation, docs, hi >= (this.knownHead(conversation) ?? Infinity));
+    return docs;
   }
 }

@@ -21,8 +21,12 @@ export interface SlowModeChange {
   seconds: number;
 }
 
+/** A message was changed by moderation (hidden, shown again, erased): instances refresh held copies. */
+export const MESSAGE_CHANGED_TOPIC = 'moderation:message' as const;
+
 declare module '../realtime/pubsub' {
   interface TopicMap {
+    'moderation:message': { id: string };
     'moderation:bans': BanChange;
     'moderation:slowmode': SlowModeChange;
   }

@@ -9,14 +9,14 @@
  * the reporter who claims slot n knows they are the n-th, and exactly one of them crosses the
  * threshold.
  */
-import { existsById, findByIds } from '../db/lookups';
-import { gallopHead } from '../db/sequence';
+import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
 import { LOBBY, parseMessageId } from '../messages/conversation';
 import type { MessageDoc } from '../messages/message.model';
 import type { MessagePolicy } from '../messages/message.policy';
 import type { MessageStore } from '../messages/message.store';
-import type { DatabaseKind } from '../db/database';
+import type { PubSub } from '../realtime/pubsub';
+import { MESSAGE_CHANGED_TOPIC } from './moderation.events';
 import type { AuditLog } from './audit';
 import type { ModerationModels, ReportCaseDoc, ReportSlotDoc } from './moderation.model';
 
@@ -27,7 +27,8 @@ export const MAX_REPORT_PAGE = 50;
 /** Slots read per case to list its reasons (the count is exact regardless). */
 const REASON_SAMPLE = 50;
 
-const slotId = (message: string, n: number) => `${message}#${String(n).padStart(6, '0')}`;
+const slotKeys = (message: string): SeqKeys => ({ prefix: `${message}#`, width: 6 });
+const slotId = (message: string, n: number) => seqId(slotKeys(message), n);
 const isDuplicate = (err: unknown) => (err as { code?: number })?.code === 11000;
 
 export interface ReportView {
@@ -40,7 +41,7 @@ export interface ReportView {
 
 export interface ReportOptions {
   hideThreshold: number;
-  kind: DatabaseKind;
+  strategy: StorageStrategy;
   /** Told when a message's visibility or text changed (hidden, cleared, deleted): the live update hook. */
   onChanged?: (message: MessageDoc) => void;
 }
@@ -57,11 +58,36 @@ function parseCursor(cursor: string): { at: Date; id: string } {
 export class ReportService {
   constructor(
     private readonly models: Pick<ModerationModels, 'ReportClaim' | 'ReportSlot' | 'ReportCase'>,
-    private readonly store: Pick<MessageStore, 'get' | 'model'>,
+    private readonly store: Pick<MessageStore, 'get' | 'update' | 'refresh'>,
     private readonly policy: Pick<MessagePolicy, 'visible'>,
     private readonly audit: AuditLog,
+    private readonly pubsub: PubSub,
     private readonly options: ReportOptions,
   ) {}
+
+  private unsubscribe?: () => void;
+
+  /** Keeps every instance's held copies of changed messages current. */
+  async start(): Promise<void> {
+    this.unsubscribe = await this.pubsub.subscribe(MESSAGE_CHANGED_TOPIC, ({ id }) => {
+      void this.store.refresh(id).catch(() => undefined);
+    });
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+  }
+
+  /** Writes a moderation change to a message; tells the other instances and the live hook. */
+  private async change(
+    id: string,
+    update: { $set?: Partial<MessageDoc>; $unset?: Record<string, ''> },
+  ): Promise<MessageDoc | null> {
+    const doc = await this.store.update(id, update);
+    await this.pubsub.publish(MESSAGE_CHANGED_TOPIC, { id }).catch(() => undefined);
+    if (doc) this.options.onChanged?.(doc);
+    return doc;
+  }
 
   /** A message the viewer can see (else the same BAD_USER_INPUT as for an unknown id). */
   private async visibleMessage(viewerId: string, id: string): Promise<MessageDoc> {
@@ -129,19 +155,11 @@ export class ReportService {
   }
 
   private slotHead(id: string, hint: number): Promise<number> {
-    return gallopHead(Math.max(0, hint - 1), (n) => existsById(this.models.ReportSlot, slotId(id, n)));
+    return this.options.strategy.head(this.models.ReportSlot, slotKeys(id), Math.max(0, hint - 1));
   }
 
-  private async setHidden(doc: MessageDoc, hidden: boolean): Promise<MessageDoc> {
-    const hiddenAt = hidden ? new Date() : null;
-    await this.store.model.collection.updateOne(
-      { _id: doc._id } as never,
-      hidden ? { $set: { hiddenAt } } : { $unset: { hiddenAt: '' } },
-    );
-    const { hiddenAt: _previous, ...rest } = doc;
-    const updated: MessageDoc = hidden ? { ...rest, hiddenAt } : rest;
-    this.options.onChanged?.(updated);
-    return updated;
+  private async setHidden(doc: MessageDoc, hidden: boolean): Promise<void> {
+    await this.change(doc._id, hidden ? { $set: { hiddenAt: new Date() } } : { $unset: { hiddenAt: '' } });
   }
 
   /** The moderators' queue: open reports, newest first, one per message. */
@@ -171,8 +189,13 @@ export class ReportService {
     const message = await this.store.get(c._id);
     if (!message) return null;
     const reporters = await this.slotHead(c._id, c.reporters);
-    const ids = Array.from({ length: Math.min(reporters, REASON_SAMPLE) }, (_, i) => slotId(c._id, i + 1));
-    const slots = await findByIds<ReportSlotDoc>(this.models.ReportSlot, ids, this.options.kind);
+    const slots = await this.options.strategy.range<ReportSlotDoc>(
+      this.models.ReportSlot,
+      slotKeys(c._id),
+      1,
+      reporters,
+      REASON_SAMPLE,
+    );
     const reasons = REPORT_REASONS.filter((r) => slots.some((s) => s.reason === r));
     return { id: c._id, message, reasons, reporters, createdAt: c.createdAt };
   }
@@ -197,15 +220,12 @@ export class ReportService {
     const doc = typeof id === 'string' && parseMessageId(id) ? await this.store.get(id) : null;
     if (!doc) throw new BadUserInputError('id is not a known message', 'id');
     const deletedAt = new Date();
-    await this.store.model.collection.updateOne({ _id: id } as never, {
-      $set: { text: '', deletedAt },
+    const updated = await this.change(id, {
+      $set: { text: '', deletedAt } as Partial<MessageDoc>,
       $unset: { hiddenAt: '' },
     });
     await this.models.ReportCase.updateOne({ _id: id }, { $set: { status: 'deleted', decidedAt: deletedAt } }).exec();
     await this.audit.record(by, 'deleteMessage', id, { sender: doc.sender });
-    const { hiddenAt: _hidden, ...rest } = doc;
-    const updated: MessageDoc = { ...rest, text: '' };
-    this.options.onChanged?.(updated);
-    return updated;
+    return updated ?? { ...doc, text: '' };
   }
 }

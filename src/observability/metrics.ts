@@ -16,12 +16,17 @@
  *   deliveries of live events and are counted by neither.
  * - operation durations and errors by code: an Apollo plugin for HTTP, graphql-ws hooks for
  *   WebSocket operations (for a subscription, the duration is its set-up).
+ * - database commands per operation: the driver's command monitoring, charged to the
+ *   operation by async context (db-commands.ts), observed when the answer is sent: an HTTP
+ *   request's session read counts, work the operation left running (inbox notifications,
+ *   the session's expiry renewal after the response) does not.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { RequestHandler } from 'express';
 import { getOperationAST, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PubSub } from '../realtime/pubsub';
+import { CommandCounter, type CommandScope } from './db-commands';
 
 export type Transport = 'http' | 'ws';
 
@@ -49,6 +54,9 @@ export interface MetricsOptions {
 
 const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 
+/** Commands per operation: the hot paths are meant to take a handful. */
+const COMMAND_BUCKETS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100];
+
 /** Seconds; chat operations are expected in milliseconds, so the buckets are dense there. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -70,8 +78,11 @@ export class Metrics {
   private readonly deliveryLatency: Histogram;
   private readonly operationDuration: Histogram<'type' | 'name' | 'transport'>;
   private readonly errors: Counter<'code' | 'transport'>;
-  /** WebSocket operations in progress: start times by connection context and subscription id. */
-  private readonly wsStarts = new WeakMap<object, Map<string, number>>();
+  private readonly operationCommands: Histogram<'type' | 'name' | 'transport'>;
+  /** Database commands by operation (observeDatabase connects it to the driver). */
+  readonly dbCommands: CommandCounter;
+  /** WebSocket operations in progress: start times and command scopes by connection context and subscription id. */
+  private readonly wsStarts = new WeakMap<object, Map<string, { start: number; scope: CommandScope }>>();
 
   constructor(options: MetricsOptions = {}) {
     this.prefix = options.prefix ?? 'anonymo_';
@@ -136,6 +147,20 @@ export class Metrics {
       labelNames: ['code', 'transport'],
       registers,
     });
+    this.operationCommands = new Histogram({
+      name: `${p}graphql_operation_db_commands`,
+      help: 'Database commands started by one GraphQL operation (HTTP: including its session read), by type, name and transport',
+      labelNames: ['type', 'name', 'transport'],
+      buckets: COMMAND_BUCKETS,
+      registers,
+    });
+    const commandsTotal = new Counter({
+      name: `${p}db_commands_total`,
+      help: 'Database commands sent by this instance, by command name',
+      labelNames: ['command'],
+      registers,
+    });
+    this.dbCommands = new CommandCounter((command) => commandsTotal.inc({ command }));
     // Zero series, so dashboards and rate() see the counters before the first event.
     for (const conversation of ['lobby', 'direct']) this.messagesSent.inc({ conversation }, 0);
     this.deliveries.inc({ kind: 'message' }, 0);
@@ -208,8 +233,16 @@ export class Metrics {
     return name;
   }
 
-  private observeOperation(type: string, name: string | null | undefined, transport: Transport, seconds: number): void {
-    this.operationDuration.observe({ type, name: this.operationLabel(name), transport }, seconds);
+  private observeOperation(
+    type: string,
+    name: string | null | undefined,
+    transport: Transport,
+    seconds: number,
+    scope: CommandScope | undefined,
+  ): void {
+    const labels = { type, name: this.operationLabel(name), transport };
+    this.operationDuration.observe(labels, seconds);
+    if (scope) this.operationCommands.observe(labels, scope.commands);
   }
 
   /** Apollo Server plugin: HTTP operation durations and errors. */
@@ -225,6 +258,7 @@ export class Metrics {
       },
       async requestDidStart() {
         const start = performance.now();
+        const scope = metrics.dbCommands.current();
         return {
           async willSendResponse({ operation, operationName, response }) {
             metrics.observeOperation(
@@ -232,6 +266,7 @@ export class Metrics {
               operation?.name?.value ?? operationName,
               'http',
               (performance.now() - start) / 1000,
+              scope,
             );
             if (response.body.kind === 'single' && response.body.singleResult.errors) {
               metrics.countErrors(response.body.singleResult.errors, 'http');
@@ -245,22 +280,25 @@ export class Metrics {
   /** graphql-ws `onSubscribe`: an operation arrived on connection `ctx`. */
   wsOperationStarted(ctx: object, id: string): void {
     let starts = this.wsStarts.get(ctx);
-    if (!starts) this.wsStarts.set(ctx, (starts = new Map<string, number>()));
-    starts.set(id, performance.now());
+    if (!starts) this.wsStarts.set(ctx, (starts = new Map<string, { start: number; scope: CommandScope }>()));
+    // Called synchronously at the start of graphql-ws's onSubscribe: the operation's
+    // execution continues from here, so its commands are charged to this scope.
+    starts.set(id, { start: performance.now(), scope: this.dbCommands.enter() });
   }
 
   /** graphql-ws `onOperation`: executed (query, mutation) or set up (subscription). */
   wsOperationDone(ctx: object, id: string, document: DocumentNode, operationName?: string | null): void {
     const starts = this.wsStarts.get(ctx);
-    const start = starts?.get(id);
-    if (start === undefined) return;
+    const started = starts?.get(id);
+    if (started === undefined) return;
     starts!.delete(id);
     const op = getOperationAST(document, operationName);
     this.observeOperation(
       op?.operation ?? 'unknown',
       op?.name?.value ?? operationName,
       'ws',
-      (performance.now() - start) / 1000,
+      (performance.now() - started.start) / 1000,
+      started.scope,
     );
   }
 

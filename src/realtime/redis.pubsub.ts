@@ -4,7 +4,7 @@
  *
  * - One publishing and one subscribing connection per instance, whatever the number of
  *   topics and subscribers; a Redis channel is subscribed only while this instance has a
- *   listener for its topic (RealtimeService keeps one listener per topic).
+ *   listener for its topic (the realtime engine keeps one listener per topic).
  * - Order: all publishes of an instance go down one connection, and Redis delivers a
  *   channel's messages in the order it received them, so per topic and publisher the
  *   order is kept. Across publishers, MessageChannel orders by sequence number.

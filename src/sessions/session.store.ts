@@ -10,7 +10,7 @@
 import session, { type SessionData } from 'express-session';
 import type { Connection } from 'mongoose';
 import { LRUCache } from 'lru-cache';
-import type { DatabaseKind } from '../db/database';
+import type { StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 
 interface SessionDoc {
@@ -23,11 +23,20 @@ interface SessionDoc {
 
 export interface SessionStoreOptions {
   connection: Connection;
-  kind: DatabaseKind;
+  strategy: StorageStrategy;
   /** Lifetime of a session without activity. */
   ttlMs: number;
-  /** Minimum time between two writes that only extend a session's expiry. Default 1 hour. */
+  /** Minimum time between two writes that only extend a session's expiry. Default 1 minute. */
   touchAfterMs?: number;
+  /** Sessions kept in memory (read without a database command). Default 100000. */
+  cacheSize?: number;
+  /**
+   * How long a cached session is trusted without re-reading it. A session's content never
+   * changes under one id (a new identity gets a new id), and an identity reset on another
+   * instance evicts it here through `forget` (the session-revoked event); this bounds the
+   * window should that event be lost. Default 5 minutes.
+   */
+  cacheTtlMs?: number;
   /** How often expired sessions are deleted where there are no TTL indexes. Default 10 minutes. */
   purgeEveryMs?: number;
 }
@@ -36,22 +45,37 @@ type Callback<T = void> = (err?: unknown, value?: T) => void;
 
 export class MongoSessionStore extends session.Store {
   private readonly collection;
+  /** When each session's expiry was last written (derived from the stored expiry on read). */
   private readonly touched = new LRUCache<string, number>({ max: 100000 });
-  private purgeTimer?: NodeJS.Timeout;
+  private readonly cache: LRUCache<string, { session: string; expires: number }>;
+  private stopExpiry?: () => void;
 
   constructor(private readonly opts: SessionStoreOptions) {
     super();
     this.collection = opts.connection.collection<SessionDoc>('sessions');
+    this.cache = new LRUCache({ max: opts.cacheSize ?? 100000, ttl: opts.cacheTtlMs ?? 300000 });
   }
 
-  /** Creates the expiry index (MongoDB) or starts the purge timer (FerretDB). */
+  /** Drops a session from the memory cache (it was revoked, possibly on another instance). */
+  forget(sid: string): void {
+    this.cache.delete(sid);
+    this.touched.delete(sid);
+  }
+
+  private remember(sid: string, session: string, expires: Date): void {
+    this.cache.set(sid, { session, expires: expires.getTime() });
+    // The expiry is written as "now + ttl", so the last write was at "expiry - ttl".
+    this.touched.set(sid, Math.max(this.touched.get(sid) ?? 0, expires.getTime() - this.opts.ttlMs));
+  }
+
+  /** Creates the expiry index, or starts the periodic purge where there are no TTL indexes. */
   async init(): Promise<void> {
-    if (this.opts.kind === 'mongodb') {
-      await this.collection.createIndex({ expires: 1 }, { expireAfterSeconds: 0 });
-    } else {
-      this.purgeTimer = setInterval(() => void this.purge().catch(() => undefined), this.opts.purgeEveryMs ?? 600000);
-      this.purgeTimer.unref();
-    }
+    this.stopExpiry = await this.opts.strategy.expireBy(
+      this.collection,
+      'expires',
+      this.opts.purgeEveryMs ?? 600000,
+      () => this.purge(),
+    );
   }
 
   /** Deletes expired sessions; returns how many. */
@@ -66,10 +90,16 @@ export class MongoSessionStore extends session.Store {
   }
 
   override get(sid: string, cb: Callback<SessionData | null>): void {
+    const cached = this.cache.get(sid);
+    if (cached) {
+      if (cached.expires > Date.now()) return cb(null, JSON.parse(cached.session) as SessionData);
+      this.cache.delete(sid);
+    }
     this.collection
       .findOne({ _id: sid })
       .then((doc) => {
         if (!doc || doc.expires.getTime() <= Date.now()) return cb(null, null);
+        this.remember(sid, doc.session, doc.expires);
         cb(null, JSON.parse(doc.session) as SessionData);
       })
       .catch(cb);
@@ -84,6 +114,7 @@ export class MongoSessionStore extends session.Store {
     };
     upsertWithRetry(() => this.collection.replaceOne({ _id: sid }, doc, { upsert: true }))
       .then(() => {
+        this.remember(sid, doc.session, doc.expires);
         this.touched.set(sid, Date.now());
         cb?.();
       })
@@ -91,13 +122,16 @@ export class MongoSessionStore extends session.Store {
   }
 
   override touch(sid: string, sess: SessionData, cb?: Callback): void {
-    // Every request would otherwise write to extend the expiry; once an hour is plenty
+    // Every request would otherwise write to extend the expiry; once a minute is plenty
     // for sessions that live for months.
     const last = this.touched.get(sid);
-    if (last !== undefined && Date.now() - last < (this.opts.touchAfterMs ?? 3600000)) return cb?.();
+    if (last !== undefined && Date.now() - last < (this.opts.touchAfterMs ?? 60000)) return cb?.();
+    const expires = this.expiresOf(sess);
     this.collection
-      .updateOne({ _id: sid }, { $set: { expires: this.expiresOf(sess) } })
+      .updateOne({ _id: sid }, { $set: { expires } })
       .then(() => {
+        const cached = this.cache.get(sid);
+        if (cached) cached.expires = expires.getTime();
         this.touched.set(sid, Date.now());
         cb?.();
       })
@@ -105,7 +139,7 @@ export class MongoSessionStore extends session.Store {
   }
 
   override destroy(sid: string, cb?: Callback): void {
-    this.touched.delete(sid);
+    this.forget(sid);
     this.collection
       .deleteOne({ _id: sid })
       .then(() => cb?.())
@@ -113,6 +147,6 @@ export class MongoSessionStore extends session.Store {
   }
 
   close(): void {
-    clearInterval(this.purgeTimer);
+    this.stopExpiry?.();
   }
 }

@@ -13,7 +13,14 @@ import type { GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import type { Context } from '../context';
-import { ErrorCode, ServiceUnavailableError, formatError, isDatabaseUnavailable, type FormatOptions } from '../errors';
+import {
+  ErrorCode,
+  ServiceUnavailableError,
+  formatError,
+  isDatabaseUnavailable,
+  serviceUnavailableStatusPlugin,
+  type FormatOptions,
+} from '../errors';
 import { httpLogger, requestIdOf } from '../observability/http-logger';
 import type { Metrics } from '../observability/metrics';
 import { originMiddleware } from '../security/http';
@@ -72,6 +79,7 @@ export async function startHttpTransport(
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       deps.metrics.apolloPlugin(),
+      serviceUnavailableStatusPlugin(),
       landingPagePlugin(config.isProduction),
       {
         serverWillStart() {
@@ -83,11 +91,14 @@ export async function startHttpTransport(
   });
   await apollo.start();
   mountRoutes(app, deps);
+  const commandScope = deps.metrics.dbCommands.middleware();
   app.use(
     '/graphql',
+    commandScope.begin,
     ...originMiddleware(deps.origins),
     deps.sessionMiddleware,
     express.json({ limit: config.security.maxBodyBytes }),
+    commandScope.resume,
     expressMiddleware(apollo, { context: ({ req }) => httpContext(req, deps) }),
   );
   const client = webClient({ logger: deps.logger });

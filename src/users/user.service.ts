@@ -1,8 +1,7 @@
 import { faker } from '@faker-js/faker/locale/en';
 import { LRUCache } from 'lru-cache';
 import { Types } from 'mongoose';
-import type { DatabaseKind } from '../db/database';
-import { findByIds } from '../db/lookups';
+import type { StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
 import type { UserDoc, UserModel } from './user.model';
 import type { UserRecord } from './user.type';
@@ -40,7 +39,6 @@ export function makeUsername(attempt: number): string {
 }
 
 export interface UserServiceOptions {
-  kind: DatabaseKind;
   /** Cached identities (username, avatar, createdAt never change). Default 50000. */
   cacheSize?: number;
 }
@@ -51,7 +49,8 @@ export class UserService {
 
   constructor(
     private readonly users: UserModel,
-    private readonly options: UserServiceOptions,
+    private readonly strategy: StorageStrategy,
+    options: UserServiceOptions = {},
   ) {
     this.cache = new LRUCache({ max: options.cacheSize ?? 50000 });
   }
@@ -72,7 +71,7 @@ export class UserService {
         this.cache.set(record.id, record);
         return record;
       } catch (err) {
-        if ((err as { code?: number }).code === 11000 && attempt < 10) continue;
+        if (this.strategy.isDuplicateKey(err) && attempt < 10) continue;
         throw err;
       }
     }
@@ -83,10 +82,7 @@ export class UserService {
     const cached = this.cache.get(id);
     if (cached) return cached;
     if (!OBJECT_ID.test(id)) return null;
-    const doc = await this.users
-      .findOne({ _id: new Types.ObjectId(id) })
-      .lean<UserDoc>()
-      .exec();
+    const doc = await this.strategy.findById(this.users, new Types.ObjectId(id));
     if (!doc) return null;
     const record = toRecord(doc);
     this.cache.set(id, record);
@@ -97,10 +93,9 @@ export class UserService {
   async getMany(ids: readonly string[]): Promise<Array<UserRecord | null>> {
     const missing = ids.filter((id) => !this.cache.has(id) && OBJECT_ID.test(id));
     if (missing.length) {
-      const docs = await findByIds(
+      const docs = await this.strategy.findByIds(
         this.users,
         [...new Set(missing)].map((id) => new Types.ObjectId(id)),
-        this.options.kind,
       );
       for (const doc of docs) this.cache.set(doc._id.toHexString(), toRecord(doc));
     }

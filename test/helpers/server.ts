@@ -46,6 +46,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     // Tests make many identities and connections from 127.0.0.1: limits stay on (the code
     // paths run) but are far away; tests about a limit set a tight one.
     ...GENEROUS_RATE_LIMITS,
+    // CI runs the integration suite a second time with DB_STRATEGY=mongodb (against FerretDB).
+    ...(process.env.DB_STRATEGY ? { DB_STRATEGY: process.env.DB_STRATEGY } : {}),
     ...opts.env,
   });
   const mongodbUri = opts.mongodbUri ?? dbUri(dbName);

@@ -68,7 +68,7 @@ function fakeSocket(): FakeSocket {
   return s;
 }
 
-/** A subscriber: a viewer with one subscription on one socket, planned like RealtimeService does. */
+/** A subscriber: a viewer with one subscription on one socket, planned like the realtime engine does. */
 function subscriber(
   planner: Planner,
   viewerId: string,

@@ -29,7 +29,7 @@ function makeSink(ctx: Subscriber, plan: Plan, onEnd: (e?: unknown) => void = ()
 // ---- fakes ----
 
 function doc(seq: number): MessageDoc {
-  return { _id: `${CONV}:${seq}`, seq, text: `m${seq}` } as unknown as MessageDoc;
+  return { _id: `${CONV}:${seq}`, conversation: CONV, seq, text: `m${seq}` } as unknown as MessageDoc;
 }
 
 function payloadOf(d: MessageDoc): MessagePayload {
@@ -64,9 +64,9 @@ class FakeStore {
     return Promise.resolve(Math.max(0, ...this.seqs));
   }
 
-  noteHead(conversation: string, seq: number): void {
-    expect(conversation).toBe(CONV);
-    this.noted = Math.max(this.noted, seq);
+  noteStored(message: MessageDoc): void {
+    expect(message.conversation).toBe(CONV);
+    this.noted = Math.max(this.noted, message.seq);
   }
 
   async range(conversation: string, from: number, to: number, limit: number): Promise<MessageDoc[]> {

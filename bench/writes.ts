@@ -1,0 +1,434 @@
+/**
+ * `npm run bench:writes` (or `npm run bench -- --writes`): write-path benchmark on the
+ * embedded FerretDB, load generator on the same machine.
+ *
+ * 1. Baseline: the bare MongoDB driver, `--senders` concurrent writers each doing `--per`
+ *    `insertOne`s (one insert per message, no Anonymo).
+ * 2. Anonymo (`--server`, default dist/main.js; RATE_LIMITS=off), `--senders` users each
+ *    sending `--per` messages with a clientId, all at once, for four workloads: over HTTP and
+ *    over WebSocket mutations, all to the lobby and each to a different DM partner.
+ *    Stored messages/s (counted in the database), send latency p50/p99, server and FerretDB
+ *    CPU per message, database commands per message (the server's anonymo_db_commands_total).
+ * 3. `messages(last: 50)` latency with `--history` messages stored in the lobby.
+ *
+ * Flags: --senders 100 --per 20 --history 10000,1000000 --history-requests 200
+ *        --server dist/main.js --out bench/results
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createClient, type Client } from 'graphql-ws';
+import { MongoClient } from 'mongodb';
+import WebSocket from 'ws';
+import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
+import { freePort } from '../test/helpers/net';
+import { cpuSeconds, nowMs, quantile, sleep } from './stats';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
+const HISTORY = 'query History { messages(last: 50) { edges { node { id text } } pageInfo { hasPreviousPage } } }';
+
+interface Options {
+  senders: number;
+  per: number;
+  history: number[];
+  historyRequests: number;
+  server: string;
+  out: string;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      senders: { type: 'string', default: '100' },
+      per: { type: 'string', default: '20' },
+      history: { type: 'string', default: '10000,1000000' },
+      'history-requests': { type: 'string', default: '200' },
+      server: { type: 'string', default: path.join(ROOT, 'dist', 'main.js') },
+      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
+      writes: { type: 'boolean', default: true },
+    },
+    allowPositionals: false,
+  });
+  return {
+    senders: Number(values.senders),
+    per: Number(values.per),
+    history: values.history
+      .split(',')
+      .map(Number)
+      .filter((n) => n > 0),
+    historyRequests: Number(values['history-requests']),
+    server: path.resolve(values.server),
+    out: path.resolve(values.out),
+  };
+}
+
+export interface WriteResult {
+  workload: string;
+  messages: number;
+  stored: number;
+  seconds: number;
+  storedPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCpuMsPerMessage: number;
+  ferretCpuMsPerMessage: number;
+  /** CPU of this load-generator process per message (it shares the machine's 2 cores). */
+  loadgenCpuMsPerMessage: number;
+  /** undefined for a server without command counting (older builds). */
+  commandsPerMessage?: number;
+  errors: number;
+}
+
+interface Server {
+  pid: number;
+  http: string;
+  ws: string;
+  dbName: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(file: string, mongoBase: string): Promise<Server> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-writes-'));
+  const dbName = `writes_${randomBytes(3).toString('hex')}`;
+  const child: ChildProcess = spawn(process.execPath, [file], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      SESSION_SECRET: randomBytes(24).toString('hex'),
+      SESSION_COOKIE_SECURE: 'false',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      MONGODB_URI: `${mongoBase}${dbName}`,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      RATE_LIMITS: 'off',
+      REDIS_URL: '',
+    },
+  });
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('server did not become ready');
+    await sleep(100);
+  }
+  return {
+    pid: child.pid!,
+    http: `http://127.0.0.1:${port}/graphql`,
+    ws: `ws://127.0.0.1:${port}/graphql`,
+    dbName,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function post(url: string, cookie: string | undefined, query: string, variables?: unknown) {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const setCookie = /anonymo\.sid=([^;]+)/.exec(r.headers.get('set-cookie') ?? '');
+  return {
+    body: (await r.json()) as { data?: Record<string, any>; errors?: unknown[] },
+    cookie: setCookie ? `anonymo.sid=${setCookie[1]}` : cookie,
+  };
+}
+
+async function identity(url: string): Promise<{ cookie: string; id: string }> {
+  const r = await post(url, undefined, '{ me { id } }');
+  return { cookie: r.cookie!, id: (r.body.data as { me: { id: string } }).me.id };
+}
+
+async function commandsTotal(server: Server): Promise<number | undefined> {
+  const text = await (await fetch(server.http.replace(/graphql$/, 'metrics'))).text();
+  let sum: number | undefined;
+  for (const m of text.matchAll(/^anonymo_db_commands_total\{[^}]*\} (\S+)$/gm)) sum = (sum ?? 0) + Number(m[1]);
+  return sum;
+}
+
+function wsClient(url: string, cookie: string): Client {
+  class CookieWebSocket extends WebSocket {
+    constructor(u: string, protocols?: string | string[]) {
+      super(u, protocols, { headers: { cookie } });
+    }
+  }
+  return createClient({ url, webSocketImpl: CookieWebSocket, retryAttempts: 0, lazy: false });
+}
+
+function wsSend(client: Client, variables: Record<string, unknown>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ok = false;
+    client.subscribe(
+      { query: SEND, variables },
+      {
+        next: (r) => {
+          ok = !r.errors;
+        },
+        error: reject,
+        complete: () => (ok ? resolve() : reject(new Error('sendMessage failed'))),
+      },
+    );
+  });
+}
+
+async function workload(
+  name: string,
+  opts: Options,
+  server: Server,
+  ferret: EmbeddedDatabase,
+  mongo: MongoClient,
+  transport: 'http' | 'ws',
+  direct: boolean,
+): Promise<WriteResult> {
+  const senders = await Promise.all(Array.from({ length: opts.senders }, () => identity(server.http)));
+  const partners = direct ? await Promise.all(senders.map(() => identity(server.http))) : [];
+  const clients = transport === 'ws' ? senders.map((s) => wsClient(server.ws, s.cookie)) : [];
+  if (clients.length) await Promise.all(clients.map((c) => wsSend(c, { input: { text: 'hello', clientId: 'w' } })));
+  const messages = opts.senders * opts.per;
+  const coll = mongo.db(server.dbName).collection('messages');
+  const storedBefore = await coll.countDocuments({});
+  const commandsBefore = await commandsTotal(server);
+  const cpu0 = cpuSeconds(server.pid);
+  const ferretCpu0 = cpuSeconds(ferret.process!.pid!);
+  const loadgenCpu0 = process.cpuUsage();
+  const latencies: number[] = [];
+  let errors = 0;
+  const t0 = nowMs();
+  await Promise.all(
+    senders.map(async (s, k) => {
+      for (let i = 0; i < opts.per; i++) {
+        const input = { text: `${name} ${k}-${i}`, clientId: `${k}-${i}`, ...(direct ? { to: partners[k].id } : {}) };
+        const start = nowMs();
+        try {
+          if (transport === 'ws') await wsSend(clients[k], { input });
+          else {
+            const r = await post(server.http, s.cookie, SEND, { input });
+            if (r.body.errors) throw new Error(JSON.stringify(r.body.errors));
+          }
+          latencies.push(nowMs() - start);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const seconds = (nowMs() - t0) / 1000;
+  const cpu = cpuSeconds(server.pid) - cpu0;
+  const ferretCpu = cpuSeconds(ferret.process!.pid!) - ferretCpu0;
+  const loadgenCpu = process.cpuUsage(loadgenCpu0);
+  const commandsAfter = await commandsTotal(server);
+  const stored = (await coll.countDocuments({})) - storedBefore;
+  for (const c of clients) void c.dispose();
+  const result: WriteResult = {
+    workload: name,
+    messages,
+    stored,
+    seconds,
+    storedPerSec: stored / seconds,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    serverCpuMsPerMessage: (cpu * 1000) / messages,
+    ferretCpuMsPerMessage: (ferretCpu * 1000) / messages,
+    loadgenCpuMsPerMessage: (loadgenCpu.user + loadgenCpu.system) / 1000 / messages,
+    commandsPerMessage:
+      commandsBefore !== undefined && commandsAfter !== undefined
+        ? (commandsAfter - commandsBefore) / messages
+        : undefined,
+    errors,
+  };
+  console.log(`  ${name}: ${JSON.stringify(result)}`);
+  return result;
+}
+
+/** One insertOne per message from the bare driver: the database's own ceiling for that pattern. */
+async function baseline(opts: Options, mongo: MongoClient, ferret: EmbeddedDatabase): Promise<WriteResult> {
+  const coll = mongo.db(`baseline_${randomBytes(3).toString('hex')}`).collection('messages');
+  await coll.insertOne({ _id: 'warm' } as never);
+  const latencies: number[] = [];
+  const ferretCpu0 = cpuSeconds(ferret.process!.pid!);
+  const cpu0 = process.cpuUsage();
+  const t0 = nowMs();
+  await Promise.all(
+    Array.from({ length: opts.senders }, async (_, k) => {
+      for (let i = 0; i < opts.per; i++) {
+        const start = nowMs();
+        await coll.insertOne({
+          _id: `lobby:${k}:${i}`,
+          conversation: 'lobby',
+          text: `baseline ${k}-${i}`,
+          createdAt: new Date(),
+        } as never);
+        latencies.push(nowMs() - start);
+      }
+    }),
+  );
+  const seconds = (nowMs() - t0) / 1000;
+  const messages = opts.senders * opts.per;
+  const cpu = process.cpuUsage(cpu0);
+  const result: WriteResult = {
+    workload: 'bare driver, insertOne per message',
+    messages,
+    stored: messages,
+    seconds,
+    storedPerSec: messages / seconds,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    serverCpuMsPerMessage: (cpu.user + cpu.system) / 1000 / messages,
+    ferretCpuMsPerMessage: ((cpuSeconds(ferret.process!.pid!) - ferretCpu0) * 1000) / messages,
+    loadgenCpuMsPerMessage: (cpu.user + cpu.system) / 1000 / messages,
+    commandsPerMessage: 1,
+    errors: 0,
+  };
+  console.log(`  baseline: ${JSON.stringify(result)}`);
+  return result;
+}
+
+async function history(opts: Options, server: Server, mongo: MongoClient) {
+  const me = await identity(server.http);
+  const coll = mongo.db(server.dbName).collection('messages');
+  const out: Array<{ stored: number; p50Ms: number; p99Ms: number; commandsPerRequest?: number }> = [];
+  let stored = await coll.countDocuments({ conversation: 'lobby' });
+  for (const size of opts.history) {
+    while (stored < size) {
+      const n = Math.min(10000, size - stored);
+      const docs = Array.from({ length: n }, (_, i) => {
+        const seq = stored + i + 1;
+        return {
+          _id: `lobby:${String(seq).padStart(12, '0')}`,
+          conversation: 'lobby',
+          seq,
+          text: `history ${seq}`,
+          sender: me.id,
+          recipient: null,
+          clientId: null,
+          createdAt: new Date(),
+          readAt: null,
+        };
+      });
+      await coll.insertMany(docs as never[], { ordered: false });
+      stored += n;
+      if (stored % 100000 === 0) console.log(`  seeded ${stored}`);
+    }
+    const query = async () => {
+      const s = nowMs();
+      const r = await post(server.http, me.cookie, HISTORY);
+      const edges = (r.body.data?.messages as { edges: Array<{ node: { id: string } }> } | undefined)?.edges ?? [];
+      if (edges.length !== 50 || edges[49].node.id !== `lobby:${String(size).padStart(12, '0')}`) {
+        throw new Error(`wrong page with ${size} stored: ${JSON.stringify(r.body).slice(0, 300)}`);
+      }
+      return nowMs() - s;
+    };
+    for (let i = 0; i < 20; i++) await query();
+    const c0 = await commandsTotal(server);
+    const samples: number[] = [];
+    for (let i = 0; i < opts.historyRequests; i++) samples.push(await query());
+    const c1 = await commandsTotal(server);
+    const row = {
+      stored: size,
+      p50Ms: quantile(samples, 0.5),
+      p99Ms: quantile(samples, 0.99),
+      // Minus the metrics scrape itself, which sends none.
+      commandsPerRequest: c0 !== undefined && c1 !== undefined ? (c1 - c0) / samples.length : undefined,
+    };
+    console.log(`  messages(last: 50) with ${size} stored: ${JSON.stringify(row)}`);
+    out.push(row);
+  }
+  return out;
+}
+
+const f = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+
+export async function main(): Promise<void> {
+  const opts = parseOptions();
+  const dbDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-writes-db-'));
+  let ferret: EmbeddedDatabase | undefined;
+  let mongo: MongoClient | undefined;
+  const results: WriteResult[] = [];
+  let hist: Awaited<ReturnType<typeof history>> = [];
+  console.log(
+    `write benchmark: ${opts.server}, load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  try {
+    ferret = await startFerretDB({
+      dataDir: dbDir,
+      dbName: 'unused',
+      ferretdbBin: path.join(ROOT, '.tools', 'bin', 'ferretdb'),
+    });
+    const base = ferret.uri.replace(/unused$/, '');
+    mongo = await MongoClient.connect(base, { maxPoolSize: opts.senders });
+    results.push(await baseline(opts, mongo, ferret));
+    for (const [name, transport, direct] of [
+      ['HTTP, lobby', 'http', false],
+      ['HTTP, DM each to its own partner', 'http', true],
+      ['WebSocket, lobby', 'ws', false],
+      ['WebSocket, DM each to its own partner', 'ws', true],
+    ] as const) {
+      const server = await startServer(opts.server, base);
+      try {
+        results.push(await workload(name, opts, server, ferret, mongo, transport, direct));
+      } finally {
+        await server.stop();
+      }
+    }
+    if (opts.history.length) {
+      const server = await startServer(opts.server, base);
+      try {
+        hist = await history(opts, server, mongo);
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await mongo?.close();
+    await ferret?.stop();
+    rmSync(dbDir, { recursive: true, force: true });
+  }
+  const bare = results[0].storedPerSec;
+  const lines = [
+    `${opts.senders} concurrent senders × ${opts.per} messages (server ${path.relative(ROOT, opts.server)})`,
+    '',
+    '| workload | stored msg/s | × bare driver | p50 ms | p99 ms | server CPU ms/msg | FerretDB CPU ms/msg | load generator CPU ms/msg | DB commands/msg | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map(
+      (r) =>
+        `| ${r.workload} | ${f(r.storedPerSec)} | ${f(r.storedPerSec / bare, 2)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${f(r.serverCpuMsPerMessage, 2)} | ${f(r.ferretCpuMsPerMessage, 2)} | ${f(r.loadgenCpuMsPerMessage, 2)} | ${f(r.commandsPerMessage, 2)} | ${r.errors} |`,
+    ),
+    '',
+    '| messages(last: 50) | p50 ms | p99 ms | DB commands/request |',
+    '|---|---:|---:|---:|',
+    ...hist.map((h) => `| ${h.stored} stored | ${f(h.p50Ms, 1)} | ${f(h.p99Ms, 1)} | ${f(h.commandsPerRequest, 2)} |`),
+  ];
+  mkdirSync(opts.out, { recursive: true });
+  writeFileSync(path.join(opts.out, 'writes.json'), JSON.stringify({ options: opts, results, history: hist }, null, 2));
+  writeFileSync(path.join(opts.out, 'writes.md'), `${lines.join('\n')}\n`);
+  console.log(`\n${lines.join('\n')}\n`);
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

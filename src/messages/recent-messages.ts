@@ -1,0 +1,150 @@
+/**
+ * The newest messages of active conversations, in memory: `messages(last: n)`, short replays
+ * and gap fills are served from here with no database command.
+ *
+ * Per conversation a contiguous run of sequence numbers (at most `perConversation`), fed by
+ * this instance's own inserts, by the message events it receives and by the newest pages it
+ * reads. Whether the run is still the newest is not trusted: readers ask the database for the
+ * head (one `_id` lookup) and read only what lies beyond the run. The one field that changes
+ * after a message is stored, `readAt`, is updated by the `read` events of the conversation,
+ * which the cache subscribes to (on every instance) while it holds a direct conversation.
+ */
+import { LRUCache } from 'lru-cache';
+import type { MessageDoc } from './message.model';
+
+/** A `read` event as the cache needs it: everything `reader` received up to `upToSeq` was read at `at`. */
+export interface ReadEvent {
+  readerId: string;
+  upToSeq: number;
+  at: Date;
+}
+
+/** Subscribes to a conversation's read events; resolves (once live) to the unsubscribe function. */
+export type WatchReads = (conversation: string, apply: (event: ReadEvent) => void) => Promise<() => void>;
+
+interface Run {
+  first: number;
+  docs: MessageDoc[];
+  /** False until the read-event subscription is live (direct conversations): not served before. */
+  ready: boolean;
+  stop?: () => void;
+  closed?: boolean;
+}
+
+export interface RecentMessagesOptions {
+  /** Conversations held. Default 2000. */
+  conversations?: number;
+  /** Newest messages held per conversation. Default 100 (the largest page). */
+  perConversation?: number;
+  /** Needed for conversations whose messages can be marked read (direct ones). */
+  watchReads?: WatchReads;
+}
+
+export class RecentMessages {
+  private readonly runs: LRUCache<string, Run>;
+  private readonly cap: number;
+
+  constructor(private readonly options: RecentMessagesOptions = {}) {
+    this.cap = options.perConversation ?? 100;
+    this.runs = new LRUCache({
+      max: options.conversations ?? 2000,
+      dispose: (run) => {
+        run.closed = true;
+        run.stop?.();
+      },
+    });
+  }
+
+  /** Messages `from..to` (inclusive, oldest first) when all are held; else undefined. */
+  slice(conversation: string, from: number, to: number): MessageDoc[] | undefined {
+    const run = this.runs.get(conversation);
+    if (!run?.ready || from < run.first || to > run.first + run.docs.length - 1) return undefined;
+    return run.docs.slice(from - run.first, to - run.first + 1);
+  }
+
+  get(conversation: string, seq: number): MessageDoc | undefined {
+    return this.slice(conversation, seq, seq)?.[0];
+  }
+
+  /** A stored message (own insert or an event): extends the run when it is the next number. */
+  add(doc: MessageDoc): void {
+    this.addRun(doc.conversation, [doc], true);
+  }
+
+  /**
+   * Stored messages with consecutive numbers, oldest first. They extend or start the run when
+   * they are newer than it (`startNew`: also when not adjacent, i.e. they are known to be the
+   * newest); older ones are ignored.
+   */
+  addRun(conversation: string, docs: readonly MessageDoc[], startNew: boolean): void {
+    if (docs.length === 0) return;
+    let run = this.runs.get(conversation);
+    const lastOf = (r: Run) => r.first + r.docs.length - 1;
+    if (run && docs[0].seq > lastOf(run) + 1) {
+      if (!startNew) return;
+      run.first = docs[0].seq;
+      run.docs = [];
+    }
+    if (!run) {
+      if (!startNew) return;
+      run = { first: docs[0].seq, docs: [], ready: false };
+      this.runs.set(conversation, run);
+      this.watch(conversation, run);
+    }
+    for (const doc of docs) {
+      if (doc.seq === lastOf(run) + 1) run.docs.push(doc);
+    }
+    if (run.docs.length > this.cap) {
+      const drop = run.docs.length - this.cap;
+      run.docs.splice(0, drop);
+      run.first += drop;
+    }
+  }
+
+  /** Applies a read event to the held messages. */
+  private applyRead(run: Run, { readerId, upToSeq, at }: ReadEvent): void {
+    run.docs = run.docs.map((d) =>
+      d.seq <= upToSeq && d.readAt === null && d.recipient === readerId ? { ...d, readAt: at } : d,
+    );
+  }
+
+  private watch(conversation: string, run: Run): void {
+    if (!conversation.startsWith('dm:')) {
+      run.ready = true;
+      return;
+    }
+    const watchReads = this.options.watchReads;
+    if (!watchReads) return; // never served: readAt could not be kept current
+    watchReads(conversation, (event) => this.applyRead(run, event)).then(
+      (stop) => {
+        if (run.closed) return stop();
+        run.stop = stop;
+        // What was held before the subscription was live may have missed a read event.
+        run.docs = [];
+        run.ready = true;
+      },
+      () => {
+        // Not subscribed: this conversation is read from the database.
+        if (this.runs.get(conversation) === run) this.runs.delete(conversation);
+      },
+    );
+  }
+
+  /** A held message changed after it was stored (abuse control: hidden, shown again, deleted). */
+  replace(doc: MessageDoc): void {
+    const run = this.runs.peek(doc.conversation);
+    const i = run ? doc.seq - run.first : -1;
+    if (run && i >= 0 && i < run.docs.length) run.docs[i] = doc;
+  }
+
+  /** Applies a read made through this instance at once (its event arrives a moment later). */
+  noteRead(conversation: string, event: ReadEvent): void {
+    const run = this.runs.peek(conversation);
+    if (run) this.applyRead(run, event);
+  }
+
+  /** Unsubscribes everything (server shutdown). */
+  clear(): void {
+    this.runs.clear();
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Database commands per GraphQL operation, read from the server's own metric
+ * (anonymo_graphql_operation_db_commands, counted by the driver's command monitoring) after
+ * real traffic. CI runs this file with both storage strategies (DB_STRATEGY=mongodb too).
+ */
+import { TestClient } from '../helpers/client';
+import { startServer, type TestServer } from '../helpers/server';
+
+const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
+const PAGE = 'query Page($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { node { id text } } } }';
+const ME = 'query Me { me { id username } }';
+const HISTOGRAM = 'anonymo_graphql_operation_db_commands';
+
+interface Observed {
+  count: number;
+  sum: number;
+  /** Observations at or below each bucket bound. */
+  le: Map<string, number>;
+}
+
+async function scrape(server: TestServer): Promise<string> {
+  const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+/** The histogram's series for one operation name and transport. */
+function observed(text: string, name: string, transport = 'http'): Observed {
+  const out: Observed = { count: 0, sum: 0, le: new Map() };
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(HISTOGRAM) || !line.includes(`name="${name}"`) || !line.includes(`transport="${transport}"`)) {
+      continue;
+    }
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${HISTOGRAM}_count`)) out.count = value;
+    else if (line.startsWith(`${HISTOGRAM}_sum`)) out.sum = value;
+    else {
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      if (le) out.le.set(le, value);
+    }
+  }
+  return out;
+}
+
+function total(text: string, command: string): number {
+  const m = new RegExp(`^anonymo_db_commands_total\\{command="${command}"\\} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Runs `work` and returns the commands of each `name` operation it ran: how many ran, the most one took. */
+async function measure(server: TestServer, name: string, work: () => Promise<void>) {
+  const before = observed(await scrape(server), name);
+  await work();
+  const after = observed(await scrape(server), name);
+  const ran = after.count - before.count;
+  const within = (n: number) => (after.le.get(String(n)) ?? 0) - (before.le.get(String(n)) ?? 0);
+  return { ran, total: after.sum - before.sum, within };
+}
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ?? 'auto'})`, () => {
+  test('a sendMessage to the lobby takes at most 3 database commands once warm', async () => {
+    const alice = new TestClient(server);
+    await alice.me();
+    await alice.data(SEND, { input: { text: 'warm-up', clientId: 'w0' } });
+    const m = await measure(server, 'SendMessage', async () => {
+      for (let i = 0; i < 5; i++) await alice.data(SEND, { input: { text: `hello ${i}`, clientId: `c${i}` } });
+    });
+    expect(m.ran).toBe(5);
+    expect(m.within(3)).toBe(5);
+  });
+
+  test('a sendMessage to a known DM partner takes at most 3 database commands', async () => {
+    const [alice, bob] = [new TestClient(server), new TestClient(server)];
+    const [, b] = await Promise.all([alice.me(), bob.me()]);
+    await alice.data(SEND, { input: { text: 'first', to: b.id } });
+    const m = await measure(server, 'SendMessage', async () => {
+      for (let i = 0; i < 5; i++) await alice.data(SEND, { input: { text: `dm ${i}`, to: b.id, clientId: `d${i}` } });
+    });
+    expect(m.ran).toBe(5);
+    expect(m.within(3)).toBe(5);
+  });
+
+  test('messages(last: 50) of an active conversation takes at most 2 database commands', async () => {
+    const alice = new TestClient(server);
+    await alice.me();
+    for (let i = 0; i < 60; i++) await alice.data(SEND, { input: { text: `page ${i}` } });
+    const reader = new TestClient(server);
+    await reader.me();
+    let texts: string[] = [];
+    const m = await measure(server, 'Page', async () => {
+      const page = await reader.data(PAGE, { last: 50 });
+      texts = page.messages.edges.map((e: { node: { text: string } }) => e.node.text);
+    });
+    expect(texts).toHaveLength(50);
+    expect(texts[49]).toBe('page 59');
+    expect(m.ran).toBe(1);
+    expect(m.within(2)).toBe(1);
+  });
+
+  test('concurrent sends are stored in fewer inserts than messages (group commit), numbered without gaps', async () => {
+    const senders = Array.from({ length: 20 }, () => new TestClient(server));
+    await Promise.all(senders.map((c) => c.me()));
+    const before = total(await scrape(server), 'insert');
+    await Promise.all(
+      senders.map(async (c, k) => {
+        for (let i = 0; i < 5; i++) await c.data(SEND, { input: { text: `gc ${k}-${i}`, clientId: `gc${k}-${i}` } });
+      }),
+    );
+    const inserts = total(await scrape(server), 'insert') - before;
+    expect(inserts).toBeGreaterThan(0);
+    expect(inserts).toBeLessThan(100);
+    const page = await senders[0].data(PAGE, { last: 100 });
+    const ids: string[] = page.messages.edges.map((e: { node: { id: string } }) => e.node.id);
+    const texts: string[] = page.messages.edges.map((e: { node: { text: string } }) => e.node.text);
+    const seqs = ids.map((id) => Number(id.slice(id.lastIndexOf(':') + 1)));
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
+    for (let k = 0; k < 20; k++) {
+      expect(texts.filter((t) => t.startsWith(`gc ${k}-`))).toEqual([0, 1, 2, 3, 4].map((i) => `gc ${k}-${i}`));
+    }
+  });
+
+  test('an authenticated request reads no session and writes none when the session did not change', async () => {
+    const carol = new TestClient(server);
+    await carol.me();
+    const before = await scrape(server);
+    const m = await measure(server, 'Me', async () => {
+      for (let i = 0; i < 5; i++) await carol.data(ME);
+    });
+    const after = await scrape(server);
+    expect(m.ran).toBe(5);
+    expect(m.total).toBe(0);
+    expect(total(after, 'update')).toBe(total(before, 'update'));
+  });
+});
