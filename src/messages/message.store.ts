@@ -78,7 +78,7 @@ export class MessageStore {
     id: string,
     update: { $set?: Partial<MessageDoc>; $unset?: Record<string, ''> },
   ): Promise<MessageDoc | null> {
-    await this.model.collection.updateOne({ _id: id } as never, update as never);
+    await this.model.collection.updateOne({ _id: id } as never, update);
     const doc = await this.strategy.findById(this.model, id);
     if (doc) this.recent.replace(doc);
     return doc;
