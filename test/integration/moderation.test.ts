@@ -8,6 +8,7 @@ import { TestClient } from '../helpers/client';
 import { freshDbName } from '../helpers/db';
 import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
+import { waitForValue } from '../helpers/wait';
 
 const TOKEN = 'mod-token-0123456789abcdef';
 const ENV = { MODERATOR_TOKEN: `alice=${TOKEN},bob=other-token-0123456789`, TRUST_PROXY: 'loopback' };
@@ -230,6 +231,29 @@ test('a shadow-banned user’s messages reach their own tabs on both instances a
     } finally {
       await Promise.all([tabA.close(), tabB.close(), otherWs.close()]);
     }
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('a message hidden by reports through one instance is hidden in the other instance’s history too', async () => {
+  const dbName = freshDbName('hide2');
+  const env = { ...ENV, REDIS_URL, REDIS_PREFIX: `anonymo-test-${randomBytes(4).toString('hex')}:` };
+  const a = await startServer({ dbName, env });
+  const b = await startServer({ dbName, env });
+  try {
+    const [sender, r1, r2, r3] = [user(a), user(a), user(a), user(a)];
+    const reader = user(b);
+    await Promise.all([sender, r1, r2, r3, reader].map((c) => c.me()));
+    const id = await send(sender, 'spam via instance a');
+    // Instance b now holds the newest messages in memory.
+    expect(texts(await reader.data(HISTORY))).toContain('spam via instance a');
+    for (const r of [r1, r2, r3]) await r.data(REPORT, { id, reason: 'SPAM' });
+    await waitForValue(
+      async () => texts(await reader.data(HISTORY)),
+      (t) => !t.includes('spam via instance a'),
+      { what: 'the hide to reach instance b' },
+    );
   } finally {
     await Promise.all([a.close(), b.close()]);
   }
