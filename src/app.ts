@@ -29,6 +29,7 @@ import { inboxEntryModel, inboxPairModel, readMarkerModel } from './conversation
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
+import { counterModel, ExactCounter } from './db/counter';
 import { connectDatabase, type Database } from './db/database';
 import type { FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
@@ -56,6 +57,9 @@ import { RedisPresenceRegistry } from './presence/presence.registry';
 import { PresenceResolver } from './presence/presence.resolver';
 import { PresenceService } from './presence/presence.service';
 import { RealtimeEngine } from './realtime/engine';
+import { roomMemberModel, roomModel, roomSlugModel } from './rooms/room.model';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { RoomService } from './rooms/room.service';
 import { LocalPubSub, type PubSub } from './realtime/pubsub';
 import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
@@ -65,6 +69,12 @@ import { Escalation } from './security/escalation';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
+import { strangerChannelKind } from './strangers/stranger.channel';
+import { DbStrangerMatcher, type StrangerMatcher } from './strangers/stranger.matcher';
+import { strangerEndedModel, strangerPairModel, strangerQueueModel } from './strangers/stranger.model';
+import { RedisStrangerMatcher } from './strangers/stranger.redis';
+import { StrangerResolver } from './strangers/stranger.resolver';
+import { StrangerService } from './strangers/stranger.service';
 import { MongoSessionStore } from './sessions/session.store';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
@@ -105,6 +115,8 @@ export interface AppServices {
   blocks: BlockService;
   bans: BanService;
   reports: ReportService;
+  rooms: RoomService;
+  strangers: StrangerService;
   realtime: RealtimeEngine;
 }
 
@@ -135,8 +147,20 @@ async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
 export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
+  await roomModel(db.connection).createIndexes();
+  await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
-  for (const model of [inboxEntryModel, inboxPairModel, readMarkerModel, blockLogModel]) {
+  for (const model of [
+    inboxEntryModel,
+    inboxPairModel,
+    readMarkerModel,
+    roomSlugModel,
+    counterModel,
+    strangerEndedModel,
+    strangerQueueModel,
+    strangerPairModel,
+    blockLogModel,
+  ]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
@@ -205,6 +229,21 @@ function createAbuseControl(
   return { blocks, policy, audit, bans, reports, moderators, slowMode };
 }
 
+/** Stranger pairing: a Lua script in Redis with REDIS_URL, else claims by insert in the database. */
+async function createStrangerMatcher(config: Config, db: Database): Promise<StrangerMatcher> {
+  if (!config.redis.url) {
+    return new DbStrangerMatcher(
+      strangerQueueModel(db.connection),
+      strangerPairModel(db.connection),
+      strangerEndedModel(db.connection),
+      config.strangers.anyAfterMs,
+    );
+  }
+  const matcher = new RedisStrangerMatcher(config.redis.url, config.redis.prefix, config.strangers.anyAfterMs);
+  await matcher.connect();
+  return matcher;
+}
+
 /** The domain services, each with the narrow dependencies it uses. */
 function createDomains(
   options: ServerOptions,
@@ -213,6 +252,7 @@ function createDomains(
   pubsub: PubSub,
   limits: RateLimits,
   extra: AbuseExtras,
+  matcher: StrangerMatcher,
 ) {
   const { config } = options;
   const users = new UserService(userModel(db.connection), db.strategy);
@@ -234,7 +274,6 @@ function createDomains(
     pubsub,
     db.strategy,
   );
-  const messages = new MessageService(store, users, pubsub, conversations);
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,
@@ -248,9 +287,24 @@ function createDomains(
     logger,
     registry,
   });
+  const rooms = new RoomService(
+    roomModel(db.connection),
+    roomSlugModel(db.connection),
+    roomMemberModel(db.connection),
+    new ExactCounter(counterModel(db.connection)),
+    presence,
+    config.rooms,
+  );
+  const abuse = createAbuseControl(options, db, pubsub, { users, store }, extra);
+  const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
+    anyAfterMs: config.strangers.anyAfterMs,
+    logger,
+    // Never paired with someone they block.
+    excludedFor: async (userId) => [...(await abuse.blocks.blockedBy(userId))],
+  });
+  const messages = new MessageService(store, users, pubsub, conversations, { rooms, direct: strangers });
   const typing = new TypingService(pubsub, limits);
   const identity = new IdentityService(users, pubsub);
-  const abuse = createAbuseControl(options, db, pubsub, { users, store }, extra);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
@@ -270,6 +324,8 @@ function createDomains(
     presence,
     typing,
     identity,
+    rooms,
+    strangers,
     toPayloads,
     ...abuse,
   };
@@ -285,6 +341,9 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
+    new RoomResolver(d.rooms),
+    new MessageRoomResolver(d.rooms),
+    new StrangerResolver(d.strangers),
     new BlockResolver(d.blocks, d.users),
     new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode),
   ] as const;
@@ -359,6 +418,7 @@ function createRealtime(
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
+      strangerChannelKind(),
     ],
     sharedContext: () => sharedContext(d.users),
     format,
@@ -410,14 +470,17 @@ async function createTransports(
     validator: new OperationValidator(schema, config),
     realtime,
     pubsub,
-    // Blocked sets are kept loaded for viewers with a WebSocket here (the fan-out reads them).
+    // Connections count for presence, and a user whose last one closes leaves the stranger queue;
+    // blocked sets are kept loaded for viewers with a WebSocket here (the fan-out reads them).
     presence: {
       connected: (user) => {
         d.presence.connected(user);
+        d.strangers.connected(user);
         d.blocks.retain(user.id);
       },
       disconnected: (user) => {
         d.presence.disconnected(user);
+        d.strangers.disconnected(user);
         d.blocks.release(user.id);
       },
     },
@@ -460,11 +523,20 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
 
   const infra = await connectInfrastructure(options, logger, metrics);
   const { pubsub, db, limits } = infra;
-  const d = createDomains(options, logger, db, pubsub, limits, { redis: infra.limitsRedis, blocklist });
+  const d = createDomains(
+    options,
+    logger,
+    db,
+    pubsub,
+    limits,
+    { redis: infra.limitsRedis, blocklist },
+    await createStrangerMatcher(config, db),
+  );
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
   await d.presence.start();
+  await d.strangers.start();
   await d.blocks.start();
   await d.bans.start();
   await d.slowMode.start();
@@ -490,6 +562,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
+      await d.strangers.stop();
       d.blocks.stop();
       d.bans.stop();
       d.slowMode.stop();

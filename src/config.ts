@@ -50,6 +50,10 @@ const EnvSchema = z.object({
   ),
   REDIS_PREFIX: z.string().min(1).max(100).default('anonymo:'),
   FANOUT: z.enum(['grouped', 'per-subscriber']).default('grouped'),
+  ROOMS_CREATED_PER_DAY: int('ROOMS_CREATED_PER_DAY', 1, 100000).default(10),
+  ROOM_MAX_MEMBERS: int('ROOM_MAX_MEMBERS', 2, 1000000).default(1000),
+  ROOMS_PER_USER: int('ROOMS_PER_USER', 1, 100000).default(50),
+  STRANGER_ANY_AFTER_MS: int('STRANGER_ANY_AFTER_MS', 0, 3600000).default(5000),
 });
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -133,6 +137,18 @@ export interface Config {
    * (kept as the benchmark's baseline).
    */
   fanout: 'grouped' | 'per-subscriber';
+  rooms: {
+    /** `ROOMS_CREATED_PER_DAY` [10]: rooms one user may create per UTC day (RATE_LIMITED beyond). */
+    createdPerDay: number;
+    /** `ROOM_MAX_MEMBERS` [1000]: members of one room; joining a full room is FORBIDDEN. */
+    maxMembers: number;
+    /** `ROOMS_PER_USER` [50]: rooms one user may be a member of at once (FORBIDDEN beyond). */
+    perUser: number;
+  };
+  strangers: {
+    /** `STRANGER_ANY_AFTER_MS` [5000]: after this long in the queue a user may be paired without a shared interest. */
+    anyAfterMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -204,5 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     moderation: moderationConfig(e),
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     fanout: e.FANOUT,
+    rooms: { createdPerDay: e.ROOMS_CREATED_PER_DAY, maxMembers: e.ROOM_MAX_MEMBERS, perUser: e.ROOMS_PER_USER },
+    strangers: { anyAfterMs: e.STRANGER_ANY_AFTER_MS },
   };
 }

@@ -7,6 +7,8 @@ import { ConversationResolver } from './conversations/conversation.resolver';
 import { ModerationResolver } from './moderation/moderation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
+import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
+import { StrangerResolver } from './strangers/stranger.resolver';
 import { TypingResolver } from './typing/typing.resolver';
 import { UserResolver } from './users/user.resolver';
 
@@ -16,6 +18,9 @@ export const resolverClasses = [
   ConversationResolver,
   PresenceResolver,
   TypingResolver,
+  RoomResolver,
+  MessageRoomResolver,
+  StrangerResolver,
   BlockResolver,
   ModerationResolver,
 ] as const;

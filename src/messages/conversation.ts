@@ -1,7 +1,7 @@
 /**
  * Conversation keys, message ids and cursors.
  *
- * A conversation is `lobby` or `dm:<smaller user id>:<larger user id>`. Each message gets the
+ * A conversation is `lobby`, `dm:<smaller user id>:<larger user id>` or `room:<room id>`. Each message gets the
  * next sequence number of its conversation, and its `_id` is `<conversation>:<seq>` with the
  * number zero-padded, so ids sort by sequence within a conversation and a page or a replay
  * is a set of `_id` lookups (see MessageStore). Cursors encode only the sequence number.
@@ -16,6 +16,18 @@ export function directKey(a: string, b: string): string {
   return a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`;
 }
 
+/** Room ids are 16 random URL-safe characters (see rooms/room.service.ts). */
+export const ROOM_ID = /^[A-Za-z0-9_-]{16}$/;
+
+export function roomKey(roomId: string): string {
+  return `room:${roomId}`;
+}
+
+/** The room of a conversation key; null outside rooms. */
+export function roomOfKey(conversation: string): string | null {
+  return conversation.startsWith('room:') ? conversation.slice(5) : null;
+}
+
 /** The conversation between the viewer and `withUserId`, or the lobby. */
 export function conversationKey(viewerId: string, withUserId?: string | null): string {
   return withUserId ? directKey(viewerId, withUserId) : LOBBY;
@@ -25,7 +37,7 @@ export function messageId(conversation: string, seq: number): string {
   return `${conversation}:${String(seq).padStart(SEQ_WIDTH, '0')}`;
 }
 
-const MESSAGE_ID = /^(lobby|dm:[0-9a-f]{24}:[0-9a-f]{24}):(\d{12})$/;
+const MESSAGE_ID = /^(lobby|dm:[0-9a-f]{24}:[0-9a-f]{24}|room:[A-Za-z0-9_-]{16}):(\d{12})$/;
 
 /** Splits a message id; null when it is not one. */
 export function parseMessageId(id: string): { conversation: string; seq: number } | null {

@@ -43,13 +43,13 @@ export interface MessageRoute {
 
 /** The `messages` channel kind: `messageAdded(with, after)`. */
 export function messageChannelKind(
-  messages: Pick<MessageService, 'conversationWith' | 'resolveAfter'>,
+  messages: Pick<MessageService, 'resolveConversation' | 'resolveAfter'>,
   deps: MessageChannelDeps,
 ): ChannelKind<`message:${string}`, MessageRoute> {
   return {
     name: 'messages',
     async route(viewerId, args) {
-      const { key } = await messages.conversationWith({ id: viewerId }, args.with as string | null | undefined);
+      const { key } = await messages.resolveConversation({ id: viewerId }, args);
       const after = args.after != null ? messages.resolveAfter(key, args.after as string) : undefined;
       return { topic: messageTopic(key), options: { conversation: key, after } };
     },

@@ -8,6 +8,9 @@ export class SendMessageInput {
   @Field(() => ID, { nullable: true, description: 'A user’s id: a direct message; omitted: the lobby' })
   to?: string | null;
 
+  @Field(() => ID, { nullable: true, description: 'A room’s id (not with `to`): a message in that room' })
+  room?: string | null;
+
   @Field(() => String, {
     nullable: true,
     description: 'Optional, 1..64 characters; a retry with the same key returns the first message',
@@ -19,6 +22,9 @@ export class SendMessageInput {
 export class MessagesArgs {
   @Field(() => ID, { nullable: true, description: 'The other user of a direct conversation; omitted: the lobby' })
   with?: string | null;
+
+  @Field(() => ID, { nullable: true, description: 'A room’s id (not with `with`)' })
+  room?: string | null;
 
   @Field(() => Int, { nullable: true, description: 'The oldest n after `after` (at most 100)' })
   first?: number | null;
@@ -37,6 +43,9 @@ export class MessagesArgs {
 export class MessageAddedArgs {
   @Field(() => ID, { nullable: true })
   with?: string | null;
+
+  @Field(() => ID, { nullable: true, description: 'A room’s id (not with `with`)' })
+  room?: string | null;
 
   @Field(() => String, {
     nullable: true,

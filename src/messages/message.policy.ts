@@ -13,12 +13,21 @@ export interface SendAdmission {
   shadow?: boolean;
 }
 
+/** A send as the client asked for it (before validation). */
+export interface SendRequest {
+  text: string;
+  /** A direct message's recipient. */
+  to: string | null;
+  /** A room's id. */
+  room?: string | null;
+}
+
 export interface MessagePolicy {
   /**
    * Checks a send before anything is stored; throws (FORBIDDEN, CONTENT_BLOCKED,
    * RATE_LIMITED) to refuse. `to` is the recipient of a direct message as the client sent it.
    */
-  admit(ctx: Context, send: { text: string; to: string | null }): Promise<SendAdmission>;
+  admit(ctx: Context, send: SendRequest): Promise<SendAdmission>;
   /** The messages of a history page the viewer may see, in order. */
   visible(viewerId: string, docs: MessageDoc[]): Promise<MessageDoc[]>;
   /**

@@ -29,7 +29,7 @@ export class MessageResolver {
     description: 'A Relay page of a conversation, oldest first. Neither first nor last: the newest 50.',
   })
   async messages(@Args() args: MessagesArgs, @Ctx() ctx: Context): Promise<MessageConnectionView> {
-    const { key } = await this.messageService.conversationWith(ctx.user, args.with);
+    const { key } = await this.messageService.resolveConversation(ctx.user, args);
     const page = await this.messageService.page(key, args);
     const visible = await this.policy.visible(ctx.user.id, page.messages);
     return toConnection(
@@ -47,7 +47,11 @@ export class MessageResolver {
     @Ctx() ctx: Context,
   ): Promise<MessageView> {
     await this.limits.consumeFor('sendMessage', ctx);
-    const admission = await this.policy.admit(ctx, { text: input.text, to: input.to ?? null });
+    const admission = await this.policy.admit(ctx, {
+      text: input.text,
+      to: input.to ?? null,
+      room: input.room ?? null,
+    });
     const { message, sender, recipient } = await this.messageService.send(ctx.user, input, admission);
     return toMessageView(message, sender, recipient);
   }

@@ -3,7 +3,7 @@ import { BadUserInputError } from '../errors';
 import type { PubSub } from '../realtime/pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
-import { LOBBY, conversationKey, decodeCursor, parseMessageId } from './conversation';
+import { LOBBY, conversationKey, decodeCursor, parseMessageId, roomKey, roomOfKey } from './conversation';
 import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
 import { SendBatcher, type Draft, type SendBatcherOptions } from './message.batcher';
@@ -28,6 +28,7 @@ export function cleanText(text: string): string {
 export interface SendInput {
   text: string;
   to?: string | null;
+  room?: string | null;
   clientId?: string | null;
 }
 
@@ -42,6 +43,35 @@ export interface MessagePage {
   messages: MessageDoc[];
   hasPreviousPage: boolean;
   hasNextPage: boolean;
+}
+
+/**
+ * Who may read and write a room's messages: the rooms domain owns the rules (app.ts passes
+ * its RoomService). `check` throws BAD_USER_INPUT for a room the viewer may not know of
+ * (unknown, or private without membership: indistinguishable) and FORBIDDEN for a write the
+ * viewer may not make.
+ */
+export interface RoomAccess {
+  check(viewerId: string, roomId: string, access: 'read' | 'write', field: string): Promise<void>;
+  /** A message was stored in the room. */
+  noteActivity(roomId: string): void;
+}
+
+/** Whether a direct message may be sent (ended stranger chats; blocking later): throws FORBIDDEN if not. */
+export interface DirectPolicy {
+  assertMaySend(senderId: string, recipientId: string): Promise<void>;
+}
+
+/** A conversation as the arguments name it: `with` a user, a `room`, or neither (the lobby). */
+export interface ConversationTarget {
+  with?: string | null;
+  room?: string | null;
+}
+
+export interface ResolvedConversation {
+  key: string;
+  other: UserRecord | null;
+  roomId: string | null;
 }
 
 export class MessageService {
@@ -60,9 +90,34 @@ export class MessageService {
       registerPair(a: string, b: string): Promise<void>;
       messageStored(message: MessageDoc): void;
     },
+    private readonly policies: { rooms: RoomAccess; direct: DirectPolicy },
     batcherOptions: SendBatcherOptions = {},
   ) {
     this.batcher = new SendBatcher(store, batcherOptions);
+  }
+
+  /**
+   * Resolves a conversation named by `with` (a user) or `room`, at most one of them; neither
+   * is the lobby. `write` also checks the viewer may send there (room membership, the direct
+   * policy). `fields` names the arguments in errors (`to` for SendMessageInput).
+   */
+  async resolveConversation(
+    viewer: { id: string },
+    target: ConversationTarget,
+    access: 'read' | 'write' = 'read',
+    fields: { with: string; room: string } = { with: 'with', room: 'room' },
+  ): Promise<ResolvedConversation> {
+    const room = target.room ?? null;
+    if (room !== null) {
+      if (target.with != null) {
+        throw new BadUserInputError(`Pass at most one of ${fields.with} and ${fields.room}`, fields.room);
+      }
+      await this.policies.rooms.check(viewer.id, room, access, fields.room);
+      return { key: roomKey(room), other: null, roomId: room };
+    }
+    const { key, other } = await this.conversationWith(viewer, target.with, fields.with);
+    if (other && access === 'write') await this.policies.direct.assertMaySend(viewer.id, other.id);
+    return { key, other, roomId: null };
   }
 
   /** Resolves `with` to the conversation key, checking the other user exists and is not the viewer. */
@@ -104,7 +159,15 @@ export class MessageService {
         throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
       }
     }
-    const { key: conversation, other } = await this.conversationWith(sender, input.to, 'to');
+    const { key: conversation, other } = await this.resolveConversation(
+      sender,
+      { with: input.to, room: input.room },
+      'write',
+      {
+        with: 'to',
+        room: 'room',
+      },
+    );
     const dedupeKey = clientId ? `${sender.id}:${clientId}` : undefined;
 
     if (dedupeKey) {
@@ -148,6 +211,8 @@ export class MessageService {
       // publication delays a delivery; it does not lose it.
     });
     if (other && !shadow) this.conversations.messageStored(doc);
+    const roomId = roomOfKey(conversation);
+    if (roomId) this.policies.rooms.noteActivity(roomId);
     return payload;
   }
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Context } from '../context';
 import { ContentBlockedError } from '../errors';
-import type { SendAdmission } from '../messages/message.policy';
+import type { SendAdmission, SendRequest } from '../messages/message.policy';
 import type { SendCheck } from './message-policy';
 
 /** Anything a browser or chat client would turn into a link. */
@@ -51,7 +51,7 @@ export class ContentCheck implements SendCheck {
     private readonly now: () => number = Date.now,
   ) {}
 
-  check(ctx: Context, send: { text: string; to: string | null }): Promise<SendAdmission> {
+  check(ctx: Context, send: SendRequest): Promise<SendAdmission> {
     const text = typeof send.text === 'string' ? send.text : '';
     if (this.blocklist.some((re) => re.test(text))) {
       return Promise.reject(new ContentBlockedError('This message contains words that are not allowed here'));

@@ -7,7 +7,7 @@ import type { Context } from '../context';
 import { ForbiddenError } from '../errors';
 import type { MessagePayload } from '../messages/message.events';
 import type { MessageDoc } from '../messages/message.model';
-import type { MessagePolicy, SendAdmission } from '../messages/message.policy';
+import type { MessagePolicy, SendAdmission, SendRequest } from '../messages/message.policy';
 import { parseUserId } from '../users/user.service';
 
 /** Whether a stored message is visible to its sender only (shadow ban, hidden by reports). */
@@ -15,7 +15,7 @@ export const senderOnly = (m: Pick<MessageDoc, 'shadow' | 'hiddenAt'>): boolean 
 
 /** Checks that run before a send is stored (bans, content rules, floods). */
 export interface SendCheck {
-  check(ctx: Context, send: { text: string; to: string | null }): Promise<SendAdmission>;
+  check(ctx: Context, send: SendRequest): Promise<SendAdmission>;
 }
 
 export class AbusePolicy implements MessagePolicy {
@@ -24,7 +24,7 @@ export class AbusePolicy implements MessagePolicy {
     private readonly checks: readonly SendCheck[] = [],
   ) {}
 
-  async admit(ctx: Context, send: { text: string; to: string | null }): Promise<SendAdmission> {
+  async admit(ctx: Context, send: SendRequest): Promise<SendAdmission> {
     if (send.to !== null) {
       parseUserId(send.to, 'to');
       if (await this.blocks.blocks(send.to, ctx.user.id)) {

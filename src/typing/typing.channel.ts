@@ -12,15 +12,15 @@ import { TYPING_TTL_MS } from './typing.service';
 /** Abuse control: the viewers who must not see `typist` (those who block them); usually undefined. */
 export type TypingAudience = (typist: string) => ReadonlySet<string> | undefined;
 
-/** `typing(with)`: the conversation's typing events, never the viewer's own. */
+/** `typing(with, room)`: the conversation's typing events, never the viewer's own. */
 export function typingChannelKind(
-  messages: Pick<MessageService, 'conversationWith'>,
+  messages: Pick<MessageService, 'resolveConversation'>,
   hiddenFrom?: TypingAudience,
 ): ChannelKind<`typing:${string}`> {
   return {
     name: 'typing',
     async route(viewerId, args) {
-      const { key } = await messages.conversationWith({ id: viewerId }, args.with as string | null | undefined);
+      const { key } = await messages.resolveConversation({ id: viewerId }, args);
       return { topic: typingTopic(key), options: undefined };
     },
     createChannel: (route, tools) => new TypingChannel(route.topic, tools, TYPING_TTL_MS, hiddenFrom),

@@ -9,6 +9,9 @@ import { TypingEvent } from './typing.type';
 class TypingArgs {
   @Field(() => ID, { nullable: true, description: 'The other user of a direct conversation; omitted: the lobby' })
   with?: string | null;
+
+  @Field(() => ID, { nullable: true, description: 'A room’s id (not with `with`)' })
+  room?: string | null;
 }
 
 @ArgsType()
@@ -20,7 +23,7 @@ class SetTypingArgs extends TypingArgs {
 @Resolver()
 export class TypingResolver {
   constructor(
-    private readonly messages: Pick<MessageService, 'conversationWith'>,
+    private readonly messages: Pick<MessageService, 'resolveConversation'>,
     private readonly typingService: TypingService,
   ) {}
 
@@ -30,7 +33,8 @@ export class TypingResolver {
       'renew every 2-3 s while typing. Returns true when the state was published, false for a coalesced renewal.',
   })
   async setTyping(@Args() args: SetTypingArgs, @Ctx() ctx: Context): Promise<boolean> {
-    const { key } = await this.messages.conversationWith(ctx.user, args.with);
+    // Typing is a kind of writing: a room's non-members and ended stranger chats may not.
+    const { key } = await this.messages.resolveConversation(ctx.user, args, 'write');
     return this.typingService.set(ctx.user, key, args.typing, ctx.ip);
   }
 

@@ -22,8 +22,11 @@ export interface TestBrowser {
   browser: Browser;
   /** Uncaught errors of every page so far. */
   pageErrors: string[];
-  /** A separate "person": own cookies and storage. */
-  newUser(): Promise<{ context: BrowserContext; page: Page }>;
+  /** A separate "person": own cookies and storage; desktop-sized unless a viewport is given. */
+  newUser(options?: { viewport?: { width: number; height: number }; mobile?: boolean }): Promise<{
+    context: BrowserContext;
+    page: Page;
+  }>;
   close(): Promise<void>;
 }
 
@@ -53,9 +56,10 @@ export async function launchBrowser(): Promise<TestBrowser> {
   return {
     browser,
     pageErrors,
-    async newUser() {
+    async newUser(options = {}) {
       const context = await browser.newContext({
-        viewport: { width: 1100, height: 720 },
+        viewport: options.viewport ?? { width: 1100, height: 720 },
+        ...(options.mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
         locale: 'en-GB',
         timezoneId: 'UTC',
       });

@@ -17,7 +17,7 @@ import { MessageService } from '../../src/messages/message.service';
 
 /** The one place that knows MessageService's constructor (resolveAfter uses none of its dependencies). */
 function makeService(): MessageService {
-  return new MessageService({} as never, {} as never, {} as never, {} as never);
+  return new MessageService({} as never, {} as never, {} as never, {} as never, {} as never);
 }
 
 const A = '65a1b2c3d4e5f60718293a4b';

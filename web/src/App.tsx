@@ -1,12 +1,14 @@
 import { ApolloProvider, useMutation, useQuery } from '@apollo/client/react';
-import { useCallback, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { ConversationView } from './components/ConversationView';
+import { RoomScreen, RoomsBrowser } from './components/Rooms';
 import { Sidebar } from './components/Sidebar';
+import { StrangerScreen } from './components/Stranger';
 import { Avatar } from './components/Avatar';
 import { MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
 import { createApi, type Api } from './lib/apollo';
 import { useConnectionState } from './lib/connection';
-import { useHashPeer } from './lib/hooks';
+import { useHashView, type View } from './lib/hooks';
 
 /**
  * One Api (Apollo Client + WebSocket) per identity: a new identity gets a fresh cache and a
@@ -46,27 +48,56 @@ function Chat({ api, onIdentityReset }: { api: Api; onIdentityReset: () => void 
 }
 
 function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragment; onIdentityReset: () => void }) {
-  const [peerId, openConversation] = useHashPeer();
+  const [view, navigate] = useHashView();
   const connection = useConnectionState(api.connection);
   const [resetIdentity, { loading: resetting }] = useMutation(ResetIdentityDocument);
+  // Narrow screens: the sidebar is a drawer over the conversation.
+  const [drawer, setDrawer] = useState(false);
+  const go = useCallback(
+    (next: View) => {
+      setDrawer(false);
+      navigate(next);
+    },
+    [navigate],
+  );
+  useEffect(() => {
+    if (!drawer) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') setDrawer(false);
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [drawer]);
 
   const newIdentity = async () => {
     await resetIdentity();
-    openConversation(null);
+    navigate({ kind: 'lobby' });
     onIdentityReset();
   };
 
   return (
-    <div className="app">
+    <div className={`app ${drawer ? 'drawer-open' : ''}`}>
       <header className="topbar">
+        <button
+          type="button"
+          className="menu"
+          aria-label="Conversations"
+          aria-controls="sidebar"
+          aria-expanded={drawer}
+          data-testid="menu"
+          onClick={() => setDrawer((d) => !d)}
+        >
+          ☰
+        </button>
         <span className="brand">Anonymo</span>
         <span className={`status status-${connection}`} data-testid="connection" data-state={connection}>
           {connection === 'connected' ? 'live' : connection === 'connecting' ? 'connecting…' : 'reconnecting…'}
         </span>
         <span className="identity">
           <Avatar user={me} size={32} />
-          <span>
-            You are <strong data-testid="me-name">{me.username}</strong>
+          <span className="identity-name">
+            <span className="you-are">You are </span>
+            <strong data-testid="me-name">{me.username}</strong>
           </span>
           <button
             type="button"
@@ -79,8 +110,42 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
           </button>
         </span>
       </header>
-      <Sidebar api={api} me={me} peerId={peerId} onOpen={openConversation} />
-      <ConversationView key={peerId ?? 'lobby'} me={me} peerId={peerId} connection={api.connection} />
+      <Sidebar api={api} me={me} view={view} onNavigate={go} open={drawer} />
+      {drawer && <div className="scrim" onClick={() => setDrawer(false)} aria-hidden="true" />}
+      <MainView api={api} me={me} view={view} navigate={go} />
     </div>
   );
+}
+
+function MainView({
+  api,
+  me,
+  view,
+  navigate,
+}: {
+  api: Api;
+  me: UserPartsFragment;
+  view: View;
+  navigate: (v: View) => void;
+}) {
+  switch (view.kind) {
+    case 'room':
+      return (
+        <RoomScreen
+          key={view.slug}
+          me={me}
+          slug={view.slug}
+          connection={api.connection}
+          onLeft={() => navigate({ kind: 'lobby' })}
+        />
+      );
+    case 'rooms':
+      return <RoomsBrowser onOpen={(slug) => navigate({ kind: 'room', slug })} />;
+    case 'stranger':
+      return <StrangerScreen me={me} connection={api.connection} />;
+    default: {
+      const peerId = view.kind === 'dm' ? view.peerId : null;
+      return <ConversationView key={peerId ?? 'lobby'} me={me} peerId={peerId} connection={api.connection} />;
+    }
+  }
 }

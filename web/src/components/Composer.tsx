@@ -22,19 +22,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Props {
   peerId: string | null;
+  roomId?: string | null;
   onPending: (p: Pending) => void;
   onSettled: (clientId: string) => void;
   /** The server stored the message (it arrives through the subscription as well). */
   onSent: (message: MessagePartsFragment) => void;
 }
 
-export function Composer({ peerId, onPending, onSettled, onSent }: Props) {
+export function Composer({ peerId, roomId, onPending, onSettled, onSent }: Props) {
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [send] = useMutation(SendMessageDocument);
   const [setTyping] = useMutation(SetTypingDocument);
   const typingSentAt = useRef(0);
   const withId = peerId ?? undefined;
+  const room = roomId ?? undefined;
 
   const typing = (on: boolean) => {
     if (on) {
@@ -44,7 +46,7 @@ export function Composer({ peerId, onPending, onSettled, onSent }: Props) {
       if (typingSentAt.current === 0) return;
       typingSentAt.current = 0;
     }
-    setTyping({ variables: { with: withId, typing: on } }).catch(() => undefined);
+    setTyping({ variables: { with: withId, room, typing: on } }).catch(() => undefined);
   };
 
   const submit = async (e?: FormEvent) => {
@@ -61,7 +63,7 @@ export function Composer({ peerId, onPending, onSettled, onSent }: Props) {
     for (let attempt = 1; ; attempt++) {
       try {
         const { data } = await send({
-          variables: { input: { text: value, to: withId, clientId } },
+          variables: { input: { text: value, to: withId, room, clientId } },
           // A direct message moves its conversation to the top of the list.
           refetchQueries: peerId ? [ConversationsDocument] : [],
         });
@@ -93,7 +95,7 @@ export function Composer({ peerId, onPending, onSettled, onSent }: Props) {
         value={text}
         rows={1}
         maxLength={2000}
-        placeholder={peerId ? 'Write a direct message…' : 'Write to the lobby…'}
+        placeholder={room ? 'Write to the room…' : peerId ? 'Write a direct message…' : 'Write to the lobby…'}
         aria-label="Message"
         data-testid="composer"
         onChange={(e) => {

@@ -1,5 +1,5 @@
 import { useApolloClient, useFragment, useMutation, useQuery, useSubscription } from '@apollo/client/react';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import {
   ConversationsDocument,
   MarkReadDocument,
@@ -24,19 +24,26 @@ type Edge = MessagesQuery['messages']['edges'][number];
 
 interface Props {
   me: UserPartsFragment;
-  /** The other user of a direct conversation; null: the lobby. */
+  /** The other user of a direct conversation; null: the lobby (or a room). */
   peerId: string | null;
+  /** A room's id: its conversation. */
+  roomId?: string | null;
   connection: ConnectionStatus;
+  /** Replaces the default title bar (rooms, strangers). */
+  header?: ReactNode;
+  /** Shown instead of the composer when the viewer cannot write here (and why). */
+  closed?: ReactNode;
 }
 
 /** One conversation: its history, live messages, typing, read status and the composer. */
 /** The cursor before a conversation's first message (sequence number 0). */
 const BEGINNING = 'bTA';
 
-export function ConversationView({ me, peerId, connection }: Props) {
+export function ConversationView({ me, peerId, roomId, connection, header, closed }: Props) {
   const client = useApolloClient();
   const withId = peerId ?? undefined;
-  const variables = { with: withId, last: PAGE };
+  const room = roomId ?? undefined;
+  const variables = { with: withId, room, last: PAGE };
   const history = useQuery(MessagesDocument, { variables });
   const edges = history.data?.messages.edges ?? [];
   const pageInfo = history.data?.messages.pageInfo;
@@ -67,7 +74,7 @@ export function ConversationView({ me, peerId, connection }: Props) {
 
   useSubscription(MessageAddedDocument, {
     skip: !start,
-    variables: { with: withId, after: start?.after ?? BEGINNING },
+    variables: { with: withId, room, after: start?.after ?? BEGINNING },
     onData: ({ data }) => {
       const message = data.data?.messageAdded;
       if (!message) return;
@@ -77,7 +84,7 @@ export function ConversationView({ me, peerId, connection }: Props) {
 
   const [typists, setTypists] = useState<ReadonlyMap<string, string>>(new Map());
   useSubscription(TypingDocument, {
-    variables: { with: withId },
+    variables: { with: withId, room },
     onData: ({ data }) => {
       const event = data.data?.typing;
       if (!event) return;
@@ -144,8 +151,12 @@ export function ConversationView({ me, peerId, connection }: Props) {
   const waiting = pending.filter((p) => !arrived.has(p.clientId));
 
   return (
-    <main className="conversation" data-testid="conversation-view" data-peer={peerId ?? 'lobby'}>
-      <ConversationHeader peerId={peerId} />
+    <main
+      className="conversation"
+      data-testid="conversation-view"
+      data-peer={room ? `room:${room}` : (peerId ?? 'lobby')}
+    >
+      {header ?? <ConversationHeader peerId={peerId} />}
       {history.error && <p className="error">Could not load messages: {history.error.message}</p>}
       <MessageList
         me={me}
@@ -158,12 +169,15 @@ export function ConversationView({ me, peerId, connection }: Props) {
         onLoadOlder={loadOlder}
       />
       <TypingIndicator names={[...typists.values()]} />
-      <Composer
-        peerId={peerId}
-        onPending={(p) => setPending((prev) => [...prev, p])}
-        onSent={(message) => append({ __typename: 'MessageEdge', cursor: message.cursor, node: message })}
-        onSettled={(clientId) => setPending((prev) => prev.filter((p) => p.clientId !== clientId))}
-      />
+      {closed ?? (
+        <Composer
+          peerId={peerId}
+          roomId={room ?? null}
+          onPending={(p) => setPending((prev) => [...prev, p])}
+          onSent={(message) => append({ __typename: 'MessageEdge', cursor: message.cursor, node: message })}
+          onSettled={(clientId) => setPending((prev) => prev.filter((p) => p.clientId !== clientId))}
+        />
+      )}
     </main>
   );
 }

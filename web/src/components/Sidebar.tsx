@@ -3,22 +3,30 @@ import { useEffect } from 'react';
 import {
   ConversationUpdatedDocument,
   ConversationsDocument,
+  MyRoomsDocument,
   OnlineUsersDocument,
   PresenceChangedDocument,
   type UserPartsFragment,
 } from '../gql/graphql';
 import type { Api } from '../lib/apollo';
 import { shortTime } from '../lib/format';
+import type { View } from '../lib/hooks';
 import { Avatar } from './Avatar';
+import { RoomEntry } from './Rooms';
 
 interface Props {
   api: Api;
   me: UserPartsFragment;
-  peerId: string | null;
-  onOpen: (peerId: string | null) => void;
+  view: View;
+  onNavigate: (view: View) => void;
+  /** The drawer is open (narrow screens). */
+  open: boolean;
 }
 
-export function Sidebar({ api, me, peerId, onOpen }: Props) {
+export function Sidebar({ api, me, view, onNavigate, open }: Props) {
+  const peerId = view.kind === 'dm' ? view.peerId : null;
+  const onOpen = (id: string | null) => onNavigate(id ? { kind: 'dm', peerId: id } : { kind: 'lobby' });
+  const myRooms = useQuery(MyRoomsDocument);
   const client = useApolloClient();
   const conversations = useQuery(ConversationsDocument);
   // The server pushes each conversation as it changes (new ones too): newest activity first.
@@ -54,23 +62,25 @@ export function Sidebar({ api, me, peerId, onOpen }: Props) {
   // Presence and conversation updates have no replay: after a drop, read them again.
   const { refetch: refetchOnline } = online;
   const { refetch: refetchConversations } = conversations;
+  const { refetch: refetchRooms } = myRooms;
   useEffect(
     () =>
       api.connection.onReconnected(() => {
         void refetchOnline();
         void refetchConversations();
+        void refetchRooms();
       }),
-    [api, refetchOnline, refetchConversations],
+    [api, refetchOnline, refetchConversations, refetchRooms],
   );
 
   const list = conversations.data?.conversations ?? [];
   const others = (online.data?.onlineUsers ?? []).filter((u) => u.id !== me.id);
 
   return (
-    <nav className="sidebar">
+    <nav className={`sidebar ${open ? 'open' : ''}`} id="sidebar" aria-label="Conversations">
       <button
         type="button"
-        className={`entry ${peerId === null ? 'active' : ''}`}
+        className={`entry ${view.kind === 'lobby' ? 'active' : ''}`}
         onClick={() => onOpen(null)}
         data-testid="open-lobby"
       >
@@ -78,6 +88,41 @@ export function Sidebar({ api, me, peerId, onOpen }: Props) {
         <span className="entry-main">
           <span className="entry-title">Lobby</span>
           <span className="entry-sub">Everyone, in public</span>
+        </span>
+      </button>
+
+      <button
+        type="button"
+        className={`entry ${view.kind === 'stranger' ? 'active' : ''}`}
+        onClick={() => onNavigate({ kind: 'stranger' })}
+        data-testid="open-stranger"
+      >
+        <span className="lobby-icon">?</span>
+        <span className="entry-main">
+          <span className="entry-title">Talk to a stranger</span>
+          <span className="entry-sub">Meet someone at random</span>
+        </span>
+      </button>
+
+      <h2>Rooms</h2>
+      <ul data-testid="my-rooms">
+        {(myRooms.data?.myRooms ?? []).map((r) => (
+          <RoomEntry
+            key={r.id}
+            room={r}
+            active={view.kind === 'room' && view.slug === r.slug}
+            onOpen={(slug) => onNavigate({ kind: 'room', slug })}
+          />
+        ))}
+      </ul>
+      <button
+        type="button"
+        className={`entry ${view.kind === 'rooms' ? 'active' : ''}`}
+        onClick={() => onNavigate({ kind: 'rooms' })}
+        data-testid="open-rooms"
+      >
+        <span className="entry-main">
+          <span className="entry-title">Browse or create rooms…</span>
         </span>
       </button>
 

@@ -56,7 +56,7 @@ export function createApi(): Api {
       Query: {
         fields: {
           // One list per conversation; older pages (`before`) are prepended to it.
-          messages: relayStylePagination(['with']),
+          messages: relayStylePagination(['with', 'room']),
           onlineUsers: { merge: false },
           conversations: { merge: false },
         },

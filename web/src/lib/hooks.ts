@@ -10,17 +10,49 @@ export function useDocumentVisible(): boolean {
   return useSyncExternalStore(subscribeVisibility, () => document.visibilityState === 'visible');
 }
 
-/** The open conversation lives in the URL (`#/dm/<userId>`), so a reload returns to it. */
-export function useHashPeer(): [string | null, (peerId: string | null) => void] {
-  const read = () => /^#\/dm\/([0-9a-f]{24})$/.exec(location.hash)?.[1] ?? null;
-  const [peer, setPeer] = useState(read);
+/** What the main area shows; it lives in the URL, so a reload (or a shared link) returns to it. */
+export type View =
+  | { kind: 'lobby' }
+  | { kind: 'dm'; peerId: string }
+  | { kind: 'room'; slug: string }
+  | { kind: 'rooms' }
+  | { kind: 'stranger' };
+
+/** `#/dm/<userId>`, `#/r/<slug>` (a room: the invite link), `#/rooms`, `#/stranger`; else the lobby. */
+export function parseHash(hash: string): View {
+  let m = /^#\/dm\/([A-Za-z0-9_-]{1,64})$/.exec(hash);
+  if (m) return { kind: 'dm', peerId: m[1] };
+  m = /^#\/r\/([A-Za-z0-9_-]{1,64})$/.exec(hash);
+  if (m) return { kind: 'room', slug: m[1] };
+  if (hash === '#/rooms') return { kind: 'rooms' };
+  if (hash === '#/stranger') return { kind: 'stranger' };
+  return { kind: 'lobby' };
+}
+
+export function viewHash(view: View): string {
+  switch (view.kind) {
+    case 'dm':
+      return `#/dm/${view.peerId}`;
+    case 'room':
+      return `#/r/${view.slug}`;
+    case 'rooms':
+      return '#/rooms';
+    case 'stranger':
+      return '#/stranger';
+    default:
+      return '#/';
+  }
+}
+
+export function useHashView(): [View, (view: View) => void] {
+  const [view, setView] = useState(() => parseHash(location.hash));
   useEffect(() => {
-    const onChange = () => setPeer(read());
+    const onChange = () => setView(parseHash(location.hash));
     window.addEventListener('hashchange', onChange);
     return () => window.removeEventListener('hashchange', onChange);
   }, []);
-  const open = useCallback((peerId: string | null) => {
-    location.hash = peerId ? `#/dm/${peerId}` : '#/';
+  const open = useCallback((next: View) => {
+    location.hash = viewHash(next);
   }, []);
-  return [peer, open];
+  return [view, open];
 }
