@@ -18,6 +18,8 @@ export type ToWorker =
       cookies: string[];
       count: number;
       query: string;
+      /** Variables of socket i: `variables[i % length]` (room subscriptions); default none. */
+      variables?: Array<Record<string, unknown>>;
       concurrency: number;
     }
   | { type: 'record'; on: boolean }
@@ -62,7 +64,13 @@ function onFrame(data: Buffer): void {
   } else counts.set(k, c);
 }
 
-function open(url: string, protocol: 'graphql' | 'raw', cookie: string | undefined, query: string): Promise<WebSocket> {
+function open(
+  url: string,
+  protocol: 'graphql' | 'raw',
+  cookie: string | undefined,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocol === 'graphql' ? 'graphql-transport-ws' : undefined, {
       headers: cookie ? { cookie } : {},
@@ -87,7 +95,7 @@ function open(url: string, protocol: 'graphql' | 'raw', cookie: string | undefin
       ws.once('message', (ack) => {
         const text = (ack as Buffer).toString();
         if (!text.includes('connection_ack')) return reject(new Error(`no ack: ${text}`));
-        ws.send(JSON.stringify({ id: randomUUID(), type: 'subscribe', payload: { query } }));
+        ws.send(JSON.stringify({ id: randomUUID(), type: 'subscribe', payload: { query, variables } }));
         ready = true;
         ws.on('message', onFrame);
         resolve(ws);
@@ -107,7 +115,8 @@ async function onMessage(m: ToWorker): Promise<void> {
       while (next < m.count) {
         const i = next++;
         try {
-          sockets.push(await open(m.url, m.protocol, m.cookies[i % m.cookies.length], m.query));
+          const vars = m.variables?.length ? m.variables[i % m.variables.length] : undefined;
+          sockets.push(await open(m.url, m.protocol, m.cookies[i % m.cookies.length], m.query, vars));
         } catch (err) {
           failed++;
           firstError ??= (err as Error).message;

@@ -26,6 +26,8 @@
  *   --out bench/results       where latest.json / latest.svg go
  *   --profile DIR             run the Anonymo servers with `node --cpu-prof` into DIR
  *   --server FILE             the server to start (default dist/main.js; e.g. an older build to compare)
+ *   --rooms 1000              rooms for the rooms phase (0 skips): each with --room-members
+ *   --room-members 10         subscribers per room (`messageAdded(room:)`), messages sent to random rooms
  */
 import { spawn, spawnSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -91,6 +93,19 @@ export interface HistoryResult {
   p50Ms: number;
   p99Ms: number;
 }
+export interface RoomsResult {
+  rooms: number;
+  membersPerRoom: number;
+  subscribers: number;
+  createSeconds: number;
+  /** Idle RSS growth with every room's subscribers attached, per room (includes its sockets). */
+  rssPerRoomKiB: number;
+  /** The same minus the lobby scenario's RSS per connection × members: what a room itself costs. */
+  rssPerRoomExclConnectionsKiB?: number;
+  rate: RateResult;
+  saturation: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number };
+  notes: string[];
+}
 export interface BenchResult {
   startedAt: string;
   machine: {
@@ -105,6 +120,7 @@ export interface BenchResult {
   scenarios: Scenario[];
   history: HistoryResult[];
   explain?: { pointLookup: unknown; rangeScan: unknown };
+  rooms?: RoomsResult;
 }
 
 interface Options {
@@ -121,6 +137,8 @@ interface Options {
   server: string;
   repeat: number;
   historyRequests: number;
+  rooms: number;
+  roomMembers: number;
 }
 
 function parseOptions(): Options {
@@ -139,6 +157,8 @@ function parseOptions(): Options {
       server: { type: 'string', default: path.join(ROOT, 'dist', 'main.js') },
       repeat: { type: 'string', default: '1' },
       'history-requests': { type: 'string', default: '200' },
+      rooms: { type: 'string', default: '1000' },
+      'room-members': { type: 'string', default: '10' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -170,6 +190,8 @@ function parseOptions(): Options {
     server: path.resolve(values.server),
     repeat: Math.max(1, Math.floor(nums(values.repeat, 'repeat')[0])),
     historyRequests: Math.max(1, Math.floor(nums(values['history-requests'], 'history-requests')[0])),
+    rooms: Math.floor(nums(values.rooms, 'rooms')[0]),
+    roomMembers: Math.max(1, Math.floor(nums(values['room-members'], 'room-members')[0])),
   };
 }
 
@@ -205,6 +227,7 @@ async function startTarget(
   subscribers: number,
   server: string,
   profile?: string,
+  extraEnv: Record<string, string> = {},
 ): Promise<Target> {
   if (mode === 'raw') {
     const child = spawn(process.execPath, [...GC_ARGS, path.join(BUILT, 'raw-server.js')], {
@@ -248,6 +271,7 @@ async function startTarget(
       MAX_CONNECTIONS: String(subscribers + 1000),
       FANOUT: mode,
       REDIS_URL: '',
+      ...extraEnv,
     },
   });
   const http = `http://127.0.0.1:${port}/graphql`;
@@ -356,6 +380,8 @@ export class Workers {
     protocol: 'graphql' | 'raw',
     cookies: string[],
     total: number,
+    query = SUBSCRIPTION,
+    variables?: Array<Record<string, unknown>>,
   ): Promise<{ open: number; failed: number; firstError?: string }> {
     const shares = this.procs.map(
       (_, i) => Math.floor(total / this.procs.length) + (i < total % this.procs.length ? 1 : 0),
@@ -367,7 +393,7 @@ export class Workers {
         shares[i] > 0
           ? this.ask(
               p,
-              { type: 'connect', url, protocol, cookies, count: shares[i], query: SUBSCRIPTION, concurrency: 50 },
+              { type: 'connect', url, protocol, cookies, count: shares[i], query, variables, concurrency: 50 },
               'connected',
             )
           : Promise.resolve({
@@ -755,6 +781,20 @@ export function table(result: BenchResult): string {
       );
     }
   }
+  if (result.rooms) {
+    const r = result.rooms;
+    const lobby = result.scenarios.filter((x) => x.mode === 'grouped').at(-1);
+    const lr = lobby?.rates[0];
+    lines.push(
+      '',
+      `Rooms: ${r.rooms} rooms × ${r.membersPerRoom} subscribers (${r.subscribers}), grouped, against the lobby with ${lobby?.subscribers ?? '–'} (same run):`,
+      '',
+      '| case | deliveries/s at saturation | p50 | p99 | idle RSS |',
+      '|---|---:|---:|---:|---:|',
+      `| lobby, ${lobby?.subscribers ?? '–'} subscribers, ${lr?.rate ?? '–'} msg/s | ${f(lobby?.saturation?.deliveriesPerSec)} | ${f(lr?.p50Ms, 1)} ms | ${f(lr?.p99Ms, 1)} ms | ${f(lobby?.rssPerConnectionKiB, 1)} KiB/connection |`,
+      `| rooms, ${r.rate.rate} msg/s to random rooms | ${f(r.saturation.deliveriesPerSec)} | ${f(r.rate.p50Ms, 1)} ms | ${f(r.rate.p99Ms, 1)} ms | ${f(r.rssPerRoomKiB, 1)} KiB/room (${f(r.rssPerRoomExclConnectionsKiB, 1)} without its connections) |`,
+    );
+  }
   if (result.history.length) {
     lines.push('', '| messages stored | `messages(last: 50)` p50 | p99 | p99 × smallest |', '|---:|---:|---:|---:|');
     for (const h of result.history)
@@ -763,6 +803,166 @@ export function table(result: BenchResult): string {
       );
   }
   return lines.join('\n');
+}
+
+const ROOM_SUBSCRIPTION =
+  'subscription Room($room: ID) { messageAdded(room: $room) { id text createdAt sender { id username avatarUrl } } }';
+
+/** Subscriptions attached on the server (its /metrics gauge). */
+async function subscriptionsActive(target: Target): Promise<number> {
+  const text = await (await fetch(target.http.replace(/\/graphql$/, '/metrics'))).text();
+  const m = /^anonymo_subscriptions_active (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Rooms: `--rooms` public rooms with `--room-members` subscribers each (`messageAdded(room:)`),
+ * messages to random rooms. Latency at a fixed rate, deliveries/s with `--window` sends in
+ * flight, and the idle RSS per room; the lobby scenarios of the same run are the baseline.
+ */
+async function runRooms(opts: Options, mongoBase: string, lobbyRssPerConnectionKiB?: number): Promise<RoomsResult> {
+  const notes: string[] = [];
+  const subscribers = opts.rooms * opts.roomMembers;
+  const target = await startTarget('grouped', mongoBase, subscribers, opts.server, opts.profile, {
+    ROOMS_CREATED_PER_DAY: '100000',
+    ROOMS_PER_USER: '100000',
+  });
+  const workers = new Workers(opts.workers);
+  try {
+    const cookies = await identities(target.http, opts.identities);
+    const post = async (query: string, variables: Record<string, unknown>) => {
+      const r = await fetch(target.http, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: cookies[0] },
+        body: JSON.stringify({ query, variables }),
+      });
+      const json = (await r.json()) as { data?: Record<string, { id: string }>; errors?: unknown[] };
+      if (!r.ok || json.errors) throw new Error(`request failed: ${r.status} ${JSON.stringify(json.errors)}`);
+      return json.data!;
+    };
+    let t0 = nowMs();
+    const roomIds: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < opts.rooms) {
+          const i = next++;
+          const d = await post('mutation($input: CreateRoomInput!) { createRoom(input: $input) { id } }', {
+            input: { title: `bench room ${i}`, public: true },
+          });
+          roomIds[i] = d.createRoom.id;
+        }
+      }),
+    );
+    const createSeconds = (nowMs() - t0) / 1000;
+    process.stdout.write(`  ${opts.rooms} rooms created in ${createSeconds.toFixed(1)} s\n`);
+    let k = 0;
+    const send = async (kk: number) => {
+      const room = roomIds[kk % roomIds.length];
+      await post(SEND, { input: { text: `b:${kk}:${nowMs().toFixed(3)}`, room } });
+    };
+    for (let i = 0; i < 5; i++) await send(k++);
+    const baseRss = await idleRss(target.pid);
+    t0 = nowMs();
+    const conn = await workers.connect(
+      target.ws,
+      'graphql',
+      cookies,
+      subscribers,
+      ROOM_SUBSCRIPTION,
+      roomIds.map((room) => ({ room })),
+    );
+    if (conn.failed) notes.push(`${conn.failed} connections failed (${conn.firstError})`);
+    const deadline = nowMs() + 120000;
+    while ((await subscriptionsActive(target)) < conn.open) {
+      if (nowMs() > deadline) throw new Error('room subscriptions did not all attach within 120 s');
+      await sleep(200);
+    }
+    process.stdout.write(`  ${conn.open} room subscribers attached in ${((nowMs() - t0) / 1000).toFixed(1)} s\n`);
+    const fullRss = await idleRss(target.pid);
+    const rssPerRoomKiB = (fullRss - baseRss) / opts.rooms / 1024;
+
+    // Fixed rate: the lobby phases' first rate, so p99 compares at the same message rate.
+    const rate = opts.rates[0] ?? 2;
+    await workers.report();
+    workers.record(true);
+    const count = Math.max(1, Math.round(rate * opts.duration));
+    const start = nowMs();
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const wait = start + (i * 1000) / rate - nowMs();
+      if (wait > 0) await sleep(wait);
+      sends.push(send(k++).catch((err) => void notes.push(String(err))));
+    }
+    await Promise.all(sends);
+    const expected = count * opts.roomMembers;
+    const settle = nowMs() + 10000;
+    let rep = await workers.report();
+    const latencies = [...rep.latencies];
+    while (latencies.length < expected && nowMs() < settle) {
+      await sleep(200);
+      rep = await workers.report();
+      latencies.push(...rep.latencies);
+    }
+    workers.record(false);
+    if (latencies.length < expected) notes.push(`rate ${rate}: ${expected - latencies.length} deliveries missing`);
+    const rateResult: RateResult = {
+      rate,
+      messages: count,
+      expected,
+      delivered: latencies.length,
+      p50Ms: quantile(latencies, 0.5),
+      p99Ms: quantile(latencies, 0.99),
+      maxMs: quantile(latencies, 1),
+    };
+    process.stdout.write(
+      `  ${rate} msg/s to random rooms: p50 ${rateResult.p50Ms.toFixed(1)} ms, p99 ${rateResult.p99Ms.toFixed(1)} ms\n`,
+    );
+
+    // Saturation: `window` sends in flight for `duration` s; deliveries counted by the workers.
+    await sleep(500);
+    const before = (await workers.report()).delivered;
+    const cpu0 = cpuSeconds(target.pid);
+    const satStart = nowMs();
+    let messages = 0;
+    await Promise.all(
+      Array.from({ length: opts.window }, async () => {
+        while (nowMs() - satStart < opts.duration * 1000) {
+          await send(k++).catch((err) => void notes.push(String(err)));
+          messages++;
+        }
+      }),
+    );
+    await sleep(1000);
+    const seconds = (nowMs() - satStart) / 1000;
+    const delivered = (await workers.report()).delivered - before;
+    const saturation = {
+      messages,
+      seconds,
+      deliveriesPerSec: delivered / seconds,
+      serverCores: (cpuSeconds(target.pid) - cpu0) / seconds,
+    };
+    process.stdout.write(
+      `  saturation: ${Math.round(saturation.deliveriesPerSec)} deliveries/s (${messages} messages), server ${(saturation.serverCores * 100).toFixed(0)}% CPU\n`,
+    );
+    return {
+      rooms: opts.rooms,
+      membersPerRoom: opts.roomMembers,
+      subscribers: conn.open,
+      createSeconds,
+      rssPerRoomKiB,
+      rssPerRoomExclConnectionsKiB:
+        lobbyRssPerConnectionKiB === undefined
+          ? undefined
+          : rssPerRoomKiB - lobbyRssPerConnectionKiB * opts.roomMembers,
+      rate: rateResult,
+      saturation,
+      notes,
+    };
+  } finally {
+    await workers.close();
+    await target.stop();
+  }
 }
 
 async function main(): Promise<void> {
@@ -813,6 +1013,11 @@ async function main(): Promise<void> {
         }
       }
       for (const mode of opts.modes) result.scenarios.push(bestOf(runs.get(mode)!));
+    }
+    if (opts.rooms > 0) {
+      console.log(`\n== ${opts.rooms} rooms × ${opts.roomMembers} members, grouped`);
+      const lobby = result.scenarios.filter((x) => x.mode === 'grouped').at(-1);
+      result.rooms = await runRooms(opts, mongoBase, lobby?.rssPerConnectionKiB);
     }
     if (opts.history.length) {
       console.log('\n== history');

@@ -11,6 +11,7 @@
  */
 import 'reflect-metadata';
 import './sessions/session.types';
+import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
@@ -52,6 +53,12 @@ import { ModerationResolver } from './moderation/moderation.resolver';
 import { ModeratorAuth } from './moderation/moderator';
 import { ReportService } from './moderation/report.service';
 import { Metrics } from './observability/metrics';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server';
+import { CONVERSATIONS_MAX } from './conversations/conversation.service';
+import { DEFAULT_PAGE_SIZE } from './messages/message.service';
+import { ONLINE_USERS_MAX } from './presence/presence.service';
+import { MemoryConnectionCounter, RedisConnectionCounter, type ConnectionCounter } from './security/connection-limits';
+import type { DefaultListSizes } from './security/cost';
 import { presenceChannelKind } from './presence/presence.channel';
 import { RedisPresenceRegistry } from './presence/presence.registry';
 import { PresenceResolver } from './presence/presence.resolver';
@@ -129,8 +136,10 @@ export interface AnonymoServer {
   services: AppServices;
   /** Live counters for metrics and tests. */
   stats(): { connections: number; refusedForCapacity: number };
-  /** This instance's Prometheus registry (served at /metrics). */
+  /** This instance's Prometheus registry (served at /metrics on METRICS_PORT). */
   metrics: Metrics;
+  /** http://METRICS_HOST:port/metrics, unless METRICS_PORT=off. */
+  metricsUrl?: string;
   /** Stops accepting, drains, closes WebSockets with 1001 and the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -274,6 +283,13 @@ function createDomains(
     pubsub,
     db.strategy,
   );
+  // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
+  const connectionKeys = new WeakMap<object, string>();
+  const connectionKey = (socket: object) => {
+    let key = connectionKeys.get(socket);
+    if (!key) connectionKeys.set(socket, (key = randomUUID()));
+    return key;
+  };
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,
@@ -302,9 +318,19 @@ function createDomains(
     // Never paired with someone they block.
     excludedFor: async (userId) => [...(await abuse.blocks.blockedBy(userId))],
   });
-  const messages = new MessageService(store, users, pubsub, conversations, { rooms, direct: strangers });
+  const messages = new MessageService(
+    store,
+    users,
+    pubsub,
+    conversations,
+    { rooms, direct: strangers },
+    {
+      max: config.security.maxReplayMessages,
+      charge: (socket, count) => limits.consume('replayMessages', { connection: connectionKey(socket) }, count),
+    },
+  );
   const typing = new TypingService(pubsub, limits);
-  const identity = new IdentityService(users, pubsub);
+  const identity = new IdentityService(users, pubsub, limits);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
@@ -361,8 +387,27 @@ interface Infrastructure {
   pubsub: PubSub;
   db: Database;
   limits: RateLimits;
+  /** Open WebSockets per address and per user (in Redis with REDIS_URL). */
+  connections: ConnectionCounter;
   /** Rate-limit counters' own connection (REDIS_URL only). */
   limitsRedis?: Redis;
+}
+
+/** List fields' sizes when the client gives none: what the cost limit prices them at. */
+const LIST_SIZES: DefaultListSizes = {
+  messages: DEFAULT_PAGE_SIZE,
+  onlineUsers: ONLINE_USERS_MAX,
+  conversations: CONVERSATIONS_MAX,
+};
+
+/** Open-connection counts; RATE_LIMITS=off (load tests, many clients on one address) lifts them too. */
+function createConnectionCounter(config: Config, logger: Logger, redis: Redis | undefined): ConnectionCounter {
+  const limits = config.security.rateLimits.enabled
+    ? config.security.connections
+    : { perIp: Number.MAX_SAFE_INTEGER, perUser: Number.MAX_SAFE_INTEGER };
+  return redis
+    ? new RedisConnectionCounter(limits, { redis, prefix: config.redis.prefix, logger })
+    : new MemoryConnectionCounter(limits);
 }
 
 async function connectInfrastructure(
@@ -386,7 +431,13 @@ async function connectInfrastructure(
   // The limiter lets actions through while Redis is away; errors surface per command.
   limitsRedis?.on('error', () => undefined);
   await limitsRedis?.connect().catch(() => undefined);
-  return { pubsub, db, limitsRedis, limits: createRateLimits(config, logger, limitsRedis) };
+  return {
+    pubsub,
+    db,
+    limitsRedis,
+    limits: createRateLimits(config, logger, limitsRedis),
+    connections: createConnectionCounter(config, logger, limitsRedis),
+  };
 }
 
 /** The realtime engine with every domain's kinds of live subscription. */
@@ -464,7 +515,18 @@ async function createTransports(
   const origins = new OriginPolicy(config.security);
   const app = createExpressApp(config, logger);
   const httpServer = createHttpServer(app);
-  const common = { config, logger, schema, format, metrics, users: d.users, limits, origins, sessionMiddleware };
+  const common = {
+    config,
+    logger,
+    schema,
+    format,
+    metrics,
+    users: d.users,
+    limits,
+    origins,
+    sessionMiddleware,
+    listSizes: LIST_SIZES,
+  };
   const ws = await createWsTransport({
     ...common,
     validator: new OperationValidator(schema, config),
@@ -484,6 +546,7 @@ async function createTransports(
         d.blocks.release(user.id);
       },
     },
+    connections: infra.connections,
     sessionSecret,
     trustProxy: app.get('trust proxy fn') as TrustFn,
   });
@@ -542,6 +605,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   await d.slowMode.start();
   await d.reports.start();
 
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.port !== null) {
+    metricsServer = await startMetricsServer(metrics, { port: config.metrics.port, host: config.metrics.host });
+  }
   const port = await listen(t.httpServer, config);
   metrics.setSources({
     connections: () => t.ws.stats().connections,
@@ -555,10 +622,12 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const close = () =>
     (closing ??= (async () => {
       t.stopAccepting();
+      d.strangers.draining();
       logger.info('shutting down');
       // Apollo's stop(): the drain hook closes WebSockets with 1001, then the HTTP server
       // stops accepting and in-flight requests finish (or are cut after the timeout).
       await t.apollo.stop();
+      await metricsServer?.close();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.presence.stop();
@@ -567,6 +636,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       d.bans.stop();
       d.slowMode.stop();
       d.reports.stop();
+      infra.connections.close();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       t.stopForgetting();
@@ -583,6 +653,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     services: { config, logger, db, pubsub, limits, realtime, ...d },
     stats: () => t.ws.stats(),
     metrics,
+    metricsUrl: metricsServer?.url,
     close,
   };
 }

@@ -54,6 +54,8 @@ const EnvSchema = z.object({
   ROOM_MAX_MEMBERS: int('ROOM_MAX_MEMBERS', 2, 1000000).default(1000),
   ROOMS_PER_USER: int('ROOMS_PER_USER', 1, 100000).default(50),
   STRANGER_ANY_AFTER_MS: int('STRANGER_ANY_AFTER_MS', 0, 3600000).default(5000),
+  METRICS_PORT: z.union([z.literal('off'), int('METRICS_PORT', 0, 65535)]).default(9464),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -114,9 +116,11 @@ export interface Config {
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
   introspection: boolean;
   /**
-   * Origins, size, operation and rate limits, each variable documented with its default in
-   * security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`, `WS_MAX_PAYLOAD_BYTES`,
-   * `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST}`, `RATE_LIMITS`, `RATE_LIMIT_*`.
+   * Origins, size, operation, connection and rate limits, each variable documented with its
+   * default in security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`,
+   * `WS_MAX_PAYLOAD_BYTES`, `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST,DOCUMENT_BYTES}`,
+   * `WS_MAX_CONNECTIONS_PER_{IP,USER}`, `MAX_REPLAY_MESSAGES`, `RATE_LIMITS`, `RATE_LIMIT_*`
+   * (including `RATE_LIMIT_REPLAY_MESSAGES` and `RATE_LIMIT_HTTP_IP`).
    */
   security: SecurityConfig;
   /**
@@ -149,6 +153,12 @@ export interface Config {
     /** `STRANGER_ANY_AFTER_MS` [5000]: after this long in the queue a user may be paired without a shared interest. */
     anyAfterMs: number;
   };
+  /**
+   * Prometheus metrics, served at `/metrics` on a listener of their own (never on PORT).
+   * `METRICS_PORT` [9464]: its port; 0 picks a free one, `off` serves no metrics.
+   * `METRICS_HOST` [127.0.0.1]: its interface; loopback, so only the machine (or a sidecar) can scrape.
+   */
+  metrics: { port: number | null; host: string };
 }
 
 export class ConfigError extends Error {
@@ -222,5 +232,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fanout: e.FANOUT,
     rooms: { createdPerDay: e.ROOMS_CREATED_PER_DAY, maxMembers: e.ROOM_MAX_MEMBERS, perUser: e.ROOMS_PER_USER },
     strangers: { anyAfterMs: e.STRANGER_ANY_AFTER_MS },
+    metrics: { port: e.METRICS_PORT === 'off' ? null : e.METRICS_PORT, host: e.METRICS_HOST },
   };
 }

@@ -2,20 +2,24 @@
  * GraphQL validation shared by HTTP (Apollo) and WebSocket (graphql-ws), so that an
  * operation accepted on one transport is accepted on the other.
  */
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
   GraphQLError,
+  Kind,
   NoSchemaIntrospectionCustomRule,
+  OperationTypeNode,
   parse,
   specifiedRules,
   validate,
   type DocumentNode,
   type GraphQLSchema,
+  type SelectionSetNode,
   type ValidationRule,
 } from 'graphql';
 import type { Config } from './config';
 import { ErrorCode } from './errors';
-import { operationLimitRules } from './security/limits';
+import { oncePerOperationRule, operationLimitRules } from './security/limits';
 
 type ValidationConfig = Pick<Config, 'introspection' | 'security'>;
 
@@ -24,17 +28,76 @@ export function extraValidationRules(config: ValidationConfig): ValidationRule[]
   return [
     ...(config.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
     ...operationLimitRules(config.security.operations),
+    // Each creates an identity: aliases would multiply them past the per-IP budget's checks.
+    oncePerOperationRule(['resetIdentity']),
   ];
+}
+
+/** A short cache key for a document's text: caches must not keep what clients send verbatim. */
+export function documentKey(query: string): string {
+  return createHash('sha256').update(query).digest('base64url');
+}
+
+/** Rough bytes an AST takes per byte of its source text (for bounding the cache by memory). */
+const AST_BYTES_PER_SOURCE_BYTE = 16;
+
+/** The refusal of a document longer than GRAPHQL_MAX_DOCUMENT_BYTES, checked before parsing. */
+export function documentTooLarge(query: string, maxBytes: number): GraphQLError | null {
+  // Quick test first: a string of n UTF-16 units is at most 3n UTF-8 bytes.
+  if (query.length * 3 <= maxBytes || Buffer.byteLength(query) <= maxBytes) return null;
+  return new GraphQLError(`The GraphQL document is larger than ${maxBytes} bytes`, {
+    extensions: { code: ErrorCode.BAD_REQUEST },
+  });
+}
+
+/**
+ * graphql-js 16's SingleFieldSubscriptionsRule evaluates @skip/@include at a subscription's
+ * root without variable values, and throws when their argument is a variable (found by the
+ * fuzzer: INTERNAL_SERVER_ERROR over HTTP, a logged stack and close 4500 over WebSocket).
+ * Such documents are refused before validation, on both transports.
+ */
+export function rootDirectiveVariableError(document: DocumentNode): GraphQLError | null {
+  const fragments = new Map(
+    document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])),
+  );
+  const seen = new Set<string>();
+  const usesVariable = (set: SelectionSetNode): boolean =>
+    set.selections.some((sel) => {
+      const variable = sel.directives?.some((d) => d.arguments?.some((a) => a.value.kind === Kind.VARIABLE));
+      if (variable) return true;
+      if (sel.kind === Kind.INLINE_FRAGMENT) return usesVariable(sel.selectionSet);
+      if (sel.kind === Kind.FRAGMENT_SPREAD && !seen.has(sel.name.value)) {
+        seen.add(sel.name.value);
+        const fragment = fragments.get(sel.name.value);
+        return fragment ? usesVariable(fragment.selectionSet) : false;
+      }
+      return false;
+    });
+  for (const def of document.definitions) {
+    if (def.kind !== Kind.OPERATION_DEFINITION || def.operation !== OperationTypeNode.SUBSCRIPTION) continue;
+    if (usesVariable(def.selectionSet)) {
+      return new GraphQLError('A subscription cannot use variables in directives on its root fields', {
+        extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED },
+      });
+    }
+  }
+  return null;
 }
 
 /**
  * Parses and validates an operation received over WebSocket. Parsed documents are cached
- * by text: thousands of subscribers sending the same subscription share one AST.
+ * by a hash of their text: thousands of subscribers sending the same subscription share one
+ * AST. The cache is bounded by an estimate of its memory, not only by its entry count.
  */
 export class OperationValidator {
-  private readonly documents = new LRUCache<string, DocumentNode>({ max: 500 });
+  private readonly documents = new LRUCache<string, DocumentNode>({
+    max: 500,
+    maxSize: 16 * 1024 * 1024,
+    sizeCalculation: (doc) => Math.max(1, (doc.loc?.end ?? 0) * AST_BYTES_PER_SOURCE_BYTE),
+  });
   private readonly rules: ValidationRule[];
   private readonly maxTokens: number;
+  private readonly maxBytes: number;
 
   constructor(
     private readonly schema: GraphQLSchema,
@@ -42,6 +105,7 @@ export class OperationValidator {
   ) {
     this.rules = [...specifiedRules, ...extraValidationRules(config)];
     this.maxTokens = config.security.operations.maxTokens;
+    this.maxBytes = config.security.operations.maxDocumentBytes;
   }
 
   /** The document, or errors carrying GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED. */
@@ -49,7 +113,10 @@ export class OperationValidator {
     if (typeof query !== 'string') {
       return [new GraphQLError('query must be a string', { extensions: { code: ErrorCode.BAD_REQUEST } })];
     }
-    const cached = this.documents.get(query);
+    const tooLarge = documentTooLarge(query, this.maxBytes);
+    if (tooLarge) return [tooLarge];
+    const key = documentKey(query);
+    const cached = this.documents.get(key);
     if (cached) return cached;
     let document: DocumentNode;
     try {
@@ -64,6 +131,8 @@ export class OperationValidator {
         }),
       ];
     }
+    const rootError = rootDirectiveVariableError(document);
+    if (rootError) return [rootError];
     const errors = validate(this.schema, document, this.rules);
     if (errors.length) {
       return errors.map(
@@ -71,7 +140,7 @@ export class OperationValidator {
           new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } }),
       );
     }
-    this.documents.set(query, document);
+    this.documents.set(key, document);
     return document;
   }
 }

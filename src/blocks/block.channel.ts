@@ -13,9 +13,9 @@ export function afterBlocksLoaded<K extends TopicName, O>(
 ): ChannelKind<K, O> {
   return {
     ...kind,
-    async route(viewerId, args) {
+    async route(viewerId, args, subscriber) {
       await blocks.blockedBy(viewerId);
-      return kind.route(viewerId, args);
+      return kind.route(viewerId, args, subscriber);
     },
   };
 }

@@ -1,4 +1,5 @@
 import {
+  Arg,
   Args,
   ArgsType,
   Ctx,
@@ -16,8 +17,9 @@ import { live, type Context } from '../context';
 import type { MessageService } from '../messages/message.service';
 import { toMessageView, type MessageView } from '../messages/message.type';
 import type { UserRecord } from '../users/user.type';
+import { listSize } from '../security/list-size';
 import type { InboxPayload, ReadPayload } from './conversation.events';
-import type { ConversationService, ConversationSummary } from './conversation.service';
+import { CONVERSATIONS_MAX, type ConversationService, type ConversationSummary } from './conversation.service';
 import { Conversation, ReadReceipt } from './conversation.type';
 
 @ArgsType()
@@ -39,9 +41,15 @@ export class ConversationResolver {
     private readonly messages: Pick<MessageService, 'conversationWith'>,
   ) {}
 
-  @Query(() => [Conversation], { description: 'The viewer’s direct conversations, newest activity first.' })
-  conversations(@Ctx() ctx: Context): Promise<ConversationSummary[]> {
-    return this.conversationService.list(ctx.user);
+  @Query(() => [Conversation], {
+    description: `The viewer’s direct conversations, newest activity first: the first \`first\` (default and maximum ${CONVERSATIONS_MAX}).`,
+  })
+  async conversations(
+    @Ctx() ctx: Context,
+    @Arg('first', () => Int, { nullable: true }) first?: number | null,
+  ): Promise<ConversationSummary[]> {
+    const n = listSize(first, CONVERSATIONS_MAX);
+    return (await this.conversationService.list(ctx.user)).slice(0, n);
   }
 
   @FieldResolver({ nullable: true })

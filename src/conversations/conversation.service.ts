@@ -21,6 +21,8 @@ import { KeyedQueue } from '../util/keyed-queue';
 import { inboxTopic, readTopic, type InboxPayload, type ReadPayload } from './conversation.events';
 import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
 
+/** Most conversations one `conversations` returns (its default too). */
+export const CONVERSATIONS_MAX = 200;
 export interface ConversationSummary {
   with: UserRecord;
   lastMessage: MessageDoc | null;

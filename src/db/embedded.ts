@@ -4,7 +4,18 @@
  * is absent, mongodb-memory-server with its data kept on disk.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -23,7 +34,10 @@ export interface EmbeddedOptions {
   dataDir: string;
   /** Database name inside the server. Default `anonymo`. */
   dbName?: string;
-  /** Port to listen on; 0 (default) picks a free one. */
+  /**
+   * mongodb-memory-server only: its port (0 or unset picks a free one). FerretDB listens on a
+   * unix socket in the data folder instead, never on TCP.
+   */
   port?: number;
   /** FerretDB binary; default `.tools/bin/ferretdb`, built by scripts/build-ferretdb.sh if missing. */
   ferretdbBin?: string;
@@ -49,22 +63,56 @@ export function ensureFerretDB(log: (msg: string) => void = () => {}): boolean {
   return true;
 }
 
-/** Starts FerretDB on `dataDir`, resolving once it accepts connections. */
+/**
+ * Makes the data folder private: 0700, and its files 0600 (folders made by older versions
+ * were 0755 with 0644 files, readable by every local user).
+ */
+export function makePrivate(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+  for (const name of readdirSync(dataDir)) {
+    const file = path.join(dataDir, name);
+    const st = statSync(file, { throwIfNoEntry: false });
+    if (st?.isFile()) chmodSync(file, 0o600);
+  }
+}
+
+/** Longest unix socket path the kernel accepts, less a margin (sun_path is 108 bytes on Linux). */
+const MAX_SOCKET_PATH = 100;
+
+/**
+ * Where FerretDB's socket goes: in the (private) data folder, or, when that path is too long
+ * for a socket, in a new private temporary folder.
+ */
+function socketPath(dataDir: string): string {
+  const inData = path.join(dataDir, 'ferretdb.sock');
+  if (Buffer.byteLength(inData) <= MAX_SOCKET_PATH) return inData;
+  return path.join(mkdtempSync(path.join(tmpdir(), 'anonymo-db-')), 'ferretdb.sock');
+}
+
+/**
+ * Starts FerretDB on `dataDir`, resolving once it accepts connections. It listens on a unix
+ * socket inside the private data folder, not on TCP: it has no authentication, so only this
+ * user may reach it.
+ */
 export async function startFerretDB(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const bin = opts.ferretdbBin ?? DEFAULT_FERRETDB_BIN;
   const dataDir = path.resolve(opts.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  makePrivate(dataDir);
   const lock = takeLock(dataDir);
+  const socket = socketPath(dataDir);
+  // Left behind by a FerretDB that was killed; the lock says no live one uses it.
+  rmSync(socket, { force: true });
   const child = spawn(
     bin,
-    [`--listen-addr=127.0.0.1:${opts.port ?? 0}`, `--sqlite-url=file:${dataDir}/`, '--log-level=error'],
+    ['--listen-addr=', `--listen-unix=${socket}`, `--sqlite-url=file:${dataDir}/`, '--log-level=error'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
-  const baseUri = await new Promise<string>((resolve, reject) => {
+  await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout });
     const timer = setTimeout(() => reject(new Error(`FerretDB did not start within 15 s: ${stderr}`)), 15000);
     rl.on('line', (line) => {
@@ -87,7 +135,8 @@ export async function startFerretDB(opts: EmbeddedOptions): Promise<EmbeddedData
     child.kill('SIGKILL');
     throw err;
   });
-  const uri = `${baseUri.replace(/\/$/, '')}/${opts.dbName ?? 'anonymo'}`;
+  // The driver takes a socket path as the host, percent-encoded.
+  const uri = `mongodb://${encodeURIComponent(socket)}/${opts.dbName ?? 'anonymo'}`;
   return {
     kind: 'ferretdb',
     uri,
@@ -102,6 +151,7 @@ export async function startFerretDB(opts: EmbeddedOptions): Promise<EmbeddedData
         clearTimeout(timer);
       }
       lock.release();
+      if (path.dirname(socket) !== dataDir) rmSync(path.dirname(socket), { recursive: true, force: true });
     },
   };
 }
@@ -115,7 +165,7 @@ function takeLock(dataDir: string): { release(): void } {
       throw new Error(`${dataDir} is in use by another Anonymo server (pid ${pid})`);
     }
   }
-  writeFileSync(file, String(process.pid));
+  writeFileSync(file, String(process.pid), { mode: 0o600 });
   return {
     release: () => {
       try {
@@ -149,7 +199,8 @@ async function startMemoryServer(opts: EmbeddedOptions): Promise<EmbeddedDatabas
     );
   }
   const dbPath = path.resolve(opts.dataDir, 'mongodb');
-  mkdirSync(dbPath, { recursive: true });
+  makePrivate(path.resolve(opts.dataDir));
+  mkdirSync(dbPath, { recursive: true, mode: 0o700 });
   const server = await MongoMemoryServer.create({
     instance: { dbPath, storageEngine: 'wiredTiger', port: opts.port || undefined },
   });

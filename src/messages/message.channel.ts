@@ -43,14 +43,16 @@ export interface MessageRoute {
 
 /** The `messages` channel kind: `messageAdded(with, after)`. */
 export function messageChannelKind(
-  messages: Pick<MessageService, 'resolveConversation' | 'resolveAfter'>,
+  messages: Pick<MessageService, 'resolveConversation' | 'resolveAfter' | 'admitReplay'>,
   deps: MessageChannelDeps,
 ): ChannelKind<`message:${string}`, MessageRoute> {
   return {
     name: 'messages',
-    async route(viewerId, args) {
+    async route(viewerId, args, subscriber) {
       const { key } = await messages.resolveConversation({ id: viewerId }, args);
       const after = args.after != null ? messages.resolveAfter(key, args.after as string) : undefined;
+      // Before the subscription starts, so a refusal is an ordinary GraphQL error.
+      if (after !== undefined) await messages.admitReplay(subscriber.socket, key, after);
       return { topic: messageTopic(key), options: { conversation: key, after } };
     },
     createChannel: (route, tools) => new MessageChannel(route.topic, route.options.conversation, tools, deps),
@@ -64,7 +66,12 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
   private readonly pending = new Map<number, MessagePayload>();
   private retryTimer?: NodeJS.Timeout;
   /** Rendered replay payloads, shared by subscribers catching up over the same messages. */
-  private readonly rendered = new LRUCache<string, Payload>({ max: 2000 });
+  // Made on the first replay: lru-cache preallocates for `max` (about 80 KiB), which every
+  // channel of a quiet room would otherwise pay (see docs/ROOMS.md).
+  private renderedCache?: LRUCache<string, Payload>;
+  private get rendered(): LRUCache<string, Payload> {
+    return (this.renderedCache ??= new LRUCache<string, Payload>({ max: 2000 }));
+  }
 
   constructor(
     topic: string,
@@ -153,10 +160,11 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
     }
     sink.lastSeq = after;
     // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
-    // for everyone else; the last stretch and the join happen inside it.
-    while (!sink.ended && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
+    // for everyone else; the last stretch and the join happen inside it. A subscriber whose
+    // socket is closing gets nothing more: its replay stops at the next batch.
+    while (sink.live && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
     await this.enqueue(async () => {
-      while (!sink.ended && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
+      while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
       if (!sink.ended) this.join(sink);
     });
   }

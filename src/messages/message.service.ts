@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
+import { cleanUserText, requireWellFormed } from '../text/text';
 import type { PubSub } from '../realtime/pubsub';
 import { parseUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
@@ -14,16 +15,6 @@ export const MAX_TEXT_LENGTH = 2000;
 export const MAX_CLIENT_ID_LENGTH = 64;
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 100;
-
-// C0/C1 control characters except tab and newline. Format characters (Cf) stay: emoji
-// sequences need U+200D.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
-
-/** Normalises message text as stored: newlines unified, control characters removed, trimmed. */
-export function cleanText(text: string): string {
-  return text.replace(/\r\n?/g, '\n').replace(CONTROL, '').trim();
-}
 
 export interface SendInput {
   text: string;
@@ -74,6 +65,13 @@ export interface ResolvedConversation {
   roomId: string | null;
 }
 
+export interface ReplayLimits {
+  /** How many messages one `messageAdded(after:)` may replay (MAX_REPLAY_MESSAGES). */
+  max: number;
+  /** Counts `count` replayed messages against a WebSocket connection (its socket); throws RATE_LIMITED. */
+  charge(connection: object, count: number): Promise<void>;
+}
+
 export class MessageService {
   /** Group commit of sends (message.batcher.ts). */
   private readonly batcher: SendBatcher;
@@ -91,6 +89,7 @@ export class MessageService {
       messageStored(message: MessageDoc): void;
     },
     private readonly policies: { rooms: RoomAccess; direct: DirectPolicy },
+    private readonly replay: ReplayLimits = { max: Infinity, charge: () => Promise.resolve() },
     batcherOptions: SendBatcherOptions = {},
   ) {
     this.batcher = new SendBatcher(store, batcherOptions);
@@ -145,15 +144,11 @@ export class MessageService {
    * none is used.)
    */
   async send(sender: UserRecord, input: SendInput, admission: SendAdmission = {}): Promise<MessagePayload> {
-    const text = cleanText(typeof input.text === 'string' ? input.text : '');
-    const length = [...text].length;
-    if (length === 0) throw new BadUserInputError('text must not be empty', 'text');
-    if (length > MAX_TEXT_LENGTH) {
-      throw new BadUserInputError(`text must be at most ${MAX_TEXT_LENGTH} characters`, 'text');
-    }
+    const text = cleanUserText(input.text, { field: 'text', maxLength: MAX_TEXT_LENGTH });
     let clientId: string | null = null;
     if (input.clientId !== null && input.clientId !== undefined) {
       clientId = input.clientId;
+      requireWellFormed(clientId, 'clientId');
       // eslint-disable-next-line no-control-regex -- matching control characters is the point
       if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID_LENGTH || /[\u0000-\u001F\u007F]/.test(clientId)) {
         throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
@@ -172,10 +167,10 @@ export class MessageService {
 
     if (dedupeKey) {
       const existing = await this.findByDedupeKey(dedupeKey, false);
-      if (existing) return this.payload(existing, sender, other);
+      if (existing) return this.retried(existing, conversation, sender, other);
       // A concurrent retry with the same clientId through this instance: one store, one answer.
       const inFlight = this.inFlight.get(dedupeKey);
-      if (inFlight) return this.payload(await inFlight, sender, other);
+      if (inFlight) return this.retried(await inFlight, conversation, sender, other);
     }
 
     // Abuse control (moderation/): a shadow-banned sender's message is stored for them alone,
@@ -203,7 +198,7 @@ export class MessageService {
         });
     }
     const { doc, fresh } = await submitted;
-    if (!fresh) return this.payload(doc, sender, other);
+    if (!fresh) return this.retried(doc, conversation, sender, other);
     if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
     const payload = this.payload(doc, sender, other);
     this.pubsub.publish(messageTopic(conversation), payload).catch(() => {
@@ -214,6 +209,22 @@ export class MessageService {
     const roomId = roomOfKey(conversation);
     if (roomId) this.policies.rooms.noteActivity(roomId);
     return payload;
+  }
+
+  /**
+   * The answer to a retry (a clientId used before): the stored message, only if it was sent
+   * to the same conversation. Otherwise a clientId would answer with any user's profile.
+   */
+  private retried(
+    message: MessageDoc,
+    conversation: string,
+    sender: UserRecord,
+    other: UserRecord | null,
+  ): MessagePayload {
+    if (message.conversation !== conversation) {
+      throw new BadUserInputError('clientId was already used for a message to another conversation', 'clientId');
+    }
+    return this.payload(message, sender, other);
   }
 
   private payload(message: MessageDoc, sender: UserRecord, other: UserRecord | null): MessagePayload {
@@ -273,6 +284,24 @@ export class MessageService {
       hasPreviousPage: start > 1,
       hasNextPage: end < head,
     };
+  }
+
+  /**
+   * Admits a replay from `afterSeq`, before the subscription starts: not further back than
+   * the replay cap (older history is a `messages` page), and paid for from the connection's
+   * replay budget, so reconnect loops cannot re-read a long conversation over and over.
+   */
+  async admitReplay(connection: object, conversation: string, afterSeq: number): Promise<void> {
+    const head = await this.store.head(conversation);
+    if (afterSeq > head) throw new BadUserInputError('after is newer than the newest message', 'after');
+    const count = head - afterSeq;
+    if (count > this.replay.max) {
+      throw new BadUserInputError(
+        `after is more than ${this.replay.max} messages back: load the history with messages, then subscribe after its newest`,
+        'after',
+      );
+    }
+    if (count > 0) await this.replay.charge(connection, count);
   }
 
   /** Resolves `after` (a cursor or a message id of this conversation) to a sequence number. */

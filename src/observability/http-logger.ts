@@ -11,8 +11,11 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { WebSocket } from 'ws';
 
-/** An `X-Request-Id` from a proxy is kept when it looks like an id; anything else is replaced. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+/**
+ * An `X-Request-Id` from a proxy is kept when it is a short token of safe characters (it is
+ * echoed in a response header and written to logs); anything else is replaced.
+ */
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 
 /** Paths polled by probes and scrapers: logged only when they fail. */

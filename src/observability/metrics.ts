@@ -22,11 +22,11 @@
  *   the session's expiry renewal after the response) does not.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { RequestHandler } from 'express';
 import { getOperationAST, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PubSub } from '../realtime/pubsub';
 import { CommandCounter, type CommandScope } from './db-commands';
+import { KNOWN_OPERATION_NAMES } from './operation-names';
 
 export type Transport = 'http' | 'ws';
 
@@ -46,13 +46,12 @@ export interface MetricsOptions {
   /** Also export Node.js process metrics (CPU, memory, event loop lag, GC). Default true. */
   processMetrics?: boolean;
   /**
-   * Distinct operation names kept as label values; later names are counted as `other`, so a
-   * client inventing names cannot grow the registry without bound. Default 200.
+   * Operation names kept as label values; any other name is counted as `other`, so a client
+   * inventing names can neither grow the registry nor crowd out real operations.
+   * Default {@link KNOWN_OPERATION_NAMES}.
    */
-  maxOperationNames?: number;
+  knownOperationNames?: Iterable<string>;
 }
-
-const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 
 /** Commands per operation: the hot paths are meant to take a handful. */
 const COMMAND_BUCKETS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100];
@@ -69,8 +68,7 @@ function topicKind(topic: string): string {
 export class Metrics {
   readonly registry = new Registry();
   private readonly prefix: string;
-  private readonly maxOperationNames: number;
-  private readonly operationNames = new Set<string>();
+  private readonly operationNames: ReadonlySet<string>;
   private sources?: MetricsSources;
 
   private readonly messagesSent: Counter<'conversation'>;
@@ -86,7 +84,7 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     this.prefix = options.prefix ?? 'anonymo_';
-    this.maxOperationNames = options.maxOperationNames ?? 200;
+    this.operationNames = new Set(options.knownOperationNames ?? KNOWN_OPERATION_NAMES);
     const p = this.prefix;
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -176,18 +174,6 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  /** `GET /metrics`. */
-  handler(): RequestHandler {
-    return async (_req, res, next) => {
-      try {
-        const { contentType, body } = await this.scrape();
-        res.set('Content-Type', contentType).set('Cache-Control', 'no-store').send(body);
-      } catch (err) {
-        next(err);
-      }
-    };
-  }
-
   /**
    * Fan-out hook: `count` frames of one event were written for `topic`; `createdAt` is when
    * the event's message was stored (message events only), for the delivery latency.
@@ -226,11 +212,7 @@ export class Metrics {
 
   private operationLabel(name: string | null | undefined): string {
     if (!name) return 'anonymous';
-    if (!OPERATION_NAME.test(name)) return 'other';
-    if (this.operationNames.has(name)) return name;
-    if (this.operationNames.size >= this.maxOperationNames) return 'other';
-    this.operationNames.add(name);
-    return name;
+    return this.operationNames.has(name) ? name : 'other';
   }
 
   private observeOperation(

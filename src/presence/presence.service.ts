@@ -20,6 +20,8 @@ import { KeyedQueue } from '../util/keyed-queue';
 import { PRESENCE_TOPIC, type PresencePayload } from './presence.events';
 import { LocalPresenceRegistry, type PresenceRegistry } from './presence.registry';
 
+/** Most users one `onlineUsers` returns (its default too). */
+export const ONLINE_USERS_MAX = 200;
 export interface PresenceOptions {
   graceMs: number;
   /** How often users marked online in the database are checked against the registry. Default 60 s. */

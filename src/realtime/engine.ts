@@ -29,7 +29,7 @@ export interface ChannelKind<K extends TopicName = TopicName, O = unknown> {
    * Maps the viewer and the subscription's arguments to a topic; throws (BAD_USER_INPUT,
    * FORBIDDEN) to refuse. Runs for every new subscription.
    */
-  route(viewerId: string, args: Record<string, unknown>): Route<K, O> | Promise<Route<K, O>>;
+  route(viewerId: string, args: Record<string, unknown>, subscriber: Subscriber): Route<K, O> | Promise<Route<K, O>>;
   /** The channel of one topic on this instance; default a plain {@link Channel}. */
   createChannel?(route: Route<K, O>, tools: ChannelTools): Channel<PayloadOf<K>, O>;
 }
@@ -63,6 +63,8 @@ export interface RealtimeStats {
   channels: number;
   subscribers: number;
   groups: number;
+  /** Subscription plans in use (each kept only while it has subscribers). */
+  plans: number;
 }
 
 export class RealtimeEngine {
@@ -140,15 +142,16 @@ export class RealtimeEngine {
   ): Promise<AsyncIterableIterator<unknown>> {
     const kind = this.kinds.get(kindName);
     if (!kind) throw new Error(`No channel kind ${kindName} is registered`);
-    const route = await kind.route(subscriber.viewerId, args);
-    const plan = this.planner.plan(
-      subscriber.query,
-      subscriber.document,
-      subscriber.operationName,
-      subscriber.variables,
-      subscriber.viewerId,
-    );
+    const route = await kind.route(subscriber.viewerId, args, subscriber);
+    const planner = this.planner;
     return sinkIterator(async (end, push) => {
+      const plan = planner.plan(
+        subscriber.query,
+        subscriber.document,
+        subscriber.operationName,
+        subscriber.variables,
+        subscriber.viewerId,
+      );
       const sink = new Sink(
         subscriber,
         plan,
@@ -157,7 +160,15 @@ export class RealtimeEngine {
         plan.perSubscriber ? push : undefined,
       );
       const entry = this.acquire(kind, route);
-      const detach = () => this.release(route.topic, entry, sink);
+      // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
+      // reused while its first subscription was being set up): nothing outlives its socket.
+      const onClose = () => end();
+      subscriber.socket.once('close', onClose);
+      const detach = () => {
+        subscriber.socket.off('close', onClose);
+        this.release(route.topic, entry, sink);
+        planner.release(plan);
+      };
       try {
         await entry.ready;
         await entry.channel.attach(sink, route.options);
@@ -180,7 +191,7 @@ export class RealtimeEngine {
       subscribers += s.sinks;
       groups += s.groups;
     }
-    return { channels: this.entries.size, subscribers, groups };
+    return { channels: this.entries.size, subscribers, groups, plans: this.planner.size };
   }
 
   /** Ends every subscription (server stopping). */

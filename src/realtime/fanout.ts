@@ -79,6 +79,11 @@ export class Sink {
     this.prefixBytes = Buffer.byteLength(this.prefix);
   }
 
+  /** False once the subscription ended or its socket started closing: work for it can stop. */
+  get live(): boolean {
+    return !this.ended && this.subscriber.socket.readyState === OPEN;
+  }
+
   get viewerId(): string {
     return this.subscriber.viewerId;
   }

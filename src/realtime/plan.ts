@@ -21,6 +21,7 @@ import {
   type DirectiveNode,
   type ArgumentNode,
 } from 'graphql';
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
 /**
@@ -118,11 +119,15 @@ export function analyze(schema: GraphQLSchema, document: DocumentNode, operation
   return { viewerDependent, selectionVariables: [...vars].sort() };
 }
 
-/** Builds plans, caching the analysis per distinct document text. */
+/**
+ * Builds plans, caching the analysis per distinct document. Keys are hashes of the text,
+ * never the text itself, and a plan lives only while subscribers use it: a client sending
+ * ever new (or padded) documents leaves nothing behind once its subscriptions end.
+ */
 export class Planner {
   private readonly cache = new LRUCache<string, Analysis>({ max: 1000 });
-  /** Plans by key; an evicted one is simply rebuilt (grouping compares keys, not objects). */
-  private readonly plans = new LRUCache<string, Plan>({ max: 10000 });
+  /** Plans in use, by key, with their number of subscribers. */
+  private readonly plans = new Map<string, { plan: Plan; refs: number }>();
 
   constructor(
     private readonly schema: GraphQLSchema,
@@ -136,7 +141,9 @@ export class Planner {
     variables: Record<string, unknown>,
     viewerId: string,
   ): Plan {
-    const cacheKey = `${operationName ?? ''}\u0000${query}`;
+    const cacheKey = createHash('sha256')
+      .update(`${operationName ?? ''}\u0000${query}`)
+      .digest('base64url');
     let a = this.cache.get(cacheKey);
     if (!a) {
       a = analyze(this.schema, document, operationName);
@@ -145,9 +152,9 @@ export class Planner {
     const significant = a.selectionVariables.map((v) => [v, variables[v] ?? null]);
     const key = `${cacheKey}\u0000${JSON.stringify(significant)}${a.viewerDependent ? `\u0000${viewerId}` : ''}`;
     // Subscribers of one group share one Plan (and one key string) instead of a copy each.
-    let plan = this.plans.get(key);
-    if (!plan) {
-      plan = {
+    let entry = this.plans.get(key);
+    if (!entry) {
+      const plan = {
         key,
         viewerDependent: a.viewerDependent,
         perSubscriber: this.perSubscriber,
@@ -155,8 +162,21 @@ export class Planner {
         operationName,
         variables,
       };
-      this.plans.set(key, plan);
+      this.plans.set(key, (entry = { plan, refs: 0 }));
     }
-    return plan;
+    entry.refs++;
+    return entry.plan;
+  }
+
+  /** A subscriber of `plan` ended; the last one drops it. */
+  release(plan: Plan): void {
+    const entry = this.plans.get(plan.key);
+    if (!entry || entry.plan !== plan) return;
+    if (--entry.refs <= 0) this.plans.delete(plan.key);
+  }
+
+  /** Plans in use (leak checks). */
+  get size(): number {
+    return this.plans.size;
   }
 }

@@ -34,6 +34,8 @@ const WHAT: Record<LimitName, string> = {
   identities: 'Too many new identities from this address',
   wsConnections: 'Too many new connections from this address',
   wsOperations: 'Too many operations on this connection',
+  replayMessages: 'Too many replayed messages on this connection; load older history with messages',
+  httpRequests: 'Too many requests from this address',
 };
 
 export interface RateLimitsOptions {
@@ -70,12 +72,12 @@ export class RateLimits {
    * milliseconds until it may be retried. A counter store that fails (e.g. Redis down)
    * lets the action through: an outage of the limiter must not take the chat down with it.
    */
-  async retryAfter(name: LimitName, keys: LimitKeys): Promise<number> {
-    return Math.max(0, ...(await this.waits(name, keys)).map((w) => w.ms));
+  async retryAfter(name: LimitName, keys: LimitKeys, points = 1): Promise<number> {
+    return Math.max(0, ...(await this.waits(name, keys, points)).map((w) => w.ms));
   }
 
   /** {@link retryAfter} per key. */
-  private async waits(name: LimitName, keys: LimitKeys): Promise<Array<{ tag: string; ms: number }>> {
+  private async waits(name: LimitName, keys: LimitKeys, points = 1): Promise<Array<{ tag: string; ms: number }>> {
     if (!this.config.enabled) return [];
     return Promise.all(
       (Object.entries(keys) as Array<[KeyKind, string | undefined]>).map(async ([kind, key]) => {
@@ -83,7 +85,7 @@ export class RateLimits {
         const limiter = this.limiters.get(`${name}:${kind}`);
         if (!limiter || !key) return { tag, ms: 0 };
         try {
-          await limiter.consume(kind === 'ip' ? ipKey(key) : key);
+          await limiter.consume(kind === 'ip' ? ipKey(key) : key, points);
           return { tag, ms: 0 };
         } catch (res) {
           if (res instanceof RateLimiterRes) return { tag, ms: Math.max(1, res.msBeforeNext) };
@@ -95,10 +97,10 @@ export class RateLimits {
   }
 
   /** Like {@link retryAfter}, but throws RATE_LIMITED (with `retryAfterMs`) when over the limit. */
-  async consume(name: LimitName, keys: LimitKeys): Promise<void> {
+  async consume(name: LimitName, keys: LimitKeys, points = 1): Promise<void> {
     const escalation = this.config.enabled ? this.options.escalation : undefined;
     if (!escalation) {
-      const ms = await this.retryAfter(name, keys);
+      const ms = await this.retryAfter(name, keys, points);
       if (ms > 0) throw rateLimitedError(name, ms);
       return;
     }
@@ -106,7 +108,7 @@ export class RateLimits {
     // keys actually refused escalate (one user's flood must not lengthen their neighbours' waits).
     const tags = Object.entries(keys).flatMap(([k, v]) => (v ? [`${name}:${k}:${v}`] : []));
     let refused = tags.map((tag) => ({ tag, ms: escalation.remaining(tag) })).filter((w) => w.ms > 0);
-    if (refused.length === 0) refused = (await this.waits(name, keys)).filter((w) => w.ms > 0);
+    if (refused.length === 0) refused = (await this.waits(name, keys, points)).filter((w) => w.ms > 0);
     if (refused.length === 0) return;
     throw rateLimitedError(name, Math.max(...refused.map((w) => escalation.strike(w.tag, w.ms))));
   }

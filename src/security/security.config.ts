@@ -83,6 +83,10 @@ export const securityEnv = {
   GRAPHQL_MAX_DIRECTIVES: int('GRAPHQL_MAX_DIRECTIVES', 0, 1000).default(10),
   GRAPHQL_MAX_TOKENS: int('GRAPHQL_MAX_TOKENS', 100, 100000).default(1000),
   GRAPHQL_MAX_COST: int('GRAPHQL_MAX_COST', 10, 10000000).default(20000),
+  GRAPHQL_MAX_DOCUMENT_BYTES: int('GRAPHQL_MAX_DOCUMENT_BYTES', 256, 1024 * 1024).default(8192),
+  WS_MAX_CONNECTIONS_PER_IP: int('WS_MAX_CONNECTIONS_PER_IP', 1, 1000000).default(50),
+  WS_MAX_CONNECTIONS_PER_USER: int('WS_MAX_CONNECTIONS_PER_USER', 1, 1000000).default(20),
+  MAX_REPLAY_MESSAGES: int('MAX_REPLAY_MESSAGES', 1, 10000000).default(10000),
   RATE_LIMITS: z.enum(['on', 'off'], { error: 'RATE_LIMITS must be on or off' }).default('on'),
   RATE_LIMIT_SEND_MESSAGE: rate('RATE_LIMIT_SEND_MESSAGE', '10/10s'),
   RATE_LIMIT_SEND_MESSAGE_IP: rate('RATE_LIMIT_SEND_MESSAGE_IP', '60/10s'),
@@ -91,6 +95,8 @@ export const securityEnv = {
   RATE_LIMIT_IDENTITIES_IP: rate('RATE_LIMIT_IDENTITIES_IP', '60/1h'),
   RATE_LIMIT_WS_CONNECTIONS_IP: rate('RATE_LIMIT_WS_CONNECTIONS_IP', '60/1m'),
   RATE_LIMIT_WS_OPERATIONS: rate('RATE_LIMIT_WS_OPERATIONS', '100/1m'),
+  RATE_LIMIT_REPLAY_MESSAGES: rate('RATE_LIMIT_REPLAY_MESSAGES', '20000/1m'),
+  RATE_LIMIT_HTTP_IP: rate('RATE_LIMIT_HTTP_IP', '600/1m'),
 };
 
 type SecurityEnv = { [K in keyof typeof securityEnv]: z.output<(typeof securityEnv)[K]> };
@@ -111,6 +117,11 @@ export interface OperationLimits {
    * about 9,100, so one operation may read two full pages.
    */
   maxCost: number;
+  /**
+   * `GRAPHQL_MAX_DOCUMENT_BYTES` [8192]: a longer document (comments and long names included) is
+   * refused before it is parsed, over HTTP (400) and WebSocket alike.
+   */
+  maxDocumentBytes: number;
 }
 
 /** Rate limits; every key is counted in its own fixed window. */
@@ -127,6 +138,18 @@ export interface RateLimitsConfig {
   wsConnections: { ip: RateSpec };
   /** `RATE_LIMIT_WS_OPERATIONS` [100/1m]: `subscribe` messages per WebSocket connection. */
   wsOperations: { connection: RateSpec };
+  /** `RATE_LIMIT_REPLAY_MESSAGES` [20000/1m]: messages replayed by `messageAdded(after:)` per WebSocket connection. */
+  replayMessages: { connection: RateSpec };
+  /** `RATE_LIMIT_HTTP_IP` [600/1m]: HTTP GraphQL requests per IP (reads included); the excess gets 429. */
+  httpRequests: { ip: RateSpec };
+}
+
+/** Limits on open WebSocket connections (counted across instances with REDIS_URL). */
+export interface ConnectionLimits {
+  /** `WS_MAX_CONNECTIONS_PER_IP` [50]: open WebSockets per IPv4 address or IPv6 /64; the next upgrade gets 429. */
+  perIp: number;
+  /** `WS_MAX_CONNECTIONS_PER_USER` [20]: open WebSockets per identity; the next upgrade gets 429. */
+  perUser: number;
 }
 
 export interface SecurityConfig {
@@ -147,6 +170,12 @@ export interface SecurityConfig {
   hideSuggestions: boolean;
   operations: OperationLimits;
   rateLimits: RateLimitsConfig;
+  connections: ConnectionLimits;
+  /**
+   * `MAX_REPLAY_MESSAGES` [10000]: how far back one `messageAdded(after:)` may replay; further
+   * back is BAD_USER_INPUT (load the history with `messages`, then subscribe from its end).
+   */
+  maxReplayMessages: number;
 }
 
 export function securityConfig(e: SecurityEnv, opts: { isProduction: boolean; publicUrl?: string }): SecurityConfig {
@@ -163,6 +192,7 @@ export function securityConfig(e: SecurityEnv, opts: { isProduction: boolean; pu
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxCost: e.GRAPHQL_MAX_COST,
+      maxDocumentBytes: e.GRAPHQL_MAX_DOCUMENT_BYTES,
     },
     rateLimits: {
       enabled: e.RATE_LIMITS === 'on',
@@ -171,6 +201,10 @@ export function securityConfig(e: SecurityEnv, opts: { isProduction: boolean; pu
       identities: { ip: e.RATE_LIMIT_IDENTITIES_IP },
       wsConnections: { ip: e.RATE_LIMIT_WS_CONNECTIONS_IP },
       wsOperations: { connection: e.RATE_LIMIT_WS_OPERATIONS },
+      replayMessages: { connection: e.RATE_LIMIT_REPLAY_MESSAGES },
+      httpRequests: { ip: e.RATE_LIMIT_HTTP_IP },
     },
+    connections: { perIp: e.WS_MAX_CONNECTIONS_PER_IP, perUser: e.WS_MAX_CONNECTIONS_PER_USER },
+    maxReplayMessages: e.MAX_REPLAY_MESSAGES,
   };
 }

@@ -33,6 +33,11 @@ export interface EnqueueResult {
 
 export interface StrangerMatcher {
   /**
+   * Whether `leave` is cheap enough to call on every user's last disconnect (Redis), or only
+   * for users known to have queued through this instance (a database write).
+   */
+  readonly cheapLeave: boolean;
+  /**
    * Queues the user (keeping their place when already queued, with the new interests) and
    * pairs them at once if someone eligible waits. A user in a pairing is not queued.
    */
@@ -88,6 +93,8 @@ const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11
  * each hold one half forever.
  */
 export class DbStrangerMatcher implements StrangerMatcher {
+  readonly cheapLeave = false;
+
   constructor(
     private readonly queue: StrangerQueueModel,
     private readonly pairs: StrangerPairModel,

@@ -85,6 +85,7 @@ const parseList = (json: string): string[] => {
 };
 
 export class RedisStrangerMatcher implements StrangerMatcher {
+  readonly cheapLeave = true;
   private readonly redis: MatcherRedis;
 
   constructor(

@@ -65,7 +65,11 @@ export class StrangerService implements DirectPolicy {
   private readonly connections = new Map<string, number>();
   /** When to look again for a waiting user who came through this instance. */
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Users whose findStranger came through this instance and who may still be waiting. */
+  private readonly queuedHere = new Set<string>();
   private stopped = false;
+  /** Set when the server starts draining (before its WebSockets close). */
+  private stopping = false;
 
   constructor(
     private readonly matcher: StrangerMatcher,
@@ -84,6 +88,7 @@ export class StrangerService implements DirectPolicy {
     const interests = normalizeInterests(rawInterests);
     const current = await this.matcher.partner(viewer.id);
     if (current) await this.endChat(viewer, current.with);
+    this.queuedHere.add(viewer.id);
     const result = await this.matcher.enqueue(viewer.id, interests, Date.now(), await this.excluded(viewer.id));
     await this.settle(viewer.id, result);
     return true;
@@ -91,8 +96,10 @@ export class StrangerService implements DirectPolicy {
 
   private async settle(userId: string, result: EnqueueResult): Promise<void> {
     this.clearTimer(userId);
+    if (result.since === null) this.queuedHere.delete(userId);
     if (result.matched) {
       this.clearTimer(result.matched.with);
+      this.queuedHere.delete(result.matched.with);
       await this.announce(result.matched);
       return;
     }
@@ -134,6 +141,7 @@ export class StrangerService implements DirectPolicy {
 
   async leaveQueue(viewer: { id: string }): Promise<boolean> {
     this.clearTimer(viewer.id);
+    this.queuedHere.delete(viewer.id);
     return this.matcher.leave(viewer.id);
   }
 
@@ -201,9 +209,16 @@ export class StrangerService implements DirectPolicy {
       return;
     }
     this.connections.delete(user.id);
+    // At shutdown the user stays queued: their client reconnects to another instance.
+    if (this.stopping || (!this.matcher.cheapLeave && !this.queuedHere.has(user.id))) return;
     this.leaveQueue(user).catch((err) =>
       this.options.logger.warn({ err, userId: user.id }, 'strangers: could not leave the queue'),
     );
+  }
+
+  /** The server is draining: connections closing now are not users leaving. */
+  draining(): void {
+    this.stopping = true;
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * The HTTP transport: the express app (health, readiness, metrics, avatars, the web client),
+ * The HTTP transport: the express app (health, readiness, avatars, the web client),
  * Apollo Server at /graphql with the same Context as WebSocket operations (context.ts), and
  * the one JSON error body for everything that fails before Apollo.
  */
@@ -23,7 +23,9 @@ import {
 } from '../errors';
 import { httpLogger, requestIdOf } from '../observability/http-logger';
 import type { Metrics } from '../observability/metrics';
-import { originMiddleware } from '../security/http';
+import type { DefaultListSizes } from '../security/cost';
+import { documentSizeMiddleware, operationGuardPlugin } from '../security/graphql-guard';
+import { httpRateLimit, originMiddleware } from '../security/http';
 import type { OriginPolicy } from '../security/origin';
 import { rateLimitedError, type RateLimits } from '../security/rate-limit';
 import { resolveIdentity, type Identity, type SessionRequest } from '../sessions/identity';
@@ -49,6 +51,8 @@ export interface HttpTransportDeps {
   schema: GraphQLSchema;
   format: FormatOptions;
   metrics: Metrics;
+  /** List fields' sizes when the client gives none, for the cost limit (security/cost.ts). */
+  listSizes: DefaultListSizes;
   users: UserService;
   limits: RateLimits;
   origins: OriginPolicy;
@@ -80,6 +84,11 @@ export async function startHttpTransport(
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       deps.metrics.apolloPlugin(),
       serviceUnavailableStatusPlugin(),
+      operationGuardPlugin({
+        maxDocumentBytes: config.security.operations.maxDocumentBytes,
+        maxCost: config.security.operations.maxCost,
+        listSizes: deps.listSizes,
+      }),
       landingPagePlugin(config.isProduction),
       {
         serverWillStart() {
@@ -96,9 +105,11 @@ export async function startHttpTransport(
     '/graphql',
     commandScope.begin,
     ...originMiddleware(deps.origins),
-    deps.sessionMiddleware,
+    httpRateLimit(deps.limits),
     express.json({ limit: config.security.maxBodyBytes }),
     commandScope.resume,
+    documentSizeMiddleware(config.security.operations.maxDocumentBytes, config.security.operations.maxTokens),
+    deps.sessionMiddleware,
     expressMiddleware(apollo, { context: ({ req }) => httpContext(req, deps) }),
   );
   const client = webClient({ logger: deps.logger });
@@ -120,7 +131,6 @@ function mountRoutes(app: Express, deps: HttpTransportDeps): void {
       res.status(503).json({ status: 'database unavailable' });
     }
   });
-  app.get('/metrics', deps.metrics.handler());
   app.get('/avatars/:file', (req, res) => {
     const m = /^(.+)\.svg$/.exec(req.params.file);
     if (!m || !AVATAR_SEED.test(m[1])) return void res.status(404).end();
@@ -186,14 +196,15 @@ function jsonErrors(config: Config, logger: Logger): ErrorRequestHandler {
     }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) logger.error({ err }, 'request failed');
+    // Fixed texts: body-parser's messages quote request headers (e.g. the charset).
     const message =
       status === 413
         ? `Request body larger than ${config.security.maxBodyBytes} bytes`
-        : status === 400
-          ? 'Malformed request body'
+        : status === 415
+          ? 'Unsupported content type or charset (send application/json in UTF-8)'
           : status === 500
             ? 'Internal server error'
-            : String(err.message);
+            : 'Malformed request body';
     res.status(status).json({
       errors: [
         { message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_REQUEST } },

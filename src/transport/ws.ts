@@ -32,6 +32,10 @@ import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import type { OperationValidator } from '../validation';
 import { createContext } from './context';
+import { guardClientFrames } from '../realtime/frame-guard';
+import { OperationIds } from '../realtime/operation-ids';
+import type { ConnectionCounter } from '../security/connection-limits';
+import { costError, type DefaultListSizes } from '../security/cost';
 
 /** What the upgrade handler learned about a WebSocket connection. */
 interface UpgradeInfo {
@@ -55,6 +59,10 @@ export interface WsTransportDeps {
   users: UserService;
   presence: { connected(user: UserRecord): void; disconnected(user: UserRecord): void };
   limits: RateLimits;
+  /** Open connections per address and per user (security/connection-limits.ts). */
+  connections: ConnectionCounter;
+  /** List fields' sizes when the client gives none, for the cost limit (security/cost.ts). */
+  listSizes: DefaultListSizes;
   origins: OriginPolicy;
   sessionMiddleware: RequestHandler;
   sessionSecret: string;
@@ -84,14 +92,21 @@ function rejectUpgrade(socket: Duplex, status: number, message: string, headers:
 }
 
 /** graphql-ws's `onSubscribe`: limits, validation, and the operation's Context. */
-function subscribeHook(deps: WsTransportDeps) {
+function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
   const { config, limits, validator, schema, realtime, users, metrics } = deps;
+  const { maxCost } = config.security.operations;
   return async (
     ctx: WsContext<Record<string, unknown>, Extra>,
     id: string,
     payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
   ) => {
     metrics.wsOperationStarted(ctx, id);
+    if (!operationIds.claim(ctx, id, payload)) {
+      // As graphql-ws does for an id in use: reusing one before its operation ended is a
+      // protocol error (an error answer would let graphql-ws drop the first operation's id).
+      ctx.extra.socket.close(4409, `Subscriber for ${id} already exists`);
+      return [new GraphQLError(`Subscriber for ${id} already exists`, { extensions: { code: ErrorCode.BAD_REQUEST } })];
+    }
     // Counted before any await: graphql-ws registers each id as its message arrives, so a
     // burst of subscribe messages is judged in arrival order.
     if (Object.keys(ctx.subscriptions).length > config.maxSubscriptionsPerConnection) {
@@ -107,6 +122,8 @@ function subscribeHook(deps: WsTransportDeps) {
     const document = validator.check(payload.query);
     if (Array.isArray(document)) return document;
     const variables = payload.variables ?? {};
+    const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes);
+    if (tooCostly) return [tooCostly];
     const socket = ctx.extra.socket;
     const contextValue: Context = createContext(
       {
@@ -169,10 +186,12 @@ class SocketRegistry {
 export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransport> {
   const { config, logger, format, metrics, presence } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
+  guardClientFrames(wss);
+  const operationIds = new OperationIds();
   const wsServer = useServer<Record<string, unknown>, Extra>(
     {
       schema: deps.schema,
-      onSubscribe: subscribeHook(deps),
+      onSubscribe: subscribeHook(deps, operationIds),
       onOperation: (ctx, id, _payload, args) => metrics.wsOperationDone(ctx, id, args.document, args.operationName),
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!result.errors) return;
@@ -180,7 +199,9 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
         metrics.countErrors(errors, 'ws');
         return { ...result, errors };
       },
-      onError: (ctx, id, _payload, errors) => {
+      onComplete: (ctx, id, payload) => operationIds.release(ctx, id, payload),
+      onError: (ctx, id, payload, errors) => {
+        operationIds.release(ctx, id, payload);
         const formatted = errors.map((e) => formatGraphQLError(e, format));
         metrics.wsOperationFailed(ctx, id, formatted);
         return formatted;
@@ -304,8 +325,16 @@ class Admission {
       const { identity, setCookie } = await upgradeIdentity(req, sessionMiddleware, users, config, sessionSecret, {
         beforeCreate,
       });
+      const connectionId = randomUUID();
+      const keys = { ip, user: identity.user.id };
+      if (await this.deps.connections.acquire(connectionId, keys)) {
+        progress.done();
+        return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
+      }
+      // The raw socket closes after a failed upgrade and after the WebSocket's own close.
+      socket.once('close', () => this.deps.connections.release(connectionId, keys));
       if (socket.destroyed) return progress.done();
-      req.anonymo = { identity, setCookie, connectionId: randomUUID(), ip };
+      req.anonymo = { identity, setCookie, connectionId, ip };
       accept(progress);
       // handleUpgrade answers some bad requests itself without calling back.
       socket.once('close', progress.done);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { faker } from '@faker-js/faker/locale/en';
 import { LRUCache } from 'lru-cache';
 import { Types } from 'mongoose';
@@ -14,6 +15,15 @@ export function parseUserId(id: unknown, field = 'id'): Types.ObjectId {
     throw new BadUserInputError(`${field} is not a valid user id`, field);
   }
   return new Types.ObjectId(id);
+}
+
+/**
+ * A new user's id: 12 random bytes in ObjectId form. A generated ObjectId is a timestamp and
+ * a counter, so ids of neighbouring users could be guessed from one's own. Existing ids stay
+ * valid (same form), and `_id` lookups stay equality on the primary key.
+ */
+export function newUserId(): Types.ObjectId {
+  return new Types.ObjectId(randomBytes(12));
 }
 
 function toRecord(doc: UserDoc): UserRecord {
@@ -61,6 +71,7 @@ export class UserService {
       const username = makeUsername(attempt);
       try {
         const doc = await this.users.create({
+          _id: newUserId(),
           username,
           avatarSeed: username,
           createdAt: new Date(),

@@ -162,9 +162,8 @@ class SimClient {
 
 test('no acknowledged message is lost or duplicated through server and database kills', async () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-faults-'));
-  const dbPort = await freePort();
   const serverPort = await freePort();
-  let db: EmbeddedDatabase = await startFerretDB({ dataDir, port: dbPort, dbName: 'anonymo' });
+  let db: EmbeddedDatabase = await startFerretDB({ dataDir, dbName: 'anonymo' });
   const env = {
     MONGODB_URI: db.uri,
     SESSION_SECRET: TEST_SECRET,
@@ -209,7 +208,7 @@ test('no acknowledged message is lost or duplicated through server and database 
         await new Promise((r) => db.process!.once('exit', r));
         events.push(`${Date.now() - start}ms database killed`);
         await sleep(1500);
-        db = await startFerretDB({ dataDir, port: dbPort, dbName: 'anonymo' });
+        db = await startFerretDB({ dataDir, dbName: 'anonymo' });
         events.push(`${Date.now() - start}ms database restarted`);
       }
     }

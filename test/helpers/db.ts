@@ -33,12 +33,15 @@ export async function openDb(uri: string): Promise<{ db: Db; close(): Promise<vo
   return { db: client.db(), close: () => client.close() };
 }
 
-/** A FerretDB of the test's own (to kill and restart), on a temporary folder and a free or given port. */
+/**
+ * A FerretDB of the test's own (to kill and restart), on a temporary folder; restarted on the
+ * same folder it listens on the same socket, so its URI stays valid.
+ */
 export async function privateFerretDB(
-  opts: { dataDir?: string; port?: number } = {},
+  opts: { dataDir?: string } = {},
 ): Promise<EmbeddedDatabase & { cleanup(): Promise<void> }> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), 'anonymo-private-db-'));
-  const db = await startFerretDB({ dataDir, port: opts.port, dbName: 'anonymo' });
+  const db = await startFerretDB({ dataDir, dbName: 'anonymo' });
   return {
     ...db,
     cleanup: async () => {

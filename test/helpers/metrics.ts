@@ -17,16 +17,23 @@ export function sample(text: string, name: string, labels: Record<string, string
   return undefined;
 }
 
-/** The text of `GET /metrics`. */
-export async function scrape(server: { url: string }): Promise<string> {
-  const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
+/** A server whose metrics can be scraped: on its METRICS_PORT listener (the tests' servers use a free port). */
+export interface Scrapable {
+  url: string;
+  metricsUrl?: string;
+}
+
+/** The text of `GET /metrics` on the server's metrics listener. */
+export async function scrape(server: Scrapable): Promise<string> {
+  if (!server.metricsUrl) throw new Error('this server serves no metrics (METRICS_PORT=off)');
+  const res = await fetch(server.metricsUrl);
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
   return res.text();
 }
 
 /** Waits until a sample satisfies `pred`; resolves with the whole scrape it was seen in. */
 export async function waitForSample(
-  server: { url: string },
+  server: Scrapable,
   name: string,
   labels: Record<string, string>,
   pred: (v: number) => boolean,
@@ -47,11 +54,11 @@ export async function waitForSample(
  * one after another, so a test starts from 0 once the previous one's sockets are gone: see
  * `noSubscriptionsLeft`.
  */
-export async function subscriptionsAttached(server: { url: string }, count: number, timeout = 5000): Promise<void> {
+export async function subscriptionsAttached(server: Scrapable, count: number, timeout = 5000): Promise<void> {
   await waitForSample(server, 'anonymo_subscriptions_active', {}, (v) => v === count, timeout);
 }
 
 /** After a test: every subscription it opened has been detached on the server. */
-export function noSubscriptionsLeft(server: { url: string }): Promise<void> {
+export function noSubscriptionsLeft(server: Scrapable): Promise<void> {
   return subscriptionsAttached(server, 0);
 }

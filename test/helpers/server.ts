@@ -13,6 +13,10 @@ export const GENEROUS_RATE_LIMITS: Record<string, string> = {
   RATE_LIMIT_IDENTITIES_IP: '100000/1s',
   RATE_LIMIT_WS_CONNECTIONS_IP: '100000/1s',
   RATE_LIMIT_WS_OPERATIONS: '100000/1s',
+  RATE_LIMIT_REPLAY_MESSAGES: '100000/1s',
+  RATE_LIMIT_HTTP_IP: '100000/1s',
+  WS_MAX_CONNECTIONS_PER_IP: '100000',
+  WS_MAX_CONNECTIONS_PER_USER: '100000',
 };
 
 export interface TestServer extends AnonymoServer {
@@ -43,6 +47,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     SHUTDOWN_TIMEOUT_MS: '3000',
     PRESENCE_GRACE_MS: '300',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    METRICS_PORT: '0',
     // Tests make many identities and connections from 127.0.0.1: limits stay on (the code
     // paths run) but are far away; tests about a limit set a tight one.
     ...GENEROUS_RATE_LIMITS,

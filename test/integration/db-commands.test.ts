@@ -4,10 +4,12 @@
  * real traffic. CI runs this file with both storage strategies (DB_STRATEGY=mongodb too).
  */
 import { TestClient } from '../helpers/client';
+import { scrape } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const PAGE = 'query Page($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { node { id text } } } }';
+const PAGE =
+  'query Messages($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { node { id text } } } }';
 const ME = 'query Me { me { id username } }';
 const HISTOGRAM = 'anonymo_graphql_operation_db_commands';
 
@@ -16,12 +18,6 @@ interface Observed {
   sum: number;
   /** Observations at or below each bucket bound. */
   le: Map<string, number>;
-}
-
-async function scrape(server: TestServer): Promise<string> {
-  const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
-  expect(res.status).toBe(200);
-  return res.text();
 }
 
 /** The histogram's series for one operation name and transport. */
@@ -95,7 +91,7 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
     const reader = new TestClient(server);
     await reader.me();
     let texts: string[] = [];
-    const m = await measure(server, 'Page', async () => {
+    const m = await measure(server, 'Messages', async () => {
       const page = await reader.data(PAGE, { last: 50 });
       texts = page.messages.edges.map((e: { node: { text: string } }) => e.node.text);
     });

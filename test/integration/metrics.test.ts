@@ -3,11 +3,12 @@ import { TestClient, type WsTestClient } from '../helpers/client';
 import { sample, waitForSample } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
-const SEND = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const WATCH = 'subscription Watch($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
+const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
+const WATCH =
+  'subscription MessageAdded($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id text } }';
 
 async function scrape(server: TestServer): Promise<string> {
-  const res = await fetch(server.url.replace(/\/graphql$/, '/metrics'));
+  const res = await fetch(server.metricsUrl!);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/plain');
   return res.text();
@@ -62,14 +63,14 @@ describe('/metrics', () => {
       expect(
         sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
           type: 'mutation',
-          name: 'Send',
+          name: 'SendMessage',
           transport: 'http',
         }),
       ).toBe(4);
       expect(
         sample(after, 'anonymo_graphql_operation_duration_seconds_count', {
           type: 'subscription',
-          name: 'Watch',
+          name: 'MessageAdded',
           transport: 'ws',
         }),
       ).toBe(2);

@@ -50,12 +50,15 @@ describe('the web client at /', () => {
     expect((await fetch(`${base}/some/where`, { headers: { accept: 'application/json' } })).status).toBe(404);
   });
 
-  test('the API keeps its paths: /graphql, /healthz, /readyz, /metrics, /avatars', async () => {
+  test('the API keeps its paths: /graphql, /healthz, /readyz, /avatars; /metrics is served on the metrics port only', async () => {
     const client = new TestClient(server);
     expect((await client.me()).id).toMatch(/^[0-9a-f]{24}$/);
     expect(await (await fetch(`${base}/healthz`, { headers: html })).json()).toEqual({ status: 'ok' });
     expect(await (await fetch(`${base}/readyz`, { headers: html })).json()).toEqual({ status: 'ready' });
-    expect(await (await fetch(`${base}/metrics`, { headers: html })).text()).toContain('anonymo_websocket_connections');
+    const publicMetrics = await fetch(`${base}/metrics`, { headers: html });
+    expect(publicMetrics.status).toBe(404);
+    expect(await publicMetrics.text()).not.toContain('<div id="root">');
+    expect(await (await fetch(server.metricsUrl!)).text()).toContain('anonymo_websocket_connections');
     const avatar = await fetch(`${base}/avatars/abc.svg`, { headers: html });
     expect(avatar.headers.get('content-type')).toContain('image/svg+xml');
     // Misses under the API's prefixes are the API's 404s, not the app.

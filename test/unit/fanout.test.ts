@@ -194,12 +194,16 @@ describe('Planner', () => {
     expect(again.key).toBe(first.key);
   });
 
-  test('plans are bounded too: an evicted plan is rebuilt with the same key', () => {
+  test('a plan lives while it has subscribers: the last release drops it, and it is rebuilt with the same key', () => {
     const planner = makePlanner(schema);
     const first = subscriber(planner, 'alice', INCLUDE, { s: true }).plan;
     expect(subscriber(planner, 'bob', INCLUDE, { s: true }).plan).toBe(first);
-    // 10000 other viewer-dependent plans push it out of the plan cache.
-    for (let i = 0; i < 10000; i++) subscriber(planner, `v${i}`, MINE);
+    // Many other plans do not push one in use out.
+    for (let i = 0; i < 2000; i++) planner.release(subscriber(planner, `v${i}`, MINE).plan);
+    expect(subscriber(planner, 'carol', INCLUDE, { s: true }).plan).toBe(first);
+    expect(planner.size).toBe(1);
+    for (let i = 0; i < 3; i++) planner.release(first);
+    expect(planner.size).toBe(0);
     const rebuilt = subscriber(planner, 'bob', INCLUDE, { s: true }).plan;
     expect(rebuilt).not.toBe(first);
     expect(rebuilt.key).toBe(first.key);

@@ -1,11 +1,14 @@
-import { parse } from 'graphql';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Kind, parse } from 'graphql';
 import { Metrics } from '../../src/observability/metrics';
+import { KNOWN_OPERATION_NAMES } from '../../src/observability/operation-names';
 
 describe('Metrics', () => {
-  test('operation names become labels only up to the limit; the rest count as "other"', async () => {
-    const metrics = new Metrics({ maxOperationNames: 2, processMetrics: false });
+  test('only known operation names become labels; any other name counts as "other", however early it came', async () => {
+    const metrics = new Metrics({ knownOperationNames: ['A', 'B'], processMetrics: false });
     const connection = {};
-    ['A', 'B', 'C', 'A'].forEach((name, i) => {
+    ['C', 'A', 'B', 'A'].forEach((name, i) => {
       metrics.wsOperationStarted(connection, String(i));
       metrics.wsOperationDone(connection, String(i), parse(`query ${name} { me { id } }`));
     });
@@ -18,6 +21,15 @@ describe('Metrics', () => {
         ).exec(text)?.[1] ?? 0,
       );
     expect([count('A'), count('B'), count('C'), count('other')]).toEqual([2, 1, 0, 1]);
+  });
+
+  test('every operation of the web client is a known operation name', () => {
+    const ops = parse(readFileSync(path.resolve(__dirname, '../../web/src/graphql/operations.graphql'), 'utf8'));
+    const names = ops.definitions.flatMap((d) =>
+      d.kind === Kind.OPERATION_DEFINITION && d.name ? [d.name.value] : [],
+    );
+    expect(names.length).toBeGreaterThan(5);
+    expect(names.filter((n) => !KNOWN_OPERATION_NAMES.includes(n))).toEqual([]);
   });
 
   test('a document that names no operation, or an invalid name, never becomes a label', async () => {

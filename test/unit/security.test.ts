@@ -15,7 +15,16 @@ describe('security configuration', () => {
       maxBodyBytes: 65536,
       maxWsPayloadBytes: 65536,
       hideSuggestions: false,
-      operations: { maxDepth: 10, maxAliases: 15, maxDirectives: 10, maxTokens: 1000, maxCost: 20000 },
+      operations: {
+        maxDepth: 10,
+        maxAliases: 15,
+        maxDirectives: 10,
+        maxTokens: 1000,
+        maxCost: 20000,
+        maxDocumentBytes: 8192,
+      },
+      connections: { perIp: 50, perUser: 20 },
+      maxReplayMessages: 10000,
       rateLimits: {
         enabled: true,
         sendMessage: { user: { points: 10, durationMs: 10000 }, ip: { points: 60, durationMs: 10000 } },
@@ -23,6 +32,8 @@ describe('security configuration', () => {
         identities: { ip: { points: 60, durationMs: 3600000 } },
         wsConnections: { ip: { points: 60, durationMs: 60000 } },
         wsOperations: { connection: { points: 100, durationMs: 60000 } },
+        replayMessages: { connection: { points: 20000, durationMs: 60000 } },
+        httpRequests: { ip: { points: 600, durationMs: 60000 } },
       },
     });
   });
@@ -143,6 +154,8 @@ describe('RateLimits', () => {
     identities: { ip: { points: 1, durationMs: 60000 } },
     wsConnections: { ip: { points: 1, durationMs: 60000 } },
     wsOperations: { connection: { points: 1, durationMs: 60000 } },
+    replayMessages: { connection: { points: 1, durationMs: 60000 } },
+    httpRequests: { ip: { points: 1, durationMs: 60000 } },
   });
 
   test('each key kind is counted separately; the excess throws RATE_LIMITED with retryAfterMs', async () => {

@@ -21,7 +21,8 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on (port 0 picks a free port)")
+	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on (port 0 picks a free port; empty: no TCP)")
+	listenUnix := flag.String("listen-unix", "", "Unix domain socket path to listen on (empty: none)")
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite URI of the data directory (must end with /)")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
 	flag.Parse()
@@ -31,10 +32,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ferretdb: bad --log-level:", err)
 		os.Exit(2)
 	}
+	// Database files and the socket are readable by this user only (0600; folders 0700): the
+	// embedded database has no authentication, so file permissions are its access control.
+	syscall.Umask(0o077)
+
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{TCP: *listen, Unix: *listenUnix},
 		Handler:   "sqlite",
 		SQLiteURL: *sqliteURL,
 		Logger:    logger,
