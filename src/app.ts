@@ -19,6 +19,10 @@ import type { GraphQLSchema } from 'graphql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { afterBlocksLoaded } from './blocks/block.channel';
+import { blockLogModel } from './blocks/block.model';
+import { BlockResolver } from './blocks/block.resolver';
+import { BlockService } from './blocks/block.service';
 import type { Config } from './config';
 import type { Context } from './context';
 import { inboxChannelKind, readChannelKind } from './conversations/conversation.channel';
@@ -47,6 +51,17 @@ import { messageModel, type MessageDoc } from './messages/message.model';
 import { MessageResolver } from './messages/message.resolver';
 import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
+import { createHmac } from 'node:crypto';
+import { AuditLog } from './moderation/audit';
+import { BanCheck } from './moderation/ban.check';
+import { ContentCheck, loadBlocklist } from './moderation/content.check';
+import { SlowMode } from './moderation/slow-mode';
+import { BanService } from './moderation/ban.service';
+import { AbusePolicy } from './moderation/message-policy';
+import { ensureModerationIndexes, moderationModels } from './moderation/moderation.model';
+import { ModerationResolver } from './moderation/moderation.resolver';
+import { ModeratorAuth } from './moderation/moderator';
+import { ReportService } from './moderation/report.service';
 import { Metrics } from './observability/metrics';
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server';
 import { CONVERSATIONS_MAX } from './conversations/conversation.service';
@@ -67,6 +82,7 @@ import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
 import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
+import { Escalation } from './security/escalation';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
@@ -115,6 +131,9 @@ export interface AppServices {
   presence: PresenceService;
   typing: TypingService;
   identity: IdentityService;
+  blocks: BlockService;
+  bans: BanService;
+  reports: ReportService;
   rooms: RoomService;
   strangers: StrangerService;
   realtime: RealtimeEngine;
@@ -164,17 +183,20 @@ export async function ensureIndexes(db: Database): Promise<void> {
     strangerPairModel,
     updateModel,
     conversationSettingModel,
+    blockLogModel,
   ]) {
     await model(db.connection)
       .createCollection()
       .catch(() => undefined);
   }
+  await ensureModerationIndexes(moderationModels(db.connection));
 }
 
 /** Rate limits: in Redis with REDIS_URL (shared by every instance), else in memory. */
 function createRateLimits(config: Config, logger: Logger, redis: Redis | undefined): RateLimits {
   return new RateLimits(config.security.rateLimits, {
     logger,
+    escalation: new Escalation(config.moderation.escalationMaxSeconds * 1000),
     factory: redis
       ? (keyPrefix, spec) =>
           new RateLimiterRedis({
@@ -185,6 +207,50 @@ function createRateLimits(config: Config, logger: Logger, redis: Redis | undefin
           })
       : undefined,
   });
+}
+
+interface AbuseExtras {
+  redis: Redis | undefined;
+  blocklist: RegExp[];
+}
+
+/** Abuse control (blocks, bans, reports, content rules, slow mode): the messages domain's policy. */
+function createAbuseControl(
+  options: ServerOptions,
+  db: Database,
+  pubsub: PubSub,
+  d: { users: UserService; store: MessageStore },
+  { redis, blocklist }: AbuseExtras,
+) {
+  const { config } = options;
+  const { users, store } = d;
+  const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.strategy);
+  const mod = moderationModels(db.connection);
+  const audit = new AuditLog(mod.Audit);
+  const bans = new BanService(mod, users, pubsub, audit, {
+    // A key of its own: knowing the session secret's uses must not help reverse network hashes.
+    secret:
+      config.moderation.networkHashSecret ??
+      createHmac('sha256', options.sessionSecret).update('anonymo network hash').digest('hex'),
+    networkRecordDays: config.moderation.networkRecordDays,
+  });
+  const slowMode = new SlowMode(
+    mod.SlowMode,
+    pubsub,
+    audit,
+    redis ? { client: redis, prefix: config.redis.prefix } : undefined,
+  );
+  const content = new ContentCheck(blocklist, config.moderation.newIdentityLinkDelaySeconds * 1000);
+  const policy = new AbusePolicy(blocks, [new BanCheck(bans), content, slowMode]);
+  const reports = new ReportService(mod, store, policy, audit, pubsub, {
+    hideThreshold: config.moderation.reportHideThreshold,
+    strategy: db.strategy,
+    // HOOK (messageUpdated): publish the changed message to the conversation's update
+    // subscribers once the message lifecycle's messageUpdated is merged.
+    onChanged: undefined,
+  });
+  const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
+  return { blocks, policy, audit, bans, reports, moderators, slowMode };
 }
 
 /** Stranger pairing: a Lua script in Redis with REDIS_URL, else claims by insert in the database. */
@@ -204,13 +270,15 @@ async function createStrangerMatcher(config: Config, db: Database): Promise<Stra
 
 /** The domain services, each with the narrow dependencies it uses. */
 function createDomains(
-  config: Config,
+  options: ServerOptions,
   logger: Logger,
   db: Database,
   pubsub: PubSub,
   limits: RateLimits,
+  extra: AbuseExtras,
   matcher: StrangerMatcher,
 ) {
+  const { config } = options;
   const users = new UserService(userModel(db.connection), db.strategy);
   // The message lifecycle: expiry, settings, the update sequence (src/lifecycle).
   const retentionMs = config.lifecycle.retentionDays ? config.lifecycle.retentionDays * 86400000 : undefined;
@@ -262,9 +330,12 @@ function createDomains(
     presence,
     config.rooms,
   );
+  const abuse = createAbuseControl(options, db, pubsub, { users, store }, extra);
   const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
     anyAfterMs: config.strangers.anyAfterMs,
     logger,
+    // Never paired with someone they block.
+    excludedFor: async (userId) => [...(await abuse.blocks.blockedBy(userId))],
   });
   const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub);
   const messages = new MessageService(
@@ -340,6 +411,7 @@ function createDomains(
     lifecycle,
     forget,
     purge,
+    ...abuse,
   };
 }
 
@@ -349,16 +421,21 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
   const avatarUrl = (seed: string) => `${config.publicUrl ?? ''}/avatars/${encodeURIComponent(seed)}.svg`;
   return [
     new UserResolver(d.identity, d.presence, avatarUrl),
-    new MessageResolver(d.messages, limits),
+    new MessageResolver(d.messages, limits, d.policy),
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
-    new LifecycleResolver(d.lifecycle, d.forget, d.settings, d.messages, d.store, d.updateLog, d.expiry),
+    new LifecycleResolver(d.lifecycle, d.forget, d.settings, d.messages, d.store, d.updateLog, d.expiry, {
+      moderators: d.moderators,
+      reports: d.reports,
+    }),
     new ReactionResolver(d.lifecycle),
     new ConversationTtlResolver(d.settings),
     new RoomResolver(d.rooms),
     new MessageRoomResolver(d.rooms),
     new StrangerResolver(d.strangers),
+    new BlockResolver(d.blocks, d.users),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode),
   ] as const;
 }
 
@@ -441,8 +518,18 @@ function createRealtime(
     schema,
     pubsub,
     kinds: [
-      messageChannelKind(d.messages, { store: d.store, toPayloads: d.toPayloads }),
-      typingChannelKind(d.messages),
+      afterBlocksLoaded(
+        messageChannelKind(d.messages, {
+          store: d.store,
+          toPayloads: d.toPayloads,
+          audience: (p) => d.policy.audience(p),
+        }),
+        d.blocks,
+      ),
+      afterBlocksLoaded(
+        typingChannelKind(d.messages, (typist) => d.blocks.blockersOf(typist)),
+        d.blocks,
+      ),
       presenceChannelKind(),
       inboxChannelKind(),
       readChannelKind(d.messages),
@@ -515,15 +602,18 @@ async function createTransports(
     validator: new OperationValidator(schema, config),
     realtime,
     pubsub,
-    // Connections count for presence, and a user whose last one closes leaves the stranger queue.
+    // Connections count for presence, and a user whose last one closes leaves the stranger queue;
+    // blocked sets are kept loaded for viewers with a WebSocket here (the fan-out reads them).
     presence: {
       connected: (user) => {
         d.presence.connected(user);
         d.strangers.connected(user);
+        d.blocks.retain(user.id);
       },
       disconnected: (user) => {
         d.presence.disconnected(user);
         d.strangers.disconnected(user);
+        d.blocks.release(user.id);
       },
     },
     connections: infra.connections,
@@ -561,10 +651,20 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const logger = options.logger ?? createLogger(config);
   const metrics = new Metrics();
   const format = errorFormat(config, logger);
+  // Read before anything is connected: a bad expression stops the start with nothing to undo.
+  const blocklist = loadBlocklist(config.moderation.blocklistFile);
 
   const infra = await connectInfrastructure(options, logger, metrics);
   const { pubsub, db, limits } = infra;
-  const d = createDomains(config, logger, db, pubsub, limits, await createStrangerMatcher(config, db));
+  const d = createDomains(
+    options,
+    logger,
+    db,
+    pubsub,
+    limits,
+    { redis: infra.limitsRedis, blocklist },
+    await createStrangerMatcher(config, db),
+  );
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
@@ -574,6 +674,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   await d.lifecycle.start();
   await d.purge.start();
   await d.strangers.start();
+  await d.blocks.start();
+  await d.bans.start();
+  await d.slowMode.start();
+  await d.reports.start();
 
   let metricsServer: MetricsServer | undefined;
   if (config.metrics.port !== null) {
@@ -607,6 +711,10 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       d.lifecycle.close();
       await d.presence.stop();
       await d.strangers.stop();
+      d.blocks.stop();
+      d.bans.stop();
+      d.slowMode.stop();
+      d.reports.stop();
       infra.connections.close();
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { bool, emptyAsUndefined, int } from './env';
+import { moderationConfig, moderationEnv, type ModerationConfig } from './moderation/moderation.config';
 import { securityConfig, securityEnv, type SecurityConfig } from './security/security.config';
 
 const EnvSchema = z.object({
@@ -39,6 +40,7 @@ const EnvSchema = z.object({
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
   ...securityEnv,
+  ...moderationEnv,
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
     z
@@ -136,6 +138,12 @@ export interface Config {
    * (including `RATE_LIMIT_REPLAY_MESSAGES` and `RATE_LIMIT_HTTP_IP`).
    */
   security: SecurityConfig;
+  /**
+   * Abuse control, each variable documented with its default in moderation/moderation.config.ts:
+   * `MODERATOR_TOKEN`, `REPORT_HIDE_THRESHOLD`, `NETWORK_HASH_SECRET`, `NETWORK_RECORD_DAYS`,
+   * `BLOCKLIST_FILE`, `NEW_IDENTITY_LINK_DELAY`, `RATE_LIMIT_ESCALATION_MAX`.
+   */
+  moderation: ModerationConfig;
   redis: {
     /** `REDIS_URL` [unset: in-process pub/sub]: publish through Redis so several instances act as one. */
     url?: string;
@@ -239,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ferretdbBin: e.FERRETDB_BIN,
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
     security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
+    moderation: moderationConfig(e),
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     fanout: e.FANOUT,
     rooms: { createdPerDay: e.ROOMS_CREATED_PER_DAY, maxMembers: e.ROOM_MAX_MEMBERS, perUser: e.ROOMS_PER_USER },

@@ -35,6 +35,11 @@ export interface Context {
   readonly sessionControl?: SessionControl;
   /** Present for WebSocket operations: subscriptions are served there only. */
   readonly live?: LiveSubscribe;
+  /**
+   * The moderator token the request presented (HTTP `Authorization: Bearer`, graphql-ws
+   * `connection_init` `{ moderatorToken }`), unchecked: moderation/moderator.ts decides.
+   */
+  readonly moderatorToken?: string;
 }
 
 /**

@@ -13,6 +13,8 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   FORBIDDEN: 'FORBIDDEN',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  /** Refused by a content rule (BLOCKLIST_FILE, links from new identities). */
+  CONTENT_BLOCKED: 'CONTENT_BLOCKED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
   /** Apollo Server's codes for documents that do not parse or validate; kept as clients know them. */
   GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
@@ -52,6 +54,12 @@ export class RateLimitedError extends AppError {
 export class ForbiddenError extends AppError {
   constructor(message = 'Forbidden') {
     super(message, ErrorCode.FORBIDDEN);
+  }
+}
+
+export class ContentBlockedError extends AppError {
+  constructor(message: string) {
+    super(message, ErrorCode.CONTENT_BLOCKED);
   }
 }
 

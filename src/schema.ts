@@ -2,8 +2,10 @@ import 'reflect-metadata';
 import './sessions/session.types';
 import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
+import { BlockResolver } from './blocks/block.resolver';
 import { ConversationResolver } from './conversations/conversation.resolver';
 import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
+import { ModerationResolver } from './moderation/moderation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
 import { MessageRoomResolver, RoomResolver } from './rooms/room.resolver';
@@ -23,6 +25,8 @@ export const resolverClasses = [
   RoomResolver,
   MessageRoomResolver,
   StrangerResolver,
+  BlockResolver,
+  ModerationResolver,
 ] as const;
 
 /**

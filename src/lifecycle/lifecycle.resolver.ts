@@ -29,14 +29,19 @@ import type { Actor, LifecycleService } from './lifecycle.service';
 import { Reaction, type ReactionView } from './lifecycle.type';
 import type { ConversationSettings } from './settings';
 import { encodeUpdateCursor, type UpdateLog } from './update-log';
+import type { ModeratorAuth } from '../moderation/moderator';
+import type { ReportService } from '../moderation/report.service';
 
 const view = (p: UpdatePayload): MessageView => ({
   ...toMessageView(p.message, p.sender, p.recipient),
   ...(p.n > 0 ? { updateSeq: p.n } : {}),
 });
 
-/** The viewer as an actor. Moderators are not part of this branch (see Actor). */
-const actorOf = (ctx: Context): Actor => ({ id: ctx.user.id, role: 'user' });
+/** Moderation as the lifecycle needs it: who is a moderator, and closing a report on deletion. */
+export interface LifecycleModeration {
+  moderators: Pick<ModeratorAuth, 'identify'>;
+  reports: Pick<ReportService, 'closeAsDeleted'>;
+}
 
 @Resolver(() => Message)
 export class LifecycleResolver {
@@ -48,20 +53,35 @@ export class LifecycleResolver {
     private readonly store: Pick<MessageStore, 'get'>,
     private readonly log: Pick<UpdateLog, 'head'>,
     private readonly expiry: MessageExpiry,
+    private readonly moderation?: LifecycleModeration,
   ) {}
+
+  /** The viewer as an actor: a moderator when the request carries a valid moderator token. */
+  private actorOf(ctx: Context): Actor & { label?: string } {
+    const moderator = this.moderation?.moderators.identify(ctx.moderatorToken);
+    return moderator
+      ? { id: ctx.user.id, role: 'moderator', label: moderator.label }
+      : { id: ctx.user.id, role: 'user' };
+  }
 
   @Mutation(() => Message, {
     description: `The sender only, within EDIT_WINDOW_SECONDS of sending; same text rules as sending. Sets editedAt.`,
   })
   async editMessage(@Args() args: EditMessageArgs, @Ctx() ctx: Context): Promise<MessageView> {
-    return view(await this.lifecycle.edit(actorOf(ctx), args.id, args.text));
+    return view(await this.lifecycle.edit({ id: ctx.user.id, role: 'user' }, args.id, args.text));
   }
 
   @Mutation(() => Message, {
     description: 'The sender (or a moderator), at any time: a tombstone keeps the place; the text is erased.',
   })
   async deleteMessage(@Args() args: MessageIdArgs, @Ctx() ctx: Context): Promise<MessageView> {
-    return view(await this.lifecycle.delete(actorOf(ctx), args.id));
+    const actor = this.actorOf(ctx);
+    const deleted = await this.lifecycle.delete(actor, args.id);
+    // A moderator's deletion decides the message's reports and is audited under the token's label.
+    if (actor.label && deleted.message.sender !== actor.id) {
+      await this.moderation?.reports.closeAsDeleted(actor.label, deleted.message._id, deleted.message.sender);
+    }
+    return view(deleted);
   }
 
   @Mutation(() => Message, { description: 'Adds or removes the viewer’s reaction (one emoji; at most 20 distinct).' })

@@ -35,6 +35,8 @@ export interface Draft {
   /** Lifecycle (src/lifecycle): the message answered, and how long until it expires. */
   replyTo?: string;
   ttlMs?: number;
+  /** Abuse control: sent while shadow-banned (visible to the sender only; counts for no one). */
+  shadow?: boolean;
 }
 
 /** The stored message; `fresh` is false when an earlier message with the same clientId was returned. */
@@ -130,7 +132,7 @@ export class SendBatcher {
         let counts = pendings[0].draft.recipient ? await this.countsAt(conversation, head) : undefined;
         return pendings.map((p, i) => {
           const seq = head + 1 + i;
-          if (counts) counts = { ...counts, [p.draft.sender]: (counts[p.draft.sender] ?? 0) + 1 };
+          if (counts && !p.draft.shadow) counts = { ...counts, [p.draft.sender]: (counts[p.draft.sender] ?? 0) + 1 };
           const { dedupeKey, ttlMs, ...rest } = p.draft;
           const createdAt = new Date();
           const doc: MessageDoc = {

@@ -18,6 +18,7 @@ import type { ChannelKind } from '../realtime/engine';
 import { Channel, toPayload, type ChannelTools, type Payload, type Sink } from '../realtime/fanout';
 import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
+import type { MessagePolicy } from './message.policy';
 import type { MessageService } from './message.service';
 import type { MessageStore } from './message.store';
 
@@ -29,6 +30,8 @@ export interface MessageChannelDeps {
   store: Pick<MessageStore, 'head' | 'range' | 'noteStored'>;
   /** Attaches sender and recipient to stored messages. */
   toPayloads(docs: MessageDoc[]): Promise<MessagePayload[]>;
+  /** Abuse control: who may receive a message (blocks, shadow bans, hidden by reports). Default everyone. */
+  audience?: MessagePolicy['audience'];
 }
 
 /** What a `messageAdded` subscription attaches with. */
@@ -131,7 +134,9 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
   private async deliver(payload: MessagePayload): Promise<void> {
     const seq = payload.message.seq;
     if (seq <= this.lastSeq) return;
-    await this.dispatch(payload, undefined, seq);
+    // Usually undefined: then every group executes once and writes to all of its sinks.
+    const may = this.deps.audience?.(payload);
+    await this.dispatch(payload, may && ((sink: Sink) => may(sink.viewerId)), seq);
     this.lastSeq = seq;
     for (const k of this.pending.keys()) if (k <= seq) this.pending.delete(k);
   }
@@ -171,6 +176,8 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
       return;
     }
     for (const p of await this.deps.toPayloads(docs)) {
+      const may = this.deps.audience?.(p);
+      if (may && !may(sink.viewerId)) continue;
       if (sink.plan.perSubscriber) {
         sink.sendEvent(p, p.message.seq);
         continue;

@@ -30,6 +30,11 @@ export interface MessageDoc {
   expiresAt?: Date | null;
   /** Set by the purge: what is left is only the position (conversation, seq, counts), no content. */
   purgedAt?: Date | null;
+  // Abuse control (src/moderation): both make the message visible to its sender only.
+  /** Sent while shadow-banned. */
+  shadow?: boolean;
+  /** Hidden after REPORT_HIDE_THRESHOLD reports, until a moderator clears or deletes it. */
+  hiddenAt?: Date | null;
 }
 
 const messageSchema = new Schema<MessageDoc>(
@@ -51,6 +56,8 @@ const messageSchema = new Schema<MessageDoc>(
     reactions: { type: Schema.Types.Mixed },
     expiresAt: { type: Date },
     purgedAt: { type: Date },
+    shadow: { type: Boolean },
+    hiddenAt: { type: Date },
   },
   { collection: 'messages', versionKey: false },
 );

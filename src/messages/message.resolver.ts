@@ -6,6 +6,7 @@ import { User, type UserRecord } from '../users/user.type';
 import { encodeCursor } from './conversation';
 import type { MessagePayload } from './message.events';
 import { MessageAddedArgs, MessagesArgs, SendMessageInput } from './message.input';
+import { OPEN_POLICY, type MessagePolicy } from './message.policy';
 import type { MessageService } from './message.service';
 import {
   Message,
@@ -21,6 +22,8 @@ export class MessageResolver {
   constructor(
     private readonly messageService: MessageService,
     private readonly limits: RateLimits,
+    /** Abuse control (blocks, bans, reports, content rules); see message.policy.ts. */
+    private readonly policy: MessagePolicy = OPEN_POLICY,
   ) {}
 
   @Query(() => MessageConnection, {
@@ -29,8 +32,9 @@ export class MessageResolver {
   async messages(@Args() args: MessagesArgs, @Ctx() ctx: Context): Promise<MessageConnectionView> {
     const { key } = await this.messageService.resolveConversation(ctx.user, args);
     const page = await this.messageService.page(key, args);
+    const visible = await this.policy.visible(ctx.user.id, page.messages);
     return toConnection(
-      page.messages.map((m) => toMessageView(m)),
+      visible.map((m) => toMessageView(m)),
       page.hasPreviousPage,
       page.hasNextPage,
     );
@@ -44,7 +48,12 @@ export class MessageResolver {
     @Ctx() ctx: Context,
   ): Promise<MessageView> {
     await this.limits.consumeFor('sendMessage', ctx);
-    const { message, sender, recipient } = await this.messageService.send(ctx.user, input);
+    const admission = await this.policy.admit(ctx, {
+      text: input.text,
+      to: input.to ?? null,
+      room: input.room ?? null,
+    });
+    const { message, sender, recipient } = await this.messageService.send(ctx.user, input, admission);
     return toMessageView(message, sender, recipient);
   }
 

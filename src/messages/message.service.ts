@@ -8,6 +8,7 @@ import { LOBBY, conversationKey, decodeCursor, parseMessageId, roomKey, roomOfKe
 import { messageTopic, type MessagePayload } from './message.events';
 import type { MessageDoc } from './message.model';
 import { SendBatcher, type Draft, type SendBatcherOptions } from './message.batcher';
+import type { SendAdmission } from './message.policy';
 import type { MessageStore } from './message.store';
 
 export const MAX_TEXT_LENGTH = 2000;
@@ -152,7 +153,7 @@ export class MessageService {
    * has no atomic `$inc` under concurrency: a counter document loses updates there, so
    * none is used.)
    */
-  async send(sender: UserRecord, input: SendInput): Promise<MessagePayload> {
+  async send(sender: UserRecord, input: SendInput, admission: SendAdmission = {}): Promise<MessagePayload> {
     const text = cleanUserText(input.text, { field: 'text', maxLength: MAX_TEXT_LENGTH });
     let clientId: string | null = null;
     if (input.clientId !== null && input.clientId !== undefined) {
@@ -185,7 +186,10 @@ export class MessageService {
     // Lifecycle fields (replyTo checked; the expiry from the conversation's TTL and retention).
     const lifecycle = this.lifecycle ? await this.lifecycle.fieldsFor(conversation, input) : {};
 
-    if (other) await this.conversations.registerPair(sender.id, other.id);
+    // Abuse control (moderation/): a shadow-banned sender's message is stored for them alone,
+    // so it must not show up in the other user's inbox or unread count either.
+    const shadow = admission.shadow === true;
+    if (other && !shadow) await this.conversations.registerPair(sender.id, other.id);
 
     const draft: Draft = {
       conversation,
@@ -196,6 +200,7 @@ export class MessageService {
       ...(dedupeKey ? { dedupeKey } : {}),
       ...(lifecycle.replyTo ? { replyTo: lifecycle.replyTo } : {}),
       ...(lifecycle.ttlMs ? { ttlMs: lifecycle.ttlMs } : {}),
+      ...(shadow ? { shadow: true } : {}),
     };
     const submitted = this.batcher.submit(draft);
     if (dedupeKey) {
@@ -215,7 +220,7 @@ export class MessageService {
       // Subscribers fill gaps from the database (see MessageChannel), so a lost
       // publication delays a delivery; it does not lose it.
     });
-    if (other) this.conversations.messageStored(doc);
+    if (other && !shadow) this.conversations.messageStored(doc);
     const roomId = roomOfKey(conversation);
     if (roomId) this.policies.rooms.noteActivity(roomId);
     return payload;

@@ -75,6 +75,28 @@ export class MessageStore {
     return this.model.findOne({ dedupeKey: key }).lean<MessageDoc>().exec();
   }
 
+  /**
+   * Abuse control: changes fields of a stored message (hidden by reports, shown again, erased
+   * by a moderator) and the copy held here. Other instances are told to {@link refresh}.
+   */
+  async update(
+    id: string,
+    update: { $set?: Partial<MessageDoc>; $unset?: Record<string, ''> },
+  ): Promise<MessageDoc | null> {
+    await this.model.collection.updateOne({ _id: id } as never, update);
+    const doc = await this.strategy.findById(this.model, id);
+    if (doc) this.recent.replace(doc);
+    return doc;
+  }
+
+  /** A message changed through another instance: re-reads it if a copy is held here. */
+  async refresh(id: string): Promise<void> {
+    const parsed = parseMessageId(id);
+    if (!parsed || !this.recent.get(parsed.conversation, parsed.seq)) return;
+    const doc = await this.strategy.findById(this.model, id);
+    if (doc) this.recent.replace(doc);
+  }
+
   /** Sets `readAt` on messages still unread; returns how many changed. */
   async markRead(ids: readonly string[], at: Date): Promise<number> {
     if (ids.length === 0) return 0;

@@ -101,7 +101,7 @@ export class RecentMessages {
     }
   }
 
-  /** A held message changed (edit, deletion, reactions: src/lifecycle): hold its new state. */
+  /** A held message changed (edit, deletion, reactions, a moderation hide): hold its new state. */
   replace(doc: MessageDoc): void {
     const run = this.runs.peek(doc.conversation);
     const i = run ? doc.seq - run.first : -1;

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { RateLimitedError } from '../errors';
+import type { Escalation } from './escalation';
 import { ipKey } from './ip';
 import type { RateLimitsConfig, RateSpec } from './security.config';
 
@@ -42,6 +43,8 @@ export interface RateLimitsOptions {
   factory?: LimiterFactory;
   /** Store failures are logged here; the action is then allowed (see {@link RateLimits.retryAfter}). */
   logger?: Logger;
+  /** Escalating cooldowns for keys that keep hitting a limit through {@link RateLimits.consume}. */
+  escalation?: Escalation;
 }
 
 export class RateLimits {
@@ -70,28 +73,44 @@ export class RateLimits {
    * lets the action through: an outage of the limiter must not take the chat down with it.
    */
   async retryAfter(name: LimitName, keys: LimitKeys, points = 1): Promise<number> {
-    if (!this.config.enabled) return 0;
-    const results = await Promise.all(
+    return Math.max(0, ...(await this.waits(name, keys, points)).map((w) => w.ms));
+  }
+
+  /** {@link retryAfter} per key. */
+  private async waits(name: LimitName, keys: LimitKeys, points = 1): Promise<Array<{ tag: string; ms: number }>> {
+    if (!this.config.enabled) return [];
+    return Promise.all(
       (Object.entries(keys) as Array<[KeyKind, string | undefined]>).map(async ([kind, key]) => {
+        const tag = `${name}:${kind}:${key}`;
         const limiter = this.limiters.get(`${name}:${kind}`);
-        if (!limiter || !key) return 0;
+        if (!limiter || !key) return { tag, ms: 0 };
         try {
           await limiter.consume(kind === 'ip' ? ipKey(key) : key, points);
-          return 0;
+          return { tag, ms: 0 };
         } catch (res) {
-          if (res instanceof RateLimiterRes) return Math.max(1, res.msBeforeNext);
+          if (res instanceof RateLimiterRes) return { tag, ms: Math.max(1, res.msBeforeNext) };
           this.options.logger?.warn({ err: res, limit: name }, 'rate limiter store failed; allowing the action');
-          return 0;
+          return { tag, ms: 0 };
         }
       }),
     );
-    return Math.max(0, ...results);
   }
 
   /** Like {@link retryAfter}, but throws RATE_LIMITED (with `retryAfterMs`) when over the limit. */
   async consume(name: LimitName, keys: LimitKeys, points = 1): Promise<void> {
-    const ms = await this.retryAfter(name, keys, points);
-    if (ms > 0) throw rateLimitedError(name, ms);
+    const escalation = this.config.enabled ? this.options.escalation : undefined;
+    if (!escalation) {
+      const ms = await this.retryAfter(name, keys, points);
+      if (ms > 0) throw rateLimitedError(name, ms);
+      return;
+    }
+    // A key still cooling down is refused without counting, and its cooldown grows; only the
+    // keys actually refused escalate (one user's flood must not lengthen their neighbours' waits).
+    const tags = Object.entries(keys).flatMap(([k, v]) => (v ? [`${name}:${k}:${v}`] : []));
+    let refused = tags.map((tag) => ({ tag, ms: escalation.remaining(tag) })).filter((w) => w.ms > 0);
+    if (refused.length === 0) refused = (await this.waits(name, keys, points)).filter((w) => w.ms > 0);
+    if (refused.length === 0) return;
+    throw rateLimitedError(name, Math.max(...refused.map((w) => escalation.strike(w.tag, w.ms))));
   }
 
   /** {@link consume} for an operation of the viewer: keyed by their user id and their address. */

@@ -21,6 +21,7 @@ export interface ContextInput {
   ip: string;
   sessionControl?: SessionControl;
   live?: LiveSubscribe;
+  moderatorToken?: string;
 }
 
 /** The context of one operation. Loaders are made on first use: fan-out subscriptions never load through them. */
@@ -34,6 +35,7 @@ export function createContext(input: ContextInput, users: Pick<UserService, 'get
     ip: input.ip,
     sessionControl: input.sessionControl,
     live: input.live,
+    moderatorToken: input.moderatorToken,
     get loaders() {
       return (loaders ??= createLoaders(users));
     },

@@ -163,6 +163,7 @@ async function httpContext(req: Request, deps: HttpTransportDeps): Promise<Conte
       transport: 'http',
       requestId: requestIdOf(req) ?? randomUUID(),
       ip: req.ip ?? '',
+      moderatorToken: /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1],
       sessionControl: {
         regenerate: (userId) =>
           new Promise<void>((resolve, reject) => {

@@ -131,6 +131,8 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
         transport: 'ws',
         requestId: info.connectionId,
         ip: info.ip,
+        moderatorToken:
+          typeof ctx.connectionParams?.moderatorToken === 'string' ? ctx.connectionParams.moderatorToken : undefined,
         live: (kind, args) =>
           realtime.subscribe(
             {

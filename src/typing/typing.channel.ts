@@ -9,9 +9,13 @@ import type { UserRecord } from '../users/user.type';
 import { typingTopic, type TypingPayload } from './typing.events';
 import { TYPING_TTL_MS } from './typing.service';
 
+/** Abuse control: the viewers who must not see `typist` (those who block them); usually undefined. */
+export type TypingAudience = (typist: string) => ReadonlySet<string> | undefined;
+
 /** `typing(with, room)`: the conversation's typing events, never the viewer's own. */
 export function typingChannelKind(
   messages: Pick<MessageService, 'resolveConversation'>,
+  hiddenFrom?: TypingAudience,
 ): ChannelKind<`typing:${string}`> {
   return {
     name: 'typing',
@@ -19,7 +23,7 @@ export function typingChannelKind(
       const { key } = await messages.resolveConversation({ id: viewerId }, args);
       return { topic: typingTopic(key), options: undefined };
     },
-    createChannel: (route, tools) => new TypingChannel(route.topic, tools),
+    createChannel: (route, tools) => new TypingChannel(route.topic, tools, TYPING_TTL_MS, hiddenFrom),
   };
 }
 
@@ -35,6 +39,7 @@ export class TypingChannel extends Channel<TypingPayload> {
     topic: string,
     tools: ChannelTools,
     private readonly ttlMs = TYPING_TTL_MS,
+    private readonly hiddenFrom?: TypingAudience,
   ) {
     super(topic, tools);
   }
@@ -61,7 +66,10 @@ export class TypingChannel extends Channel<TypingPayload> {
   }
 
   private emit(p: TypingPayload): void {
-    void this.enqueue(() => this.dispatch(p, (sink: Sink) => sink.viewerId !== p.user.id));
+    const hidden = this.hiddenFrom?.(p.user.id);
+    void this.enqueue(() =>
+      this.dispatch(p, (sink: Sink) => sink.viewerId !== p.user.id && !hidden?.has(sink.viewerId)),
+    );
   }
 
   override endAll(error?: unknown): void {

@@ -8,7 +8,8 @@ import { scrape } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const PAGE = 'query Messages($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { node { id text } } } }';
+const PAGE =
+  'query Messages($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { node { id text } } } }';
 const ME = 'query Me { me { id username } }';
 const HISTOGRAM = 'anonymo_graphql_operation_db_commands';
 

@@ -1,0 +1,141 @@
+/** Blocking through the real API: history, live messages, typing, direct messages, restarts. */
+import { TestClient } from '../helpers/client';
+import { freshDbName } from '../helpers/db';
+import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
+import { startServer, type TestServer } from '../helpers/server';
+
+const SEND = 'mutation($text: String!, $to: ID) { sendMessage(input: { text: $text, to: $to }) { id text } }';
+const HISTORY = 'query($with: ID) { messages(with: $with, last: 50) { edges { node { text sender { id } } } } }';
+const ADDED = 'subscription($with: ID) { messageAdded(with: $with) { text sender { id } } }';
+const TYPING = 'subscription($with: ID) { typing(with: $with) { typing user { id } } }';
+const SET_TYPING = 'mutation($with: ID, $typing: Boolean!) { setTyping(with: $with, typing: $typing) }';
+const BLOCK = 'mutation($id: ID!) { blockUser(id: $id) }';
+const UNBLOCK = 'mutation($id: ID!) { unblockUser(id: $id) }';
+const BLOCKED = '{ blockedUsers { id username } }';
+
+type Added = { messageAdded: { text: string; sender: { id: string } } };
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+afterEach(() => noSubscriptionsLeft(server));
+
+const texts = (r: { messages: { edges: Array<{ node: { text: string } }> } }) =>
+  r.messages.edges.map((e) => e.node.text);
+
+describe('blocking', () => {
+  test('the blocker no longer sees the blocked user’s lobby messages, live or in history; others still do', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const carol = new TestClient(server);
+    const [, b] = [await alice.me(), await bob.me(), await carol.me()];
+    await bob.data(SEND, { text: 'bob before the block' });
+    expect(await alice.data(BLOCK, { id: b.id })).toEqual({ blockUser: true });
+    expect((await alice.data(BLOCKED)).blockedUsers).toEqual([{ id: b.id, username: b.username }]);
+
+    const [aWs, cWs] = [alice.ws(), carol.ws()];
+    try {
+      const aliceLive = aWs.subscribe<Added>(ADDED);
+      const carolLive = cWs.subscribe<Added>(ADDED);
+      await subscriptionsAttached(server, 2);
+      await bob.data(SEND, { text: 'bob after the block' });
+      await carolLive.waitFor((items) => items.some((i) => i.messageAdded.text === 'bob after the block'));
+      const aliceBefore = await aliceLive.before(
+        () => carol.data(SEND, { text: 'carol marker' }),
+        (i) => i.messageAdded.text === 'carol marker',
+      );
+      expect(aliceBefore).toEqual([]);
+
+      const aliceHistory = texts(await alice.data(HISTORY));
+      expect(aliceHistory).toContain('carol marker');
+      expect(aliceHistory.filter((t) => t.startsWith('bob'))).toEqual([]);
+      expect(texts(await carol.data(HISTORY))).toEqual(
+        expect.arrayContaining(['bob before the block', 'bob after the block']),
+      );
+      // The blocked user still sees their own messages.
+      expect(texts(await bob.data(HISTORY))).toContain('bob after the block');
+
+      expect(await alice.data(UNBLOCK, { id: b.id })).toEqual({ unblockUser: true });
+      await bob.data(SEND, { text: 'bob after the unblock' });
+      await aliceLive.waitFor((items) => items.some((i) => i.messageAdded.text === 'bob after the unblock'));
+      expect((await alice.data(BLOCKED)).blockedUsers).toEqual([]);
+    } finally {
+      await Promise.all([aWs.close(), cWs.close()]);
+    }
+  });
+
+  test('direct messages from a blocked user are FORBIDDEN; the blocker can still write to them', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const [a, b] = [await alice.me(), await bob.me()];
+    await bob.data(SEND, { text: 'hi alice', to: a.id });
+    await alice.data(BLOCK, { id: b.id });
+    expect(await bob.errorCode(SEND, { text: 'are you there?', to: a.id })).toBe('FORBIDDEN');
+    // Blocking is one-way: Alice's messages to Bob go through, and a repeat block is a no-op.
+    await alice.data(SEND, { text: 'please stop', to: b.id });
+    expect(await alice.data(BLOCK, { id: b.id })).toEqual({ blockUser: true });
+    expect(texts(await alice.data(HISTORY, { with: b.id }))).toEqual(['please stop']);
+    expect(texts(await bob.data(HISTORY, { with: a.id }))).toEqual(['hi alice', 'please stop']);
+    await alice.data(UNBLOCK, { id: b.id });
+    await bob.data(SEND, { text: 'sorry', to: a.id });
+    expect(texts(await alice.data(HISTORY, { with: b.id }))).toEqual(['hi alice', 'please stop', 'sorry']);
+  });
+
+  test('a blocked user’s typing is hidden from the blocker, not from others', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const carol = new TestClient(server);
+    const [, b, c] = [await alice.me(), await bob.me(), await carol.me()];
+    await alice.data(BLOCK, { id: b.id });
+    const [aWs, cWs] = [alice.ws(), carol.ws()];
+    try {
+      const aliceSees = aWs.subscribe<{ typing: { user: { id: string } } }>(TYPING);
+      const carolSees = cWs.subscribe<{ typing: { user: { id: string } } }>(TYPING);
+      await subscriptionsAttached(server, 2);
+      await bob.data(SET_TYPING, { typing: true });
+      await carolSees.waitFor((items) => items.some((i) => i.typing.user.id === b.id));
+      const aliceBefore = await aliceSees.before(
+        () => carol.data(SET_TYPING, { typing: true }),
+        (i) => i.typing.user.id === c.id,
+      );
+      expect(aliceBefore).toEqual([]);
+    } finally {
+      await Promise.all([aWs.close(), cWs.close()]);
+    }
+  });
+
+  test('blocking checks its argument: malformed, unknown and own ids are BAD_USER_INPUT', async () => {
+    const alice = new TestClient(server);
+    const a = await alice.me();
+    expect(await alice.errorCode(BLOCK, { id: 'nope' })).toBe('BAD_USER_INPUT');
+    expect(await alice.errorCode(BLOCK, { id: 'f'.repeat(24) })).toBe('BAD_USER_INPUT');
+    expect(await alice.errorCode(BLOCK, { id: a.id })).toBe('BAD_USER_INPUT');
+    expect((await alice.data(BLOCKED)).blockedUsers).toEqual([]);
+  });
+});
+
+test('blocks survive a restart', async () => {
+  const dbName = freshDbName('blocks');
+  const first = await startServer({ dbName });
+  const alice = new TestClient(first);
+  const bob = new TestClient(first);
+  const carol = new TestClient(first);
+  const [a, b, c] = [await alice.me(), await bob.me(), await carol.me()];
+  await alice.data(BLOCK, { id: b.id });
+  await alice.data(BLOCK, { id: c.id });
+  await alice.data(UNBLOCK, { id: c.id });
+  await first.close();
+
+  const second = await startServer({ dbName });
+  try {
+    for (const client of [alice, bob]) Object.assign(client, { server: second });
+    expect((await alice.data(BLOCKED)).blockedUsers.map((u: { id: string }) => u.id)).toEqual([b.id]);
+    expect(await bob.errorCode(SEND, { text: 'still there?', to: a.id })).toBe('FORBIDDEN');
+  } finally {
+    await second.close();
+  }
+});

@@ -1,0 +1,103 @@
+/** Floods and content rules through the real API: escalating cooldowns, slow mode, blocklist, links. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TestClient } from '../helpers/client';
+import { startServer, type TestServer } from '../helpers/server';
+
+const TOKEN = 'flood-moderator-token-0123';
+const SEND = 'mutation($text: String!, $to: ID) { sendMessage(input: { text: $text, to: $to }) { id } }';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'anonymo-blocklist-'));
+const blocklist = path.join(dir, 'blocklist.txt');
+writeFileSync(blocklist, '# words and expressions\nbadword\n/fr[e3]{2}\\s*money/\n\nbuy followers\n');
+
+async function refusal(c: TestClient, text: string, to?: string) {
+  const r = await c.gql(SEND, { text, to });
+  return r.errors?.[0]?.extensions as { code: string; retryAfterMs?: number } | undefined;
+}
+
+describe('escalating cooldowns', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { RATE_LIMIT_SEND_MESSAGE: '2/10s', RATE_LIMIT_ESCALATION_MAX: '30s' } });
+  });
+  afterAll(() => server.close());
+
+  test('repeated hits double the wait up to the maximum, RATE_LIMITED with retryAfterMs; other users are unaffected', async () => {
+    const flooder = new TestClient(server);
+    const neighbour = new TestClient(server);
+    await neighbour.me();
+    await flooder.data(SEND, { text: '1' });
+    await flooder.data(SEND, { text: '2' });
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const e = await refusal(flooder, `flood ${i}`);
+      expect(e?.code).toBe('RATE_LIMITED');
+      waits.push(e!.retryAfterMs!);
+    }
+    expect(waits[0]).toBeLessThanOrEqual(10000);
+    expect(waits[1]).toBeGreaterThan(waits[0] * 1.5);
+    expect(waits[2]).toBeGreaterThan(waits[1] * 1.5);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(30000);
+    expect(waits[4]).toBeGreaterThan(29000);
+    // Same address, different user: only the refused key escalated.
+    await neighbour.data(SEND, { text: 'I am calm' });
+  });
+});
+
+describe('content rules and slow mode', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { MODERATOR_TOKEN: TOKEN, BLOCKLIST_FILE: blocklist } });
+  });
+  afterAll(() => server.close());
+
+  test('blocklisted words and expressions are CONTENT_BLOCKED; near misses pass', async () => {
+    const c = new TestClient(server);
+    expect((await refusal(c, 'what a BadWord!'))?.code).toBe('CONTENT_BLOCKED');
+    expect((await refusal(c, 'FR33   money here'))?.code).toBe('CONTENT_BLOCKED');
+    expect((await refusal(c, 'where can I buy followers'))?.code).toBe('CONTENT_BLOCKED');
+    expect((await refusal(c, 'badword', (await new TestClient(server).me()).id))?.code).toBe('CONTENT_BLOCKED');
+    await c.data(SEND, { text: 'badwords are not my thing; free of money worries' });
+  });
+
+  test('a new identity cannot post links in the lobby, but can in a direct message', async () => {
+    const c = new TestClient(server);
+    const other = await new TestClient(server).me();
+    expect((await refusal(c, 'visit https://spam.example/now'))?.code).toBe('CONTENT_BLOCKED');
+    expect((await refusal(c, 'visit cheap-pills.com'))?.code).toBe('CONTENT_BLOCKED');
+    await c.data(SEND, { text: 'here is the link you asked for: https://example.org', to: other.id });
+    await c.data(SEND, { text: 'no links, just words. Fine?' });
+  });
+
+  test('slow mode set by a moderator spaces one user’s lobby messages; direct messages and others are unaffected', async () => {
+    const mod = new TestClient(server, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const [a, b] = [new TestClient(server), new TestClient(server)];
+    const other = await b.me();
+    expect((await refusal(a, 'x'))?.code).toBeUndefined();
+    expect(await a.errorCode('mutation { setSlowMode(seconds: 60) }')).toBe('FORBIDDEN');
+    expect(await mod.errorCode('mutation { setSlowMode(seconds: 99999) }')).toBe('BAD_USER_INPUT');
+    expect(await mod.data('mutation { setSlowMode(seconds: 60) }')).toEqual({ setSlowMode: true });
+    try {
+      expect((await a.data('{ slowMode }')).slowMode).toBe(60);
+      await a.data(SEND, { text: 'first' });
+      const e = await refusal(a, 'second');
+      expect(e?.code).toBe('RATE_LIMITED');
+      expect(e!.retryAfterMs).toBeGreaterThan(50000);
+      await b.data(SEND, { text: 'someone else' });
+      await a.data(SEND, { text: 'a direct message', to: other.id });
+      const log = await mod.data('{ moderationLog(first: 1) { edges { node { action target details } } } }');
+      expect(log.moderationLog.edges[0].node).toMatchObject({ action: 'setSlowMode', target: 'lobby' });
+    } finally {
+      await mod.data('mutation { setSlowMode(seconds: 0) }');
+    }
+    await a.data(SEND, { text: 'slow mode is off again' });
+  });
+});
+
+test('a blocklist with a bad expression stops the server from starting, naming the line', async () => {
+  const bad = path.join(dir, 'bad.txt');
+  writeFileSync(bad, 'fine\n/([unclosed/\n');
+  await expect(startServer({ env: { BLOCKLIST_FILE: bad } })).rejects.toThrow(/bad\.txt:2/);
+});
