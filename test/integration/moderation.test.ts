@@ -144,7 +144,7 @@ describe('with MODERATOR_TOKEN', () => {
     await b.me();
     const id = await send(a, 'something awful');
     const mod = moderator(server);
-    expect(await a.errorCode(DELETE, { id })).toBe('FORBIDDEN');
+    expect(await b.errorCode(DELETE, { id })).toBe('FORBIDDEN'); // neither its sender nor a moderator
     expect((await mod.data(DELETE, { id })).deleteMessage).toEqual({ id, text: '' });
     const seen = (await b.data(HISTORY)).messages.edges.find((e: { node: { id: string } }) => e.node.id === id);
     expect(seen.node.text).toBe('');
