@@ -823,7 +823,9 @@ const ADDED = 'subscription($with: ID, $after: String) { messageAdded(with: $wit
 
 beforeAll(async () => {
   [server, limited] = await Promise.all([
-    startServer({ env: { ALLOWED_ORIGINS: 'https://app.example' } }),
+    // The cost cases are sized against a 20000 limit (the default is higher since the web
+    // client's page grew with reactions and reply previews).
+    startServer({ env: { ALLOWED_ORIGINS: 'https://app.example', GRAPHQL_MAX_COST: '20000' } }),
     startServer({ env: { RATE_LIMIT_WS_CONNECTIONS_IP: '10/60s' } }),
   ]);
   [db, limitedDb] = await Promise.all([openDb(server.mongodbUri), openDb(limited.mongodbUri)]);
