@@ -3,7 +3,9 @@ import { TestClient } from '../helpers/client';
 import { startServer, type TestServer } from '../helpers/server';
 import { waitFor } from '../helpers/wait';
 
-const KEEPALIVE_MS = 300;
+// Long enough that a loaded machine (the suite runs the fuzzer beside this file) does not
+// mistake a slow pong for a dead peer before the subscription has even attached.
+const KEEPALIVE_MS = 1000;
 let server: TestServer;
 beforeAll(async () => {
   server = await startServer({ env: { WS_KEEPALIVE_MS: String(KEEPALIVE_MS) } });
@@ -27,7 +29,7 @@ async function rawSubscriber(cookie: string): Promise<WebSocket> {
   return socket;
 }
 
-const until = (check: () => boolean, timeout = 5000) => waitFor(check, { timeout });
+const until = (check: () => boolean, timeout = 15000) => waitFor(check, { timeout });
 
 test('the server pings idle connections so proxies that cut idle sockets keep them', async () => {
   const browser = new TestClient(server);
