@@ -40,6 +40,8 @@ test('the server pings idle connections so proxies that cut idle sockets keep th
   await until(() => pings >= 3, KEEPALIVE_MS * 10);
   expect(socket.readyState).toBe(WebSocket.OPEN);
   socket.close();
+  // The next test counts subscriptions relative to a baseline: this one must be gone first.
+  await until(() => server.stats().connections === 0 && server.services.realtime.stats().subscribers === 0);
 });
 
 test('a dead peer (no pong) is dropped and its subscriptions, listeners and presence are cleaned up', async () => {
