@@ -10,25 +10,31 @@
 import type { WebSocket } from 'ws';
 
 const HOOKS = Symbol('anonymo.closeHooks');
-type Hooked = WebSocket & { [HOOKS]?: Set<(code: number) => void> };
+type Hook = (code: number) => void;
+/** An array, not a Set: a socket has a handful of hooks, and a Set's smallest table is ~180 bytes. */
+type Hooked = WebSocket & { [HOOKS]?: Hook[] };
 
 /** The shared listener: runs the socket's hooks once, in the order they were added. */
 function runHooks(this: Hooked, code: number): void {
   const hooks = this[HOOKS];
   this[HOOKS] = undefined;
   this.off('close', runHooks);
-  if (hooks) for (const hook of hooks) hook(code);
+  // A copy: a hook may remove itself (a subscription ending detaches) while the list runs.
+  if (hooks) for (const hook of hooks.slice()) hook(code);
 }
 
 /** Calls `hook` with the close code when the socket closes; returns a function that removes it. */
-export function onSocketClose(socket: WebSocket, hook: (code: number) => void): () => void {
+export function onSocketClose(socket: WebSocket, hook: Hook): () => void {
   const s = socket as Hooked;
   let hooks = s[HOOKS];
   if (!hooks) {
-    hooks = s[HOOKS] = new Set();
+    hooks = s[HOOKS] = [];
     socket.on('close', runHooks);
   }
-  hooks.add(hook);
-  const set = hooks;
-  return () => void set.delete(hook);
+  hooks.push(hook);
+  const list = hooks;
+  return () => {
+    const i = list.indexOf(hook);
+    if (i >= 0) list.splice(i, 1);
+  };
 }

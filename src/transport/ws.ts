@@ -197,6 +197,13 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
   const wsServer = useServer<Record<string, unknown>, Extra>(
     {
       schema: deps.schema,
+      onConnect: (ctx) => {
+        // graphql-ws keeps `extra.request` as long as the connection: the whole upgrade
+        // request (an IncomingMessage, its stream state and socket references, ~0.7 KiB per
+        // idle subscriber). Operations read only what the upgrade handler learned.
+        const extra = ctx.extra as unknown as { request: Pick<UpgradeRequest, 'anonymo'> };
+        extra.request = { anonymo: ctx.extra.request.anonymo };
+      },
       onSubscribe: subscribeHook(deps, operationIds),
       onOperation: (ctx, id, _payload, args) => metrics.wsOperationDone(ctx, id, args.document, args.operationName),
       onNext: (_ctx, _id, _payload, _args, result) => {

@@ -78,9 +78,16 @@ describe('socket close hooks', () => {
     try {
       const before = server.listenerCount('close');
       const calls: number[] = [];
-      const removers = Array.from({ length: 20 }, (_, i) =>
-        onSocketClose(server, (code) => calls.push(i * 10000 + code)),
-      );
+      const removers: Array<() => void> = [];
+      for (let i = 0; i < 20; i++) {
+        // Each hook removes itself when it runs, as a subscription that ends detaches.
+        removers.push(
+          onSocketClose(server, (code) => {
+            calls.push(i * 10000 + code);
+            removers[i]();
+          }),
+        );
+      }
       expect(server.listenerCount('close')).toBe(before + 1);
       removers[3]();
       const closed = once(server, 'close');
