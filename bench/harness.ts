@@ -36,6 +36,8 @@ export interface Target {
   child: ChildProcess;
   /** The server's database (not for raw). */
   dbName?: string;
+  /** Its Prometheus endpoint (Anonymo only: a listener of its own, see METRICS_PORT). */
+  metrics?: string;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startTarget(
     };
   }
   const port = await freePort();
+  const metricsPort = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-'));
   const dbName = `bench_${mode.replace(/\W/g, '')}_${randomBytes(3).toString('hex')}`;
   const nodeArgs = profile
@@ -90,6 +93,8 @@ export async function startTarget(
       SESSION_SECRET: randomBytes(24).toString('hex'),
       SESSION_COOKIE_SECURE: 'false',
       PORT: String(port),
+      // Its own metrics port: the default one may be taken by another server on the machine.
+      METRICS_PORT: String(metricsPort),
       HOST: '127.0.0.1',
       MONGODB_URI: `${mongoBase}${dbName}`,
       DATA_DIR: dataDir,
@@ -102,6 +107,7 @@ export async function startTarget(
     },
   });
   const http = `http://127.0.0.1:${port}/graphql`;
+  const metrics = `http://127.0.0.1:${metricsPort}/metrics`;
   const deadline = Date.now() + 60000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
@@ -121,6 +127,7 @@ export async function startTarget(
     ws: `ws://127.0.0.1:${port}/graphql`,
     child,
     dbName,
+    metrics,
     stop: async () => {
       await stopChild(child);
       rmSync(dataDir, { recursive: true, force: true });
@@ -312,7 +319,8 @@ export const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'
   Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 
 export async function subscriptionsActive(target: Target): Promise<number> {
-  const text = await (await fetch(target.http.replace(/\/graphql$/, '/metrics'))).text();
+  if (!target.metrics) throw new Error(`${target.mode} has no metrics endpoint`);
+  const text = await (await fetch(target.metrics)).text();
   const m = /^anonymo_subscriptions_active (\d+)/m.exec(text);
   return m ? Number(m[1]) : 0;
 }
