@@ -7,7 +7,7 @@
  * - the reader's marker (`_id` = `<reader>:<conversation>`) holds the other user's count at
  *   the last message marked read. unreadCount = newest count - marker count.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
@@ -41,9 +41,9 @@ const LAST_BATCH = 50;
 
 export class ConversationService {
   /** `<owner>:<other>` pairs known to be in the owner's inbox. */
-  private readonly registered = new LRUCache<string, true>({ max: 200000 });
+  private readonly registered = lru<string, true>(200000);
   /** Inbox entry counts known to exist, by owner. */
-  private readonly entryHeads = new LRUCache<string, number>({ max: 100000 });
+  private readonly entryHeads = lru<string, number>(100000);
   private readonly inboxQueue = new KeyedQueue();
   private readonly readQueue = new KeyedQueue();
 

@@ -5,7 +5,7 @@
  * command, shared by all instances), else in this process's memory.
  */
 import type { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { Model } from 'mongoose';
 import type { Context } from '../context';
 import { BadUserInputError, RateLimitedError } from '../errors';
@@ -22,7 +22,7 @@ export const MAX_SLOW_MODE_SECONDS = 3600;
 export class SlowMode implements SendCheck {
   private readonly seconds = new Map<string, number>();
   /** Without Redis: when each user may next send, per conversation. */
-  private readonly next = new LRUCache<string, number>({ max: 100000 });
+  private readonly next = lru<string, number>(100000);
   private unsubscribe?: () => void;
 
   constructor(

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { formatGraphQLError, type FormatOptions } from '../errors';
 import { Channel, Sink, sinkIterator, type ChannelTools, type Renderer, type Subscriber } from './fanout';
 import { Planner } from './plan';
+import { onSocketClose } from './socket-close';
 import type { PayloadOf, PubSub, TopicName } from './pubsub';
 
 /** Where a subscription goes: its topic, and what its channel needs to attach it (e.g. a replay start). */
@@ -162,10 +163,9 @@ export class RealtimeEngine {
       const entry = this.acquire(kind, route);
       // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
       // reused while its first subscription was being set up): nothing outlives its socket.
-      const onClose = () => end();
-      subscriber.socket.once('close', onClose);
+      const removeCloseHook = onSocketClose(subscriber.socket, () => end());
       const detach = () => {
-        subscriber.socket.off('close', onClose);
+        removeCloseHook();
         this.release(route.topic, entry, sink);
         planner.release(plan);
       };

@@ -4,7 +4,7 @@
  * A client that honours `retryAfterMs` never notices; a bot hammering the API through its
  * refusals quickly waits the maximum. Counted per instance (in memory).
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 
 /** One strike is forgiven per this long without a refusal. */
 export const DECAY_MS = 10 * 60 * 1000;
@@ -18,7 +18,7 @@ interface Strikes {
 }
 
 export class Escalation {
-  private readonly keys = new LRUCache<string, Strikes>({ max: 100000 });
+  private readonly keys = lru<string, Strikes>(100000);
 
   constructor(
     private readonly maxMs: number,
