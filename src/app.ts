@@ -219,11 +219,11 @@ function createAbuseControl(
   options: ServerOptions,
   db: Database,
   pubsub: PubSub,
-  d: { users: UserService; store: MessageStore },
+  d: { users: UserService; store: MessageStore; lifecycle: Pick<LifecycleService, 'announce'> },
   { redis, blocklist }: AbuseExtras,
 ) {
   const { config } = options;
-  const { users, store } = d;
+  const { users, store, lifecycle } = d;
   const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.strategy);
   const mod = moderationModels(db.connection);
   const audit = new AuditLog(mod.Audit);
@@ -245,9 +245,11 @@ function createAbuseControl(
   const reports = new ReportService(mod, store, policy, audit, pubsub, {
     hideThreshold: config.moderation.reportHideThreshold,
     strategy: db.strategy,
-    // HOOK (messageUpdated): publish the changed message to the conversation's update
-    // subscribers once the message lifecycle's messageUpdated is merged.
-    onChanged: undefined,
+    // Hidden, shown again, closed: recorded in the conversation's update sequence and pushed
+    // to its messageUpdated subscribers (redacted for all but the sender while hidden).
+    onChanged: async (doc) => {
+      await lifecycle.announce(doc._id);
+    },
   });
   const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
   return { blocks, policy, audit, bans, reports, moderators, slowMode };
@@ -292,6 +294,21 @@ function createDomains(
         ),
     },
   });
+  const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
+  const lifecycle = new LifecycleService(
+    store,
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    updateLog,
+    users,
+    pubsub,
+    expiry,
+    {
+      editWindowSeconds: config.lifecycle.editWindowSeconds,
+    },
+  );
+  // Abuse control before the domains that ask it (conversation summaries, sends, pairing).
+  const abuse = createAbuseControl(options, db, pubsub, { users, store, lifecycle }, extra);
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -301,6 +318,8 @@ function createDomains(
     pubsub,
     db.strategy,
     (doc) => expiry.isVisible(doc),
+    // lastMessage never shows what the viewer may not see (blocked, shadow, hidden by reports).
+    (viewerId, docs) => abuse.policy.visible(viewerId, docs),
   );
   // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
   const connectionKeys = new WeakMap<object, string>();
@@ -330,7 +349,6 @@ function createDomains(
     presence,
     config.rooms,
   );
-  const abuse = createAbuseControl(options, db, pubsub, { users, store }, extra);
   const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
     anyAfterMs: config.strangers.anyAfterMs,
     logger,
@@ -350,19 +368,6 @@ function createDomains(
     },
     {},
     new SendFields(store, settings, expiry),
-  );
-  const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
-  const lifecycle = new LifecycleService(
-    store,
-    messageModel(db.connection),
-    reactionModel(db.connection),
-    updateLog,
-    users,
-    pubsub,
-    expiry,
-    {
-      editWindowSeconds: config.lifecycle.editWindowSeconds,
-    },
   );
   const forget = new ForgetService(
     db.connection,
@@ -538,6 +543,7 @@ function createRealtime(
         store: { get: (id) => d.lifecycle.fresh(id) },
         expiry: d.expiry,
         lifecycle: d.lifecycle,
+        audience: (p) => d.policy.updateAudience(p),
       }),
       strangerChannelKind(),
     ],

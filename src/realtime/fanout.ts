@@ -135,6 +135,11 @@ export class Sink {
   }
 }
 
+function someAccepted(sinks: Set<Sink>, accept: (sink: Sink) => boolean): boolean {
+  for (const sink of sinks) if (accept(sink)) return true;
+  return false;
+}
+
 /** Subscribers that receive identical payloads. */
 export class Group {
   readonly sinks = new Set<Sink>();
@@ -246,6 +251,8 @@ export class Channel<E = unknown, O = unknown> {
         for (const sink of group.sinks) if (!accept || accept(sink)) sink.sendEvent(event, seq);
         continue;
       }
+      // A filtered event (blocks, shadow bans) is not executed for a group it reaches no one in.
+      if (accept && !someAccepted(group.sinks, accept)) continue;
       let payload: Payload;
       try {
         payload = toPayload(await this.render(group.plan, event, group.viewerContext));
