@@ -440,7 +440,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new MessageRoomResolver(d.rooms),
     new StrangerResolver(d.strangers),
     new BlockResolver(d.blocks, d.users),
-    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms),
   ] as const;
 }
 
