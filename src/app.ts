@@ -82,7 +82,7 @@ import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
 import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
-import { Escalation } from './security/escalation';
+import { Escalation, RedisEscalation } from './security/escalation';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
@@ -196,7 +196,10 @@ export async function ensureIndexes(db: Database): Promise<void> {
 function createRateLimits(config: Config, logger: Logger, redis: Redis | undefined): RateLimits {
   return new RateLimits(config.security.rateLimits, {
     logger,
-    escalation: new Escalation(config.moderation.escalationMaxSeconds * 1000),
+    // Strikes in Redis with REDIS_URL: a flood spread over instances escalates as one.
+    escalation: redis
+      ? new RedisEscalation(redis, config.redis.prefix, config.moderation.escalationMaxSeconds * 1000)
+      : new Escalation(config.moderation.escalationMaxSeconds * 1000),
     factory: redis
       ? (keyPrefix, spec) =>
           new RateLimiterRedis({

@@ -2,8 +2,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { TestClient } from '../helpers/client';
+import { freshDbName } from '../helpers/db';
 import { startServer, type TestServer } from '../helpers/server';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const TOKEN = 'flood-moderator-token-0123';
 const SEND = 'mutation($text: String!, $to: ID) { sendMessage(input: { text: $text, to: $to }) { id } }';
@@ -44,6 +48,37 @@ describe('escalating cooldowns', () => {
     // Same address, different user: only the refused key escalated.
     await neighbour.data(SEND, { text: 'I am calm' });
   });
+});
+
+test('with Redis, cooldowns escalate across instances: hits on one lengthen the wait seen on the other', async () => {
+  const dbName = freshDbName('escalation');
+  const env = {
+    REDIS_URL,
+    REDIS_PREFIX: `anonymo-test-${randomBytes(4).toString('hex')}:`,
+    RATE_LIMIT_SEND_MESSAGE: '2/10s',
+    RATE_LIMIT_ESCALATION_MAX: '60s',
+  };
+  const a = await startServer({ dbName, env });
+  const b = await startServer({ dbName, env });
+  try {
+    const onA = new TestClient(a);
+    await onA.data(SEND, { text: '1' });
+    await onA.data(SEND, { text: '2' });
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) waits.push((await refusal(onA, `flood ${i}`))!.retryAfterMs!);
+    expect(waits[2]).toBeGreaterThan(waits[0] * 3);
+    // The same browser on instance b: its first refusal there continues the escalation.
+    const onB = Object.assign(new TestClient(b), { cookie: onA.cookie });
+    const there = await refusal(onB, 'flood on b');
+    expect(there?.code).toBe('RATE_LIMITED');
+    expect(there!.retryAfterMs).toBeGreaterThan(waits[2]);
+    // And back on a, the strike b added counts too (capped at the maximum).
+    expect((await refusal(onA, 'flood again on a'))!.retryAfterMs).toBeGreaterThan(59000);
+    // Another user on b is not slowed down.
+    await new TestClient(b).data(SEND, { text: 'I am calm' });
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
 });
 
 describe('content rules and slow mode', () => {
