@@ -145,8 +145,7 @@ describe('slow mode in rooms', () => {
   const SEND_ROOM = 'mutation($text: String!, $room: ID) { sendMessage(input: { text: $text, room: $room }) { id } }';
   const roomRefusal = async (c: TestClient, text: string, room: string) =>
     (await c.gql(SEND_ROOM, { text, room })).errors?.[0]?.extensions as
-      | { code: string; retryAfterMs?: number }
-      | undefined;
+      { code: string; retryAfterMs?: number } | undefined;
   const createRoom = async (c: TestClient, title: string, pub = true) =>
     (await c.data(CREATE, { input: { title, public: pub } })).createRoom as { id: string; slug: string };
 

@@ -138,9 +138,7 @@ describe('with MODERATOR_TOKEN', () => {
       const hidden = (u: Updated) => u.messageUpdated.id === id && u.messageUpdated.hidden;
       const seen = await fourthUpdated.waitFor((items) => items.some(hidden));
       // Two reports hid nothing: the first update the fourth user gets is the hide, without the text.
-      expect(seen.map((u) => u.messageUpdated)).toEqual([
-        expect.objectContaining({ id, text: '', hidden: true }),
-      ]);
+      expect(seen.map((u) => u.messageUpdated)).toEqual([expect.objectContaining({ id, text: '', hidden: true })]);
       const own = await senderUpdated.waitFor((items) => items.some(hidden));
       expect(own.find(hidden)?.messageUpdated.text).toBe('reported live');
       expect(texts(await sender.data(HISTORY))).toContain('reported live');
@@ -314,8 +312,8 @@ test('a conversation’s lastMessage never shows the viewer a message hidden fro
   const server = await startServer({ env: { ...ENV, REPORT_HIDE_THRESHOLD: '1' } });
   type Conv = { with: { id: string }; lastMessage: { text: string } | null };
   const lastWith = async (c: TestClient, other: string) =>
-    (await c.data<{ conversations: Conv[] }>(CONVERSATIONS)).conversations.find((x) => x.with.id === other)
-      ?.lastMessage?.text;
+    (await c.data<{ conversations: Conv[] }>(CONVERSATIONS)).conversations.find((x) => x.with.id === other)?.lastMessage
+      ?.text;
   try {
     const [alice, bob, troll, victim] = [user(server), user(server), user(server), user(server)];
     const [a, b, t, v] = await Promise.all([alice.me(), bob.me(), troll.me(), victim.me()]);
