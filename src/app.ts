@@ -555,6 +555,7 @@ function createRealtime(
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,
     onDelivered: metrics.delivered,
+    onExecuted: metrics.executed,
     fanout: config.fanout,
   });
 }

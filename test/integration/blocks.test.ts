@@ -1,7 +1,7 @@
 /** Blocking through the real API: history, live messages, typing, direct messages, restarts. */
 import { TestClient } from '../helpers/client';
 import { freshDbName } from '../helpers/db';
-import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
+import { noSubscriptionsLeft, sample, scrape, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation($text: String!, $to: ID) { sendMessage(input: { text: $text, to: $to }) { id text } }';
@@ -182,6 +182,54 @@ describe('blocking', () => {
       expect(aliceBefore).toEqual([]);
     } finally {
       await Promise.all([aWs.close(), cWs.close()]);
+    }
+  });
+
+  test('viewers who block no one share one execution per event and group: blocking viewers add no executions', async () => {
+    const [sender, marker, quiet] = [new TestClient(server), new TestClient(server), new TestClient(server)];
+    const [s, , q] = [await sender.me(), await marker.me(), await quiet.me()];
+    const viewers = Array.from({ length: 8 }, () => new TestClient(server));
+    await Promise.all(viewers.map((v) => v.me()));
+    // Two viewers block someone who sends nothing, one blocks the sender.
+    await viewers[0].data(BLOCK, { id: q.id });
+    await viewers[1].data(BLOCK, { id: q.id });
+    await viewers[2].data(BLOCK, { id: s.id });
+    const other = new TestClient(server); // a second group: another selection
+    await other.me();
+    const sockets = [...viewers, other].map((v) => v.ws());
+    try {
+      const subs = viewers.map((_, i) => sockets[i].subscribe<Added>(ADDED));
+      const otherSub = sockets[8].subscribe<{ messageAdded: { text: string } }>(
+        'subscription { messageAdded { text } }',
+      );
+      await subscriptionsAttached(server, 9);
+      const counters = async () => {
+        const text = await scrape(server);
+        return {
+          executions: sample(text, 'anonymo_fanout_executions_total', { kind: 'message' }) ?? 0,
+          deliveries: sample(text, 'anonymo_subscription_deliveries_total', { kind: 'message' }) ?? 0,
+        };
+      };
+      const before = await counters();
+      await sender.data(SEND, { text: 'one event' });
+      const got = (t: string) => (items: Added[]) => items.some((i) => i.messageAdded.text === t);
+      await Promise.all([
+        ...subs.filter((_, i) => i !== 2).map((x) => x.waitFor(got('one event'))),
+        otherSub.waitFor((items) => items.some((i) => i.messageAdded.text === 'one event')),
+      ]);
+      expect(
+        await subs[2].before(
+          () => marker.data(SEND, { text: 'marker' }),
+          (i) => i.messageAdded.text === 'marker',
+        ),
+      ).toEqual([]);
+      await Promise.all(subs.map((x) => x.waitFor(got('marker'))));
+      const after = await counters();
+      // Two events × two groups, not × nine viewers; the viewer blocking the sender was skipped.
+      expect(after.executions - before.executions).toBe(4);
+      expect(after.deliveries - before.deliveries).toBe(8 + 9);
+    } finally {
+      await Promise.all(sockets.map((w) => w.close()));
     }
   });
 
