@@ -28,6 +28,10 @@
  *   --server FILE             the server to start (default dist/main.js; e.g. an older build to compare)
  *   --rooms 1000              rooms for the rooms phase (0 skips): each with --room-members
  *   --room-members 10         subscribers per room (`messageAdded(room:)`), messages sent to random rooms
+ *   --blocking 10             percent of lobby viewers who block someone (a user who sends nothing); 0 skips.
+ *                             One grouped server with the largest --subscribers: deliveries/s at saturation
+ *                             with nobody blocking, then with that share blocking, on the same sockets
+ *                             (--repeat rounds, best of each), their ratio, and executions per event
  */
 import { spawn, spawnSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -106,6 +110,28 @@ export interface RoomsResult {
   saturation: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number };
   notes: string[];
 }
+export interface BlockingRun {
+  /** Percent of the subscribed viewers who block someone. */
+  percent: number;
+  messages: number;
+  deliveriesPerSec: number;
+  serverCores: number;
+  /** Grouped executions per event (the server's anonymo_fanout_executions_total). */
+  executionsPerEvent: number;
+}
+export interface BlockingResult {
+  subscribers: number;
+  percent: number;
+  /** Identities (and so viewers' sockets, round-robin) that block someone. */
+  blockingIdentities: number;
+  identities: number;
+  runs: BlockingRun[];
+  /** Best of each percentage, and blocking / none (goal ≥ 0.9). */
+  none: BlockingRun;
+  some: BlockingRun;
+  ratio: number;
+  notes: string[];
+}
 export interface BenchResult {
   startedAt: string;
   machine: {
@@ -121,6 +147,7 @@ export interface BenchResult {
   history: HistoryResult[];
   explain?: { pointLookup: unknown; rangeScan: unknown };
   rooms?: RoomsResult;
+  blocking?: BlockingResult;
 }
 
 interface Options {
@@ -139,6 +166,7 @@ interface Options {
   historyRequests: number;
   rooms: number;
   roomMembers: number;
+  blocking: number;
 }
 
 function parseOptions(): Options {
@@ -159,6 +187,7 @@ function parseOptions(): Options {
       'history-requests': { type: 'string', default: '200' },
       rooms: { type: 'string', default: '1000' },
       'room-members': { type: 'string', default: '10' },
+      blocking: { type: 'string', default: '0' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -192,6 +221,7 @@ function parseOptions(): Options {
     historyRequests: Math.max(1, Math.floor(nums(values['history-requests'], 'history-requests')[0])),
     rooms: Math.floor(nums(values.rooms, 'rooms')[0]),
     roomMembers: Math.max(1, Math.floor(nums(values['room-members'], 'room-members')[0])),
+    blocking: Math.min(100, nums(values.blocking, 'blocking')[0]),
   };
 }
 
@@ -500,6 +530,164 @@ function bestOf(runs: Scenario[]): Scenario {
   };
 }
 
+/**
+ * Keeps `window` lobby messages in flight for `duration` seconds (each counted once it reached
+ * every socket); `next()` numbers them. How many completed, over how long.
+ */
+async function saturate(
+  workers: Workers,
+  send: (k: number) => Promise<void>,
+  next: () => number,
+  opts: Pick<Options, 'window' | 'duration'>,
+  notes: string[],
+): Promise<{ completed: number; seconds: number }> {
+  const start = nowMs();
+  let completed = 0;
+  let lastDone = start;
+  let inFlight = 0;
+  let stalled = false;
+  await new Promise<void>((resolve) => {
+    let watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
+    const pump = () => {
+      while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
+        inFlight++;
+        const kk = next();
+        void workers.delivered(kk).then(() => {
+          inFlight--;
+          completed++;
+          lastDone = nowMs();
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
+          pump();
+        });
+        send(kk).catch((err) => notes.push(String(err)));
+      }
+      if (inFlight === 0) {
+        clearTimeout(watchdog);
+        resolve();
+      }
+    };
+    pump();
+  });
+  if (stalled) notes.push('saturation: deliveries stalled for 60 s');
+  return { completed, seconds: (lastDone - start) / 1000 };
+}
+
+/** A sample of the server's /metrics (on its METRICS_PORT listener; 0 when absent). */
+async function metricOf(metricsUrl: string, line: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  for (const l of text.split('\n')) if (l.startsWith(`${line} `)) return Number(l.slice(line.length + 1));
+  return 0;
+}
+
+const EXECUTIONS = 'anonymo_fanout_executions_total{kind="message"}';
+
+/**
+ * Lobby fan-out with `--blocking` percent of the viewers blocking someone, against nobody
+ * blocking, on one grouped server and the same subscribed sockets. The blocked user sends
+ * nothing, so every viewer still receives every message: what is measured is what the
+ * blocked sets cost the fan-out (the design keeps one execution per event and group).
+ */
+async function runBlocking(opts: Options, mongoBase: string): Promise<BlockingResult> {
+  const notes: string[] = [];
+  const subscribers = Math.max(...opts.subscribers);
+  const metricsPort = await freePort();
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const target = await startTarget('grouped', mongoBase, subscribers, opts.server, opts.profile, {
+    METRICS_PORT: String(metricsPort),
+  });
+  const workers = new Workers(opts.workers);
+  try {
+    // Viewers' identities (sockets take them round-robin), plus a sender and a quiet user.
+    const [senderCookie, quietCookie, ...cookies] = await identities(target.http, opts.identities + 2);
+    const post = async (cookie: string, query: string, variables: Record<string, unknown> = {}) => {
+      const r = await fetch(target.http, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie },
+        body: JSON.stringify({ query, variables }),
+      });
+      const json = (await r.json()) as { data?: { me?: { id: string } }; errors?: unknown[] };
+      if (!r.ok || json.errors) throw new Error(`request failed: ${r.status} ${JSON.stringify(json.errors)}`);
+      return json.data!;
+    };
+    const quietId = (await post(quietCookie, '{ me { id } }')).me!.id;
+    const blockingIdentities = Math.round((cookies.length * opts.blocking) / 100);
+    const blockers = cookies.slice(0, blockingIdentities);
+    const send = sender(target, senderCookie);
+    let k = 0;
+    for (let i = 0; i < 5; i++) await send(k++);
+    const conn = await workers.connect(target.ws, 'graphql', cookies, subscribers);
+    if (conn.failed) notes.push(`${conn.failed} connections failed (${conn.firstError})`);
+    process.stdout.write(
+      `  ${conn.open} subscribers on ${cookies.length} identities, ${blockingIdentities} of them blocking when asked\n`,
+    );
+    const deadline = nowMs() + 60000;
+    for (;;) {
+      const kk = k++;
+      const done = workers.delivered(kk);
+      await send(kk);
+      if ((await withTimeout(done, 1000)) !== 'timeout') break;
+      if (nowMs() > deadline) throw new Error('subscribers did not all receive a message within 60 s');
+    }
+    await sleep(500);
+    await workers.report();
+
+    const setBlocks = async (on: boolean) => {
+      const op = on ? 'blockUser' : 'unblockUser';
+      for (const c of blockers) await post(c, `mutation($id: ID!) { ${op}(id: $id) }`, { id: quietId });
+      // Block changes reach the fan-out through pub/sub: let them land before measuring.
+      await sleep(500);
+    };
+    const runs: BlockingRun[] = [];
+    for (let r = 0; r < opts.repeat; r++) {
+      for (const percent of [0, opts.blocking]) {
+        await setBlocks(percent > 0);
+        const exec0 = await metricOf(metricsUrl, EXECUTIONS);
+        const cpu0 = cpuSeconds(target.pid);
+        const t0 = nowMs();
+        const { completed, seconds } = await saturate(workers, send, () => k++, opts, notes);
+        const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - t0) / 1000);
+        const executions = (await metricOf(metricsUrl, EXECUTIONS)) - exec0;
+        runs.push({
+          percent,
+          messages: completed,
+          deliveriesPerSec: (completed * conn.open) / seconds,
+          serverCores: cores,
+          executionsPerEvent: completed ? executions / completed : NaN,
+        });
+        const last = runs.at(-1)!;
+        process.stdout.write(
+          `  ${percent}% blocking: ${Math.round(last.deliveriesPerSec)} deliveries/s, ` +
+            `${last.executionsPerEvent.toFixed(2)} executions/event, server ${(cores * 100).toFixed(0)}% CPU\n`,
+        );
+        await sleep(500);
+      }
+      await setBlocks(false);
+    }
+    const best = (percent: number) =>
+      runs.filter((x) => x.percent === percent).reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
+    const none = best(0);
+    const some = best(opts.blocking);
+    const rep = await workers.report();
+    if (rep.closed) notes.push(`${rep.closed} sockets were closed by the server`);
+    if (rep.unexpected) notes.push(`${rep.unexpected} unexpected frames`);
+    return {
+      subscribers: conn.open,
+      percent: opts.blocking,
+      blockingIdentities,
+      identities: cookies.length,
+      runs,
+      none,
+      some,
+      ratio: some.deliveriesPerSec / none.deliveriesPerSec,
+      notes,
+    };
+  } finally {
+    await workers.close();
+    await target.stop();
+  }
+}
+
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
   Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 
@@ -585,35 +773,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     const cpu0 = cpuSeconds(target.pid);
     const loadCpu0 = workers.cpuSeconds();
     const start = nowMs();
-    let completed = 0;
-    let lastDone = start;
-    let inFlight = 0;
-    let stalled = false;
-    await new Promise<void>((resolve) => {
-      let watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
-      const pump = () => {
-        while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
-          inFlight++;
-          const kk = k++;
-          void workers.delivered(kk).then(() => {
-            inFlight--;
-            completed++;
-            lastDone = nowMs();
-            clearTimeout(watchdog);
-            watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
-            pump();
-          });
-          send(kk).catch((err) => notes.push(String(err)));
-        }
-        if (inFlight === 0) {
-          clearTimeout(watchdog);
-          resolve();
-        }
-      };
-      pump();
-    });
-    if (stalled) notes.push('saturation: deliveries stalled for 60 s');
-    const seconds = (lastDone - start) / 1000;
+    const { completed, seconds } = await saturate(workers, send, () => k++, opts, notes);
     const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - start) / 1000);
     const loadgenCores = (workers.cpuSeconds() - loadCpu0) / ((nowMs() - start) / 1000);
     const deliveries = completed * conn.open;
@@ -795,6 +955,20 @@ export function table(result: BenchResult): string {
       `| rooms, ${r.rate.rate} msg/s to random rooms | ${f(r.saturation.deliveriesPerSec)} | ${f(r.rate.p50Ms, 1)} ms | ${f(r.rate.p99Ms, 1)} ms | ${f(r.rssPerRoomKiB, 1)} KiB/room (${f(r.rssPerRoomExclConnectionsKiB, 1)} without its connections) |`,
     );
   }
+  if (result.blocking) {
+    const b = result.blocking;
+    lines.push(
+      '',
+      `Blocking: ${b.subscribers} lobby subscribers (grouped) on ${b.identities} identities, ${b.blockingIdentities} of them blocking a user who sends nothing (same server and sockets):`,
+      '',
+      '| viewers blocking | deliveries/s at saturation | × none | executions/event | server CPU |',
+      '|---:|---:|---:|---:|---:|',
+      ...[b.none, b.some].map(
+        (x) =>
+          `| ${x.percent}% | ${f(x.deliveriesPerSec)} | ${ratio(x.deliveriesPerSec, b.none.deliveriesPerSec)} | ${f(x.executionsPerEvent, 2)} | ${pct(x.serverCores)} |`,
+      ),
+    );
+  }
   if (result.history.length) {
     lines.push('', '| messages stored | `messages(last: 50)` p50 | p99 | p99 × smallest |', '|---:|---:|---:|---:|');
     for (const h of result.history)
@@ -809,8 +983,8 @@ const ROOM_SUBSCRIPTION =
   'subscription Room($room: ID) { messageAdded(room: $room) { id text createdAt sender { id username avatarUrl } } }';
 
 /** Subscriptions attached on the server (its /metrics gauge). */
-async function subscriptionsActive(target: Target): Promise<number> {
-  const text = await (await fetch(target.http.replace(/\/graphql$/, '/metrics'))).text();
+async function subscriptionsActive(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
   const m = /^anonymo_subscriptions_active (\d+)/m.exec(text);
   return m ? Number(m[1]) : 0;
 }
@@ -823,7 +997,10 @@ async function subscriptionsActive(target: Target): Promise<number> {
 async function runRooms(opts: Options, mongoBase: string, lobbyRssPerConnectionKiB?: number): Promise<RoomsResult> {
   const notes: string[] = [];
   const subscribers = opts.rooms * opts.roomMembers;
+  // /metrics is served on a listener of its own (METRICS_PORT), not on the API's port.
+  const metricsPort = await freePort();
   const target = await startTarget('grouped', mongoBase, subscribers, opts.server, opts.profile, {
+    METRICS_PORT: String(metricsPort),
     ROOMS_CREATED_PER_DAY: '100000',
     ROOMS_PER_USER: '100000',
   });
@@ -874,7 +1051,7 @@ async function runRooms(opts: Options, mongoBase: string, lobbyRssPerConnectionK
     );
     if (conn.failed) notes.push(`${conn.failed} connections failed (${conn.firstError})`);
     const deadline = nowMs() + 120000;
-    while ((await subscriptionsActive(target)) < conn.open) {
+    while ((await subscriptionsActive(`http://127.0.0.1:${metricsPort}/metrics`)) < conn.open) {
       if (nowMs() > deadline) throw new Error('room subscriptions did not all attach within 120 s');
       await sleep(200);
     }
@@ -1019,6 +1196,10 @@ async function main(): Promise<void> {
       const lobby = result.scenarios.filter((x) => x.mode === 'grouped').at(-1);
       result.rooms = await runRooms(opts, mongoBase, lobby?.rssPerConnectionKiB);
     }
+    if (opts.blocking > 0) {
+      console.log(`\n== lobby, ${Math.max(...opts.subscribers)} subscribers, ${opts.blocking}% of viewers blocking`);
+      result.blocking = await runBlocking(opts, mongoBase);
+    }
     if (opts.history.length) {
       console.log('\n== history');
       const h = await runHistory(opts, mongoBase);
@@ -1036,6 +1217,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(opts.out, 'latest.md'), `${md}\n`);
   console.log(`\n${md}\n`);
   for (const s of result.scenarios) for (const n of s.notes) console.log(`note (${s.subscribers} ${s.mode}): ${n}`);
+  for (const n of result.blocking?.notes ?? []) console.log(`note (blocking): ${n}`);
   if (result.explain)
     console.log(
       '\nFerretDB explain of the point lookup messages(last: 50) issues:\n' +
