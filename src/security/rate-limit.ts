@@ -111,7 +111,7 @@ export class RateLimits {
     let refused = cooling.filter((w) => w.ms > 0);
     if (refused.length === 0) refused = (await this.waits(name, keys, points)).filter((w) => w.ms > 0);
     if (refused.length === 0) return;
-    const waits = await Promise.all(refused.map((w) => escalation.strike(w.tag, w.ms)));
+    const waits = await Promise.all(refused.map(async (w) => escalation.strike(w.tag, w.ms)));
     throw rateLimitedError(name, Math.max(...waits));
   }
 
