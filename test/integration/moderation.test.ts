@@ -345,3 +345,33 @@ test('a conversation’s lastMessage never shows the viewer a message hidden fro
     await server.close();
   }
 });
+
+test('a reply never quotes what its readers may not see: a hidden message is quoted redacted, a shadow one not at all', async () => {
+  const server = await startServer({ env: { ...ENV, REPORT_HIDE_THRESHOLD: '1' } });
+  const REPLY =
+    'mutation($text: String!, $replyTo: ID) { sendMessage(input: { text: $text, replyTo: $replyTo }) { id } }';
+  const QUOTES = '{ messages(last: 50) { edges { node { text replyTo { id text hidden } } } } }';
+  type Page = {
+    messages: { edges: Array<{ node: { text: string; replyTo: { text: string; hidden: boolean } | null } }> };
+  };
+  const quoteIn = async (c: TestClient, reply: string) =>
+    (await c.data<Page>(QUOTES)).messages.edges.find((e) => e.node.text === reply)?.node.replyTo;
+  try {
+    const [alice, bob, carol, troll] = [user(server), user(server), user(server), user(server)];
+    const [, , , t] = await Promise.all([alice.me(), bob.me(), carol.me(), troll.me()]);
+    const quoted = await send(alice, 'quoted words');
+    await bob.data(REPLY, { text: 'my reply', replyTo: quoted });
+    expect(await quoteIn(carol, 'my reply')).toMatchObject({ text: 'quoted words', hidden: false });
+    await carol.data(REPORT, { id: quoted, reason: 'SPAM' });
+    expect(await quoteIn(carol, 'my reply')).toMatchObject({ id: quoted, text: '', hidden: true });
+    expect(await quoteIn(bob, 'my reply')).toMatchObject({ text: '', hidden: true });
+
+    await moderator(server).data(BAN, { id: t.id, hours: 1, shadow: true });
+    const shadow = await send(troll, 'shadow words');
+    // Message ids are guessable: a reply to a shadow message must not reveal it.
+    await bob.data(REPLY, { text: 'reply to a guess', replyTo: shadow });
+    expect(await quoteIn(carol, 'reply to a guess')).toBeNull();
+  } finally {
+    await server.close();
+  }
+});
