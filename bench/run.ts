@@ -32,6 +32,10 @@
  *                             connecting, receiving --rates[0] msg/s for --duration s, and leaving,
  *                             per mode (not per-subscriber); 0 skips
  *   --churn-subscribers 10000
+ *   --blocking 10             percent of lobby viewers who block someone (a user who sends nothing); 0 skips.
+ *                             One grouped server with the largest --subscribers: deliveries/s at saturation
+ *                             with nobody blocking, then with that share blocking, on the same sockets
+ *                             (--repeat rounds, best of each), their ratio, and executions per event
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
@@ -113,6 +117,28 @@ export interface RoomsResult {
   saturation: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number };
   notes: string[];
 }
+export interface BlockingRun {
+  /** Percent of the subscribed viewers who block someone. */
+  percent: number;
+  messages: number;
+  deliveriesPerSec: number;
+  serverCores: number;
+  /** Grouped executions per event (the server's anonymo_fanout_executions_total). */
+  executionsPerEvent: number;
+}
+export interface BlockingResult {
+  subscribers: number;
+  percent: number;
+  /** Identities (and so viewers' sockets, round-robin) that block someone. */
+  blockingIdentities: number;
+  identities: number;
+  runs: BlockingRun[];
+  /** Best of each percentage, and blocking / none (goal ≥ 0.9). */
+  none: BlockingRun;
+  some: BlockingRun;
+  ratio: number;
+  notes: string[];
+}
 export interface BenchResult {
   startedAt: string;
   machine: {
@@ -129,6 +155,7 @@ export interface BenchResult {
   explain?: { pointLookup: unknown; rangeScan: unknown };
   rooms?: RoomsResult;
   churn?: ChurnResult[];
+  blocking?: BlockingResult;
 }
 
 export interface Options {
@@ -149,6 +176,7 @@ export interface Options {
   roomMembers: number;
   rounds: number;
   churnSubscribers: number;
+  blocking: number;
 }
 
 function parseOptions(): Options {
@@ -171,6 +199,7 @@ function parseOptions(): Options {
       'room-members': { type: 'string', default: '10' },
       rounds: { type: 'string', default: '0' },
       'churn-subscribers': { type: 'string', default: '10000' },
+      blocking: { type: 'string', default: '0' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -206,6 +235,7 @@ function parseOptions(): Options {
     roomMembers: Math.max(1, Math.floor(nums(values['room-members'], 'room-members')[0])),
     rounds: Math.floor(nums(values.rounds, 'rounds')[0]),
     churnSubscribers: Math.max(1, Math.floor(nums(values['churn-subscribers'], 'churn-subscribers')[0])),
+    blocking: Math.min(100, nums(values.blocking, 'blocking')[0]),
   };
 }
 
@@ -255,6 +285,152 @@ function medianOf(runs: Scenario[]): Scenario {
   };
 }
 
+/**
+ * Keeps `window` lobby messages in flight for `duration` seconds (each counted once it reached
+ * every socket); `next()` numbers them. How many completed, over how long.
+ */
+async function saturate(
+  workers: Workers,
+  send: (k: number) => Promise<void>,
+  next: () => number,
+  opts: Pick<Options, 'window' | 'duration'>,
+  notes: string[],
+): Promise<{ completed: number; seconds: number }> {
+  const start = nowMs();
+  let completed = 0;
+  let lastDone = start;
+  let inFlight = 0;
+  let stalled = false;
+  await new Promise<void>((resolve) => {
+    let watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
+    const pump = () => {
+      while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
+        inFlight++;
+        const kk = next();
+        void workers.delivered(kk).then(() => {
+          inFlight--;
+          completed++;
+          lastDone = nowMs();
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
+          pump();
+        });
+        send(kk).catch((err) => notes.push(String(err)));
+      }
+      if (inFlight === 0) {
+        clearTimeout(watchdog);
+        resolve();
+      }
+    };
+    pump();
+  });
+  if (stalled) notes.push('saturation: deliveries stalled for 60 s');
+  return { completed, seconds: (lastDone - start) / 1000 };
+}
+
+/** A sample of the server's /metrics (on its METRICS_PORT listener; 0 when absent). */
+async function metricOf(metricsUrl: string, line: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  for (const l of text.split('\n')) if (l.startsWith(`${line} `)) return Number(l.slice(line.length + 1));
+  return 0;
+}
+
+const EXECUTIONS = 'anonymo_fanout_executions_total{kind="message"}';
+
+/**
+ * Lobby fan-out with `--blocking` percent of the viewers blocking someone, against nobody
+ * blocking, on one grouped server and the same subscribed sockets. The blocked user sends
+ * nothing, so every viewer still receives every message: what is measured is what the
+ * blocked sets cost the fan-out (the design keeps one execution per event and group).
+ */
+async function runBlocking(opts: Options, mongoBase: string): Promise<BlockingResult> {
+  const notes: string[] = [];
+  const subscribers = Math.max(...opts.subscribers);
+  const target = await startTarget('grouped', mongoBase, subscribers, opts.server, opts.profile);
+  const metricsUrl = target.metrics!;
+  const workers = new Workers(opts.workers);
+  try {
+    // Viewers' identities (sockets take them round-robin), plus a sender and a quiet user.
+    const [senderCookie, quietCookie, ...cookies] = await identities(target.http, opts.identities + 2);
+    const post = async (cookie: string, query: string, variables: Record<string, unknown> = {}) => {
+      const r = await fetch(target.http, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie },
+        body: JSON.stringify({ query, variables }),
+      });
+      const json = (await r.json()) as { data?: { me?: { id: string } }; errors?: unknown[] };
+      if (!r.ok || json.errors) throw new Error(`request failed: ${r.status} ${JSON.stringify(json.errors)}`);
+      return json.data!;
+    };
+    const quietId = (await post(quietCookie, '{ me { id } }')).me!.id;
+    const blockingIdentities = Math.round((cookies.length * opts.blocking) / 100);
+    const blockers = cookies.slice(0, blockingIdentities);
+    const send = sender(target, senderCookie);
+    let k = 0;
+    for (let i = 0; i < 5; i++) await send(k++);
+    const conn = await workers.connect(target.ws, 'graphql', cookies, subscribers);
+    if (conn.failed) notes.push(`${conn.failed} connections failed (${conn.firstError})`);
+    process.stdout.write(
+      `  ${conn.open} subscribers on ${cookies.length} identities, ${blockingIdentities} of them blocking when asked\n`,
+    );
+    await untilAllSubscribed(workers, send, () => k++);
+
+    const setBlocks = async (on: boolean) => {
+      const op = on ? 'blockUser' : 'unblockUser';
+      for (const c of blockers) await post(c, `mutation($id: ID!) { ${op}(id: $id) }`, { id: quietId });
+      // Block changes reach the fan-out through pub/sub: let them land before measuring.
+      await sleep(500);
+    };
+    const runs: BlockingRun[] = [];
+    for (let r = 0; r < opts.repeat; r++) {
+      for (const percent of [0, opts.blocking]) {
+        await setBlocks(percent > 0);
+        const exec0 = await metricOf(metricsUrl, EXECUTIONS);
+        const cpu0 = cpuSeconds(target.pid);
+        const t0 = nowMs();
+        const { completed, seconds } = await saturate(workers, send, () => k++, opts, notes);
+        const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - t0) / 1000);
+        const executions = (await metricOf(metricsUrl, EXECUTIONS)) - exec0;
+        runs.push({
+          percent,
+          messages: completed,
+          deliveriesPerSec: (completed * conn.open) / seconds,
+          serverCores: cores,
+          executionsPerEvent: completed ? executions / completed : NaN,
+        });
+        const last = runs.at(-1)!;
+        process.stdout.write(
+          `  ${percent}% blocking: ${Math.round(last.deliveriesPerSec)} deliveries/s, ` +
+            `${last.executionsPerEvent.toFixed(2)} executions/event, server ${(cores * 100).toFixed(0)}% CPU\n`,
+        );
+        await sleep(500);
+      }
+      await setBlocks(false);
+    }
+    const best = (percent: number) =>
+      runs.filter((x) => x.percent === percent).reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
+    const none = best(0);
+    const some = best(opts.blocking);
+    const rep = await workers.report();
+    if (rep.closed) notes.push(`${rep.closed} sockets were closed by the server`);
+    if (rep.unexpected) notes.push(`${rep.unexpected} unexpected frames`);
+    return {
+      subscribers: conn.open,
+      percent: opts.blocking,
+      blockingIdentities,
+      identities: cookies.length,
+      runs,
+      none,
+      some,
+      ratio: some.deliveriesPerSec / none.deliveriesPerSec,
+      notes,
+    };
+  } finally {
+    await workers.close();
+    await target.stop();
+  }
+}
+
 async function runScenario(opts: Options, mode: Mode, subscribers: number, mongoBase: string): Promise<Scenario> {
   const notes: string[] = [];
   const target = await startTarget(mode, mongoBase, subscribers, opts.server, opts.profile);
@@ -301,35 +477,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     const cpu0 = cpuSeconds(target.pid);
     const loadCpu0 = workers.cpuSeconds();
     const start = nowMs();
-    let completed = 0;
-    let lastDone = start;
-    let inFlight = 0;
-    let stalled = false;
-    await new Promise<void>((resolve) => {
-      let watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
-      const pump = () => {
-        while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
-          inFlight++;
-          const kk = k++;
-          void workers.delivered(kk).then(() => {
-            inFlight--;
-            completed++;
-            lastDone = nowMs();
-            clearTimeout(watchdog);
-            watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
-            pump();
-          });
-          send(kk).catch((err) => notes.push(String(err)));
-        }
-        if (inFlight === 0) {
-          clearTimeout(watchdog);
-          resolve();
-        }
-      };
-      pump();
-    });
-    if (stalled) notes.push('saturation: deliveries stalled for 60 s');
-    const seconds = (lastDone - start) / 1000;
+    const { completed, seconds } = await saturate(workers, send, () => k++, opts, notes);
     const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - start) / 1000);
     const loadgenCores = (workers.cpuSeconds() - loadCpu0) / ((nowMs() - start) / 1000);
     const deliveries = completed * conn.open;
@@ -520,6 +668,20 @@ export function table(result: BenchResult): string {
     );
   }
   if (result.churn?.length) lines.push('', churnTable(result.churn));
+  if (result.blocking) {
+    const b = result.blocking;
+    lines.push(
+      '',
+      `Blocking: ${b.subscribers} lobby subscribers (grouped) on ${b.identities} identities, ${b.blockingIdentities} of them blocking a user who sends nothing (same server and sockets):`,
+      '',
+      '| viewers blocking | deliveries/s at saturation | × none | executions/event | server CPU |',
+      '|---:|---:|---:|---:|---:|',
+      ...[b.none, b.some].map(
+        (x) =>
+          `| ${x.percent}% | ${f(x.deliveriesPerSec)} | ${ratio(x.deliveriesPerSec, b.none.deliveriesPerSec)} | ${f(x.executionsPerEvent, 2)} | ${pct(x.serverCores)} |`,
+      ),
+    );
+  }
   if (result.history.length) {
     lines.push('', '| messages stored | `messages(last: 50)` p50 | p99 | p99 × smallest |', '|---:|---:|---:|---:|');
     for (const h of result.history)
@@ -745,6 +907,10 @@ async function main(): Promise<void> {
       const lobby = result.scenarios.filter((x) => x.mode === 'grouped').at(-1);
       result.rooms = await runRooms(opts, mongoBase, lobby?.rssPerConnectionKiB);
     }
+    if (opts.blocking > 0) {
+      console.log(`\n== lobby, ${Math.max(...opts.subscribers)} subscribers, ${opts.blocking}% of viewers blocking`);
+      result.blocking = await runBlocking(opts, mongoBase);
+    }
     if (opts.history.length) {
       console.log('\n== history');
       const h = await runHistory(opts, mongoBase);
@@ -762,6 +928,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(opts.out, 'latest.md'), `${md}\n`);
   console.log(`\n${md}\n`);
   for (const s of result.scenarios) for (const n of s.notes) console.log(`note (${s.subscribers} ${s.mode}): ${n}`);
+  for (const n of result.blocking?.notes ?? []) console.log(`note (blocking): ${n}`);
   if (result.explain)
     console.log(
       '\nFerretDB explain of the point lookup messages(last: 50) issues:\n' +

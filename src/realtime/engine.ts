@@ -55,6 +55,8 @@ export interface RealtimeEngineOptions {
   logger: Logger;
   /** Called after a live event was written to `count` subscribers of `topic` (metrics). Default none. */
   onDelivered?: ChannelTools['onDelivered'];
+  /** Called after a live event was executed `count` times (once per group it reached). Default none. */
+  onExecuted?: ChannelTools['onExecuted'];
   /** How events are executed (see FANOUT in config.ts). Default `grouped`. */
   fanout?: 'grouped' | 'per-subscriber';
 }
@@ -84,6 +86,7 @@ export class RealtimeEngine {
       render: this.render,
       onError: (err) => options.logger.warn({ err }, 'subscription delivery failed; will retry'),
       onDelivered: options.onDelivered,
+      onExecuted: options.onExecuted,
     };
   }
 

@@ -130,6 +130,11 @@ export class Sink {
   }
 }
 
+function someAccepted(sinks: Set<Sink>, accept: (sink: Sink) => boolean): boolean {
+  for (const sink of sinks) if (accept(sink)) return true;
+  return false;
+}
+
 /** Subscribers that receive identical payloads. */
 export class Group {
   readonly sinks = new Set<Sink>();
@@ -156,6 +161,8 @@ export interface ChannelTools {
   onError: (err: unknown) => void;
   /** Told how many frames each dispatched event wrote, and when its message was stored (metrics). */
   onDelivered?: (count: number, topic: string, createdAt?: Date) => void;
+  /** Told how many executions (one per group it reached) a live event took (metrics). */
+  onExecuted?: (count: number, topic: string) => void;
 }
 
 export interface ChannelStats {
@@ -236,13 +243,17 @@ export class Channel<E = unknown, O = unknown> {
   /** Sends an event to every subscriber `accept` lets through (default: all). */
   async dispatch(event: E, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
     let delivered = 0;
+    let executed = 0;
     for (const group of [...this.groups.values()]) {
       if (group.plan.perSubscriber) {
         for (const sink of group.sinks) if (!accept || accept(sink)) sink.sendEvent(event, seq);
         continue;
       }
+      // A filtered event (blocks, shadow bans) is not executed for a group it reaches no one in.
+      if (accept && !someAccepted(group.sinks, accept)) continue;
       let payload: Payload;
       try {
+        executed++;
         payload = toPayload(await this.render(group.plan, event, group.viewerContext));
       } catch (err) {
         this.onError(err);
@@ -254,6 +265,7 @@ export class Channel<E = unknown, O = unknown> {
       }
     }
     this.tools.onDelivered?.(delivered, this.topic, this.eventTime(event));
+    if (executed > 0) this.tools.onExecuted?.(executed, this.topic);
   }
 
   /** Delivers an event from the pub/sub transport (subclasses add ordering or filtering). */
