@@ -183,6 +183,15 @@ export class RealtimeEngine {
     });
   }
 
+  /**
+   * Ends `viewerId`'s subscriptions to `topic` on this instance (e.g. a member who left a
+   * private room); each receives `error` as its graphql-ws `error` message. Returns how many.
+   */
+  endSubscriptions(topic: string, viewerId: string, error?: unknown): number {
+    const entry = this.entries.get(topic);
+    return entry ? entry.channel.endWhere((sink) => sink.viewerId === viewerId, error) : 0;
+  }
+
   stats(): RealtimeStats {
     let subscribers = 0;
     let groups = 0;
