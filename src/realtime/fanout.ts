@@ -228,20 +228,6 @@ export class Channel<E = unknown, O = unknown> {
     }
   }
 
-  /** Ends the subscriptions `accept` picks (e.g. one viewer's): they receive `error`, if given. Returns how many. */
-  endWhere(accept: (sink: Sink) => boolean, error?: unknown): number {
-    let n = 0;
-    for (const g of [...this.groups.values()]) {
-      for (const s of [...g.sinks]) {
-        if (!s.ended && accept(s)) {
-          s.end(error);
-          n++;
-        }
-      }
-    }
-    return n;
-  }
-
   /** Runs `job` after every event and job queued before it. */
   enqueue<T>(job: () => Promise<T>): Promise<T> {
     const run = this.queue.then(job);
