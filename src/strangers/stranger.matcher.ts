@@ -57,6 +57,8 @@ export interface StrangerMatcher {
   renew(isMine: (userId: string) => boolean, now: number): Promise<string[]>;
   /** Removes entries whose lease ran out (their instance died); returns how many. */
   sweep(now: number): Promise<number>;
+  /** deleteMyData: whatever the matcher keeps about the user besides the queue and the pairing. */
+  forget(userId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -185,6 +187,9 @@ export class DbStrangerMatcher implements StrangerMatcher {
   async leave(userId: string): Promise<boolean> {
     return (await this.queue.deleteOne({ _id: userId }).exec()).deletedCount === 1;
   }
+
+  /** The database matcher keeps ended chats in `stranger_ended` only, which the service erases. */
+  async forget(_userId: string): Promise<void> {}
 
   async renew(isMine: (userId: string) => boolean, now: number): Promise<string[]> {
     const waiting = (await this.queue.find({}, { _id: 1 }).lean().exec()).map((d) => d._id);

@@ -107,7 +107,17 @@ for k = 3, #ARGV do
 end
 return 1`;
 
+// ARGV: prefix, user. Forgets the user's ended chats, on both sides.
+const FORGET = `
+local p, u = ARGV[1], ARGV[2]
+for _, w in ipairs(redis.call('SMEMBERS', p .. 'stranger:ended:' .. u)) do
+  redis.call('SREM', p .. 'stranger:ended:' .. w, u)
+end
+redis.call('DEL', p .. 'stranger:ended:' .. u, p .. 'stranger:lease:' .. u)
+return 1`;
+
 type MatcherRedis = Redis & {
+  strangerForget(...argv: string[]): Promise<number>;
   strangerSweep(...argv: string[]): Promise<number>;
   strangerRenew(...argv: string[]): Promise<number>;
   strangerMatch(...argv: string[]): Promise<string[]>;
@@ -136,6 +146,7 @@ export class RedisStrangerMatcher implements StrangerMatcher {
     this.redis.defineCommand('strangerEnd', { numberOfKeys: 0, lua: END });
     this.redis.defineCommand('strangerSweep', { numberOfKeys: 0, lua: SWEEP });
     this.redis.defineCommand('strangerRenew', { numberOfKeys: 0, lua: RENEW });
+    this.redis.defineCommand('strangerForget', { numberOfKeys: 0, lua: FORGET });
   }
 
   private async run(userId: string, mode: 'enqueue' | 'retry', interests: string[], now: number, excluded: string[]) {
@@ -171,6 +182,10 @@ export class RedisStrangerMatcher implements StrangerMatcher {
       .del(`${this.prefix}stranger:lease:${userId}`)
       .exec()) as [[Error | null, number], [Error | null, number], [Error | null, number]];
     return removed === 1;
+  }
+
+  async forget(userId: string): Promise<void> {
+    await this.redis.strangerForget(this.prefix, userId);
   }
 
   async renew(isMine: (userId: string) => boolean, _now: number): Promise<string[]> {

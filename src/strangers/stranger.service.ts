@@ -186,6 +186,7 @@ export class StrangerService implements DirectPolicy {
     if (current) await this.endChat(user, current.with);
     const escaped = user.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     await this.ended.deleteMany({ _id: { $regex: `(^${escaped}:)|(:${escaped}$)` } }).exec();
+    await this.matcher.forget(user.id);
   }
 
   /** DirectPolicy: users whose stranger chat ended may not message each other. */

@@ -8,6 +8,7 @@
  * the reports they filed and the blocks they made.
  */
 import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
 import { TestClient } from '../helpers/client';
 import { freshDbName, openDb } from '../helpers/db';
 import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
@@ -38,6 +39,8 @@ const TYPING = 'subscription($room: ID) { typing(room: $room) { typing } }';
 const REPORT = 'mutation($id: ID!) { reportMessage(id: $id, reason: SPAM) }';
 const BLOCK = 'mutation($id: ID!) { blockUser(id: $id) }';
 const FORGET = 'mutation { deleteMyData }';
+const FIND = 'mutation { findStranger }';
+const END_CHAT = 'mutation($with: ID!) { endStrangerChat(with: $with) }';
 
 interface Update {
   messageUpdated: {
@@ -352,6 +355,11 @@ describe('leaving and erasure', () => {
     expect(await roomInfo(alice, secret.slug)).toMatchObject({ memberCount: 2 });
     const spam = await send(carol, undefined, 'buy now');
     await bob.data(REPORT, { id: spam.id });
+    // A stranger chat with Dave, ended: recorded in the database and in the Redis matcher.
+    const dave = await user(b);
+    await bob.data(FIND);
+    await dave.data(FIND);
+    expect((await bob.data(END_CHAT, { with: dave.id })).endStrangerChat).toBe(true);
     await bob.data(BLOCK, { id: carol.id });
 
     const ws = bob.via(a).ws();
@@ -375,6 +383,14 @@ describe('leaving and erasure', () => {
     expect(await c.collection('block_log').countDocuments({ blocker: bob.id })).toBe(0);
     expect(await c.collection('counters').countDocuments({ _id: { $regex: `^user:${bob.id}#` } } as never)).toBe(0);
     expect(await c.collection('rooms').countDocuments({ createdBy: bob.id })).toBe(0);
+    expect(await c.collection('stranger_ended').countDocuments({ _id: { $regex: bob.id } } as never)).toBe(0);
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect(await redis.exists(`${REDIS_PREFIX}stranger:ended:${bob.id}`)).toBe(0);
+      expect(await redis.sismember(`${REDIS_PREFIX}stranger:ended:${dave.id}`, bob.id)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
     // The room Bob created lives on with its other member, who can still write in it.
     await send(alice, secret.id, 'still here');
     // Leaving and joining again keeps the counts exact.
