@@ -117,7 +117,8 @@ export class DbStrangerMatcher implements StrangerMatcher {
     if (await this.partner(userId)) return { matched: null, since: null };
     const existing = await this.queue.findOne({ _id: userId }).lean().exec();
     const since = existing?.since ?? now;
-    const leaseUntil = now + this.leaseMs;
+    // From the moment of writing: a slow database must not hand out an entry already past its lease.
+    const leaseUntil = Date.now() + this.leaseMs;
     if (existing) await this.queue.updateOne({ _id: userId }, { $set: { interests, leaseUntil } }).exec();
     else {
       try {
@@ -191,11 +192,11 @@ export class DbStrangerMatcher implements StrangerMatcher {
   /** The database matcher keeps ended chats in `stranger_ended` only, which the service erases. */
   async forget(_userId: string): Promise<void> {}
 
-  async renew(isMine: (userId: string) => boolean, now: number): Promise<string[]> {
+  async renew(isMine: (userId: string) => boolean, _now: number): Promise<string[]> {
     const waiting = (await this.queue.find({}, { _id: 1 }).lean().exec()).map((d) => d._id);
     const mine = waiting.filter(isMine);
     if (mine.length > 0) {
-      await this.queue.updateMany({ _id: { $in: mine } }, { $set: { leaseUntil: now + this.leaseMs } }).exec();
+      await this.queue.updateMany({ _id: { $in: mine } }, { $set: { leaseUntil: Date.now() + this.leaseMs } }).exec();
     }
     return waiting;
   }
