@@ -11,6 +11,7 @@ import type { ChannelTools } from '../realtime/fanout';
 import { OrderedChannel } from '../realtime/ordered-channel';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageDoc } from '../messages/message.model';
+import type { UpdateDelivery } from '../messages/message.policy';
 import type { MessageService } from '../messages/message.service';
 import type { MessageStore } from '../messages/message.store';
 import { conversationOf } from './conversation-of';
@@ -23,6 +24,11 @@ export interface UpdateChannelDeps {
   store: Pick<MessageStore, 'get'>;
   expiry: MessageExpiry;
   lifecycle: Pick<LifecycleService, 'payload'>;
+  /**
+   * Abuse control: who receives a change, and as what (blocks, shadow bans, messages hidden
+   * by reports: redacted for all but their sender). Default everyone, as it is.
+   */
+  audience?: (payload: UpdatePayload) => Array<UpdateDelivery<UpdatePayload>> | undefined;
 }
 
 export interface UpdateRoute {
@@ -62,6 +68,11 @@ export class UpdateChannel extends OrderedChannel<UpdatePayload, UpdateRoute> {
 
   protected head(): Promise<number> {
     return this.deps.log.head(this.conversation);
+  }
+
+  /** Abuse control: who receives a change, and as what (blocked, shadow, hidden: redacted for all but the sender). */
+  protected override deliveries(payload: UpdatePayload) {
+    return this.deps.audience?.(payload);
   }
 
   protected override noteEvent(payload: UpdatePayload): void {

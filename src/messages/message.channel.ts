@@ -76,8 +76,10 @@ export class MessageChannel extends OrderedChannel<MessagePayload, MessageRoute>
     return { events, through: docs.length > 0 ? docs[docs.length - 1].seq : to };
   }
 
-  protected override audience(payload: MessagePayload) {
-    return this.deps.audience?.(payload);
+  protected override deliveries(payload: MessagePayload) {
+    // Usually undefined: every group executes once and writes to all of its sinks.
+    const may = this.deps.audience?.(payload);
+    return may && [{ payload, to: may }];
   }
 
   protected override noteEvent(payload: MessagePayload): void {

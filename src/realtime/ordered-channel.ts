@@ -17,8 +17,9 @@
  *
  * Infrastructure: knows no domain.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
+import { lru } from '../util/lru';
 import { Channel, toPayload, type ChannelTools, type Payload, type Sink } from './fanout';
 
 /** Events read per store round trip while replaying or filling a gap. */
@@ -29,6 +30,12 @@ const RETRY_MS = 500;
 export interface OrderedRoute {
   /** Replay every event after this number first. */
   after?: number;
+}
+
+/** One rendering of an event and the viewers it is for (see OrderedChannel.deliveries). */
+export interface Delivery<E> {
+  payload: E;
+  to(viewerId: string): boolean;
 }
 
 export interface OrderedChannelOptions {
@@ -51,7 +58,7 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
   // channel of a quiet room would otherwise pay (see docs/ROOMS.md).
   private renderedCache?: LRUCache<string, Payload>;
   private get rendered(): LRUCache<string, Payload> {
-    return (this.renderedCache ??= new LRUCache<string, Payload>({ max: 2000 }));
+    return (this.renderedCache ??= lru<string, Payload>(2000));
   }
 
   constructor(
@@ -71,8 +78,12 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
    * number the read covered (later reads start after it).
    */
   protected abstract read(from: number, to: number, limit: number): Promise<{ events: E[]; through: number }>;
-  /** Who may receive the event (by viewer id); undefined: everyone. */
-  protected audience(event: E): ((viewerId: string) => boolean) | undefined {
+  /**
+   * Who receives the event, and as what (e.g. blocked senders left out, a hidden message
+   * redacted for all but its sender): each viewer gets the first delivery meant for them, and
+   * nothing if none is. Undefined (the usual case): everyone gets the event itself.
+   */
+  protected deliveries(event: E): Array<Delivery<E>> | undefined {
     void event;
     return undefined;
   }
@@ -130,8 +141,10 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
     const seq = this.seqOf(event);
     if (seq <= this.lastSeq) return;
     // Usually undefined: then every group executes once and writes to all of its sinks.
-    const may = this.audience(event);
-    await this.dispatch(event, may && ((sink: Sink) => may(sink.viewerId)), seq);
+    const deliveries = this.deliveries(event);
+    if (!deliveries) await this.dispatch(event, undefined, seq);
+    // Sink.sendSeq never repeats a number: a viewer of two deliveries gets the first.
+    else for (const d of deliveries) await this.dispatch(d.payload, (sink: Sink) => d.to(sink.viewerId), seq);
     this.lastSeq = seq;
     for (const k of this.pending.keys()) if (k <= seq) this.pending.delete(k);
   }
@@ -165,15 +178,18 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
 
   private async replay(sink: Sink, upTo: number): Promise<void> {
     const { events, through } = await this.read(sink.lastSeq + 1, upTo, ORDERED_BATCH);
-    for (const e of events) {
-      const seq = this.seqOf(e);
-      const may = this.audience(e);
-      if (may && !may(sink.viewerId)) continue;
+    for (const original of events) {
+      const seq = this.seqOf(original);
+      const deliveries = this.deliveries(original);
+      const e = deliveries ? deliveries.find((d) => d.to(sink.viewerId))?.payload : original;
+      if (e === undefined) continue;
       if (sink.plan.perSubscriber) {
         sink.sendEvent(e, seq);
         continue;
       }
-      const key = this.ordered.cacheReplays && !sink.plan.viewerDependent ? `${sink.plan.key}\u0000${seq}` : undefined;
+      // Only the event as stored is shared between viewers; a delivery made for some is not.
+      const shared = this.ordered.cacheReplays && e === original && !sink.plan.viewerDependent;
+      const key = shared ? `${sink.plan.key}\u0000${seq}` : undefined;
       let payload = key ? this.rendered.get(key) : undefined;
       if (payload === undefined) {
         payload = toPayload(
