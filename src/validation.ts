@@ -12,6 +12,7 @@ import {
   parse,
   specifiedRules,
   validate,
+  type DirectiveNode,
   type DocumentNode,
   type GraphQLSchema,
   type SelectionSetNode,
@@ -52,33 +53,42 @@ export function documentTooLarge(query: string, maxBytes: number): GraphQLError 
 
 /**
  * graphql-js 16's SingleFieldSubscriptionsRule evaluates @skip/@include at a subscription's
- * root without variable values, and throws when their argument is a variable (found by the
- * fuzzer: INTERNAL_SERVER_ERROR over HTTP, a logged stack and close 4500 over WebSocket).
+ * root without variable values, and throws when their argument is a variable, missing or not
+ * a Boolean (found by the fuzzer: INTERNAL_SERVER_ERROR over HTTP, a logged stack and close
+ * 4500 over WebSocket; the last two by the 100,000-case run).
  * Such documents are refused before validation, on both transports.
  */
 export function rootDirectiveVariableError(document: DocumentNode): GraphQLError | null {
+  // graphql-js evaluates @skip/@include on the root fields while validating and throws on a
+  // variable, a missing `if` or a non-Boolean one (the fuzzer found all three).
+  const unsafeDirective = (d: DirectiveNode): boolean => {
+    if (d.arguments?.some((a) => a.value.kind === Kind.VARIABLE)) return true;
+    if (d.name.value !== 'skip' && d.name.value !== 'include') return false;
+    const condition = d.arguments?.find((a) => a.name.value === 'if');
+    return condition?.value.kind !== Kind.BOOLEAN;
+  };
   const fragments = new Map(
     document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])),
   );
   const seen = new Set<string>();
-  const usesVariable = (set: SelectionSetNode): boolean =>
+  const hasUnsafeDirective = (set: SelectionSetNode): boolean =>
     set.selections.some((sel) => {
-      const variable = sel.directives?.some((d) => d.arguments?.some((a) => a.value.kind === Kind.VARIABLE));
-      if (variable) return true;
-      if (sel.kind === Kind.INLINE_FRAGMENT) return usesVariable(sel.selectionSet);
+      if (sel.directives?.some(unsafeDirective)) return true;
+      if (sel.kind === Kind.INLINE_FRAGMENT) return hasUnsafeDirective(sel.selectionSet);
       if (sel.kind === Kind.FRAGMENT_SPREAD && !seen.has(sel.name.value)) {
         seen.add(sel.name.value);
         const fragment = fragments.get(sel.name.value);
-        return fragment ? usesVariable(fragment.selectionSet) : false;
+        return fragment ? hasUnsafeDirective(fragment.selectionSet) : false;
       }
       return false;
     });
   for (const def of document.definitions) {
     if (def.kind !== Kind.OPERATION_DEFINITION || def.operation !== OperationTypeNode.SUBSCRIPTION) continue;
-    if (usesVariable(def.selectionSet)) {
-      return new GraphQLError('A subscription cannot use variables in directives on its root fields', {
-        extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED },
-      });
+    if (hasUnsafeDirective(def.selectionSet)) {
+      return new GraphQLError(
+        "A subscription's root fields take @skip/@include only with a literal Boolean `if`, and no variables in directives",
+        { extensions: { code: ErrorCode.GRAPHQL_VALIDATION_FAILED } },
+      );
     }
   }
   return null;
@@ -133,7 +143,16 @@ export class OperationValidator {
     }
     const rootError = rootDirectiveVariableError(document);
     if (rootError) return [rootError];
-    const errors = validate(this.schema, document, this.rules);
+    let errors: readonly GraphQLError[];
+    try {
+      errors = validate(this.schema, document, this.rules);
+    } catch (err) {
+      // graphql-js's SingleFieldSubscriptionsRule evaluates @skip/@include while validating
+      // and throws (instead of reporting) when their `if` is missing or ill-typed, before the
+      // rule that would report it has run (found by the fuzzer). Such a document is invalid.
+      if (!(err instanceof GraphQLError)) throw err;
+      errors = [err];
+    }
     if (errors.length) {
       return errors.map(
         (e) =>

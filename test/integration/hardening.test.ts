@@ -319,28 +319,34 @@ describe('found by the fuzzer', () => {
     expect(server.services.realtime.stats()).toMatchObject({ subscribers: 0, plans: 0 });
   });
 
-  test('a subscription whose root field has @skip with a variable is a validation error on both transports, not a crash', async () => {
-    const query = 'subscription($x: Boolean!) { presenceChanged @skip(if: $x) { online } }';
-    const browser = new TestClient(server);
-    await browser.me();
-    const before = errorLogs().length;
-    const http = await browser.gql(query, { x: false });
-    expect(http.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    const consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-    try {
-      const raw = await RawSocket.open(server.wsUrl, { cookie: browser.cookie! });
-      await raw.init();
-      raw.json({ id: '1', type: 'subscribe', payload: { query, variables: { x: false } } });
-      const error = await raw.next((m) => m.type === 'error');
-      expect(JSON.stringify(error.payload)).toMatch(/GRAPHQL_VALIDATION_FAILED/);
-      expect(raw.open).toBe(true);
-      expect(consoleError).not.toHaveBeenCalled();
-      await raw.close();
-    } finally {
-      consoleError.mockRestore();
-    }
-    expect(errorLogs().slice(before)).toEqual([]);
-  });
+  test.each([
+    ['@skip with a variable', 'subscription($x: Boolean!) { presenceChanged @skip(if: $x) { online } }'],
+    ['@include without its if', 'subscription { presenceChanged @include { online } }'],
+    ['@skip with a string for if', 'subscription { presenceChanged @skip(if: "no") { online } }'],
+  ])(
+    'a subscription whose root field has %s is a validation error on both transports, not a crash',
+    async (_, query) => {
+      const browser = new TestClient(server);
+      await browser.me();
+      const before = errorLogs().length;
+      const http = await browser.gql(query, { x: false });
+      expect(http.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      const consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        const raw = await RawSocket.open(server.wsUrl, { cookie: browser.cookie! });
+        await raw.init();
+        raw.json({ id: '1', type: 'subscribe', payload: { query, variables: { x: false } } });
+        const error = await raw.next((m) => m.type === 'error');
+        expect(JSON.stringify(error.payload)).toMatch(/GRAPHQL_VALIDATION_FAILED/);
+        expect(raw.open).toBe(true);
+        expect(consoleError).not.toHaveBeenCalled();
+        await raw.close();
+      } finally {
+        consoleError.mockRestore();
+      }
+      expect(errorLogs().slice(before)).toEqual([]);
+    },
+  );
 
   test.each(['connection_ack', 'next', 'error'])(
     'a client frame of the server-only type %s closes the socket with 4400, not 4500 and a logged stack',
