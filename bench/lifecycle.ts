@@ -311,6 +311,7 @@ async function runPurge(opts: LifecycleOptions, mongoBase: string, notes: string
         await sleep(200);
         count = await poll();
       }
+      if (count === undefined || count === n) notes.push('purge: no purged batch seen before the deadline');
       const start = nowMs();
       const c1 = await commandsByName(target);
       const sent1 = sends.length;
@@ -405,9 +406,9 @@ export function lifecycleTable(r: LifecycleResult): string {
       '',
       `Purge: ${p.expired} expired lobby messages, PURGE_INTERVAL_MS=${p.purgeIntervalMs}, the chat sending ${p.sendRate} msg/s meanwhile:`,
       '',
-      '| purge time | finished | messages/s | DB commands (in all; ≈ the purge’s, per 1000 messages) | by command | send p50 / p99 before | during |',
-      '|---:|---|---:|---:|---|---:|---:|',
-      `| ${f(p.purgeSeconds, 1)} s | ${p.finished ? 'yes' : `no, ${p.left ?? '?'} left`} | ${f(p.messagesPerSec)} | ${p.commandsTotal} (~${f(p.purgeCommands)}, ${f(p.purgeCommandsPer1000, 1)}) | ${Object.entries(
+      '| purge time | finished | messages/s | sends failed | DB commands (in all; ≈ the purge’s, per 1000 messages) | by command | send p50 / p99 before | during |',
+      '|---:|---|---:|---:|---:|---|---:|---:|',
+      `| ${f(p.purgeSeconds, 1)} s | ${p.finished ? 'yes' : `no, ${p.left ?? '?'} left`} | ${f(p.messagesPerSec)} | ${p.sendErrors} | ${p.commandsTotal} (~${f(p.purgeCommands)}, ${f(p.purgeCommandsPer1000, 1)}) | ${Object.entries(
         p.commands,
       )
         .map(([k, v]) => `${k} ${v}`)
