@@ -239,9 +239,11 @@ async function runReactions(
 
 async function runPurge(opts: LifecycleOptions, mongoBase: string, notes: string[]): Promise<PurgeResult> {
   const dbName = `bench_purge_${randomBytes(3).toString('hex')}`;
-  const mongo = await MongoClient.connect(`${mongoBase}${dbName}`);
+  // Seeded from a client of its own, closed before the server starts; the counts use another.
+  const seeder = await MongoClient.connect(`${mongoBase}${dbName}`);
+  let mongo: MongoClient | undefined;
   try {
-    const coll = mongo.db(dbName).collection('messages');
+    const seeded = seeder.db(dbName).collection('messages');
     const n = opts.expired;
     const createdAt = new Date(Date.now() - 2 * 3600_000);
     const expiresAt = new Date(Date.now() - 3600_000);
@@ -266,11 +268,14 @@ async function runPurge(opts: LifecycleOptions, mongoBase: string, notes: string
           expiresAt,
         };
       });
-      await coll.insertMany(docs as never[], { ordered: false });
+      await seeded.insertMany(docs as never[], { ordered: false });
       done += batch;
     }
     const seedSeconds = (nowMs() - t) / 1000;
     process.stdout.write(`  ${n} expired lobby messages seeded in ${seedSeconds.toFixed(1)} s\n`);
+    await seeder.close();
+    mongo = await MongoClient.connect(`${mongoBase}${dbName}`);
+    const coll = mongo.db(dbName).collection('messages');
     const left = () => coll.countDocuments({ seq: { $lte: n }, purgedAt: { $exists: false } });
 
     const target = await startTarget('grouped', mongoBase, 10, opts.server, opts.profile, {
@@ -375,7 +380,8 @@ async function runPurge(opts: LifecycleOptions, mongoBase: string, notes: string
       await target.stop();
     }
   } finally {
-    await mongo.close();
+    await seeder.close();
+    await mongo?.close();
   }
 }
 
