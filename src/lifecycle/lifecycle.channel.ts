@@ -138,11 +138,18 @@ export class UpdateChannel extends Channel<UpdatePayload, UpdateRoute> {
       throw new BadUserInputError('after is newer than the newest update', 'after');
     }
     sink.lastSeq = after;
-    while (!sink.ended && this.lastN - sink.lastSeq > BATCH) await this.replay(sink, this.lastN);
-    await this.enqueue(async () => {
-      while (!sink.ended && sink.lastSeq < this.lastN) await this.replay(sink, this.lastN);
-      if (!sink.ended) this.join(sink);
-    });
+    // Something to replay: wait for a replay slot (bounded at once, see realtime/replay-gate.ts).
+    const release = after < this.lastN ? await this.tools.replaySlot?.(() => sink.live) : undefined;
+    try {
+      // A subscriber whose socket is closing gets nothing more: its replay stops at the next batch.
+      while (sink.live && this.lastN - sink.lastSeq > BATCH) await this.replay(sink, this.lastN);
+      await this.enqueue(async () => {
+        while (sink.live && sink.lastSeq < this.lastN) await this.replay(sink, this.lastN);
+        if (!sink.ended) this.join(sink);
+      });
+    } finally {
+      release?.();
+    }
   }
 
   private async replay(sink: Sink, upTo: number): Promise<void> {

@@ -25,6 +25,7 @@ import type { MessageStore } from './message.store';
 /** Messages read per database round trip while replaying. */
 export const REPLAY_BATCH = 100;
 const RETRY_MS = 500;
+const noop = () => undefined;
 
 export interface MessageChannelDeps {
   store: Pick<MessageStore, 'head' | 'range' | 'noteStored'>;
@@ -159,18 +160,34 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
       if (after > head) throw new BadUserInputError('after is newer than the newest message', 'after');
     }
     sink.lastSeq = after;
-    // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
-    // for everyone else; the last stretch and the join happen inside it. A subscriber whose
-    // socket is closing gets nothing more: its replay stops at the next batch.
-    while (sink.live && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
-    await this.enqueue(async () => {
-      while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
-      if (!sink.ended) this.join(sink);
-    });
+    // Nothing missed: join at once, no replay slot needed (most reconnects of a quiet room).
+    if (after >= this.lastSeq) {
+      await this.enqueue(async () => {
+        while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
+        if (!sink.ended) this.join(sink);
+      });
+      return;
+    }
+    // A bounded number of replays run at once (a reconnect storm queues here); a subscriber
+    // that left while it waited gets no replay.
+    const release = (await this.tools.replaySlot?.(() => sink.live)) ?? noop;
+    try {
+      // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
+      // for everyone else; the last stretch and the join happen inside it. A subscriber whose
+      // socket is closing gets nothing more: its replay stops at the next batch.
+      while (sink.live && this.lastSeq - sink.lastSeq > REPLAY_BATCH) await this.replay(sink, this.lastSeq);
+      await this.enqueue(async () => {
+        while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
+        if (!sink.ended) this.join(sink);
+      });
+    } finally {
+      release();
+    }
   }
 
   private async replay(sink: Sink, upTo: number): Promise<void> {
     const docs = await this.deps.store.range(this.conversation, sink.lastSeq + 1, upTo, REPLAY_BATCH);
+    this.tools.onReplayPage?.(docs.length);
     if (docs.length === 0) {
       sink.lastSeq = upTo;
       return;
