@@ -77,7 +77,7 @@ export interface StormResult {
   resumed: number;
   /** Seconds from the restart until every client resumed (p50, p99, max over clients). */
   resumeSeconds: { p50: number; p99: number; max: number };
-  messages: { sent: number; stored: number; retried: number };
+  messages: { sent: number; stored: number; retried: number; unacknowledged: number };
   /** Over all subscriptions, against the database: must all be 0. */
   lost: number;
   duplicated: number;
@@ -146,6 +146,7 @@ interface Shared {
   /** First sequence number stored after the restart, per conversation (set once known). */
   firstAfterRestart: Map<string, number>;
   restartedAt?: number;
+  killedAt?: number;
   counters: StormResult['clientSide'];
   onResumed(client: StormClient): void;
   /** A connection acknowledged after the restart. */
@@ -211,7 +212,7 @@ class StormClient {
       this.checkResumed(sub);
     } else if (frame.type === 'connection_ack') {
       this.connected = true;
-      if (this.shared.restartedAt !== undefined) this.shared.onReconnected(this);
+      if (this.shared.killedAt !== undefined) this.shared.onReconnected(this);
       this.retries = 0;
       for (const sub of this.subs) this.subscribe(sub);
     } else if (frame.type === 'error' || frame.type === 'complete') {
@@ -255,7 +256,11 @@ interface Frame {
   payload?: any;
 }
 
-async function http(url: string, cookie: string | undefined, body: unknown): Promise<{ data?: any; cookie?: string }> {
+async function http(
+  url: string,
+  cookie: string | undefined,
+  body: unknown,
+): Promise<{ data?: any; errors?: unknown; cookie?: string }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
@@ -263,8 +268,8 @@ async function http(url: string, cookie: string | undefined, body: unknown): Pro
     signal: AbortSignal.timeout(10000),
   });
   const m = /anonymo\.sid=([^;]+)/.exec(res.headers.get('set-cookie') ?? '');
-  const json = (await res.json()) as { data?: any };
-  return { data: json.data, cookie: m ? `anonymo.sid=${m[1]}` : undefined };
+  const json = (await res.json()) as { data?: any; errors?: unknown };
+  return { data: json.data, errors: json.errors, cookie: m ? `anonymo.sid=${m[1]}` : undefined };
 }
 
 async function createIdentities(url: string, count: number): Promise<Identity[]> {
@@ -347,8 +352,9 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       onReconnected: (c) => {
         if (reconnected.has(c)) return;
         reconnected.add(c);
-        reconnectTimes.push((Date.now() - shared.restartedAt!) / 1000);
-        if (reconnected.size === clients.length) reconnectedSeconds = (Date.now() - shared.restartedAt!) / 1000;
+        // From the restart; a client back before the harness read "listening" counts as 0.
+        reconnectTimes.push(Math.max(0, Date.now() - (shared.restartedAt ?? Date.now())) / 1000);
+        if (reconnected.size === clients.length) reconnectedSeconds = Math.max(...reconnectTimes);
       },
       onResumed: (c) => {
         resumedTimes.push((c.resumedAt! - shared.restartedAt!) / 1000);
@@ -375,34 +381,49 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
 
     // Connect everyone (through the same admission as a storm) and wait until all are subscribed.
     const connectStart = Date.now();
+    let lastReport = connectStart;
     for (const c of clients) c.connect();
     for (;;) {
       const active = metricValues(await scrape(metricsPort), 'anonymo_subscriptions_active')[0]?.value ?? 0;
       if (active >= expectedSubs) break;
       if (Date.now() - connectStart > options.timeoutSeconds * 1000)
         throw new Error(`only ${active} of ${expectedSubs} subscriptions attached`);
+      if (Date.now() - lastReport > 5000) {
+        lastReport = Date.now();
+        log(`storm: ${active} of ${expectedSubs} subscriptions attached`);
+      }
       await sleep(250);
     }
     const connectSeconds = (Date.now() - connectStart) / 1000;
     log(`storm: ${clients.length} clients, ${expectedSubs} subscriptions attached in ${connectSeconds.toFixed(1)} s`);
 
     // Messages at the configured rate, each retried with its clientId until acknowledged.
-    const messages = { sent: 0, stored: 0, retried: 0 };
+    const messages = { sent: 0, stored: 0, retried: 0, unacknowledged: 0 };
     const inFlight = new Set<Promise<void>>();
     let sending = true;
+    /** Cleared a while after sending stopped: sends still unacknowledged then give up. */
+    let retrying = true;
+    const unacknowledged: string[] = [];
     let sendSerial = 0;
     const send = async (from: Identity, to: Identity | undefined, conversation: string) => {
       const issuedAt = Date.now();
       const clientId = `s${sendSerial++}`;
+      let lastError = '';
       messages.sent++;
       for (let attempt = 0; ; attempt++) {
         if (attempt > 0) messages.retried++;
+        if (!retrying && attempt > 0) {
+          // Stopped and still not acknowledged: reported, not waited for forever.
+          unacknowledged.push(lastError);
+          return;
+        }
         try {
           const r = await http(url, from.cookie, {
             query: SEND,
             variables: { input: { text: `storm ${clientId}`, clientId, to: to?.id } },
           });
           const id = r.data?.sendMessage?.id as string | undefined;
+          lastError = id ? '' : JSON.stringify(r.errors ?? r.data).slice(0, 300);
           if (id) {
             messages.stored++;
             const seq = Number(id.slice(-12));
@@ -417,8 +438,9 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
             }
             return;
           }
-        } catch {
+        } catch (err) {
           // server down or reset: not acknowledged, retry
+          lastError = String(err);
         }
         await sleep(Math.min(1000, 100 * (attempt + 1)) * (0.5 + Math.random()));
       }
@@ -447,6 +469,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
 
     // The kill, and the restart on the same port and database.
     const killedAt = Date.now();
+    shared.killedAt = killedAt;
     server.child.kill('SIGKILL');
     await server.exited;
     server = await startServerProcess(env);
@@ -490,7 +513,11 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     // Stop sending, let every acknowledged message arrive, then compare with the database.
     sending = false;
     await sender;
+    const giveUp = setTimeout(() => (retrying = false), 60000);
     await Promise.all(inFlight);
+    clearTimeout(giveUp);
+    if (unacknowledged.length)
+      log(`storm: ${unacknowledged.length} sends never acknowledged, e.g. ${unacknowledged[0]}`);
     const mongo = await MongoClient.connect(db.uri);
     const heads = new Map<string, number>();
     try {
@@ -501,6 +528,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         .toArray();
       for (const m of stored) heads.set(m.conversation, Math.max(heads.get(m.conversation) ?? 0, m.seq));
       messages.stored = stored.length;
+      messages.unacknowledged = unacknowledged.length;
     } finally {
       await mongo.close();
     }
