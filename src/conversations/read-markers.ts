@@ -10,7 +10,8 @@
  * undone by it. Markers only move forward, so "further along" is the higher `seq`.
  * Conversations are held in an LRU; evicting one ends its subscription.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 
 export interface Marker {
   /** Highest sequence number marked read. */
@@ -49,8 +50,7 @@ export class ReadMarkerCache {
   private readonly held: LRUCache<string, Held>;
 
   constructor(private readonly options: ReadMarkerCacheOptions) {
-    this.held = new LRUCache({
-      max: options.conversations ?? 10000,
+    this.held = lru<string, Held>(options.conversations ?? 10000, {
       dispose: (h) => {
         h.closed = true;
         h.stop?.();

@@ -230,6 +230,18 @@ export class LifecycleService {
     }
   }
 
+  /**
+   * A change made outside this service (moderation: hidden by reports, shown again, its
+   * report closed): recorded in the update sequence and published like an edit, so live
+   * subscribers and `messageUpdated(after)` replays both carry it.
+   */
+  announce(id: string): Promise<UpdatePayload | null> {
+    return this.queue.run(id, async () => {
+      const doc = await this.fresh(id);
+      return doc ? this.changed(doc) : null;
+    });
+  }
+
   /** After reactions were removed behind the service's back (deleteMyData): recount and tell subscribers. */
   async recountAndPublish(messageId: string): Promise<void> {
     const doc = await this.fresh(messageId);

@@ -6,7 +6,8 @@
  * `<conversation>:<zero-padded seq>`, those are `_id` ranges of a gap-free sequence, which the
  * storage strategy serves as an index range (MongoDB) or as point lookups (FerretDB).
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { InsertOutcome, StorageStrategy } from '../db/strategy';
 import { SEQ_WIDTH, parseMessageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
@@ -30,7 +31,7 @@ export class MessageStore {
     private readonly strategy: StorageStrategy,
     options: MessageStoreOptions = {},
   ) {
-    this.heads = new LRUCache({ max: options.headCacheSize ?? 100000 });
+    this.heads = lru(options.headCacheSize ?? 100000);
     this.recent = new RecentMessages(options.recent);
   }
 

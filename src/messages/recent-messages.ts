@@ -9,7 +9,8 @@
  * after a message is stored, `readAt`, is updated by the `read` events of the conversation,
  * which the cache subscribes to (on every instance) while it holds a direct conversation.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { MessageDoc } from './message.model';
 
 /** A `read` event as the cache needs it: everything `reader` received up to `upToSeq` was read at `at`. */
@@ -46,8 +47,7 @@ export class RecentMessages {
 
   constructor(private readonly options: RecentMessagesOptions = {}) {
     this.cap = options.perConversation ?? 100;
-    this.runs = new LRUCache({
-      max: options.conversations ?? 2000,
+    this.runs = lru(options.conversations ?? 2000, {
       dispose: (run) => {
         run.closed = true;
         run.stop?.();
