@@ -64,8 +64,8 @@ export class MessageStore {
   }
 
   /** A message changed after it was stored (src/lifecycle, on every instance): the cache holds the new state. */
-  noteChanged(doc: MessageDoc): void {
-    this.recent.replace(doc);
+  noteChanged(doc: MessageDoc, n?: number): void {
+    this.recent.replace(doc, n);
   }
 
   /**
