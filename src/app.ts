@@ -157,7 +157,7 @@ export interface AnonymoServer {
   port: number;
   services: AppServices;
   /** Live counters for metrics and tests. */
-  stats(): { connections: number; refusedForCapacity: number };
+  stats(): { connections: number; refusedForCapacity: number; refusedForRate: number };
   /** This instance's Prometheus registry (served at /metrics on METRICS_PORT). */
   metrics: Metrics;
   /** http://METRICS_HOST:port/metrics, unless METRICS_PORT=off. */
@@ -602,6 +602,8 @@ function createRealtime(
     onDelivered: metrics.delivered,
     onExecuted: metrics.executed,
     fanout: config.fanout,
+    replays: { concurrent: config.storm.replayConcurrency, queue: config.storm.replayQueue },
+    onReplayPage: metrics.replayPage,
   });
 }
 
@@ -756,6 +758,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   metrics.setSources({
     connections: () => t.ws.stats().connections,
     subscriptions: () => realtime.stats().subscribers,
+    upgradesRefused: () => {
+      const w = t.ws.stats();
+      return { capacity: w.refusedForCapacity, rate: w.refusedForRate };
+    },
+    replays: () => realtime.stats().replays,
     databaseUp: () => db.isConnected(),
   });
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

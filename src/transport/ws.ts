@@ -26,6 +26,7 @@ import { clientIp, type TrustFn } from '../security/ip';
 import type { OriginPolicy } from '../security/origin';
 import { rateLimitedError, type RateLimits } from '../security/rate-limit';
 import { checkUpgrade, tooManyRequests } from '../security/upgrade';
+import { UpgradeBucket } from '../security/upgrade-bucket';
 import { upgradeIdentity, type Identity } from '../sessions/identity';
 import { SESSION_REVOKED_CLOSE, SESSION_REVOKED_TOPIC } from '../sessions/session.events';
 import type { UserService } from '../users/user.service';
@@ -78,7 +79,7 @@ export interface WsTransport {
   stopAccepting(): void;
   /** Ends every subscription and closes every WebSocket with 1001. */
   dispose(): Promise<void>;
-  stats(): { connections: number; refusedForCapacity: number };
+  stats(): { connections: number; refusedForCapacity: number; refusedForRate: number };
 }
 
 function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
@@ -263,7 +264,11 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       stopRevocations();
       await wsServer.dispose();
     },
-    stats: () => ({ connections: wss.clients.size, refusedForCapacity: admission.refusedForCapacity }),
+    stats: () => ({
+      connections: wss.clients.size,
+      refusedForCapacity: admission.refusedForCapacity,
+      refusedForRate: admission.refusedForRate,
+    }),
   };
 }
 
@@ -276,11 +281,22 @@ class Admission {
   private upgrading = 0;
   private stopped = false;
   refusedForCapacity = 0;
+  /** Upgrades admitted per second, all addresses together (WS_UPGRADE_RATE, WS_UPGRADE_BURST). */
+  private readonly bucket: UpgradeBucket;
 
   constructor(
     private readonly deps: WsTransportDeps,
     private readonly openConnections: () => number,
-  ) {}
+  ) {
+    this.bucket = new UpgradeBucket({
+      ratePerSecond: deps.config.storm.upgradeRate,
+      burst: deps.config.storm.upgradeBurst,
+    });
+  }
+
+  get refusedForRate(): number {
+    return this.bucket.refused;
+  }
 
   stop(): void {
     this.stopped = true;
@@ -309,6 +325,15 @@ class Admission {
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
     if (this.stopped) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '5' });
     if (this.atCapacity()) return this.refuseForCapacity(socket);
+    // Before anything is read for it: a refusal here costs no database command.
+    const waitMs = this.bucket.take();
+    if (waitMs > 0) {
+      const refused = this.bucket.refused;
+      if (refused === 1 || refused % 1000 === 0) {
+        this.deps.logger.warn({ refused }, 'WebSocket refused: upgrades above WS_UPGRADE_RATE (reconnect storm?)');
+      }
+      return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': String(Math.ceil(waitMs / 1000)) });
+    }
     this.upgrading++;
     let counted = true;
     const progress = {
