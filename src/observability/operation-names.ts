@@ -36,4 +36,9 @@ export const KNOWN_OPERATION_NAMES: readonly string[] = [
   'React',
   'SetMessageTtl',
   'DeleteMyData',
+  'IsModerator',
+  'Reports',
+  'ReportContext',
+  'ClearReport',
+  'BanUser',
 ];
