@@ -41,4 +41,5 @@ export const KNOWN_OPERATION_NAMES: readonly string[] = [
   'ReportContext',
   'ClearReport',
   'BanUser',
+  'ReportMessage',
 ];
