@@ -14,7 +14,7 @@ export type ToWorker =
   | {
       type: 'connect';
       url: string;
-      protocol: 'graphql' | 'raw';
+      protocol: Protocol;
       cookies: string[];
       count: number;
       query: string;
@@ -24,15 +24,21 @@ export type ToWorker =
     }
   | { type: 'record'; on: boolean }
   | { type: 'report' }
+  /** Closes every socket (the server sees them go) and keeps the worker for the next round. */
+  | { type: 'drop' }
   | { type: 'close' };
 
 export type FromWorker =
   | { type: 'connected'; open: number; failed: number; firstError?: string }
   | { type: 'done'; k: number }
-  | { type: 'report'; latencies: number[]; delivered: number; unexpected: number; closed: number };
+  | { type: 'report'; latencies: number[]; delivered: number; unexpected: number; closed: number }
+  | { type: 'dropped' };
+
+/** graphql-transport-ws; the raw ws broadcast's one-line hello; Socket.IO's Engine.IO v4 over WebSocket. */
+export type Protocol = 'graphql' | 'raw' | 'socketio';
 
 const MARK = Buffer.from('"text":"b:');
-const sockets: WebSocket[] = [];
+let sockets: WebSocket[] = [];
 const counts = new Map<number, number>();
 let latencies: number[] = [];
 let recording = false;
@@ -64,15 +70,22 @@ function onFrame(data: Buffer): void {
   } else counts.set(k, c);
 }
 
+/** Socket.IO frames: `42[...]` events, and heartbeat pings (`2`) that must be answered (`3`). */
+function onSocketIoFrame(this: WebSocket, data: Buffer): void {
+  if (data.length === 1 && data[0] === 50 /* 2 */) return void this.send('3');
+  onFrame(data);
+}
+
 function open(
   url: string,
-  protocol: 'graphql' | 'raw',
+  protocol: Protocol,
   cookie: string | undefined,
   query: string,
   variables?: Record<string, unknown>,
 ): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocol === 'graphql' ? 'graphql-transport-ws' : undefined, {
+    const target = protocol === 'socketio' ? url.replace(/\/graphql$/, '/socket.io/?EIO=4&transport=websocket') : url;
+    const ws = new WebSocket(target, protocol === 'graphql' ? 'graphql-transport-ws' : undefined, {
       headers: cookie ? { cookie } : {},
       perMessageDeflate: false,
     });
@@ -85,6 +98,19 @@ function open(
       if (!ready) reject(new Error('closed before subscribing'));
     });
     ws.once('open', () => {
+      if (protocol === 'socketio') {
+        // Engine.IO open packet (`0{...}`), then the namespace connect (`40`) and its ack.
+        ws.on('message', function hello(data: Buffer) {
+          const text = data.toString();
+          if (text.startsWith('0{')) return void ws.send('40');
+          if (!text.startsWith('40')) return reject(new Error(`no Socket.IO connect: ${text}`));
+          ws.off('message', hello);
+          ready = true;
+          ws.on('message', onSocketIoFrame);
+          resolve(ws);
+        });
+        return;
+      }
       if (protocol === 'raw') {
         ws.send(JSON.stringify({ id: randomUUID() }));
         ready = true;
@@ -131,6 +157,17 @@ async function onMessage(m: ToWorker): Promise<void> {
   } else if (m.type === 'report') {
     send({ type: 'report', latencies, delivered, unexpected, closed });
     latencies = [];
+  } else if (m.type === 'drop') {
+    closing = true;
+    const gone = sockets.map(
+      (s) => new Promise((r) => (s.readyState === WebSocket.CLOSED ? r(null) : s.once('close', r))),
+    );
+    for (const s of sockets) s.close(1000);
+    await Promise.all(gone);
+    sockets = [];
+    counts.clear();
+    closing = false;
+    send({ type: 'dropped' });
   } else if (m.type === 'close') {
     closing = true;
     for (const s of sockets) s.terminate();

@@ -22,46 +22,55 @@
  *   --workers 2               load-generator processes
  *   --identities 50           sessions shared by the subscribers
  *   --window 8                messages in flight during the saturation phase
- *   --repeat 1                runs of each scenario (interleaved); each figure is the best of them
+ *   --repeat 1                runs of each scenario (interleaved); each figure is their median, with the spread
  *   --out bench/results       where latest.json / latest.svg go
  *   --profile DIR             run the Anonymo servers with `node --cpu-prof` into DIR
  *   --server FILE             the server to start (default dist/main.js; e.g. an older build to compare)
  *   --rooms 1000              rooms for the rooms phase (0 skips): each with --room-members
  *   --room-members 10         subscribers per room (`messageAdded(room:)`), messages sent to random rooms
+ *   --rounds 0                connection churn (bench/churn.ts): rounds of --churn-subscribers sockets
+ *                             connecting, receiving --rates[0] msg/s for --duration s, and leaving,
+ *                             per mode (not per-subscriber); 0 skips
+ *   --churn-subscribers 10000
+ *   --blocking 10             percent of lobby viewers who block someone (a user who sends nothing); 0 skips.
+ *                             One grouped server with the largest --subscribers: deliveries/s at saturation
+ *                             with nobody blocking, then with that share blocking, on the same sockets
+ *                             (--repeat rounds, best of each), their ratio, and executions per event
  */
-import { spawn, spawnSync, fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
 import { renderChart } from './chart';
-import type { FromWorker, ToWorker } from './loadgen';
-import { cpuSeconds, nowMs, quantile, rssBytes, sleep } from './stats';
-import { freePort } from '../test/helpers/net';
+import { runChurn, churnTable, type ChurnResult } from './churn';
+import {
+  MODES,
+  ROOT,
+  SEND,
+  identities,
+  idleRss,
+  isBaseline,
+  protocolOf,
+  ratePhase,
+  sender,
+  startTarget,
+  subscriptionsActive,
+  untilAllSubscribed,
+  Workers,
+  type Mode,
+  type RateResult,
+} from './harness';
+import { cpuSeconds, nowMs, quantile, sleep } from './stats';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const BUILT = path.join(ROOT, 'dist', '.bench', 'bench');
-const MODES = ['raw', 'per-subscriber', 'grouped'] as const;
-type Mode = (typeof MODES)[number];
+export { identities, Workers };
 
-const SUBSCRIPTION = 'subscription Lobby { messageAdded { id text createdAt sender { id username avatarUrl } } }';
-const SEND = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
 const HISTORY =
   'query History { messages(last: 50) { edges { cursor node { id text createdAt sender { id username } } } pageInfo { hasPreviousPage } } }';
 
-export interface RateResult {
-  rate: number;
-  messages: number;
-  expected: number;
-  delivered: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
+export type { RateResult };
 export interface Scenario {
   /** 1, 5 and 15 minute load averages of the machine when the scenario ended (other work skews it). */
   loadAvg: number[];
@@ -74,8 +83,10 @@ export interface Scenario {
   /** Idle RSS growth over all connections divided by their number (includes one-off heap growth). */
   rssPerConnectionAllKiB: number;
   rates: RateResult[];
-  /** With --repeat: every run; the figures above are the best of them. */
+  /** With --repeat: every run; the figures above are their medians. */
   runs?: Scenario[];
+  /** With --repeat: the lowest and highest of each headline figure over the runs. */
+  spread?: { deliveriesPerSec: [number, number]; cpuUsPerDelivery: [number, number]; p99Ms: [number, number] };
   saturation?: {
     messages: number;
     seconds: number;
@@ -106,6 +117,28 @@ export interface RoomsResult {
   saturation: { messages: number; seconds: number; deliveriesPerSec: number; serverCores: number };
   notes: string[];
 }
+export interface BlockingRun {
+  /** Percent of the subscribed viewers who block someone. */
+  percent: number;
+  messages: number;
+  deliveriesPerSec: number;
+  serverCores: number;
+  /** Grouped executions per event (the server's anonymo_fanout_executions_total). */
+  executionsPerEvent: number;
+}
+export interface BlockingResult {
+  subscribers: number;
+  percent: number;
+  /** Identities (and so viewers' sockets, round-robin) that block someone. */
+  blockingIdentities: number;
+  identities: number;
+  runs: BlockingRun[];
+  /** Best of each percentage, and blocking / none (goal ≥ 0.9). */
+  none: BlockingRun;
+  some: BlockingRun;
+  ratio: number;
+  notes: string[];
+}
 export interface BenchResult {
   startedAt: string;
   machine: {
@@ -121,9 +154,11 @@ export interface BenchResult {
   history: HistoryResult[];
   explain?: { pointLookup: unknown; rangeScan: unknown };
   rooms?: RoomsResult;
+  churn?: ChurnResult[];
+  blocking?: BlockingResult;
 }
 
-interface Options {
+export interface Options {
   subscribers: number[];
   rates: number[];
   modes: Mode[];
@@ -139,6 +174,9 @@ interface Options {
   historyRequests: number;
   rooms: number;
   roomMembers: number;
+  rounds: number;
+  churnSubscribers: number;
+  blocking: number;
 }
 
 function parseOptions(): Options {
@@ -159,6 +197,9 @@ function parseOptions(): Options {
       'history-requests': { type: 'string', default: '200' },
       rooms: { type: 'string', default: '1000' },
       'room-members': { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '0' },
+      'churn-subscribers': { type: 'string', default: '10000' },
+      blocking: { type: 'string', default: '0' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -192,6 +233,9 @@ function parseOptions(): Options {
     historyRequests: Math.max(1, Math.floor(nums(values['history-requests'], 'history-requests')[0])),
     rooms: Math.floor(nums(values.rooms, 'rooms')[0]),
     roomMembers: Math.max(1, Math.floor(nums(values['room-members'], 'room-members')[0])),
+    rounds: Math.floor(nums(values.rounds, 'rounds')[0]),
+    churnSubscribers: Math.max(1, Math.floor(nums(values['churn-subscribers'], 'churn-subscribers')[0])),
+    blocking: Math.min(100, nums(values.blocking, 'blocking')[0]),
   };
 }
 
@@ -200,337 +244,210 @@ function openFileLimit(): number {
   return m ? Number(m[1]) : Infinity;
 }
 
-/** A server under test: our dist/main.js or the raw ws broadcast. */
-interface Target {
-  mode: Mode;
-  pid: number;
-  http: string;
-  ws: string;
-  child: ChildProcess;
-  /** The server's database (not for raw). */
-  dbName?: string;
-  stop(): Promise<void>;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 12000);
-  await exited;
-  clearTimeout(t);
-}
-
-async function startTarget(
-  mode: Mode,
-  mongoBase: string,
-  subscribers: number,
-  server: string,
-  profile?: string,
-  extraEnv: Record<string, string> = {},
-): Promise<Target> {
-  if (mode === 'raw') {
-    const child = spawn(process.execPath, [...GC_ARGS, path.join(BUILT, 'raw-server.js')], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (l) => {
-        const m = /^READY (\d+)/.exec(l);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (c) => reject(new Error(`raw server exited with ${c}`)));
-    });
-    return {
-      mode,
-      pid: child.pid!,
-      http: `http://127.0.0.1:${port}/send`,
-      ws: `ws://127.0.0.1:${port}/graphql`,
-      child,
-      stop: () => stopChild(child),
-    };
-  }
-  const port = await freePort();
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-'));
-  const dbName = `bench_${mode.replace(/\W/g, '')}_${randomBytes(3).toString('hex')}`;
-  const nodeArgs = profile
-    ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`]
-    : [];
-  const child = spawn(process.execPath, [...GC_ARGS, ...nodeArgs, server], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      SESSION_SECRET: randomBytes(24).toString('hex'),
-      SESSION_COOKIE_SECURE: 'false',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      MONGODB_URI: `${mongoBase}${dbName}`,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      RATE_LIMITS: 'off',
-      MAX_CONNECTIONS: String(subscribers + 1000),
-      FANOUT: mode,
-      REDIS_URL: '',
-      ...extraEnv,
-    },
-  });
-  const http = `http://127.0.0.1:${port}/graphql`;
-  const deadline = Date.now() + 60000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (r.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('server did not become ready');
-    await sleep(100);
-  }
-  return {
-    mode,
-    pid: child.pid!,
-    http,
-    ws: `ws://127.0.0.1:${port}/graphql`,
-    child,
-    dbName,
-    stop: async () => {
-      await stopChild(child);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Creates `n` anonymous identities over HTTP; returns their cookies. */
-export async function identities(url: string, n: number): Promise<string[]> {
-  const cookies: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ me { id } }' }),
-    });
-    const m = /anonymo\.sid=([^;]+)/.exec(r.headers.get('set-cookie') ?? '');
-    if (!r.ok || !m) throw new Error(`could not create an identity: ${r.status} ${await r.text()}`);
-    await r.text();
-    cookies.push(`anonymo.sid=${m[1]}`);
-  }
-  return cookies;
-}
-
-export class Workers {
-  private readonly procs: ChildProcess[] = [];
-  private readonly waiting = new Map<number, { left: number; resolve: () => void }>();
-  private readonly early = new Map<number, number>();
-  active = 0;
-  /** Sockets asked of each worker so far. */
-  private readonly opened: number[];
-
-  constructor(count: number) {
-    this.opened = new Array<number>(count).fill(0);
-    for (let i = 0; i < count; i++) {
-      const p = fork(path.join(BUILT, 'loadgen.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      p.on('message', (m: FromWorker) => {
-        if (m.type === 'done') this.onDone(m.k);
-      });
-      this.procs.push(p);
-    }
-  }
-
-  private onDone(k: number): void {
-    const w = this.waiting.get(k);
-    if (!w) {
-      this.early.set(k, (this.early.get(k) ?? 0) + 1);
-      return;
-    }
-    if (--w.left === 0) {
-      this.waiting.delete(k);
-      w.resolve();
-    }
-  }
-
-  /** Resolves when message `k` reached every socket of every worker. */
-  delivered(k: number): Promise<void> {
-    return new Promise((resolve) => {
-      const left = this.active - (this.early.get(k) ?? 0);
-      this.early.delete(k);
-      if (left <= 0) return resolve();
-      this.waiting.set(k, { left, resolve });
-    });
-  }
-
-  private ask<T extends FromWorker['type']>(
-    p: ChildProcess,
-    msg: ToWorker,
-    reply: T,
-  ): Promise<Extract<FromWorker, { type: T }>> {
-    return new Promise((resolve) => {
-      const on = (m: FromWorker) => {
-        if (m.type !== reply) return;
-        p.off('message', on);
-        resolve(m as Extract<FromWorker, { type: T }>);
-      };
-      p.on('message', on);
-      p.send(msg);
-    });
-  }
-
-  async connect(
-    url: string,
-    protocol: 'graphql' | 'raw',
-    cookies: string[],
-    total: number,
-    query = SUBSCRIPTION,
-    variables?: Array<Record<string, unknown>>,
-  ): Promise<{ open: number; failed: number; firstError?: string }> {
-    const shares = this.procs.map(
-      (_, i) => Math.floor(total / this.procs.length) + (i < total % this.procs.length ? 1 : 0),
-    );
-    shares.forEach((n, i) => (this.opened[i] += n));
-    this.active = this.opened.filter((n) => n > 0).length;
-    const replies = await Promise.all(
-      this.procs.map((p, i) =>
-        shares[i] > 0
-          ? this.ask(
-              p,
-              { type: 'connect', url, protocol, cookies, count: shares[i], query, variables, concurrency: 50 },
-              'connected',
-            )
-          : Promise.resolve({
-              type: 'connected' as const,
-              open: 0,
-              failed: 0,
-              firstError: undefined as string | undefined,
-            }),
-      ),
-    );
-    // Workers report their cumulative count of open sockets.
-    return {
-      open: replies.reduce((a, r) => a + r.open, 0),
-      failed: replies.reduce((a, r) => a + r.failed, 0),
-      firstError: replies.find((r) => r.firstError)?.firstError,
-    };
-  }
-
-  /** CPU seconds the load generators have used so far. */
-  cpuSeconds(): number {
-    return this.procs.reduce((a, p) => a + (p.pid ? cpuSeconds(p.pid) : 0), 0);
-  }
-
-  record(on: boolean): void {
-    for (const p of this.procs) p.send({ type: 'record', on } satisfies ToWorker);
-  }
-
-  async report(): Promise<{ latencies: number[]; delivered: number; unexpected: number; closed: number }> {
-    const rs = await Promise.all(this.procs.map((p) => this.ask(p, { type: 'report' }, 'report')));
-    return {
-      latencies: rs.flatMap((r) => r.latencies),
-      delivered: rs.reduce((a, r) => a + r.delivered, 0),
-      unexpected: rs.reduce((a, r) => a + r.unexpected, 0),
-      closed: rs.reduce((a, r) => a + r.closed, 0),
-    };
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(
-      this.procs.map((p) => {
-        const exited = new Promise((r) => p.once('exit', r));
-        p.send({ type: 'close' } satisfies ToWorker);
-        return exited;
-      }),
-    );
-  }
-}
-
-/** Sends lobby message `k` stamped with its send time; resolves when the server acknowledged it. */
-function sender(target: Target, cookie: string | undefined): (k: number) => Promise<void> {
-  return async (k) => {
-    const text = `b:${k}:${nowMs().toFixed(3)}`;
-    const body =
-      target.mode === 'raw'
-        ? JSON.stringify({ text })
-        : JSON.stringify({ query: SEND, variables: { input: { text } } });
-    const r = await fetch(target.http, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
-      body,
-    });
-    const json = (await r.json()) as { errors?: unknown[] };
-    if (!r.ok || json.errors) throw new Error(`send failed: ${r.status} ${JSON.stringify(json.errors)}`);
-  };
-}
-
-/** Quiet time before reading a server's idle RSS. */
-const IDLE_MS = 1000;
-const GC_ARGS = ['--expose-gc', '-r', path.join(BUILT, 'gc-preload.js')];
-
-/** The server's RSS once idle and garbage-collected (see gc-preload.ts). */
-async function idleRss(pid: number): Promise<number> {
-  await sleep(IDLE_MS);
-  for (let i = 0; i < 2; i++) {
-    process.kill(pid, 'SIGUSR2');
-    await sleep(500);
-  }
-  return rssBytes(pid);
-}
-
 /**
- * Several runs of one scenario folded into one: each figure is the best seen (highest
- * throughput, lowest latency, CPU and memory), since other work on a shared machine only
- * ever makes them worse. Every run stays in `runs`.
+ * Several interleaved runs of one scenario folded into one: each figure is the median of
+ * the runs (a shared machine makes single runs swing both ways), and `spread` keeps the
+ * lowest and highest seen. Every run stays in `runs`.
  */
-function bestOf(runs: Scenario[]): Scenario {
+function medianOf(runs: Scenario[]): Scenario {
   if (runs.length === 1) return runs[0];
-  const min = (xs: number[]) => Math.min(...xs.filter(Number.isFinite));
+  const med = (xs: number[]) => quantile(xs.filter(Number.isFinite), 0.5);
+  const range = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
   const sats = runs.map((r) => r.saturation).filter((x): x is NonNullable<Scenario['saturation']> => x !== undefined);
-  const best = sats.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a), sats[0]);
+  const pick = (key: keyof NonNullable<Scenario['saturation']>) => med(sats.map((x) => x[key]));
   return {
     ...runs[0],
-    rssPerConnectionKiB: min(runs.map((r) => r.rssPerConnectionKiB)),
-    rssPerConnectionAllKiB: min(runs.map((r) => r.rssPerConnectionAllKiB)),
+    rssPerConnectionKiB: med(runs.map((r) => r.rssPerConnectionKiB)),
+    rssPerConnectionAllKiB: med(runs.map((r) => r.rssPerConnectionAllKiB)),
     rates: runs[0].rates.map((rate, i) => ({
       ...rate,
-      p50Ms: min(runs.map((r) => r.rates[i].p50Ms)),
-      p99Ms: min(runs.map((r) => r.rates[i].p99Ms)),
-      maxMs: min(runs.map((r) => r.rates[i].maxMs)),
+      p50Ms: med(runs.map((r) => r.rates[i].p50Ms)),
+      p99Ms: med(runs.map((r) => r.rates[i].p99Ms)),
+      maxMs: med(runs.map((r) => r.rates[i].maxMs)),
     })),
-    saturation: best && { ...best, cpuUsPerDelivery: min(sats.map((x) => x.cpuUsPerDelivery)) },
+    saturation: sats.length
+      ? {
+          messages: pick('messages'),
+          seconds: pick('seconds'),
+          deliveriesPerSec: pick('deliveriesPerSec'),
+          serverCores: pick('serverCores'),
+          loadgenCores: pick('loadgenCores'),
+          cpuUsPerDelivery: pick('cpuUsPerDelivery'),
+        }
+      : undefined,
+    spread: {
+      deliveriesPerSec: range(sats.map((x) => x.deliveriesPerSec)),
+      cpuUsPerDelivery: range(sats.map((x) => x.cpuUsPerDelivery)),
+      p99Ms: range(runs.map((r) => r.rates[0]?.p99Ms ?? NaN)),
+    },
     notes: runs.flatMap((r) => r.notes),
     runs,
   };
 }
 
-const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
-  Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
+/**
+ * Keeps `window` lobby messages in flight for `duration` seconds (each counted once it reached
+ * every socket); `next()` numbers them. How many completed, over how long.
+ */
+async function saturate(
+  workers: Workers,
+  send: (k: number) => Promise<void>,
+  next: () => number,
+  opts: Pick<Options, 'window' | 'duration'>,
+  notes: string[],
+): Promise<{ completed: number; seconds: number }> {
+  const start = nowMs();
+  let completed = 0;
+  let lastDone = start;
+  let inFlight = 0;
+  let stalled = false;
+  await new Promise<void>((resolve) => {
+    let watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
+    const pump = () => {
+      while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
+        inFlight++;
+        const kk = next();
+        void workers.delivered(kk).then(() => {
+          inFlight--;
+          completed++;
+          lastDone = nowMs();
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
+          pump();
+        });
+        send(kk).catch((err) => notes.push(String(err)));
+      }
+      if (inFlight === 0) {
+        clearTimeout(watchdog);
+        resolve();
+      }
+    };
+    pump();
+  });
+  if (stalled) notes.push('saturation: deliveries stalled for 60 s');
+  return { completed, seconds: (lastDone - start) / 1000 };
+}
+
+/** A sample of the server's /metrics (on its METRICS_PORT listener; 0 when absent). */
+async function metricOf(metricsUrl: string, line: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  for (const l of text.split('\n')) if (l.startsWith(`${line} `)) return Number(l.slice(line.length + 1));
+  return 0;
+}
+
+const EXECUTIONS = 'anonymo_fanout_executions_total{kind="message"}';
+
+/**
+ * Lobby fan-out with `--blocking` percent of the viewers blocking someone, against nobody
+ * blocking, on one grouped server and the same subscribed sockets. The blocked user sends
+ * nothing, so every viewer still receives every message: what is measured is what the
+ * blocked sets cost the fan-out (the design keeps one execution per event and group).
+ */
+async function runBlocking(opts: Options, mongoBase: string): Promise<BlockingResult> {
+  const notes: string[] = [];
+  const subscribers = Math.max(...opts.subscribers);
+  const target = await startTarget('grouped', mongoBase, subscribers, opts.server, opts.profile);
+  const metricsUrl = target.metrics!;
+  const workers = new Workers(opts.workers);
+  try {
+    // Viewers' identities (sockets take them round-robin), plus a sender and a quiet user.
+    const [senderCookie, quietCookie, ...cookies] = await identities(target.http, opts.identities + 2);
+    const post = async (cookie: string, query: string, variables: Record<string, unknown> = {}) => {
+      const r = await fetch(target.http, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie },
+        body: JSON.stringify({ query, variables }),
+      });
+      const json = (await r.json()) as { data?: { me?: { id: string } }; errors?: unknown[] };
+      if (!r.ok || json.errors) throw new Error(`request failed: ${r.status} ${JSON.stringify(json.errors)}`);
+      return json.data!;
+    };
+    const quietId = (await post(quietCookie, '{ me { id } }')).me!.id;
+    const blockingIdentities = Math.round((cookies.length * opts.blocking) / 100);
+    const blockers = cookies.slice(0, blockingIdentities);
+    const send = sender(target, senderCookie);
+    let k = 0;
+    for (let i = 0; i < 5; i++) await send(k++);
+    const conn = await workers.connect(target.ws, 'graphql', cookies, subscribers);
+    if (conn.failed) notes.push(`${conn.failed} connections failed (${conn.firstError})`);
+    process.stdout.write(
+      `  ${conn.open} subscribers on ${cookies.length} identities, ${blockingIdentities} of them blocking when asked\n`,
+    );
+    await untilAllSubscribed(workers, send, () => k++);
+
+    const setBlocks = async (on: boolean) => {
+      const op = on ? 'blockUser' : 'unblockUser';
+      for (const c of blockers) await post(c, `mutation($id: ID!) { ${op}(id: $id) }`, { id: quietId });
+      // Block changes reach the fan-out through pub/sub: let them land before measuring.
+      await sleep(500);
+    };
+    const runs: BlockingRun[] = [];
+    for (let r = 0; r < opts.repeat; r++) {
+      for (const percent of [0, opts.blocking]) {
+        await setBlocks(percent > 0);
+        const exec0 = await metricOf(metricsUrl, EXECUTIONS);
+        const cpu0 = cpuSeconds(target.pid);
+        const t0 = nowMs();
+        const { completed, seconds } = await saturate(workers, send, () => k++, opts, notes);
+        const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - t0) / 1000);
+        const executions = (await metricOf(metricsUrl, EXECUTIONS)) - exec0;
+        runs.push({
+          percent,
+          messages: completed,
+          deliveriesPerSec: (completed * conn.open) / seconds,
+          serverCores: cores,
+          executionsPerEvent: completed ? executions / completed : NaN,
+        });
+        const last = runs.at(-1)!;
+        process.stdout.write(
+          `  ${percent}% blocking: ${Math.round(last.deliveriesPerSec)} deliveries/s, ` +
+            `${last.executionsPerEvent.toFixed(2)} executions/event, server ${(cores * 100).toFixed(0)}% CPU\n`,
+        );
+        await sleep(500);
+      }
+      await setBlocks(false);
+    }
+    const best = (percent: number) =>
+      runs.filter((x) => x.percent === percent).reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
+    const none = best(0);
+    const some = best(opts.blocking);
+    const rep = await workers.report();
+    if (rep.closed) notes.push(`${rep.closed} sockets were closed by the server`);
+    if (rep.unexpected) notes.push(`${rep.unexpected} unexpected frames`);
+    return {
+      subscribers: conn.open,
+      percent: opts.blocking,
+      blockingIdentities,
+      identities: cookies.length,
+      runs,
+      none,
+      some,
+      ratio: some.deliveriesPerSec / none.deliveriesPerSec,
+      notes,
+    };
+  } finally {
+    await workers.close();
+    await target.stop();
+  }
+}
 
 async function runScenario(opts: Options, mode: Mode, subscribers: number, mongoBase: string): Promise<Scenario> {
   const notes: string[] = [];
   const target = await startTarget(mode, mongoBase, subscribers, opts.server, opts.profile);
   const workers = new Workers(opts.workers);
   try {
-    const cookies = mode === 'raw' ? [] : await identities(target.http, opts.identities);
+    const cookies = isBaseline(mode) ? [] : await identities(target.http, opts.identities);
     const send = sender(target, cookies[0]);
     let k = 0;
     // Warm the server's code paths before taking the base RSS.
-    if (mode !== 'raw') for (let i = 0; i < 5; i++) await send(k++);
+    if (!isBaseline(mode)) for (let i = 0; i < 5; i++) await send(k++);
     const baseRss = await idleRss(target.pid);
 
-    // Subscriptions attach asynchronously: send until one message reaches everyone.
-    const allSubscribed = async () => {
-      const deadline = nowMs() + 60000;
-      for (;;) {
-        const kk = k++;
-        const done = workers.delivered(kk);
-        await send(kk);
-        if ((await withTimeout(done, 1000)) !== 'timeout') break;
-        if (nowMs() > deadline) throw new Error('subscribers did not all receive a message within 60 s');
-      }
-      await sleep(500);
-      await workers.report();
-    };
+    const next = () => k++;
+    const allSubscribed = () => untilAllSubscribed(workers, send, next);
     // Connect in two halves and take the RSS growth of the second: the first also pays for
     // one-off growth (V8's young generation expanding under the handshake burst, pools).
-    const protocol = mode === 'raw' ? 'raw' : 'graphql';
+    const protocol = protocolOf(mode);
     const half = Math.max(1, Math.floor(subscribers / 2));
     let t0 = nowMs();
     const first = await workers.connect(target.ws, protocol, cookies, half);
@@ -550,34 +467,9 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
 
     const rates: RateResult[] = [];
     for (const rate of opts.rates) {
-      workers.record(true);
-      const count = Math.max(1, Math.round(rate * opts.duration));
-      const start = nowMs();
-      const pending: Promise<void>[] = [];
-      for (let i = 0; i < count; i++) {
-        const due = start + (i * 1000) / rate;
-        const wait = due - nowMs();
-        if (wait > 0) await sleep(wait);
-        const kk = k++;
-        pending.push(workers.delivered(kk));
-        send(kk).catch((err) => notes.push(String(err)));
-      }
-      if ((await withTimeout(Promise.all(pending), 60000)) === 'timeout')
-        notes.push(`rate ${rate}: not every message reached every subscriber within 60 s`);
-      workers.record(false);
-      const rep = await workers.report();
-      rates.push({
-        rate,
-        messages: count,
-        expected: count * conn.open,
-        delivered: rep.latencies.length,
-        p50Ms: quantile(rep.latencies, 0.5),
-        p99Ms: quantile(rep.latencies, 0.99),
-        maxMs: quantile(rep.latencies, 1),
-      });
-      process.stdout.write(
-        `  ${rate} msg/s: p50 ${rates.at(-1)!.p50Ms.toFixed(1)} ms, p99 ${rates.at(-1)!.p99Ms.toFixed(1)} ms\n`,
-      );
+      const r = await ratePhase(workers, send, next, { rate, seconds: opts.duration, open: conn.open }, notes);
+      rates.push(r);
+      process.stdout.write(`  ${rate} msg/s: p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms\n`);
       await sleep(500);
     }
 
@@ -585,35 +477,7 @@ async function runScenario(opts: Options, mode: Mode, subscribers: number, mongo
     const cpu0 = cpuSeconds(target.pid);
     const loadCpu0 = workers.cpuSeconds();
     const start = nowMs();
-    let completed = 0;
-    let lastDone = start;
-    let inFlight = 0;
-    let stalled = false;
-    await new Promise<void>((resolve) => {
-      let watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
-      const pump = () => {
-        while (inFlight < opts.window && nowMs() - start < opts.duration * 1000) {
-          inFlight++;
-          const kk = k++;
-          void workers.delivered(kk).then(() => {
-            inFlight--;
-            completed++;
-            lastDone = nowMs();
-            clearTimeout(watchdog);
-            watchdog = setTimeout(() => ((stalled = true), resolve()), 60000);
-            pump();
-          });
-          send(kk).catch((err) => notes.push(String(err)));
-        }
-        if (inFlight === 0) {
-          clearTimeout(watchdog);
-          resolve();
-        }
-      };
-      pump();
-    });
-    if (stalled) notes.push('saturation: deliveries stalled for 60 s');
-    const seconds = (lastDone - start) / 1000;
+    const { completed, seconds } = await saturate(workers, send, () => k++, opts, notes);
     const cores = (cpuSeconds(target.pid) - cpu0) / ((nowMs() - start) / 1000);
     const loadgenCores = (workers.cpuSeconds() - loadCpu0) / ((nowMs() - start) / 1000);
     const deliveries = completed * conn.open;
@@ -749,18 +613,26 @@ const ratio = (a: number | undefined, b: number | undefined) =>
 
 export function table(result: BenchResult): string {
   const rate = result.options.rates[0];
+  const repeats = result.options.repeat > 1 ? ` (median of ${result.options.repeat} interleaved runs; min–max)` : '';
+  const spread = (x: [number, number] | undefined, d = 0) => (x ? ` (${f(x[0], d)}–${f(x[1], d)})` : '');
   const lines = [
-    `| subscribers | mode | deliveries/s at saturation | × raw | server CPU (load gen.) | server CPU µs/delivery | p50 @ ${rate}/s | p99 @ ${rate}/s | p99 × raw | idle RSS/connection (all) |`,
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `Lobby fan-out${repeats}:`,
+    '',
+    `| subscribers | mode | deliveries/s at saturation | × raw | × Socket.IO | server CPU (load gen.) | server CPU µs/delivery | CPU × raw | p50 @ ${rate}/s | p99 @ ${rate}/s | p99 × raw | idle RSS/connection (all) |`,
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const s of result.scenarios) {
-    const raw = result.scenarios.find((r) => r.mode === 'raw' && r.subscribers === s.subscribers);
+    const same = (mode: Mode) => result.scenarios.find((r) => r.mode === mode && r.subscribers === s.subscribers);
+    const raw = same('raw');
+    const sio = same('socketio');
     const r = s.rates.find((x) => x.rate === rate);
     const rr = raw?.rates.find((x) => x.rate === rate);
     lines.push(
-      `| ${s.subscribers} | ${s.mode} | ${f(s.saturation?.deliveriesPerSec)} | ${ratio(s.saturation?.deliveriesPerSec, raw?.saturation?.deliveriesPerSec)} | ` +
-        `${pct(s.saturation?.serverCores)} (${pct(s.saturation?.loadgenCores)}) | ${f(s.saturation?.cpuUsPerDelivery, 1)} | ` +
-        `${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms | ${ratio(r?.p99Ms, rr?.p99Ms)} | ${f(s.rssPerConnectionKiB, 1)} KiB (${f(s.rssPerConnectionAllKiB, 1)}) |`,
+      `| ${s.subscribers} | ${s.mode} | ${f(s.saturation?.deliveriesPerSec)}${spread(s.spread?.deliveriesPerSec)} | ` +
+        `${ratio(s.saturation?.deliveriesPerSec, raw?.saturation?.deliveriesPerSec)} | ${ratio(s.saturation?.deliveriesPerSec, sio?.saturation?.deliveriesPerSec)} | ` +
+        `${pct(s.saturation?.serverCores)} (${pct(s.saturation?.loadgenCores)}) | ${f(s.saturation?.cpuUsPerDelivery, 1)}${spread(s.spread?.cpuUsPerDelivery, 1)} | ` +
+        `${ratio(s.saturation?.cpuUsPerDelivery, raw?.saturation?.cpuUsPerDelivery)} | ` +
+        `${f(r?.p50Ms, 1)} ms | ${f(r?.p99Ms, 1)} ms${spread(s.spread?.p99Ms, 1)} | ${ratio(r?.p99Ms, rr?.p99Ms)} | ${f(s.rssPerConnectionKiB, 1)} KiB (${f(s.rssPerConnectionAllKiB, 1)}) |`,
     );
   }
   for (const extra of result.options.rates.slice(1)) {
@@ -795,6 +667,21 @@ export function table(result: BenchResult): string {
       `| rooms, ${r.rate.rate} msg/s to random rooms | ${f(r.saturation.deliveriesPerSec)} | ${f(r.rate.p50Ms, 1)} ms | ${f(r.rate.p99Ms, 1)} ms | ${f(r.rssPerRoomKiB, 1)} KiB/room (${f(r.rssPerRoomExclConnectionsKiB, 1)} without its connections) |`,
     );
   }
+  if (result.churn?.length) lines.push('', churnTable(result.churn));
+  if (result.blocking) {
+    const b = result.blocking;
+    lines.push(
+      '',
+      `Blocking: ${b.subscribers} lobby subscribers (grouped) on ${b.identities} identities, ${b.blockingIdentities} of them blocking a user who sends nothing (same server and sockets):`,
+      '',
+      '| viewers blocking | deliveries/s at saturation | × none | executions/event | server CPU |',
+      '|---:|---:|---:|---:|---:|',
+      ...[b.none, b.some].map(
+        (x) =>
+          `| ${x.percent}% | ${f(x.deliveriesPerSec)} | ${ratio(x.deliveriesPerSec, b.none.deliveriesPerSec)} | ${f(x.executionsPerEvent, 2)} | ${pct(x.serverCores)} |`,
+      ),
+    );
+  }
   if (result.history.length) {
     lines.push('', '| messages stored | `messages(last: 50)` p50 | p99 | p99 × smallest |', '|---:|---:|---:|---:|');
     for (const h of result.history)
@@ -809,12 +696,6 @@ const ROOM_SUBSCRIPTION =
   'subscription Room($room: ID) { messageAdded(room: $room) { id text createdAt sender { id username avatarUrl } } }';
 
 /** Subscriptions attached on the server (its /metrics gauge). */
-async function subscriptionsActive(target: Target): Promise<number> {
-  const text = await (await fetch(target.http.replace(/\/graphql$/, '/metrics'))).text();
-  const m = /^anonymo_subscriptions_active (\d+)/m.exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
 /**
  * Rooms: `--rooms` public rooms with `--room-members` subscribers each (`messageAdded(room:)`),
  * messages to random rooms. Latency at a fixed rate, deliveries/s with `--window` sends in
@@ -976,7 +857,7 @@ async function main(): Promise<void> {
     loadAvgAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
     openFileLimit: limit,
   };
-  for (const n of opts.subscribers) {
+  for (const n of [...opts.subscribers, ...(opts.rounds > 0 ? [opts.churnSubscribers] : [])]) {
     // The server holds one descriptor per socket plus its database connections and listeners.
     if (n + 100 > limit)
       throw new Error(`--subscribers ${n}: the open-file limit is ${limit} (ulimit -n); at most ${limit - 100} fit`);
@@ -1012,12 +893,23 @@ async function main(): Promise<void> {
           runs.get(mode)!.push(await runScenario(opts, mode, n, mongoBase));
         }
       }
-      for (const mode of opts.modes) result.scenarios.push(bestOf(runs.get(mode)!));
+      for (const mode of opts.modes) result.scenarios.push(medianOf(runs.get(mode)!));
+    }
+    if (opts.rounds > 0) {
+      result.churn = [];
+      for (const mode of opts.modes.filter((m) => m !== 'per-subscriber')) {
+        console.log(`\n== churn: ${opts.rounds} rounds of ${opts.churnSubscribers} sockets, ${mode}`);
+        result.churn.push(await runChurn(opts, mode, opts.churnSubscribers, mongoBase));
+      }
     }
     if (opts.rooms > 0) {
       console.log(`\n== ${opts.rooms} rooms × ${opts.roomMembers} members, grouped`);
       const lobby = result.scenarios.filter((x) => x.mode === 'grouped').at(-1);
       result.rooms = await runRooms(opts, mongoBase, lobby?.rssPerConnectionKiB);
+    }
+    if (opts.blocking > 0) {
+      console.log(`\n== lobby, ${Math.max(...opts.subscribers)} subscribers, ${opts.blocking}% of viewers blocking`);
+      result.blocking = await runBlocking(opts, mongoBase);
     }
     if (opts.history.length) {
       console.log('\n== history');
@@ -1036,6 +928,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(opts.out, 'latest.md'), `${md}\n`);
   console.log(`\n${md}\n`);
   for (const s of result.scenarios) for (const n of s.notes) console.log(`note (${s.subscribers} ${s.mode}): ${n}`);
+  for (const n of result.blocking?.notes ?? []) console.log(`note (blocking): ${n}`);
   if (result.explain)
     console.log(
       '\nFerretDB explain of the point lookup messages(last: 50) issues:\n' +

@@ -14,7 +14,6 @@
  * Flags: --senders 100 --per 20 --history 10000,1000000 --history-requests 200
  *        --server dist/main.js --out bench/results
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -24,8 +23,8 @@ import { createClient, type Client } from 'graphql-ws';
 import { MongoClient } from 'mongodb';
 import WebSocket from 'ws';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
-import { freePort } from '../test/helpers/net';
-import { cpuSeconds, nowMs, quantile, sleep } from './stats';
+import { startTarget, type Target } from './harness';
+import { cpuSeconds, nowMs, quantile } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
@@ -83,60 +82,10 @@ export interface WriteResult {
   errors: number;
 }
 
-interface Server {
-  pid: number;
-  http: string;
-  ws: string;
-  dbName: string;
-  stop(): Promise<void>;
-}
+type Server = Target;
 
-async function startServer(file: string, mongoBase: string): Promise<Server> {
-  const port = await freePort();
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-writes-'));
-  const dbName = `writes_${randomBytes(3).toString('hex')}`;
-  const child: ChildProcess = spawn(process.execPath, [file], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      SESSION_SECRET: randomBytes(24).toString('hex'),
-      SESSION_COOKIE_SECURE: 'false',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      MONGODB_URI: `${mongoBase}${dbName}`,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      RATE_LIMITS: 'off',
-      REDIS_URL: '',
-    },
-  });
-  const deadline = Date.now() + 60000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('server did not become ready');
-    await sleep(100);
-  }
-  return {
-    pid: child.pid!,
-    http: `http://127.0.0.1:${port}/graphql`,
-    ws: `ws://127.0.0.1:${port}/graphql`,
-    dbName,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+/** One Anonymo server under test (grouped fan-out, rate limits off), on the shared embedded database. */
+const startServer = (file: string, mongoBase: string): Promise<Server> => startTarget('grouped', mongoBase, 1000, file);
 
 async function post(url: string, cookie: string | undefined, query: string, variables?: unknown) {
   const r = await fetch(url, {
@@ -157,7 +106,7 @@ async function identity(url: string): Promise<{ cookie: string; id: string }> {
 }
 
 async function commandsTotal(server: Server): Promise<number | undefined> {
-  const text = await (await fetch(server.http.replace(/graphql$/, 'metrics'))).text();
+  const text = await (await fetch(server.metrics!)).text();
   let sum: number | undefined;
   for (const m of text.matchAll(/^anonymo_db_commands_total\{[^}]*\} (\S+)$/gm)) sum = (sum ?? 0) + Number(m[1]);
   return sum;

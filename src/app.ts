@@ -82,7 +82,7 @@ import { RedisPubSub } from './realtime/redis.pubsub';
 import { createSchema } from './schema';
 import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
-import { Escalation } from './security/escalation';
+import { Escalation, RedisEscalation } from './security/escalation';
 import { IdentityGate, MemorySpentSolutions, RedisSpentSolutions } from './security/pow';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
@@ -197,7 +197,10 @@ export async function ensureIndexes(db: Database): Promise<void> {
 function createRateLimits(config: Config, logger: Logger, redis: Redis | undefined): RateLimits {
   return new RateLimits(config.security.rateLimits, {
     logger,
-    escalation: new Escalation(config.moderation.escalationMaxSeconds * 1000),
+    // Strikes in Redis with REDIS_URL: a flood spread over instances escalates as one.
+    escalation: redis
+      ? new RedisEscalation(redis, config.redis.prefix, config.moderation.escalationMaxSeconds * 1000)
+      : new Escalation(config.moderation.escalationMaxSeconds * 1000),
     factory: redis
       ? (keyPrefix, spec) =>
           new RateLimiterRedis({
@@ -220,11 +223,11 @@ function createAbuseControl(
   options: ServerOptions,
   db: Database,
   pubsub: PubSub,
-  d: { users: UserService; store: MessageStore },
+  d: { users: UserService; store: MessageStore; lifecycle: Pick<LifecycleService, 'announce'> },
   { redis, blocklist }: AbuseExtras,
 ) {
   const { config } = options;
-  const { users, store } = d;
+  const { users, store, lifecycle } = d;
   const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.strategy);
   const mod = moderationModels(db.connection);
   const audit = new AuditLog(mod.Audit);
@@ -246,9 +249,11 @@ function createAbuseControl(
   const reports = new ReportService(mod, store, policy, audit, pubsub, {
     hideThreshold: config.moderation.reportHideThreshold,
     strategy: db.strategy,
-    // HOOK (messageUpdated): publish the changed message to the conversation's update
-    // subscribers once the message lifecycle's messageUpdated is merged.
-    onChanged: undefined,
+    // Hidden, shown again, closed: recorded in the conversation's update sequence and pushed
+    // to its messageUpdated subscribers (redacted for all but the sender while hidden).
+    onChanged: async (doc) => {
+      await lifecycle.announce(doc._id);
+    },
   });
   const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
   return { blocks, policy, audit, bans, reports, moderators, slowMode };
@@ -293,6 +298,21 @@ function createDomains(
         ),
     },
   });
+  const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
+  const lifecycle = new LifecycleService(
+    store,
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    updateLog,
+    users,
+    pubsub,
+    expiry,
+    {
+      editWindowSeconds: config.lifecycle.editWindowSeconds,
+    },
+  );
+  // Abuse control before the domains that ask it (conversation summaries, sends, pairing).
+  const abuse = createAbuseControl(options, db, pubsub, { users, store, lifecycle }, extra);
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -302,6 +322,8 @@ function createDomains(
     pubsub,
     db.strategy,
     (doc) => expiry.isVisible(doc),
+    // lastMessage never shows what the viewer may not see (blocked, shadow, hidden by reports).
+    (viewerId, docs) => abuse.policy.visible(viewerId, docs),
   );
   // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
   const connectionKeys = new WeakMap<object, string>();
@@ -331,7 +353,6 @@ function createDomains(
     presence,
     config.rooms,
   );
-  const abuse = createAbuseControl(options, db, pubsub, { users, store }, extra);
   const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
     anyAfterMs: config.strangers.anyAfterMs,
     logger,
@@ -351,19 +372,6 @@ function createDomains(
     },
     {},
     new SendFields(store, settings, expiry),
-  );
-  const updateLog = new UpdateLog(updateModel(db.connection), db.strategy);
-  const lifecycle = new LifecycleService(
-    store,
-    messageModel(db.connection),
-    reactionModel(db.connection),
-    updateLog,
-    users,
-    pubsub,
-    expiry,
-    {
-      editWindowSeconds: config.lifecycle.editWindowSeconds,
-    },
   );
   const forget = new ForgetService(
     db.connection,
@@ -444,7 +452,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new MessageRoomResolver(d.rooms),
     new StrangerResolver(d.strangers),
     new BlockResolver(d.blocks, d.users),
-    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms),
   ] as const;
 }
 
@@ -547,6 +555,7 @@ function createRealtime(
         store: { get: (id) => d.lifecycle.fresh(id) },
         expiry: d.expiry,
         lifecycle: d.lifecycle,
+        audience: (p) => d.policy.updateAudience(p),
       }),
       strangerChannelKind(),
     ],
@@ -555,6 +564,7 @@ function createRealtime(
     maxBufferedBytes: config.wsMaxBufferedBytes,
     logger,
     onDelivered: metrics.delivered,
+    onExecuted: metrics.executed,
     fanout: config.fanout,
   });
 }

@@ -10,7 +10,7 @@
  * Changes travel to every instance on one pub/sub topic, carrying the log position so an
  * instance that missed one reloads instead of drifting.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
 import type { PubSub } from '../realtime/pubsub';
@@ -43,7 +43,7 @@ export class BlockService {
   /** Viewers with a WebSocket on this instance. */
   private readonly retained = new Map<string, Entry>();
   /** Other viewers read recently (history over HTTP, direct-message checks). */
-  private readonly recent = new LRUCache<string, Entry>({ max: 20000 });
+  private readonly recent = lru<string, Entry>(20000);
   /** Blocked user → retained viewers here who block them. */
   private readonly blockersIndex = new Map<string, Set<string>>();
   private readonly queue = new KeyedQueue();

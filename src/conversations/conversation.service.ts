@@ -7,7 +7,7 @@
  * - the reader's marker (`_id` = `<reader>:<conversation>`) holds the other user's count at
  *   the last message marked read. unreadCount = newest count - marker count.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
@@ -41,9 +41,9 @@ const LAST_BATCH = 50;
 
 export class ConversationService {
   /** `<owner>:<other>` pairs known to be in the owner's inbox. */
-  private readonly registered = new LRUCache<string, true>({ max: 200000 });
+  private readonly registered = lru<string, true>(200000);
   /** Inbox entry counts known to exist, by owner. */
-  private readonly entryHeads = new LRUCache<string, number>({ max: 100000 });
+  private readonly entryHeads = lru<string, number>(100000);
   private readonly inboxQueue = new KeyedQueue();
   private readonly readQueue = new KeyedQueue();
 
@@ -57,6 +57,12 @@ export class ConversationService {
     private readonly strategy: StorageStrategy,
     /** Whether a stored message is still there (expired ones are not); default all are. */
     private readonly isVisible: (doc: MessageDoc) => boolean = () => true,
+    /**
+     * Abuse control: the messages of a list the viewer may see (blocked senders, shadow
+     * messages and messages hidden by reports are not theirs to see); default all.
+     */
+    private readonly visibleTo: (viewerId: string, docs: MessageDoc[]) => Promise<MessageDoc[]> = (_v, docs) =>
+      Promise.resolve(docs),
   ) {}
 
   /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
@@ -126,21 +132,31 @@ export class ConversationService {
     ]);
     if (!other) return null;
     const latest = current ?? (head > 0 ? await this.store.get(messageId(conversation, head)) : null);
-    if (!latest || (this.isVisible(latest) && !latest.expiresAt)) {
+    const shown = !latest || (this.isVisible(latest) && (await this.visibleTo(viewerId, [latest])).length > 0);
+    if (!latest || (shown && !latest.expiresAt)) {
       const unreadCount = latest ? Math.max(0, (latest.counts?.[otherId] ?? 0) - (marker?.count ?? 0)) : 0;
       return { with: other, lastMessage: latest, unreadCount };
     }
     const arithmetic = Math.max(0, (latest.counts?.[otherId] ?? 0) - (marker?.count ?? 0));
-    return { with: other, ...(await this.withExpiry(conversation, head, otherId, marker?.seq ?? 0, arithmetic)) };
+    return {
+      with: other,
+      ...(await this.withExpiry(viewerId, conversation, head, otherId, marker?.seq ?? 0, arithmetic)),
+    };
+  }
+
+  /** The messages of `docs` that exist and that the viewer may see. */
+  private async shownTo(viewerId: string, docs: MessageDoc[]): Promise<MessageDoc[]> {
+    return this.visibleTo(viewerId, docs.filter(this.isVisible));
   }
 
   /**
    * lastMessage and unreadCount where messages may have expired (disappearing messages,
-   * retention): the newest visible message, and the visible messages from the other user
+   * retention) or may not be the viewer's to see (abuse control): the newest visible message, and the visible messages from the other user
    * after the read marker, counted (for an unread stretch longer than UNREAD_SCAN the stored
    * counts are used, which include expired ones).
    */
   private async withExpiry(
+    viewerId: string,
     conversation: string,
     head: number,
     otherId: string,
@@ -151,14 +167,14 @@ export class ConversationService {
     let unreadCount = arithmetic;
     const unreadFrom = Math.max(markerSeq + 1, head - UNREAD_SCAN + 1);
     if (unreadFrom <= head) {
-      const docs = (await this.store.range(conversation, unreadFrom, head, UNREAD_SCAN)).filter(this.isVisible);
+      const docs = await this.shownTo(viewerId, await this.store.range(conversation, unreadFrom, head, UNREAD_SCAN));
       lastMessage = docs[docs.length - 1] ?? null;
       if (head - markerSeq <= UNREAD_SCAN) unreadCount = docs.filter((d) => d.sender === otherId).length;
     }
     // Everything unread expired: the newest visible message is further back.
     for (let hi = unreadFrom - 1; !lastMessage && hi > 0 && head - hi < LAST_SCAN; hi -= LAST_BATCH) {
       const docs = await this.store.range(conversation, Math.max(1, hi - LAST_BATCH + 1), hi, LAST_BATCH);
-      lastMessage = docs.filter(this.isVisible).pop() ?? null;
+      lastMessage = (await this.shownTo(viewerId, docs)).pop() ?? null;
     }
     return { lastMessage, unreadCount };
   }

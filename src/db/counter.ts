@@ -9,7 +9,7 @@
  * re-reads the newest value and tries again. The current value is the newest document's, found
  * with `_id` lookups only (gallopHead), so it is index-backed everywhere.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { Schema, type Connection, type Model } from 'mongoose';
 import { KeyedQueue } from '../util/keyed-queue';
 import { gallopHead } from './sequence';
@@ -41,7 +41,7 @@ const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11
 
 export class ExactCounter {
   /** The newest change number seen per key: the head search starts there (one lookup when unchanged). */
-  private readonly heads = new LRUCache<string, number>({ max: 100000 });
+  private readonly heads = lru<string, number>(100000);
   /** Changes of one key through this instance run one at a time, so they do not collide with each other. */
   private readonly queue = new KeyedQueue();
 

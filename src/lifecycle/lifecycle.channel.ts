@@ -14,6 +14,7 @@ import { Channel, toPayload, type ChannelTools, type Sink } from '../realtime/fa
 import { BadUserInputError } from '../errors';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageDoc } from '../messages/message.model';
+import type { UpdateDelivery } from '../messages/message.policy';
 import type { MessageService } from '../messages/message.service';
 import type { MessageStore } from '../messages/message.store';
 import { conversationOf } from './conversation-of';
@@ -29,6 +30,11 @@ export interface UpdateChannelDeps {
   store: Pick<MessageStore, 'get'>;
   expiry: MessageExpiry;
   lifecycle: Pick<LifecycleService, 'payload'>;
+  /**
+   * Abuse control: who receives a change, and as what (blocks, shadow bans, messages hidden
+   * by reports: redacted for all but their sender). Default everyone, as it is.
+   */
+  audience?: (payload: UpdatePayload) => Array<UpdateDelivery<UpdatePayload>> | undefined;
 }
 
 export interface UpdateRoute {
@@ -120,7 +126,13 @@ export class UpdateChannel extends Channel<UpdatePayload, UpdateRoute> {
 
   private async deliver(payload: UpdatePayload): Promise<void> {
     if (payload.n <= this.lastN) return;
-    await this.dispatch(payload, undefined, payload.n);
+    // Usually undefined: every group executes once and writes to all of its sinks.
+    const deliveries = this.deps.audience?.(payload);
+    if (!deliveries) await this.dispatch(payload, undefined, payload.n);
+    else {
+      // Each viewer gets the first payload meant for them (sendSeq never repeats a number).
+      for (const d of deliveries) await this.dispatch(d.payload, (sink) => d.to(sink.viewerId), payload.n);
+    }
     this.lastN = payload.n;
     for (const k of this.pending.keys()) if (k <= payload.n) this.pending.delete(k);
   }
@@ -147,7 +159,10 @@ export class UpdateChannel extends Channel<UpdatePayload, UpdateRoute> {
 
   private async replay(sink: Sink, upTo: number): Promise<void> {
     const to = Math.min(upTo, sink.lastSeq + BATCH);
-    for (const p of await this.read(sink.lastSeq + 1, to)) {
+    for (const original of await this.read(sink.lastSeq + 1, to)) {
+      const deliveries = this.deps.audience?.(original);
+      const p = deliveries ? deliveries.find((d) => d.to(sink.viewerId))?.payload : original;
+      if (!p) continue;
       if (sink.plan.perSubscriber) {
         sink.sendEvent(p, p.n);
         continue;

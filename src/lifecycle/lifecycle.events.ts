@@ -15,6 +15,11 @@ export interface UpdatePayload extends MessagePayload {
 export const MESSAGE_CHANGED_TOPIC = 'message-changed';
 export interface MessageChangedPayload {
   message: MessageDoc;
+  /**
+   * Its number in the conversation's update sequence. Publications of two instances can
+   * arrive in either order; the state read for a higher number is the newer one.
+   */
+  n?: number;
 }
 
 /** The purge replaced expired messages by stubs: every instance's cache holds the stubs instead. */

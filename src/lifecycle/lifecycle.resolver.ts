@@ -159,7 +159,11 @@ export class LifecycleResolver {
   async replyTo(@Root() m: MessageView): Promise<MessageView | null> {
     if (!m.replyToId || m.deletedAt) return null;
     const doc = await this.store.get(m.replyToId);
-    return doc && this.expiry.isVisible(doc) ? toMessageView(doc) : null;
+    // Abuse control: a reply (rendered once for all its viewers) never carries what only the
+    // quoted message's sender may see: a shadow message is not there, a hidden one is redacted.
+    if (!doc || !this.expiry.isVisible(doc) || doc.shadow === true) return null;
+    const view = toMessageView(doc);
+    return view.hidden ? { ...view, text: '', reactions: [], replyToId: null, clientId: null } : view;
   }
 
   @FieldResolver(() => [Reaction])

@@ -83,8 +83,8 @@ export class LifecycleService {
 
   /** Keeps this instance's recent-message cache in step with changes made on any instance. */
   async start(): Promise<void> {
-    this.stopListening = await this.pubsub.subscribe(MESSAGE_CHANGED_TOPIC, ({ message }) =>
-      this.store.noteChanged(message),
+    this.stopListening = await this.pubsub.subscribe(MESSAGE_CHANGED_TOPIC, ({ message, n }) =>
+      this.store.noteChanged(message, n),
     );
   }
 
@@ -230,6 +230,18 @@ export class LifecycleService {
     }
   }
 
+  /**
+   * A change made outside this service (moderation: hidden by reports, shown again, its
+   * report closed): recorded in the update sequence and published like an edit, so live
+   * subscribers and `messageUpdated(after)` replays both carry it.
+   */
+  announce(id: string): Promise<UpdatePayload | null> {
+    return this.queue.run(id, async () => {
+      const doc = await this.fresh(id);
+      return doc ? this.changed(doc) : null;
+    });
+  }
+
   /** After reactions were removed behind the service's back (deleteMyData): recount and tell subscribers. */
   async recountAndPublish(messageId: string): Promise<void> {
     const doc = await this.fresh(messageId);
@@ -288,8 +300,8 @@ export class LifecycleService {
     // Read after the number is claimed: the state published for n includes every change
     // numbered before it, so the last event a subscriber gets is the latest state.
     const current = (await this.fresh(doc._id)) ?? doc;
-    this.store.noteChanged(current);
-    this.pubsub.publish(MESSAGE_CHANGED_TOPIC, { message: current }).catch(() => undefined);
+    this.store.noteChanged(current, n);
+    this.pubsub.publish(MESSAGE_CHANGED_TOPIC, { message: current, n }).catch(() => undefined);
     const payload = { ...(await this.payload(current)), n };
     this.pubsub.publish(updateTopic(doc.conversation), payload).catch(() => {
       // Subscribers fill gaps from the update log, so a lost publication only delays.

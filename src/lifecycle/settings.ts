@@ -3,7 +3,7 @@
  * gets from them. Settings are read on every send, so each instance caches them; a change
  * is announced on pub/sub so every instance drops its copy at once.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
 import { parseMessageId } from '../messages/conversation';
@@ -19,7 +19,7 @@ export const MIN_TTL_SECONDS = 30;
 export const MAX_TTL_SECONDS = 2592000;
 
 export class ConversationSettings {
-  private readonly ttls = new LRUCache<string, { seconds: number | null }>({ max: 100000, ttl: 60000 });
+  private readonly ttls = lru<string, { seconds: number | null }>(100000, { ttl: 60000 });
   private stop?: () => void;
 
   constructor(

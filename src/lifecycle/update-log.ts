@@ -8,7 +8,7 @@
  * An entry holds only the message id: a reader loads the message's current state, so a
  * replay delivers each changed message once, as it is now.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { SeqKeys, StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
 import { KeyedQueue } from '../util/keyed-queue';
@@ -36,7 +36,7 @@ export function decodeUpdateCursor(cursor: unknown, field: string): number {
 }
 
 export class UpdateLog {
-  private readonly heads = new LRUCache<string, number>({ max: 100000 });
+  private readonly heads = lru<string, number>(100000);
   private readonly queue = new KeyedQueue();
 
   constructor(

@@ -19,7 +19,7 @@
  *   previous one in the same batch: exact, because a message is stored only if all before it
  *   in its conversation were.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { messageId } from './conversation';
 import type { MessageDoc } from './message.model';
 import type { MessageStore } from './message.store';
@@ -64,7 +64,7 @@ export class SendBatcher {
   private writing = false;
   private idleWaiters: Array<() => void> = [];
   /** The newest message's per-sender counts, by conversation (direct conversations). */
-  private readonly lastCounts = new LRUCache<string, { seq: number; counts: Record<string, number> }>({ max: 50000 });
+  private readonly lastCounts = lru<string, { seq: number; counts: Record<string, number> }>(50000);
   private readonly maxBatch: number;
   private readonly maxAttempts: number;
 

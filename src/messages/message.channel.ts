@@ -12,7 +12,8 @@
  *   start of its live delivery. Sink.sendSeq drops anything at or below what the subscriber
  *   already has, so replay and live can never duplicate.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { BadUserInputError } from '../errors';
 import type { ChannelKind } from '../realtime/engine';
 import { Channel, toPayload, type ChannelTools, type Payload, type Sink } from '../realtime/fanout';
@@ -70,7 +71,7 @@ export class MessageChannel extends Channel<MessagePayload, MessageRoute> {
   // channel of a quiet room would otherwise pay (see docs/ROOMS.md).
   private renderedCache?: LRUCache<string, Payload>;
   private get rendered(): LRUCache<string, Payload> {
-    return (this.renderedCache ??= new LRUCache<string, Payload>({ max: 2000 }));
+    return (this.renderedCache ??= lru<string, Payload>(2000));
   }
 
   constructor(

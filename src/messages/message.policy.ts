@@ -35,6 +35,18 @@ export interface MessagePolicy {
    * fan-out runs unchanged) or a test on the viewer's id. Synchronous: it runs inside the fan-out.
    */
   audience(payload: MessagePayload): ((viewerId: string) => boolean) | undefined;
+  /**
+   * Who receives a change of a message (`messageUpdated`), and as what: undefined (everyone,
+   * the message as it is: the usual answer) or a list of payloads, each with the viewers it
+   * goes to (a viewer gets the first that accepts them, or nothing). A message hidden by
+   * reports goes to its sender as it is and to everyone else redacted. Synchronous.
+   */
+  updateAudience?<P extends MessagePayload>(payload: P): Array<UpdateDelivery<P>> | undefined;
+}
+
+export interface UpdateDelivery<P extends MessagePayload = MessagePayload> {
+  payload: P;
+  to: (viewerId: string) => boolean;
 }
 
 export const OPEN_POLICY: MessagePolicy = {

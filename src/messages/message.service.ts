@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { BadUserInputError } from '../errors';
 import { cleanUserText, requireWellFormed } from '../text/text';
 import type { PubSub } from '../realtime/pubsub';
@@ -87,7 +87,7 @@ export class MessageService {
   /** Sends with a clientId being stored by this instance, by idempotency key. */
   private readonly inFlight = new Map<string, Promise<MessageDoc>>();
   /** Recent idempotency keys sent through this instance: a retry is answered without a write. */
-  private readonly recentKeys = new LRUCache<string, string>({ max: 20000 });
+  private readonly recentKeys = lru<string, string>(20000);
 
   constructor(
     readonly store: MessageStore,

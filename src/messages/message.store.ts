@@ -6,7 +6,8 @@
  * `<conversation>:<zero-padded seq>`, those are `_id` ranges of a gap-free sequence, which the
  * storage strategy serves as an index range (MongoDB) or as point lookups (FerretDB).
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { InsertOutcome, StorageStrategy } from '../db/strategy';
 import { SEQ_WIDTH, parseMessageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
@@ -30,7 +31,7 @@ export class MessageStore {
     private readonly strategy: StorageStrategy,
     options: MessageStoreOptions = {},
   ) {
-    this.heads = new LRUCache({ max: options.headCacheSize ?? 100000 });
+    this.heads = lru(options.headCacheSize ?? 100000);
     this.recent = new RecentMessages(options.recent);
   }
 
@@ -63,8 +64,8 @@ export class MessageStore {
   }
 
   /** A message changed after it was stored (src/lifecycle, on every instance): the cache holds the new state. */
-  noteChanged(doc: MessageDoc): void {
-    this.recent.replace(doc);
+  noteChanged(doc: MessageDoc, n?: number): void {
+    this.recent.replace(doc, n);
   }
 
   /**

@@ -21,6 +21,8 @@ export interface MessageView {
   replyToId: string | null;
   reactions: Array<{ emoji: string; count: number }>;
   expiresAt: Date | null;
+  /** Abuse control: hidden by reports (see Message.hidden). */
+  hidden: boolean;
   /** Set on messageUpdated events: the position of this change in the conversation's update sequence. */
   updateSeq?: number;
   /** Set when the sender/recipient were at hand (publishing, replay), saving a lookup. */
@@ -44,6 +46,7 @@ export function toMessageView(doc: MessageDoc, sender?: UserRecord, recipient?: 
     replyToId: doc.deletedAt ? null : (doc.replyTo ?? null),
     reactions: doc.deletedAt ? [] : (doc.reactions ?? []),
     expiresAt: doc.expiresAt ?? null,
+    hidden: !!doc.hiddenAt && !doc.deletedAt,
     senderUser: sender,
     recipientUser: recipient,
   };
@@ -71,6 +74,14 @@ export class Message {
 
   @Field(() => Date, { nullable: true, description: 'Direct messages: when the recipient read it' })
   readAt!: Date | null;
+
+  @Field({
+    description:
+      'Hidden by reports (REPORT_HIDE_THRESHOLD) until a moderator decides. Its sender still sees it whole; ' +
+      'everyone else no longer finds it in history, and receives it on messageUpdated with `hidden: true` and ' +
+      'empty text (remove it), then whole again with `hidden: false` if a moderator clears the report.',
+  })
+  hidden!: boolean;
 
   @Field({ description: 'A cursor for this message (same as its edge cursor in `messages`)' })
   cursor!: string;

@@ -9,7 +9,8 @@
  * after a message is stored, `readAt`, is updated by the `read` events of the conversation,
  * which the cache subscribes to (on every instance) while it holds a direct conversation.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { MessageDoc } from './message.model';
 
 /** A `read` event as the cache needs it: everything `reader` received up to `upToSeq` was read at `at`. */
@@ -25,6 +26,8 @@ export type WatchReads = (conversation: string, apply: (event: ReadEvent) => voi
 interface Run {
   first: number;
   docs: MessageDoc[];
+  /** Update number (lifecycle) of the state held, by seq: an older state arriving late is ignored. */
+  versions?: Map<number, number>;
   /** False until the read-event subscription is live (direct conversations): not served before. */
   ready: boolean;
   stop?: () => void;
@@ -46,8 +49,7 @@ export class RecentMessages {
 
   constructor(private readonly options: RecentMessagesOptions = {}) {
     this.cap = options.perConversation ?? 100;
-    this.runs = new LRUCache({
-      max: options.conversations ?? 2000,
+    this.runs = lru(options.conversations ?? 2000, {
       dispose: (run) => {
         run.closed = true;
         run.stop?.();
@@ -84,6 +86,7 @@ export class RecentMessages {
       if (!startNew) return;
       run.first = docs[0].seq;
       run.docs = [];
+      run.versions = undefined;
     }
     if (!run) {
       if (!startNew) return;
@@ -98,14 +101,26 @@ export class RecentMessages {
       const drop = run.docs.length - this.cap;
       run.docs.splice(0, drop);
       run.first += drop;
+      if (run.versions) for (const seq of run.versions.keys()) if (seq < run.first) run.versions.delete(seq);
     }
   }
 
-  /** A held message changed (edit, deletion, reactions, a moderation hide): hold its new state. */
-  replace(doc: MessageDoc): void {
+  /**
+   * A held message changed (edit, deletion, reactions, a moderation hide): hold its new state.
+   * `n`, its update number, orders states published by several instances: two recounts of
+   * one message's reactions may publish in the opposite order of their numbers, and the cache
+   * must end with the later state, as the database does.
+   */
+  replace(doc: MessageDoc, n?: number): void {
     const run = this.runs.peek(doc.conversation);
     const i = run ? doc.seq - run.first : -1;
-    if (run && i >= 0 && i < run.docs.length) run.docs[i] = doc;
+    if (!run || i < 0 || i >= run.docs.length) return;
+    if (n !== undefined) {
+      const held = run.versions?.get(doc.seq);
+      if (held !== undefined && held > n) return;
+      (run.versions ??= new Map()).set(doc.seq, n);
+    }
+    run.docs[i] = doc;
   }
 
   /** Applies a read event to the held messages. */

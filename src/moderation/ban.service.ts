@@ -5,7 +5,7 @@
  * the address itself. See docs/MODERATION.md for what is kept and for how long.
  */
 import { createHmac } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
 import type { PubSub } from '../realtime/pubsub';
@@ -34,9 +34,9 @@ export interface BanOptions {
 
 export class BanService {
   /** Ban lookups by key, kept current by BANS_TOPIC; a short TTL bounds a missed event. */
-  private readonly bans = new LRUCache<string, BanState | false>({ max: 100000, ttl: 60000 });
+  private readonly bans = lru<string, BanState | false>(100000, { ttl: 60000 });
   /** The network hash last recorded per user (and when), to write it only when it changes or ages. */
-  private readonly networks = new LRUCache<string, { net: string; at: number }>({ max: 100000 });
+  private readonly networks = lru<string, { net: string; at: number }>(100000);
   private unsubscribe?: () => void;
   private purgeTimer?: NodeJS.Timeout;
 

@@ -7,11 +7,22 @@ import type { Context } from '../context';
 import { ForbiddenError } from '../errors';
 import type { MessagePayload } from '../messages/message.events';
 import type { MessageDoc } from '../messages/message.model';
-import type { MessagePolicy, SendAdmission, SendRequest } from '../messages/message.policy';
+import type { MessagePolicy, SendAdmission, SendRequest, UpdateDelivery } from '../messages/message.policy';
 import { parseUserId } from '../users/user.service';
 
 /** Whether a stored message is visible to its sender only (shadow ban, hidden by reports). */
 export const senderOnly = (m: Pick<MessageDoc, 'shadow' | 'hiddenAt'>): boolean => m.shadow === true || !!m.hiddenAt;
+
+/** Hidden by reports (a tombstone has nothing left to hide). */
+export const hiddenByReports = (m: Pick<MessageDoc, 'hiddenAt' | 'deletedAt'>): boolean => !!m.hiddenAt && !m.deletedAt;
+
+/**
+ * What viewers other than the sender receive of a message hidden by reports: its place and
+ * the fact that it is hidden (`hidden: true`), nothing of its content.
+ */
+export function redacted(m: MessageDoc): MessageDoc {
+  return { ...m, text: '', reactions: [], replyTo: null, clientId: null };
+}
 
 /** Checks that run before a send is stored (bans, content rules, floods). */
 export interface SendCheck {
@@ -48,5 +59,22 @@ export class AbusePolicy implements MessagePolicy {
     const blockers = this.blocks.blockersOf(sender);
     if (!blockers?.size) return undefined;
     return (viewer) => !blockers.has(viewer);
+  }
+
+  updateAudience<P extends MessagePayload>(p: P): Array<UpdateDelivery<P>> | undefined {
+    const m = p.message;
+    const sender = m.sender;
+    const isSender = (viewer: string) => viewer === sender;
+    // A shadow message never existed for anyone else: neither do its changes.
+    if (m.shadow === true) return [{ payload: p, to: isSender }];
+    const blockers = this.blocks.blockersOf(sender);
+    const unblocked = blockers?.size ? (viewer: string) => !blockers.has(viewer) : () => true;
+    if (hiddenByReports(m)) {
+      return [
+        { payload: p, to: isSender },
+        { payload: { ...p, message: redacted(m) }, to: unblocked },
+      ];
+    }
+    return blockers?.size ? [{ payload: p, to: (viewer) => isSender(viewer) || unblocked(viewer) }] : undefined;
   }
 }

@@ -11,7 +11,9 @@ import type { ModeratorAuth } from './moderator';
 import { ModerationActionConnection, ReportConnection, ReportReason } from './moderation.type';
 import type { ReportReasonValue, ReportService } from './report.service';
 import type { SlowMode } from './slow-mode';
-import { LOBBY } from '../messages/conversation';
+import { LOBBY, ROOM_ID, roomKey } from '../messages/conversation';
+import { BadUserInputError, ForbiddenError } from '../errors';
+import type { RoomService } from '../rooms/room.service';
 
 @ArgsType()
 class PageArgs {
@@ -37,18 +39,42 @@ export class ModerationResolver {
     private readonly bans: BanService,
     private readonly audit: AuditLog,
     private readonly slowModes: SlowMode,
+    private readonly rooms: Pick<RoomService, 'visible' | 'get'>,
   ) {}
 
-  @Query(() => Int, { description: 'The lobby’s slow mode: seconds between one user’s messages (0: off).' })
-  slowMode(): number {
-    return this.slowModes.of(LOBBY);
+  @Query(() => Int, {
+    description: 'The slow mode of the lobby, or of `room`: seconds between one user’s messages there (0: off).',
+  })
+  async slowMode(@Arg('room', () => ID, { nullable: true }) room: string | null, @Ctx() ctx: Context): Promise<number> {
+    if (room == null) return this.slowModes.of(LOBBY);
+    await this.rooms.visible(ctx.user.id, room);
+    return this.slowModes.of(roomKey(room));
   }
 
   @Mutation(() => Boolean, {
-    description: 'Moderators only: one message per `seconds` (0..3600; 0: off) per user in the lobby.',
+    description:
+      'One message per `seconds` (0..3600; 0: off) per user in the lobby (moderators only) or in `room` ' +
+      '(moderators, or the room’s creator).',
   })
-  async setSlowMode(@Arg('seconds', () => Int) seconds: number, @Ctx() ctx: Context): Promise<boolean> {
-    return this.slowModes.set(this.auth.require(ctx).label, LOBBY, seconds);
+  async setSlowMode(
+    @Arg('seconds', () => Int) seconds: number,
+    @Arg('room', () => ID, { nullable: true }) room: string | null,
+    @Ctx() ctx: Context,
+  ): Promise<boolean> {
+    if (room == null) return this.slowModes.set(this.auth.require(ctx).label, LOBBY, seconds);
+    const moderator = this.auth.identify(ctx.moderatorToken);
+    // A moderator reaches any room; to anyone else a room they cannot see answers as an
+    // unknown one (private rooms cannot be probed).
+    const doc = moderator
+      ? ROOM_ID.test(room)
+        ? await this.rooms.get(room)
+        : null
+      : (await this.rooms.visible(ctx.user.id, room)).room;
+    if (!doc) throw new BadUserInputError('room is not a known room', 'room');
+    if (!moderator && doc.createdBy !== ctx.user.id) {
+      throw new ForbiddenError('Only a moderator or the room’s creator may set its slow mode');
+    }
+    return this.slowModes.set(moderator?.label ?? `creator:${ctx.user.id}`, roomKey(doc._id), seconds);
   }
 
   @Mutation(() => Boolean, {

@@ -42,8 +42,8 @@ export interface ReportView {
 export interface ReportOptions {
   hideThreshold: number;
   strategy: StorageStrategy;
-  /** Told when a message's visibility or text changed (hidden, cleared, deleted): the live update hook. */
-  onChanged?: (message: MessageDoc) => void;
+  /** Told when a message was hidden or shown again (awaited): app.ts pushes it to messageUpdated. */
+  onChanged?: (message: MessageDoc) => void | Promise<void>;
 }
 
 const cursorOf = (c: Pick<ReportCaseDoc, '_id' | 'createdAt'>) =>
@@ -82,10 +82,11 @@ export class ReportService {
   private async change(
     id: string,
     update: { $set?: Partial<MessageDoc>; $unset?: Record<string, ''> },
+    announce = true,
   ): Promise<MessageDoc | null> {
     const doc = await this.store.update(id, update);
     await this.pubsub.publish(MESSAGE_CHANGED_TOPIC, { id }).catch(() => undefined);
-    if (doc) this.options.onChanged?.(doc);
+    if (doc && announce) await this.options.onChanged?.(doc);
     return doc;
   }
 
@@ -212,16 +213,12 @@ export class ReportService {
   }
 
   /**
-   * A moderator deletes any message: a tombstone keeps its place, the text is erased.
-   * (When the message lifecycle's deleteMessage is merged, it does this with a moderator actor;
-   * this then only closes the report and writes the audit entry.)
-   */
-  /**
    * A moderator deleted the message (the lifecycle made the tombstone): its report is decided
    * and the action audited under the token's label.
    */
   async closeAsDeleted(by: string, id: string, sender: string): Promise<void> {
-    await this.change(id, { $unset: { hiddenAt: '' } });
+    // The tombstone was pushed by the deletion itself (hidden or not, it shows nothing).
+    await this.change(id, { $unset: { hiddenAt: '' } }, false);
     await this.models.ReportCase.updateOne({ _id: id }, { $set: { status: 'deleted', decidedAt: new Date() } }).exec();
     await this.audit.record(by, 'deleteMessage', id, { sender });
   }

@@ -1,15 +1,15 @@
 /**
- * Slow mode: one message per N seconds per user in a public conversation (the lobby; rooms
- * when they exist), set by a moderator. The setting is stored and travels to every instance;
+ * Slow mode: one message per N seconds per user in the lobby (set by a moderator) or a room
+ * (set by a moderator or the room's creator). The setting is stored and travels to every instance;
  * the per-user spacing is kept in Redis when REDIS_URL is set (`SET NX PX`: one atomic
  * command, shared by all instances), else in this process's memory.
  */
 import type { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { Model } from 'mongoose';
 import type { Context } from '../context';
 import { BadUserInputError, RateLimitedError } from '../errors';
-import { LOBBY } from '../messages/conversation';
+import { LOBBY, roomKey } from '../messages/conversation';
 import type { SendAdmission, SendRequest } from '../messages/message.policy';
 import type { PubSub } from '../realtime/pubsub';
 import type { AuditLog } from './audit';
@@ -22,7 +22,7 @@ export const MAX_SLOW_MODE_SECONDS = 3600;
 export class SlowMode implements SendCheck {
   private readonly seconds = new Map<string, number>();
   /** Without Redis: when each user may next send, per conversation. */
-  private readonly next = new LRUCache<string, number>({ max: 100000 });
+  private readonly next = lru<string, number>(100000);
   private unsubscribe?: () => void;
 
   constructor(
@@ -73,9 +73,10 @@ export class SlowMode implements SendCheck {
   }
 
   async check(ctx: Context, send: SendRequest): Promise<SendAdmission> {
-    // The lobby only for now; a room's key would go here (rooms: set by a moderator or the creator).
-    if (send.to !== null || send.room) return {};
-    const conversation = LOBBY;
+    // The lobby and rooms (set by a moderator, or a room's creator); never direct messages.
+    if (send.to !== null) return {};
+    const conversation = send.room ? roomKey(send.room) : LOBBY;
+    // Only conversations with slow mode on are in the map: an unknown room id costs nothing.
     const seconds = this.of(conversation);
     if (seconds === 0) return {};
     const wait = await this.claim(`${conversation}:${ctx.user.id}`, seconds * 1000);

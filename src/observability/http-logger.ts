@@ -10,6 +10,7 @@ import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { WebSocket } from 'ws';
+import { onSocketClose } from '../realtime/socket-close';
 
 /**
  * An `X-Request-Id` from a proxy is kept when it is a short token of safe characters (it is
@@ -83,9 +84,11 @@ export function httpLogger(logger: Logger): RequestHandler {
 /** Logs a WebSocket connection's start and end with its connection id and user id. */
 export function logConnection(logger: Logger, socket: WebSocket, info: { connectionId: string; userId: string }): void {
   const opened = Date.now();
-  const log = logger.child({ connectionId: info.connectionId, userId: info.userId });
-  log.info('WebSocket connected');
-  socket.once('close', (code: number) => {
-    log.info({ code, durationMs: Date.now() - opened }, 'WebSocket closed');
+  // No child logger: one lives as long as its connection (a Pino instance and its bindings
+  // for every idle subscriber); the two lines carry the ids themselves.
+  const { connectionId, userId } = info;
+  logger.info({ connectionId, userId }, 'WebSocket connected');
+  onSocketClose(socket, (code) => {
+    logger.info({ connectionId, userId, code, durationMs: Date.now() - opened }, 'WebSocket closed');
   });
 }

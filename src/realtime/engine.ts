@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { formatGraphQLError, type FormatOptions } from '../errors';
 import { Channel, Sink, sinkIterator, type ChannelTools, type Renderer, type Subscriber } from './fanout';
 import { Planner } from './plan';
+import { onSocketClose } from './socket-close';
 import type { PayloadOf, PubSub, TopicName } from './pubsub';
 
 /** Where a subscription goes: its topic, and what its channel needs to attach it (e.g. a replay start). */
@@ -54,6 +55,8 @@ export interface RealtimeEngineOptions {
   logger: Logger;
   /** Called after a live event was written to `count` subscribers of `topic` (metrics). Default none. */
   onDelivered?: ChannelTools['onDelivered'];
+  /** Called after a live event was executed `count` times (once per group it reached). Default none. */
+  onExecuted?: ChannelTools['onExecuted'];
   /** How events are executed (see FANOUT in config.ts). Default `grouped`. */
   fanout?: 'grouped' | 'per-subscriber';
 }
@@ -83,6 +86,7 @@ export class RealtimeEngine {
       render: this.render,
       onError: (err) => options.logger.warn({ err }, 'subscription delivery failed; will retry'),
       onDelivered: options.onDelivered,
+      onExecuted: options.onExecuted,
     };
   }
 
@@ -162,10 +166,9 @@ export class RealtimeEngine {
       const entry = this.acquire(kind, route);
       // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
       // reused while its first subscription was being set up): nothing outlives its socket.
-      const onClose = () => end();
-      subscriber.socket.once('close', onClose);
+      const removeCloseHook = onSocketClose(subscriber.socket, () => end());
       const detach = () => {
-        subscriber.socket.off('close', onClose);
+        removeCloseHook();
         this.release(route.topic, entry, sink);
         planner.release(plan);
       };

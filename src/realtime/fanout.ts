@@ -15,8 +15,8 @@
  */
 import type { DocumentNode } from 'graphql';
 import type { WebSocket } from 'ws';
-import { flat } from './connection-memory';
 import type { Plan } from './plan';
+import { canPreEncode, sendTextFrame } from './ws-frame';
 
 const OPEN = 1;
 
@@ -25,9 +25,6 @@ export const SLOW_CONSUMER_CLOSE = {
   code: 1013,
   reason: 'Subscriber too slow; reconnect and resume with after',
 } as const;
-
-/** Sends a Buffer as a text frame (graphql-ws messages are text). */
-const TEXT_FRAME = { binary: false } as const;
 
 /** A rendered `next` payload, UTF-8 encoded once per group and event, with the frame's closing brace. */
 export interface Payload {
@@ -63,9 +60,10 @@ export class Sink {
   /** Highest sequence number delivered (ordered channels). */
   lastSeq = 0;
   ended = false;
-  /** `{"id":<subscription id>,"type":"next","payload":` (flat, not a rope of its parts). */
-  private readonly prefix: string;
-  private readonly prefixBytes: number;
+  /** `{"id":<subscription id>,"type":"next","payload":`, UTF-8 encoded once. */
+  private readonly prefix: Buffer;
+  /** Whether `next` frames can be handed to ws pre-encoded (ws-frame.ts). */
+  private readonly preEncode: boolean;
 
   constructor(
     readonly subscriber: Subscriber,
@@ -75,8 +73,8 @@ export class Sink {
     /** Set in per-subscriber mode: events go to graphql-js instead of straight to the socket. */
     private readonly push?: Push,
   ) {
-    this.prefix = flat(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
-    this.prefixBytes = Buffer.byteLength(this.prefix);
+    this.prefix = Buffer.from(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
+    this.preEncode = canPreEncode(subscriber.socket);
   }
 
   /** False once the subscription ended or its socket started closing: work for it can stop. */
@@ -97,12 +95,9 @@ export class Sink {
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
-    // One allocation and two copies of bytes encoded once per group, instead of a string
-    // concatenation that ws would then measure and UTF-8 encode again for every socket.
-    const frame = Buffer.allocUnsafe(this.prefixBytes + payload.bytes.length);
-    frame.write(this.prefix, 0, this.prefixBytes);
-    payload.bytes.copy(frame, this.prefixBytes);
-    socket.send(frame, TEXT_FRAME);
+    // One allocation, two copies of bytes encoded once, one write: no string concatenation
+    // that ws would then measure and UTF-8 encode again for every socket.
+    sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
     return true;
   }
 
@@ -135,6 +130,11 @@ export class Sink {
   }
 }
 
+function someAccepted(sinks: Set<Sink>, accept: (sink: Sink) => boolean): boolean {
+  for (const sink of sinks) if (accept(sink)) return true;
+  return false;
+}
+
 /** Subscribers that receive identical payloads. */
 export class Group {
   readonly sinks = new Set<Sink>();
@@ -161,6 +161,8 @@ export interface ChannelTools {
   onError: (err: unknown) => void;
   /** Told how many frames each dispatched event wrote, and when its message was stored (metrics). */
   onDelivered?: (count: number, topic: string, createdAt?: Date) => void;
+  /** Told how many executions (one per group it reached) a live event took (metrics). */
+  onExecuted?: (count: number, topic: string) => void;
 }
 
 export interface ChannelStats {
@@ -241,13 +243,17 @@ export class Channel<E = unknown, O = unknown> {
   /** Sends an event to every subscriber `accept` lets through (default: all). */
   async dispatch(event: E, accept?: (sink: Sink) => boolean, seq?: number): Promise<void> {
     let delivered = 0;
+    let executed = 0;
     for (const group of [...this.groups.values()]) {
       if (group.plan.perSubscriber) {
         for (const sink of group.sinks) if (!accept || accept(sink)) sink.sendEvent(event, seq);
         continue;
       }
+      // A filtered event (blocks, shadow bans) is not executed for a group it reaches no one in.
+      if (accept && !someAccepted(group.sinks, accept)) continue;
       let payload: Payload;
       try {
+        executed++;
         payload = toPayload(await this.render(group.plan, event, group.viewerContext));
       } catch (err) {
         this.onError(err);
@@ -259,6 +265,7 @@ export class Channel<E = unknown, O = unknown> {
       }
     }
     this.tools.onDelivered?.(delivered, this.topic, this.eventTime(event));
+    if (executed > 0) this.tools.onExecuted?.(executed, this.topic);
   }
 
   /** Delivers an event from the pub/sub transport (subclasses add ordering or filtering). */

@@ -9,7 +9,7 @@
  * handed to the messages domain as its RoomAccess.
  */
 import { randomBytes } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { ExactCounter } from '../db/counter';
 import { BadUserInputError, ForbiddenError, RateLimitedError } from '../errors';
 import { ROOM_ID } from '../messages/conversation';
@@ -77,8 +77,8 @@ function decodeRoomCursor(cursor: string): { at: Date; id: string } {
 
 export class RoomService implements RoomAccess {
   /** Rooms by id (immutable but for activeAt, which is read from the database where it matters). */
-  private readonly cache = new LRUCache<string, RoomDoc>({ max: 20000 });
-  private readonly lastActivityWrite = new LRUCache<string, number>({ max: 50000 });
+  private readonly cache = lru<string, RoomDoc>(20000);
+  private readonly lastActivityWrite = lru<string, number>(50000);
 
   constructor(
     private readonly rooms: RoomModel,

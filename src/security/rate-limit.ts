@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { RateLimitedError } from '../errors';
-import type { Escalation } from './escalation';
+import type { EscalationStore } from './escalation';
 import { ipKey } from './ip';
 import type { RateLimitsConfig, RateSpec } from './security.config';
 
@@ -46,7 +46,7 @@ export interface RateLimitsOptions {
   /** Store failures are logged here; the action is then allowed (see {@link RateLimits.retryAfter}). */
   logger?: Logger;
   /** Escalating cooldowns for keys that keep hitting a limit through {@link RateLimits.consume}. */
-  escalation?: Escalation;
+  escalation?: EscalationStore;
 }
 
 export class RateLimits {
@@ -109,10 +109,12 @@ export class RateLimits {
     // A key still cooling down is refused without counting, and its cooldown grows; only the
     // keys actually refused escalate (one user's flood must not lengthen their neighbours' waits).
     const tags = Object.entries(keys).flatMap(([k, v]) => (v ? [`${name}:${k}:${v}`] : []));
-    let refused = tags.map((tag) => ({ tag, ms: escalation.remaining(tag) })).filter((w) => w.ms > 0);
+    const cooling = await Promise.all(tags.map(async (tag) => ({ tag, ms: await escalation.remaining(tag) })));
+    let refused = cooling.filter((w) => w.ms > 0);
     if (refused.length === 0) refused = (await this.waits(name, keys, points)).filter((w) => w.ms > 0);
     if (refused.length === 0) return;
-    throw rateLimitedError(name, Math.max(...refused.map((w) => escalation.strike(w.tag, w.ms))));
+    const waits = await Promise.all(refused.map(async (w) => escalation.strike(w.tag, w.ms)));
+    throw rateLimitedError(name, Math.max(...waits));
   }
 
   /**

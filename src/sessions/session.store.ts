@@ -9,7 +9,8 @@
  */
 import session, { type SessionData } from 'express-session';
 import type { Connection } from 'mongoose';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 
@@ -46,14 +47,14 @@ type Callback<T = void> = (err?: unknown, value?: T) => void;
 export class MongoSessionStore extends session.Store {
   private readonly collection;
   /** When each session's expiry was last written (derived from the stored expiry on read). */
-  private readonly touched = new LRUCache<string, number>({ max: 100000 });
+  private readonly touched = lru<string, number>(100000);
   private readonly cache: LRUCache<string, { session: string; expires: number }>;
   private stopExpiry?: () => void;
 
   constructor(private readonly opts: SessionStoreOptions) {
     super();
     this.collection = opts.connection.collection<SessionDoc>('sessions');
-    this.cache = new LRUCache({ max: opts.cacheSize ?? 100000, ttl: opts.cacheTtlMs ?? 300000 });
+    this.cache = lru(opts.cacheSize ?? 100000, { ttl: opts.cacheTtlMs ?? 300000 });
   }
 
   /** Drops a session from the memory cache (it was revoked, possibly on another instance). */

@@ -8,7 +8,7 @@
  * interests who found nobody sharing one is paired with anyone after STRANGER_ANY_AFTER_MS,
  * and the queue entry of a user whose last connection here closed is removed.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { Logger } from 'pino';
 import { BadUserInputError, ForbiddenError } from '../errors';
 import type { DirectPolicy } from '../messages/message.service';
@@ -53,13 +53,13 @@ export interface StrangerOptions {
 
 export class StrangerService implements DirectPolicy {
   /** Ended pairs seen (they never un-end): a DM between them is refused without a lookup. */
-  private readonly endedSeen = new LRUCache<string, true>({ max: 100000 });
+  private readonly endedSeen = lru<string, true>(100000);
   /**
    * Pairs looked up and found not ended: a DM between them needs no lookup (a send to a known
    * partner stays within its command budget). An end on any instance is heard through
    * STRANGER_ENDED_TOPIC and drops the entry; the TTL bounds staleness if that event is lost.
    */
-  private readonly notEnded = new LRUCache<string, true>({ max: 100000, ttl: 60_000 });
+  private readonly notEnded = lru<string, true>(100000, { ttl: 60_000 });
   private stopEndedEvents?: () => void;
   /** Open WebSocket connections per user on this instance. */
   private readonly connections = new Map<string, number>();

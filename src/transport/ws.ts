@@ -41,6 +41,7 @@ import type { UserRecord } from '../users/user.type';
 import type { OperationValidator } from '../validation';
 import { createContext } from './context';
 import { guardClientFrames } from '../realtime/frame-guard';
+import { onSocketClose } from '../realtime/socket-close';
 import { OperationIds } from '../realtime/operation-ids';
 import type { ConnectionCounter } from '../security/connection-limits';
 import { costError, type DefaultListSizes } from '../security/cost';
@@ -137,6 +138,11 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
     if (wait > 0) return [rateLimitedError('wsOperations', wait)];
     const document = validator.check(payload.query);
     if (Array.isArray(document)) return document;
+    // graphql-ws keeps the subscribe payload for the operation's lifetime: point it at the
+    // cached document's copy of the text, so thousands of subscribers of one operation hold
+    // one string instead of one each.
+    const canonical = document.loc?.source.body;
+    if (canonical !== undefined && canonical === payload.query) payload.query = canonical;
     const variables = payload.variables ?? {};
     const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes);
     if (tooCostly) return [tooCostly];
@@ -186,7 +192,7 @@ class SocketRegistry {
     let set = this.bySession.get(sessionId);
     if (!set) this.bySession.set(sessionId, (set = new Set()));
     set.add(socket);
-    socket.once('close', () => {
+    onSocketClose(socket, () => {
       set.delete(socket);
       if (set.size === 0 && this.bySession.get(sessionId) === set) this.bySession.delete(sessionId);
     });
@@ -207,6 +213,13 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
   const wsServer = useServer<Record<string, unknown>, Extra>(
     {
       schema: deps.schema,
+      onConnect: (ctx) => {
+        // graphql-ws keeps `extra.request` as long as the connection: the whole upgrade
+        // request (an IncomingMessage, its stream state and socket references, ~0.7 KiB per
+        // idle subscriber). Operations read only what the upgrade handler learned.
+        const extra = ctx.extra as unknown as { request: Pick<UpgradeRequest, 'anonymo'> };
+        extra.request = { anonymo: ctx.extra.request.anonymo };
+      },
       onSubscribe: subscribeHook(deps, operationIds),
       onOperation: (ctx, id, _payload, args) => metrics.wsOperationDone(ctx, id, args.document, args.operationName),
       onNext: (_ctx, _id, _payload, _args, result) => {
@@ -241,7 +254,7 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     logConnection(logger, socket, { connectionId: req.anonymo!.connectionId, userId: user.id });
     presence.connected(user);
     sockets.add(sessionId, socket);
-    socket.once('close', () => presence.disconnected(user));
+    onSocketClose(socket, () => presence.disconnected(user));
     releaseUpgradeRequest(req);
   });
   const stopRevocations = await deps.pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
@@ -345,8 +358,13 @@ class Admission {
       const count = async (keys: { ip: string; user: string }): Promise<boolean> => {
         if (await this.deps.connections.acquire(connectionId, keys)) return false;
         counted = keys;
-        // The raw socket closes after a failed upgrade and after the WebSocket's own close.
-        socket.once('close', () => this.deps.connections.release(connectionId, keys));
+        // The raw socket closes after a failed upgrade and after the WebSocket's own close;
+        // handleUpgrade answers some bad requests itself without calling back (progress.done
+        // is idempotent). One listener for both: it lives as long as the connection.
+        socket.once('close', () => {
+          this.deps.connections.release(connectionId, keys);
+          progress.done();
+        });
         return true;
       };
       const solution = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(POW_QUERY_PARAM) ?? undefined;
@@ -363,8 +381,6 @@ class Admission {
       if (socket.destroyed) return progress.done();
       req.anonymo = { identity, setCookie, connectionId, ip };
       accept(progress);
-      // handleUpgrade answers some bad requests itself without calling back.
-      socket.once('close', progress.done);
     } catch (err) {
       progress.done();
       if (err instanceof TooManyConnections) {

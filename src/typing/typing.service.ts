@@ -7,7 +7,7 @@
  * setTyping calls (HTTP requests are load-balanced), every instance's subscribers see one
  * `true` and one `false` per burst of typing.
  */
-import { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import type { PubSub } from '../realtime/pubsub';
 import type { RateLimits } from '../security/rate-limit';
 import type { UserRecord } from '../users/user.type';
@@ -20,7 +20,7 @@ export const TYPING_RENEW_MS = 2000;
 
 export class TypingService {
   /** When this instance last published `true` for a user in a conversation. */
-  private readonly lastTrue = new LRUCache<string, number>({ max: 100000 });
+  private readonly lastTrue = lru<string, number>(100000);
   constructor(
     private readonly pubsub: PubSub,
     private readonly limits: RateLimits,

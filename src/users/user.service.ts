@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { faker } from '@faker-js/faker/locale/en';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lru } from '../util/lru';
 import { Types } from 'mongoose';
 import type { StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
@@ -62,7 +63,7 @@ export class UserService {
     private readonly strategy: StorageStrategy,
     options: UserServiceOptions = {},
   ) {
-    this.cache = new LRUCache({ max: options.cacheSize ?? 50000 });
+    this.cache = lru(options.cacheSize ?? 50000);
   }
 
   /** Creates a new anonymous identity with a unique username (the unique index decides). */

@@ -1,7 +1,7 @@
 /** Blocking through the real API: history, live messages, typing, direct messages, restarts. */
 import { TestClient } from '../helpers/client';
 import { freshDbName } from '../helpers/db';
-import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
+import { noSubscriptionsLeft, sample, scrape, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation($text: String!, $to: ID) { sendMessage(input: { text: $text, to: $to }) { id text } }';
@@ -10,6 +10,13 @@ const ADDED = 'subscription($with: ID) { messageAdded(with: $with) { text sender
 const TYPING = 'subscription($with: ID) { typing(with: $with) { typing user { id } } }';
 const SET_TYPING = 'mutation($with: ID, $typing: Boolean!) { setTyping(with: $with, typing: $typing) }';
 const BLOCK = 'mutation($id: ID!) { blockUser(id: $id) }';
+const EDIT = 'mutation($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { id } }';
+const UPDATED = 'subscription { messageUpdated { id text } }';
+const ROOM_SEND = 'mutation($text: String!, $room: ID) { sendMessage(input: { text: $text, room: $room }) { id } }';
+const ROOM_HISTORY = 'query($room: ID) { messages(room: $room, last: 50) { edges { node { text sender { id } } } } }';
+const ROOM_ADDED = 'subscription($room: ID) { messageAdded(room: $room) { text sender { id } } }';
+const ROOM_TYPING = 'subscription($room: ID) { typing(room: $room) { typing user { id } } }';
+const SET_ROOM_TYPING = 'mutation($room: ID, $typing: Boolean!) { setTyping(room: $room, typing: $typing) }';
 const UNBLOCK = 'mutation($id: ID!) { unblockUser(id: $id) }';
 const BLOCKED = '{ blockedUsers { id username } }';
 
@@ -108,6 +115,124 @@ describe('blocking', () => {
     }
   });
 
+  test('in a room, a blocked member’s messages and typing are hidden from the blocker, live and in history; other members still get them', async () => {
+    const [alice, bob, carol] = [new TestClient(server), new TestClient(server), new TestClient(server)];
+    const [, b, c] = [await alice.me(), await bob.me(), await carol.me()];
+    const { createRoom: room } = await alice.data<{ createRoom: { id: string; slug: string } }>(
+      'mutation { createRoom(input: { title: "block test", public: true }) { id slug } }',
+    );
+    for (const m of [bob, carol]) await m.data('mutation($slug: String!) { joinRoom(slug: $slug) { id } }', room);
+    await bob.data(ROOM_SEND, { text: 'bob before the block', room: room.id });
+    await alice.data(BLOCK, { id: b.id });
+
+    const [aWs, cWs] = [alice.ws(), carol.ws()];
+    try {
+      const aliceLive = aWs.subscribe<Added>(ROOM_ADDED, { room: room.id });
+      const carolLive = cWs.subscribe<Added>(ROOM_ADDED, { room: room.id });
+      const aliceTyping = aWs.subscribe<{ typing: { user: { id: string } } }>(ROOM_TYPING, { room: room.id });
+      const carolTyping = cWs.subscribe<{ typing: { user: { id: string } } }>(ROOM_TYPING, { room: room.id });
+      await subscriptionsAttached(server, 4);
+
+      await bob.data(ROOM_SEND, { text: 'bob after the block', room: room.id });
+      await bob.data(SET_ROOM_TYPING, { room: room.id, typing: true });
+      await carolLive.waitFor((items) => items.some((i) => i.messageAdded.text === 'bob after the block'));
+      await carolTyping.waitFor((items) => items.some((i) => i.typing.user.id === b.id));
+
+      const aliceBefore = await aliceLive.before(
+        () => carol.data(ROOM_SEND, { text: 'carol marker', room: room.id }),
+        (i) => i.messageAdded.text === 'carol marker',
+      );
+      expect(aliceBefore).toEqual([]);
+      const typingBefore = await aliceTyping.before(
+        () => carol.data(SET_ROOM_TYPING, { room: room.id, typing: true }),
+        (i) => i.typing.user.id === c.id,
+      );
+      expect(typingBefore).toEqual([]);
+
+      expect(texts(await alice.data(ROOM_HISTORY, { room: room.id }))).toEqual(['carol marker']);
+      expect(texts(await carol.data(ROOM_HISTORY, { room: room.id }))).toEqual([
+        'bob before the block',
+        'bob after the block',
+        'carol marker',
+      ]);
+      expect(texts(await bob.data(ROOM_HISTORY, { room: room.id }))).toContain('bob after the block');
+    } finally {
+      await Promise.all([aWs.close(), cWs.close()]);
+    }
+  });
+
+  test('a blocked user’s edits are not pushed to the blocker on messageUpdated; others get them', async () => {
+    const [alice, bob, carol] = [new TestClient(server), new TestClient(server), new TestClient(server)];
+    const [, b] = [await alice.me(), await bob.me(), await carol.me()];
+    const bobs = (await bob.data<{ sendMessage: { id: string } }>(SEND, { text: 'bob original' })).sendMessage.id;
+    const carols = (await carol.data<{ sendMessage: { id: string } }>(SEND, { text: 'carol original' })).sendMessage.id;
+    await alice.data(BLOCK, { id: b.id });
+    const [aWs, cWs] = [alice.ws(), carol.ws()];
+    try {
+      type Updated = { messageUpdated: { id: string; text: string } };
+      const aliceSees = aWs.subscribe<Updated>(UPDATED);
+      const carolSees = cWs.subscribe<Updated>(UPDATED);
+      await subscriptionsAttached(server, 2);
+      await bob.data(EDIT, { id: bobs, text: 'bob edited' });
+      await carolSees.waitFor((items) => items.some((i) => i.messageUpdated.text === 'bob edited'));
+      const aliceBefore = await aliceSees.before(
+        () => carol.data(EDIT, { id: carols, text: 'carol edited' }),
+        (i) => i.messageUpdated.id === carols,
+      );
+      expect(aliceBefore).toEqual([]);
+    } finally {
+      await Promise.all([aWs.close(), cWs.close()]);
+    }
+  });
+
+  test('viewers who block no one share one execution per event and group: blocking viewers add no executions', async () => {
+    const [sender, marker, quiet] = [new TestClient(server), new TestClient(server), new TestClient(server)];
+    const [s, , q] = [await sender.me(), await marker.me(), await quiet.me()];
+    const viewers = Array.from({ length: 8 }, () => new TestClient(server));
+    await Promise.all(viewers.map((v) => v.me()));
+    // Two viewers block someone who sends nothing, one blocks the sender.
+    await viewers[0].data(BLOCK, { id: q.id });
+    await viewers[1].data(BLOCK, { id: q.id });
+    await viewers[2].data(BLOCK, { id: s.id });
+    const other = new TestClient(server); // a second group: another selection
+    await other.me();
+    const sockets = [...viewers, other].map((v) => v.ws());
+    try {
+      const subs = viewers.map((_, i) => sockets[i].subscribe<Added>(ADDED));
+      const otherSub = sockets[8].subscribe<{ messageAdded: { text: string } }>(
+        'subscription { messageAdded { text } }',
+      );
+      await subscriptionsAttached(server, 9);
+      const counters = async () => {
+        const text = await scrape(server);
+        return {
+          executions: sample(text, 'anonymo_fanout_executions_total', { kind: 'message' }) ?? 0,
+          deliveries: sample(text, 'anonymo_subscription_deliveries_total', { kind: 'message' }) ?? 0,
+        };
+      };
+      const before = await counters();
+      await sender.data(SEND, { text: 'one event' });
+      const got = (t: string) => (items: Added[]) => items.some((i) => i.messageAdded.text === t);
+      await Promise.all([
+        ...subs.filter((_, i) => i !== 2).map((x) => x.waitFor(got('one event'))),
+        otherSub.waitFor((items) => items.some((i) => i.messageAdded.text === 'one event')),
+      ]);
+      expect(
+        await subs[2].before(
+          () => marker.data(SEND, { text: 'marker' }),
+          (i) => i.messageAdded.text === 'marker',
+        ),
+      ).toEqual([]);
+      await Promise.all(subs.map((x) => x.waitFor(got('marker'))));
+      const after = await counters();
+      // Two events × two groups, not × nine viewers; the viewer blocking the sender was skipped.
+      expect(after.executions - before.executions).toBe(4);
+      expect(after.deliveries - before.deliveries).toBe(8 + 9);
+    } finally {
+      await Promise.all(sockets.map((w) => w.close()));
+    }
+  });
+
   test('blocking checks its argument: malformed, unknown and own ids are BAD_USER_INPUT', async () => {
     const alice = new TestClient(server);
     const a = await alice.me();
@@ -128,13 +253,16 @@ test('blocks survive a restart', async () => {
   await alice.data(BLOCK, { id: b.id });
   await alice.data(BLOCK, { id: c.id });
   await alice.data(UNBLOCK, { id: c.id });
+  await bob.data(SEND, { text: 'bob in the lobby' });
+  await carol.data(SEND, { text: 'carol in the lobby' });
   await first.close();
 
   const second = await startServer({ dbName });
   try {
-    for (const client of [alice, bob]) Object.assign(client, { server: second });
+    for (const client of [alice, bob, carol]) Object.assign(client, { server: second });
     expect((await alice.data(BLOCKED)).blockedUsers.map((u: { id: string }) => u.id)).toEqual([b.id]);
     expect(await bob.errorCode(SEND, { text: 'still there?', to: a.id })).toBe('FORBIDDEN');
+    expect(texts(await alice.data(HISTORY))).toEqual(['carol in the lobby']);
   } finally {
     await second.close();
   }

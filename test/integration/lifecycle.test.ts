@@ -1,6 +1,7 @@
 /**
  * Message lifecycle through the real API: edit, delete (tombstones), reactions, replies.
  */
+import { randomUUID } from 'node:crypto';
 import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
 import { startServer, type TestServer } from '../helpers/server';
@@ -23,6 +24,7 @@ interface Msg {
   reactions: Array<{ emoji: string; count: number; mine: boolean }>;
 }
 
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 let server: TestServer;
 let db: Awaited<ReturnType<typeof openDb>>;
 beforeAll(async () => {
@@ -178,11 +180,15 @@ describe('react', () => {
   });
 
   test('100 users reacting at once on two instances end with the exact count', async () => {
-    const other = await startServer({ dbName: server.dbName });
+    // Two instances as deployed: one database and one Redis (without it each instance's
+    // cache of recent messages would never hear of the other's changes).
+    const env = { REDIS_URL, REDIS_PREFIX: `anonymo-test-react-${randomUUID()}:` };
+    const one = await startServer({ dbName: server.dbName, env });
+    const other = await startServer({ dbName: server.dbName, env });
     try {
-      const a = await user();
+      const a = await user(one);
       const m = await send(a, 'everyone react');
-      const users = await Promise.all(Array.from({ length: 100 }, (_, i) => user(i % 2 ? other : server)));
+      const users = await Promise.all(Array.from({ length: 100 }, (_, i) => user(i % 2 ? other : one)));
       await Promise.all(users.map((u) => u.data(REACT, { id: m.id, emoji: '🔥', on: true })));
       const seen = (await page(a)).find((e) => e.node.id === m.id)!.node.reactions;
       expect(seen).toEqual([{ emoji: '🔥', count: 100, mine: false }]);
@@ -191,7 +197,7 @@ describe('react', () => {
       const after = (await page(a)).find((e) => e.node.id === m.id)!.node.reactions;
       expect(after).toEqual([{ emoji: '🔥', count: 50, mine: false }]);
     } finally {
-      await other.close();
+      await Promise.all([one.close(), other.close()]);
     }
   });
 });

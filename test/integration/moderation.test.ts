@@ -24,6 +24,9 @@ const REPORTS = `query($first: Int, $after: String) { reports(first: $first, aft
 const CLEAR = 'mutation($id: ID!) { clearReport(id: $id) }';
 const DELETE = 'mutation($id: ID!) { deleteMessage(id: $id) { id text } }';
 const BAN = 'mutation($id: ID!, $hours: Int!, $shadow: Boolean) { banUser(id: $id, hours: $hours, shadow: $shadow) }';
+const UPDATED = 'subscription($after: String) { messageUpdated(after: $after) { id text hidden updateCursor } }';
+const UPDATES_CURSOR = '{ messageUpdatesCursor }';
+const CONVERSATIONS = '{ conversations { with { id } lastMessage { id text } } }';
 const LOG = '{ moderationLog(first: 10) { edges { node { by action target details at } } } }';
 
 let net = 0;
@@ -113,6 +116,52 @@ describe('with MODERATOR_TOKEN', () => {
     expect(texts(await reader.data(HISTORY))).toContain('buy cheap followers');
     const after = (await mod.data(REPORTS)).reports.edges.map((e: { node: { id: string } }) => e.node.id);
     expect(after).not.toContain(id);
+  });
+
+  test('three reports hide a message live for a fourth user, not for its sender; clearing shows it again live; replays carry both', async () => {
+    const [sender, r1, r2, r3, fourth] = [1, 2, 3, 4, 5].map(() => user(server));
+    await Promise.all([sender, r1, r2, r3, fourth].map((c) => c.me()));
+    const cursor = (await fourth.data<{ messageUpdatesCursor: string }>(UPDATES_CURSOR)).messageUpdatesCursor;
+    type Updated = { messageUpdated: { id: string; text: string; hidden: boolean; updateCursor: string } };
+    type Added = { messageAdded: { id: string; text: string } };
+    const [fourthWs, senderWs] = [fourth.ws(), sender.ws()];
+    try {
+      const fourthAdded = fourthWs.subscribe<Added>(ADDED);
+      const fourthUpdated = fourthWs.subscribe<Updated>(UPDATED);
+      const senderUpdated = senderWs.subscribe<Updated>(UPDATED);
+      await subscriptionsAttached(server, 3);
+      const id = await send(sender, 'reported live');
+      await fourthAdded.waitFor((items) => items.some((i) => i.messageAdded.id === id));
+
+      for (const r of [r1, r2]) await r.data(REPORT, { id, reason: 'SPAM' });
+      await r3.data(REPORT, { id, reason: 'SPAM' });
+      const hidden = (u: Updated) => u.messageUpdated.id === id && u.messageUpdated.hidden;
+      const seen = await fourthUpdated.waitFor((items) => items.some(hidden));
+      // Two reports hid nothing: the first update the fourth user gets is the hide, without the text.
+      expect(seen.map((u) => u.messageUpdated)).toEqual([expect.objectContaining({ id, text: '', hidden: true })]);
+      const own = await senderUpdated.waitFor((items) => items.some(hidden));
+      expect(own.find(hidden)?.messageUpdated.text).toBe('reported live');
+      expect(texts(await sender.data(HISTORY))).toContain('reported live');
+      expect(texts(await fourth.data(HISTORY))).not.toContain('reported live');
+
+      // A client that was away replays the hide from the update log.
+      const replayWs = fourth.ws();
+      try {
+        const replay = replayWs.subscribe<Updated>(UPDATED, { after: cursor });
+        const replayed = await replay.waitFor((items) => items.some(hidden));
+        expect(replayed.find(hidden)?.messageUpdated.text).toBe('');
+      } finally {
+        await replayWs.close();
+      }
+
+      expect(await moderator(server).data(CLEAR, { id })).toEqual({ clearReport: true });
+      const shown = (u: Updated) => u.messageUpdated.id === id && !u.messageUpdated.hidden;
+      const back = await fourthUpdated.waitFor((items) => items.some(shown));
+      expect(back.find(shown)?.messageUpdated.text).toBe('reported live');
+      expect(texts(await fourth.data(HISTORY))).toContain('reported live');
+    } finally {
+      await Promise.all([fourthWs.close(), senderWs.close()]);
+    }
   });
 
   test('reports only reach messages the reporter can see; the queue is newest first and paginates', async () => {
@@ -256,5 +305,73 @@ test('a message hidden by reports through one instance is hidden in the other in
     );
   } finally {
     await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('a conversation’s lastMessage never shows the viewer a message hidden from them: blocked, shadow or hidden by reports', async () => {
+  const server = await startServer({ env: { ...ENV, REPORT_HIDE_THRESHOLD: '1' } });
+  type Conv = { with: { id: string }; lastMessage: { text: string } | null };
+  const lastWith = async (c: TestClient, other: string) =>
+    (await c.data<{ conversations: Conv[] }>(CONVERSATIONS)).conversations.find((x) => x.with.id === other)?.lastMessage
+      ?.text;
+  try {
+    const [alice, bob, troll, victim] = [user(server), user(server), user(server), user(server)];
+    const [a, b, t, v] = await Promise.all([alice.me(), bob.me(), troll.me(), victim.me()]);
+
+    // Blocked: what Bob sent before Alice blocked him is no longer Alice's to see.
+    await send(alice, 'hello bob', b.id);
+    await send(bob, 'bob before the block', a.id);
+    expect(await lastWith(alice, b.id)).toBe('bob before the block');
+    await alice.data('mutation($id: ID!) { blockUser(id: $id) }', { id: b.id });
+    expect(await lastWith(alice, b.id)).toBe('hello bob');
+    expect(await lastWith(bob, a.id)).toBe('bob before the block');
+
+    // Shadow: the troll’s message to an existing conversation is theirs alone.
+    await send(victim, 'hi troll', t.id);
+    await moderator(server).data(BAN, { id: t.id, hours: 1, shadow: true });
+    await send(troll, 'shadow words', v.id);
+    expect(await lastWith(victim, t.id)).toBe('hi troll');
+    expect(await lastWith(troll, v.id)).toBe('shadow words');
+
+    // Hidden by reports (threshold 1 here): gone from the reporter’s summary, not the sender’s.
+    const id = await send(bob, 'reportable words', v.id);
+    expect(await lastWith(victim, b.id)).toBe('reportable words');
+    await victim.data(REPORT, { id, reason: 'HARASSMENT' });
+    expect(await lastWith(victim, b.id)).toBeUndefined();
+    expect(await lastWith(bob, v.id)).toBe('reportable words');
+    await send(victim, 'a reply', b.id);
+    expect(await lastWith(victim, b.id)).toBe('a reply');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a reply never quotes what its readers may not see: a hidden message is quoted redacted, a shadow one not at all', async () => {
+  const server = await startServer({ env: { ...ENV, REPORT_HIDE_THRESHOLD: '1' } });
+  const REPLY =
+    'mutation($text: String!, $replyTo: ID) { sendMessage(input: { text: $text, replyTo: $replyTo }) { id } }';
+  const QUOTES = '{ messages(last: 50) { edges { node { text replyTo { id text hidden } } } } }';
+  type Page = {
+    messages: { edges: Array<{ node: { text: string; replyTo: { text: string; hidden: boolean } | null } }> };
+  };
+  const quoteIn = async (c: TestClient, reply: string) =>
+    (await c.data<Page>(QUOTES)).messages.edges.find((e) => e.node.text === reply)?.node.replyTo;
+  try {
+    const [alice, bob, carol, troll] = [user(server), user(server), user(server), user(server)];
+    const [, , , t] = await Promise.all([alice.me(), bob.me(), carol.me(), troll.me()]);
+    const quoted = await send(alice, 'quoted words');
+    await bob.data(REPLY, { text: 'my reply', replyTo: quoted });
+    expect(await quoteIn(carol, 'my reply')).toMatchObject({ text: 'quoted words', hidden: false });
+    await carol.data(REPORT, { id: quoted, reason: 'SPAM' });
+    expect(await quoteIn(carol, 'my reply')).toMatchObject({ id: quoted, text: '', hidden: true });
+    expect(await quoteIn(bob, 'my reply')).toMatchObject({ text: '', hidden: true });
+
+    await moderator(server).data(BAN, { id: t.id, hours: 1, shadow: true });
+    const shadow = await send(troll, 'shadow words');
+    // Message ids are guessable: a reply to a shadow message must not reveal it.
+    await bob.data(REPLY, { text: 'reply to a guess', replyTo: shadow });
+    expect(await quoteIn(carol, 'reply to a guess')).toBeNull();
+  } finally {
+    await server.close();
   }
 });

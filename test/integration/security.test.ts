@@ -563,6 +563,8 @@ describe('the server process', () => {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '',
         PORT: '0',
+        // A free metrics port too: the default (9464) may be held by another server on the machine.
+        METRICS_PORT: '0',
         HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
         ...env,

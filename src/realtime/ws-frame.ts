@@ -1,0 +1,66 @@
+/**
+ * Writes a graphql-ws `next` message as one pre-encoded WebSocket frame.
+ *
+ * `socket.send()` costs, per call: an options object, a header buffer, and a corked pair of
+ * writes (header, then data). A fan-out writes the same payload to thousands of sockets, so
+ * the frame (header, the subscription's own prefix, the shared payload) is assembled in one
+ * buffer and handed to ws's Sender as a pre-encoded frame: one allocation and one write per
+ * delivery. This is the recipe ws documents for broadcasting pre-framed data
+ * (websockets/ws#617) and the one Socket.IO's adapter uses (`wsPreEncodedFrame`).
+ *
+ * Only when nothing can reorder frames: no per-message compression (the server does not
+ * negotiate it) and the Sender idle (not waiting on a compressed or Blob message). Otherwise,
+ * and when ws's internals do not look as expected, it falls back to `socket.send`.
+ */
+import type { WebSocket } from 'ws';
+
+/** What this module uses of ws's Sender (lib/sender.js): its state and `sendFrame`. */
+interface WsSender {
+  _state?: number;
+  sendFrame?: (list: Buffer[], cb?: (err?: Error) => void) => void;
+}
+
+const SENDER_IDLE = 0;
+const TEXT_FRAME = { binary: false } as const;
+
+/** FIN + text opcode: an unfragmented text message. */
+const FIN_TEXT = 0x81;
+
+const senderOf = (socket: WebSocket) => (socket as unknown as { _sender?: WsSender })._sender;
+
+/** Whether frames for this socket may be pre-encoded (checked once per subscription). */
+export function canPreEncode(socket: WebSocket): boolean {
+  return typeof senderOf(socket)?.sendFrame === 'function' && socket.extensions === '';
+}
+
+/**
+ * Sends `head` followed by `body` as one unmasked text frame; `preEncode` is what
+ * {@link canPreEncode} said for the socket.
+ */
+export function sendTextFrame(socket: WebSocket, head: Buffer, body: Buffer, preEncode: boolean): void {
+  const sender = senderOf(socket);
+  const length = head.length + body.length;
+  if (!preEncode || !sender?.sendFrame || sender._state !== SENDER_IDLE) {
+    const data = Buffer.allocUnsafe(length);
+    head.copy(data, 0);
+    body.copy(data, head.length);
+    socket.send(data, TEXT_FRAME);
+    return;
+  }
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = FIN_TEXT;
+  if (headerLength === 2) {
+    frame[1] = length;
+  } else if (headerLength === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  head.copy(frame, headerLength);
+  body.copy(frame, headerLength + head.length);
+  sender.sendFrame([frame]);
+}

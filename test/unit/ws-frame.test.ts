@@ -1,0 +1,106 @@
+/**
+ * Pre-encoded `next` frames (src/realtime/ws-frame.ts) and the one-listener close hooks
+ * (src/realtime/socket-close.ts), on real ws sockets over loopback: a ws client must read
+ * every frame exactly as sent, at each header-length boundary and interleaved with ordinary
+ * `socket.send` messages.
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { canPreEncode, sendTextFrame } from '../../src/realtime/ws-frame';
+import { onSocketClose } from '../../src/realtime/socket-close';
+
+async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await once(wss, 'listening');
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+  const [server] = (await once(wss, 'connection')) as [WebSocket];
+  await once(client, 'open');
+  return {
+    server,
+    client,
+    close: async () => {
+      client.terminate();
+      await new Promise((r) => wss.close(r));
+    },
+  };
+}
+
+function collect(client: WebSocket, count: number): Promise<Array<{ text: string; binary: boolean }>> {
+  const got: Array<{ text: string; binary: boolean }> = [];
+  return new Promise((resolve) => {
+    client.on('message', (data: Buffer, binary: boolean) => {
+      got.push({ text: data.toString(), binary });
+      if (got.length === count) resolve(got);
+    });
+  });
+}
+
+describe('pre-encoded text frames', () => {
+  it('reach a ws client intact at every header-length boundary, as text, in order with ordinary sends', async () => {
+    const { server, client, close } = await pair();
+    try {
+      expect(canPreEncode(server)).toBe(true);
+      const head = Buffer.from('{"id":"é1","type":"next","payload":');
+      // Total lengths 125/126 (7-bit vs 16-bit length), 65535/65536 (16-bit vs 64-bit).
+      const sizes = [125, 126, 127, 65535, 65536, 200000].map((n) => n - head.length);
+      const bodies = sizes.map((n, i) => Buffer.from('x'.repeat(n - 1) + String(i % 10)));
+      const got = collect(client, bodies.length * 2);
+      bodies.forEach((body, i) => {
+        sendTextFrame(server, head, body, true);
+        server.send(`plain ${i}`);
+      });
+      const messages = await got;
+      bodies.forEach((body, i) => {
+        expect(messages[2 * i]).toEqual({ text: head.toString() + body.toString(), binary: false });
+        expect(messages[2 * i + 1]).toEqual({ text: `plain ${i}`, binary: false });
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('falls back to an ordinary send when told the socket cannot take pre-encoded frames', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const got = collect(client, 1);
+      sendTextFrame(server, Buffer.from('ab'), Buffer.from('cd'), false);
+      expect(await got).toEqual([{ text: 'abcd', binary: false }]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('socket close hooks', () => {
+  it('share one close listener however many hooks a socket has, run each remaining hook once with the code', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const before = server.listenerCount('close');
+      const calls: number[] = [];
+      const removers: Array<() => void> = [];
+      for (let i = 0; i < 20; i++) {
+        // Each hook removes itself when it runs, as a subscription that ends detaches.
+        removers.push(
+          onSocketClose(server, (code) => {
+            calls.push(i * 10000 + code);
+            removers[i]();
+          }),
+        );
+      }
+      expect(server.listenerCount('close')).toBe(before + 1);
+      removers[3]();
+      const closed = once(server, 'close');
+      client.close(4321);
+      await closed;
+      expect(calls).toEqual(
+        Array.from({ length: 20 }, (_, i) => i)
+          .filter((i) => i !== 3)
+          .map((i) => i * 10000 + 4321),
+      );
+      expect(server.listenerCount('close')).toBe(before);
+    } finally {
+      await close();
+    }
+  });
+});
