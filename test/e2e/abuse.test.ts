@@ -81,6 +81,22 @@ step('with POW_MODE=on a fresh browser solves the challenge by itself, gets an i
   await messageText(bob.page, 'I did the work').waitFor();
 });
 
+step('three reports hide a message live from a fourth person; its sender still sees it, marked', async () => {
+  const sender = await person();
+  const viewer = await person();
+  await send(sender.page, 'reported three times');
+  await messageText(viewer.page, 'reported three times').waitFor();
+  const message = viewer.page.getByTestId('message').filter({ hasText: 'reported three times' });
+  const id = (await message.getAttribute('data-id'))!;
+  for (let i = 0; i < 3; i++) {
+    await (await apiUser()).data('mutation($id: ID!) { reportMessage(id: $id, reason: HARASSMENT) }', { id });
+  }
+  // Gone from the list, not left as an empty bubble (the server sends others an empty text).
+  await viewer.page.locator(`[data-testid="message"][data-id="${id}"]`).waitFor({ state: 'detached' });
+  const own = sender.page.getByTestId('message').filter({ hasText: 'reported three times' });
+  await own.getByTestId('hidden-note').waitFor();
+});
+
 // Before the ban below: a ban also covers identities made afterwards on the same network (here, all of them).
 step('swear words show masked by default, in full once the mask is off, and the choice is remembered', async () => {
   const reader = await person();

@@ -78,8 +78,12 @@ export function MessageList({
   onReply,
 }: Props) {
   const now = useNow(allEdges.some((e) => e.node.expiresAt));
-  // Disappearing messages leave the screen when they expire (the server hides them too).
-  const edges = allEdges.filter((e) => !e.node.expiresAt || Date.parse(e.node.expiresAt) > now);
+  // Disappearing messages leave the screen when they expire (the server hides them too), and
+  // messages hidden by reports leave everyone's but their sender's (messageUpdated says
+  // `hidden: true`; `hidden: false` after a moderator clears the report brings them back).
+  const edges = allEdges.filter(
+    (e) => (!e.node.expiresAt || Date.parse(e.node.expiresAt) > now) && (!e.node.hidden || e.node.sender.id === me.id),
+  );
   const box = useRef<HTMLDivElement>(null);
   const stickToBottom = useRef(true);
   const first = useRef<string | undefined>(undefined);
@@ -219,6 +223,15 @@ function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) 
           {node.editedAt && !deleted && (
             <span className="edited" data-testid="edited" title={fullTime(node.editedAt)}>
               edited
+            </span>
+          )}
+          {node.hidden && !deleted && (
+            <span
+              className="edited"
+              data-testid="hidden-note"
+              title="Reported by several people: hidden from others until a moderator decides"
+            >
+              hidden from others
             </span>
           )}
           {node.expiresAt && !deleted && (
