@@ -32,18 +32,25 @@ import { readTopic } from './conversations/conversation.events';
 import { ConversationService } from './conversations/conversation.service';
 import { counterModel, ExactCounter } from './db/counter';
 import { connectDatabase, type Database } from './db/database';
-import type { FormatOptions } from './errors';
+import { ForbiddenError, type FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
 import { createLogger } from './logger';
 import { updateChannelKind } from './lifecycle/lifecycle.channel';
 import { conversationSettingModel, reactionModel, updateModel } from './lifecycle/lifecycle.model';
-import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
+import {
+  ConversationTtlResolver,
+  LifecycleResolver,
+  ReactionResolver,
+  RoomTtlResolver,
+} from './lifecycle/lifecycle.resolver';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { ForgetService } from './lifecycle/forget.service';
 import { GHOST_USER } from './lifecycle/ghost';
 import { PurgeJob } from './lifecycle/purge.job';
 import { ConversationSettings, SendFields } from './lifecycle/settings';
 import { UpdateLog } from './lifecycle/update-log';
+import { roomKey, roomOfKey } from './messages/conversation';
+import { messageTopic } from './messages/message.events';
 import { messageChannelKind } from './messages/message.channel';
 import { MessageExpiry } from './messages/message.expiry';
 import type { MessagePayload } from './messages/message.events';
@@ -98,6 +105,9 @@ import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
 import { createWsTransport, type WsTransport } from './transport/ws';
 import { typingChannelKind } from './typing/typing.channel';
+import { typingTopic } from './typing/typing.events';
+import { ROOM_LEFT_TOPIC } from './rooms/room.events';
+import { updateTopic } from './lifecycle/lifecycle.events';
 import { TypingResolver } from './typing/typing.resolver';
 import { TypingService } from './typing/typing.service';
 import { IdentityService } from './users/identity.service';
@@ -267,9 +277,15 @@ async function createStrangerMatcher(config: Config, db: Database): Promise<Stra
       strangerPairModel(db.connection),
       strangerEndedModel(db.connection),
       config.strangers.anyAfterMs,
+      config.strangers.queueLeaseMs,
     );
   }
-  const matcher = new RedisStrangerMatcher(config.redis.url, config.redis.prefix, config.strangers.anyAfterMs);
+  const matcher = new RedisStrangerMatcher(
+    config.redis.url,
+    config.redis.prefix,
+    config.strangers.anyAfterMs,
+    config.strangers.queueLeaseMs,
+  );
   await matcher.connect();
   return matcher;
 }
@@ -309,6 +325,9 @@ function createDomains(
     expiry,
     {
       editWindowSeconds: config.lifecycle.editWindowSeconds,
+      // Who may change a room's messages: the rooms domain's rules (RoomService, built below
+      // because it needs presence; asked only when a request arrives).
+      rooms: { check: (viewerId, roomId, access, field) => rooms.check(viewerId, roomId, access, field) },
     },
   );
   // Abuse control before the domains that ask it (conversation summaries, sends, pairing).
@@ -352,14 +371,20 @@ function createDomains(
     new ExactCounter(counterModel(db.connection)),
     presence,
     config.rooms,
+    pubsub,
   );
   const strangers = new StrangerService(matcher, strangerEndedModel(db.connection), users, pubsub, {
     anyAfterMs: config.strangers.anyAfterMs,
+    queueLeaseMs: config.strangers.queueLeaseMs,
     logger,
     // Never paired with someone they block.
     excludedFor: async (userId) => [...(await abuse.blocks.blockedBy(userId))],
   });
-  const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub);
+  // A room's TTL until its creator changes it: the one it was created with.
+  const settings = new ConversationSettings(conversationSettingModel(db.connection), pubsub, async (conversation) => {
+    const roomId = roomOfKey(conversation);
+    return roomId ? ((await rooms.get(roomId))?.messageTtlSeconds ?? null) : null;
+  });
   const messages = new MessageService(
     store,
     users,
@@ -382,6 +407,18 @@ function createDomains(
     pubsub,
     expiry,
     logger,
+    [
+      { name: 'rooms', eraseUser: (u) => rooms.eraseUser(u.id, GHOST_USER.id) },
+      { name: 'strangers', eraseUser: (u) => strangers.eraseUser(u) },
+      { name: 'blocks', eraseUser: (u) => abuse.blocks.eraseBlocker(u.id) },
+      {
+        name: 'moderation',
+        eraseUser: async (u) => {
+          await abuse.reports.eraseReporter(u.id);
+          await abuse.bans.eraseUser(u.id);
+        },
+      },
+    ],
   );
   const purge = new PurgeJob(messageModel(db.connection), reactionModel(db.connection), expiry, store, pubsub, {
     intervalMs: config.lifecycle.purgeIntervalMs,
@@ -442,15 +479,23 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new ConversationResolver(d.conversations, d.messages),
     new PresenceResolver(d.presence),
     new TypingResolver(d.messages, d.typing),
-    new LifecycleResolver(d.lifecycle, d.forget, d.settings, d.messages, d.store, d.updateLog, d.expiry, {
-      moderators: d.moderators,
-      reports: d.reports,
-    }),
+    new LifecycleResolver(
+      d.lifecycle,
+      d.forget,
+      d.settings,
+      d.messages,
+      d.store,
+      d.updateLog,
+      d.expiry,
+      { moderators: d.moderators, reports: d.reports },
+      d.rooms,
+    ),
+    new RoomTtlResolver(d.settings),
     new ReactionResolver(d.lifecycle),
     new ConversationTtlResolver(d.settings),
     new RoomResolver(d.rooms),
     new MessageRoomResolver(d.rooms),
-    new StrangerResolver(d.strangers),
+    new StrangerResolver(d.strangers, limits),
     new BlockResolver(d.blocks, d.users),
     new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms),
   ] as const;
@@ -566,6 +611,19 @@ function createRealtime(
     onDelivered: metrics.delivered,
     onExecuted: metrics.executed,
     fanout: config.fanout,
+  });
+}
+
+/**
+ * A member who left a private room (or was erased) may no longer read it: their open
+ * subscriptions to the room's messages, updates and typing end on this instance, with an error.
+ */
+function endSubscriptionsOnRoomLeft(pubsub: PubSub, realtime: RealtimeEngine): Promise<() => void> {
+  return pubsub.subscribe(ROOM_LEFT_TOPIC, ({ room, user }) => {
+    const key = roomKey(room);
+    for (const topic of [messageTopic(key), updateTopic(key), typingTopic(key)]) {
+      realtime.endSubscriptions(topic, user, new ForbiddenError('You are no longer a member of this room'));
+    }
   });
 }
 
@@ -688,6 +746,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   const schema = await createSchema(createResolvers(config, d, limits));
   const realtime = createRealtime(config, logger, metrics, format, schema, pubsub, d);
   const t = await createTransports(options, { logger, metrics, format, schema, realtime }, infra, d);
+  const stopRoomLeft = await endSubscriptionsOnRoomLeft(pubsub, realtime);
   await d.presence.start();
   await d.settings.start();
   await d.forget.start();
@@ -739,6 +798,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       if (infra.limitsRedis) await closeRedis(infra.limitsRedis);
       t.sessionStore.close();
       t.stopForgetting();
+      stopRoomLeft();
       d.store.recent.clear();
       await pubsub.close();
       await db.close();

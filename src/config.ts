@@ -59,6 +59,7 @@ const EnvSchema = z.object({
   ROOM_MAX_MEMBERS: int('ROOM_MAX_MEMBERS', 2, 1000000).default(1000),
   ROOMS_PER_USER: int('ROOMS_PER_USER', 1, 100000).default(50),
   STRANGER_ANY_AFTER_MS: int('STRANGER_ANY_AFTER_MS', 0, 3600000).default(5000),
+  STRANGER_QUEUE_LEASE_MS: int('STRANGER_QUEUE_LEASE_MS', 300, 600000).default(15000),
   METRICS_PORT: z.union([z.literal('off'), int('METRICS_PORT', 0, 65535)]).default(9464),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
@@ -174,6 +175,11 @@ export interface Config {
   strangers: {
     /** `STRANGER_ANY_AFTER_MS` [5000]: after this long in the queue a user may be paired without a shared interest. */
     anyAfterMs: number;
+    /**
+     * `STRANGER_QUEUE_LEASE_MS` [15000]: a queue entry's lease, renewed every third of it by the
+     * instances where the user is connected; a crashed instance's entries are gone within it.
+     */
+    queueLeaseMs: number;
   };
   /**
    * Prometheus metrics, served at `/metrics` on a listener of their own (never on PORT).
@@ -259,7 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     fanout: e.FANOUT,
     rooms: { createdPerDay: e.ROOMS_CREATED_PER_DAY, maxMembers: e.ROOM_MAX_MEMBERS, perUser: e.ROOMS_PER_USER },
-    strangers: { anyAfterMs: e.STRANGER_ANY_AFTER_MS },
+    strangers: { anyAfterMs: e.STRANGER_ANY_AFTER_MS, queueLeaseMs: e.STRANGER_QUEUE_LEASE_MS },
     metrics: { port: e.METRICS_PORT === 'off' ? null : e.METRICS_PORT, host: e.METRICS_HOST },
   };
 }

@@ -4,7 +4,12 @@ import { printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { BlockResolver } from './blocks/block.resolver';
 import { ConversationResolver } from './conversations/conversation.resolver';
-import { ConversationTtlResolver, LifecycleResolver, ReactionResolver } from './lifecycle/lifecycle.resolver';
+import {
+  ConversationTtlResolver,
+  LifecycleResolver,
+  ReactionResolver,
+  RoomTtlResolver,
+} from './lifecycle/lifecycle.resolver';
 import { ModerationResolver } from './moderation/moderation.resolver';
 import { MessageResolver } from './messages/message.resolver';
 import { PresenceResolver } from './presence/presence.resolver';
@@ -24,6 +29,7 @@ export const resolverClasses = [
   ConversationTtlResolver,
   RoomResolver,
   MessageRoomResolver,
+  RoomTtlResolver,
   StrangerResolver,
   BlockResolver,
   ModerationResolver,

@@ -95,6 +95,16 @@ export class BlockService {
   }
 
   /** Everyone `viewer` blocks. */
+  /**
+   * deleteMyData: the blocks the user made (their log). Blocks of the user by others are the
+   * others' and stay; they name an id that no longer leads anywhere.
+   */
+  async eraseBlocker(userId: string): Promise<void> {
+    await this.log.deleteMany({ blocker: userId }).exec();
+    this.retained.delete(userId);
+    this.recent.delete(userId);
+  }
+
   async blockedBy(viewer: string): Promise<ReadonlySet<string>> {
     const entry = this.entry(viewer);
     await entry.ready;

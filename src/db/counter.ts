@@ -68,6 +68,17 @@ export class ExactCounter {
   }
 
   /**
+   * Removes every change of the counters whose key starts with `prefix` (deleteMyData: the
+   * counters of an erased user). Only for keys nobody changes any more.
+   */
+  async eraseKeysStartingWith(prefix: string): Promise<void> {
+    const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    await this.model.deleteMany({ _id: { $regex: `^${escaped}` } }).exec();
+    for (const key of [...this.heads.keys()])
+      if (`${key}#`.startsWith(prefix) || key.startsWith(prefix)) this.heads.delete(key);
+  }
+
+  /**
    * Adds `delta` unless the result would exceed `max` (or drop below 0); returns the new value,
    * or null when refused. Exact under any number of concurrent writers on any instances.
    */

@@ -6,7 +6,9 @@
  *
  * Erased: the text (and clientId, reply link, reactions) of every message the user sent,
  * which stay as tombstones attributed to "Deleted user"; their reactions; their read markers;
- * their conversation list; their sessions; the user. Messages of theirs that already expired
+ * their conversation list; what other domains keep keyed to them (UserDataEraser: room
+ * memberships, reports filed, blocks made, the stranger queue, moderation's network record);
+ * their sessions; the user. Messages of theirs that already expired
  * are reduced to the purge's position stub at once.
  */
 import type { Connection } from 'mongoose';
@@ -17,9 +19,19 @@ import type { MessageDoc, MessageModel } from '../messages/message.model';
 import type { PubSub } from '../realtime/pubsub';
 import { SESSION_REVOKED_TOPIC } from '../sessions/session.events';
 import type { UserService } from '../users/user.service';
+import type { UserRecord } from '../users/user.type';
 import { USER_DELETED_TOPIC } from './lifecycle.events';
 import type { ReactionModel } from './lifecycle.model';
 import type { LifecycleService } from './lifecycle.service';
+
+/**
+ * Another domain's part of deleteMyData: everything it keeps keyed to the user (room
+ * memberships, reports filed, blocks made, the stranger queue...). app.ts hands them over.
+ */
+export interface UserDataEraser {
+  readonly name: string;
+  eraseUser(user: UserRecord): Promise<void>;
+}
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -35,6 +47,7 @@ export class ForgetService {
     private readonly pubsub: PubSub,
     private readonly expiry: MessageExpiry,
     private readonly logger: Logger,
+    private readonly erasers: readonly UserDataEraser[] = [],
   ) {}
 
   /** Every instance drops its cached copy of an erased user. */
@@ -46,7 +59,7 @@ export class ForgetService {
     this.stop?.();
   }
 
-  async forget(user: { id: string }, currentSessionId: string): Promise<void> {
+  async forget(user: UserRecord, currentSessionId: string): Promise<void> {
     const userId = user.id;
     await this.eraseMessages(userId);
     await this.eraseReactions(userId);
@@ -54,6 +67,7 @@ export class ForgetService {
     await this.connection.collection('read_markers').deleteMany({ _id: prefix } as never);
     await this.connection.collection('inbox_entries').deleteMany({ owner: userId });
     await this.connection.collection('inbox_pairs').deleteMany({ _id: prefix } as never);
+    for (const eraser of this.erasers) await eraser.eraseUser(user);
 
     const sessions = this.connection.collection<{ _id: string; userId?: string }>('sessions');
     const sessionIds = new Set(

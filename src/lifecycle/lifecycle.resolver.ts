@@ -9,7 +9,7 @@ import { ForbiddenError } from '../errors';
 import { VIEWER_DEPENDENT } from '../realtime/plan';
 import type { ConversationSummary } from '../conversations/conversation.service';
 import { Conversation } from '../conversations/conversation.type';
-import { directKey } from '../messages/conversation';
+import { directKey, roomKey } from '../messages/conversation';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageService } from '../messages/message.service';
 import type { MessageStore } from '../messages/message.store';
@@ -31,6 +31,9 @@ import type { ConversationSettings } from './settings';
 import { encodeUpdateCursor, type UpdateLog } from './update-log';
 import type { ModeratorAuth } from '../moderation/moderator';
 import type { ReportService } from '../moderation/report.service';
+import type { RoomService } from '../rooms/room.service';
+import type { RoomView } from '../rooms/room.resolver';
+import { Room } from '../rooms/room.type';
 
 const view = (p: UpdatePayload): MessageView => ({
   ...toMessageView(p.message, p.sender, p.recipient),
@@ -54,6 +57,8 @@ export class LifecycleResolver {
     private readonly log: Pick<UpdateLog, 'head'>,
     private readonly expiry: MessageExpiry,
     private readonly moderation?: LifecycleModeration,
+    /** Who created a room: only they may set its disappearing messages. */
+    private readonly rooms?: Pick<RoomService, 'get'>,
   ) {}
 
   /** The viewer as an actor: a moderator when the request carries a valid moderator token. */
@@ -92,11 +97,17 @@ export class LifecycleResolver {
   @Mutation(() => Boolean, {
     description:
       'Disappearing messages: messages sent afterwards expire `seconds` after sending (30..2592000; null: off). ' +
-      'In a direct conversation either user may set it.',
+      'In a direct conversation either user may set it, in a room only its creator.',
   })
   async setMessageTtl(@Args() args: SetMessageTtlArgs, @Ctx() ctx: Context): Promise<boolean> {
-    const { key, other } = await conversationOf(this.messages, ctx.user, args);
-    if (!other) {
+    // A private room the viewer is not in is BAD_USER_INPUT, as for an unknown room.
+    const { key, other, roomId } = await conversationOf(this.messages, ctx.user, args);
+    if (roomId) {
+      const room = await this.rooms?.get(roomId);
+      if (!room || room.createdBy !== ctx.user.id) {
+        throw new ForbiddenError('Only the room’s creator may set its disappearing messages');
+      }
+    } else if (!other) {
       throw new ForbiddenError('Disappearing messages are set per direct conversation or room, not for the lobby');
     }
     await this.settings.setTtl(key, args.seconds ?? null, ctx.user.id);
@@ -200,5 +211,18 @@ export class ConversationTtlResolver {
   @Extensions({ [VIEWER_DEPENDENT]: true })
   messageTtlSeconds(@Root() c: ConversationSummary, @Ctx() ctx: Context): Promise<number | null> {
     return this.settings.ttlOf(directKey(ctx.user.id, c.with.id));
+  }
+}
+
+@Resolver(() => Room)
+export class RoomTtlResolver {
+  constructor(private readonly settings: Pick<ConversationSettings, 'ttlOf'>) {}
+
+  @FieldResolver(() => Int, {
+    nullable: true,
+    description: 'Disappearing messages; null: none (set at creation or by the creator with setMessageTtl)',
+  })
+  messageTtlSeconds(@Root() room: RoomView): Promise<number | null> {
+    return this.settings.ttlOf(roomKey(room.id));
   }
 }

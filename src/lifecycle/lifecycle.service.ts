@@ -12,10 +12,10 @@
  */
 import emojiRegex from 'emoji-regex';
 import { BadUserInputError, ForbiddenError } from '../errors';
-import { LOBBY, parseMessageId } from '../messages/conversation';
+import { LOBBY, parseMessageId, roomOfKey } from '../messages/conversation';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageDoc, MessageModel } from '../messages/message.model';
-import { MAX_TEXT_LENGTH } from '../messages/message.service';
+import { MAX_TEXT_LENGTH, type RoomAccess } from '../messages/message.service';
 import { cleanUserText } from '../text/text';
 import type { MessageStore } from '../messages/message.store';
 import type { PubSub } from '../realtime/pubsub';
@@ -37,6 +37,11 @@ export interface Actor {
 
 export interface LifecycleOptions {
   editWindowSeconds: number;
+  /**
+   * The rooms domain's rules (its RoomService): a room message may be edited, deleted, reacted
+   * to only by the room's members. Without it, room messages are refused as unknown.
+   */
+  rooms?: Pick<RoomAccess, 'check'>;
 }
 
 export const reactionId = (messageId: string, userId: string, emoji: string) => `${messageId}|${userId}|${emoji}`;
@@ -99,11 +104,13 @@ export class LifecycleService {
 
   /**
    * The message `id` if `viewerId` can see it, else BAD_USER_INPUT (the same answer for a
-   * malformed id, someone else's direct message and an expired one: nothing can be probed).
+   * malformed id, someone else's direct message, a message of a private room the viewer is not
+   * in, and an expired one: nothing can be probed). A room message also needs the viewer to be
+   * a member (`write` access): a public room's non-member gets FORBIDDEN ("join the room").
    */
   async visibleMessage(viewerId: string, id: unknown, field = 'id'): Promise<MessageDoc> {
     const parsed = typeof id === 'string' ? parseMessageId(id) : null;
-    if (parsed && this.canSee(viewerId, parsed.conversation)) {
+    if (parsed && (await this.canSee(viewerId, parsed.conversation))) {
       const doc = await this.store.get(id as string);
       if (doc && this.expiry.isVisible(doc)) return doc;
     }
@@ -116,10 +123,24 @@ export class LifecycleService {
     return doc;
   }
 
-  /** Whether the viewer takes part in the conversation (the lobby is everyone's). */
-  canSee(viewerId: string, conversation: string): boolean {
+  /**
+   * Whether the viewer may act on the conversation's messages: the lobby is everyone's, a
+   * direct conversation its two users', a room its members'. False for anything the viewer may
+   * not know of (answered as an unknown message); FORBIDDEN for a public room they did not join.
+   */
+  async canSee(viewerId: string, conversation: string): Promise<boolean> {
     if (conversation === LOBBY) return true;
-    return conversation.startsWith('dm:') && conversation.slice(3).split(':').includes(viewerId);
+    if (conversation.startsWith('dm:')) return conversation.slice(3).split(':').includes(viewerId);
+    const roomId = roomOfKey(conversation);
+    if (!roomId || !this.options.rooms) return false;
+    try {
+      await this.options.rooms.check(viewerId, roomId, 'write', 'id');
+      return true;
+    } catch (err) {
+      // Unknown or private-without-membership: the same answer as for an unknown message.
+      if (err instanceof BadUserInputError) return false;
+      throw err;
+    }
   }
 
   async edit(actor: Actor, id: string, text: unknown): Promise<UpdatePayload> {
@@ -148,8 +169,10 @@ export class LifecycleService {
    * (deleteMyData). Deleting a tombstone again changes nothing.
    */
   async delete(actor: Actor, id: string, opts: { ghost?: boolean } = {}): Promise<UpdatePayload> {
-    // A moderator may delete any message, also of conversations they take no part in.
-    const doc = actor.role === 'moderator' ? await this.anyMessage(id) : await this.visibleMessage(actor.id, id);
+    // A moderator may delete any message, and deleteMyData erases every message the user sent,
+    // also in rooms they have left since.
+    const doc =
+      actor.role === 'moderator' || opts.ghost ? await this.anyMessage(id) : await this.visibleMessage(actor.id, id);
     if (doc.sender !== actor.id && actor.role !== 'moderator') {
       throw new ForbiddenError('Only the sender or a moderator may delete a message');
     }

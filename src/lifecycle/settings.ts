@@ -25,6 +25,11 @@ export class ConversationSettings {
   constructor(
     private readonly model: ConversationSettingModel,
     private readonly pubsub: PubSub,
+    /**
+     * The TTL of a conversation nobody has set one for yet: a room's comes from
+     * `CreateRoomInput.messageTtlSeconds` (the rooms domain's, handed over by app.ts). Default none.
+     */
+    private readonly initialTtl: (conversation: string) => Promise<number | null> = () => Promise.resolve(null),
   ) {}
 
   async start(): Promise<void> {
@@ -41,7 +46,7 @@ export class ConversationSettings {
     const cached = this.ttls.get(conversation);
     if (cached) return cached.seconds;
     const doc = await this.model.findOne({ _id: conversation }).lean().exec();
-    const seconds = doc?.messageTtlSeconds ?? null;
+    const seconds = doc ? (doc.messageTtlSeconds ?? null) : await this.initialTtl(conversation);
     this.ttls.set(conversation, { seconds });
     return seconds;
   }

@@ -127,6 +127,16 @@ export class BanService {
     return true;
   }
 
+  /**
+   * deleteMyData: the network record of the user and a ban of the user's id (moot once the id
+   * is gone). A ban of their network stays: it is about the network, and it is what stops
+   * ban evasion through a new identity. The audit log keeps its entries.
+   */
+  async eraseUser(userId: string): Promise<void> {
+    await this.models.Network.deleteOne({ _id: userId }).exec();
+    await this.models.Ban.deleteOne({ _id: `user:${userId}` }).exec();
+  }
+
   private async announce(change: BanChange): Promise<void> {
     this.onChange(change);
     await this.pubsub.publish(BANS_TOPIC, change).catch(() => {

@@ -163,6 +163,29 @@ export class ReportService {
     await this.change(doc._id, hidden ? { $set: { hiddenAt: new Date() } } : { $unset: { hiddenAt: '' } });
   }
 
+  /**
+   * deleteMyData: the reports the user filed. Their claims go; each of their slots keeps its
+   * place (slots are gap-free, so the count of distinct reporters stays derivable) but loses
+   * who filed it and why, like a message tombstone. A message already hidden stays hidden
+   * until a moderator decides: the reports of the others still count.
+   */
+  async eraseReporter(userId: string): Promise<number> {
+    const slots = await this.models.ReportSlot.find({ reporter: userId }, { _id: 1, message: 1 })
+      .lean<Array<Pick<ReportSlotDoc, '_id' | 'message'>>>()
+      .exec();
+    for (const slot of slots) {
+      await this.models.ReportSlot.collection.replaceOne({ _id: slot._id } as never, {
+        message: slot.message,
+        reason: null,
+        at: new Date(),
+        erased: true,
+      });
+    }
+    const escaped = userId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    await this.models.ReportClaim.deleteMany({ _id: { $regex: `\\|${escaped}$` } }).exec();
+    return slots.length;
+  }
+
   /** The moderators' queue: open reports, newest first, one per message. */
   async page(first: number, after?: string | null): Promise<{ reports: ReportView[]; hasNextPage: boolean }> {
     if (!Number.isInteger(first) || first < 0 || first > MAX_REPORT_PAGE) {

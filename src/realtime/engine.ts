@@ -41,6 +41,8 @@ interface Entry {
   unsubscribe?: () => void;
   /** Subscribers attached or attaching; the channel closes when it drops to 0. */
   refs: number;
+  /** Their sinks, also while still attaching (replaying): endSubscriptions reaches those too. */
+  sinks: Set<Sink>;
 }
 
 export interface RealtimeEngineOptions {
@@ -111,7 +113,7 @@ export class RealtimeEngine {
     if (!entry) {
       const channel =
         kind.createChannel?.(route, this.tools) ?? new Channel<PayloadOf<TopicName>>(route.topic, this.tools);
-      const created: Entry = { channel, refs: 0, ready: Promise.resolve() };
+      const created: Entry = { channel, refs: 0, ready: Promise.resolve(), sinks: new Set() };
       created.ready = (async () => {
         created.unsubscribe = await this.options.pubsub.subscribe(route.topic, (ev) => channel.onEvent(ev));
         await channel.start();
@@ -130,6 +132,7 @@ export class RealtimeEngine {
 
   private release(topic: string, entry: Entry, sink: Sink): void {
     entry.channel.leave(sink);
+    entry.sinks.delete(sink);
     entry.refs--;
     if (entry.refs === 0 && this.entries.get(topic) === entry) {
       this.entries.delete(topic);
@@ -164,6 +167,7 @@ export class RealtimeEngine {
         plan.perSubscriber ? push : undefined,
       );
       const entry = this.acquire(kind, route);
+      entry.sinks.add(sink);
       // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
       // reused while its first subscription was being set up): nothing outlives its socket.
       const removeCloseHook = onSocketClose(subscriber.socket, () => end());
@@ -184,6 +188,19 @@ export class RealtimeEngine {
         detach();
       };
     });
+  }
+
+  /**
+   * Ends `viewerId`'s subscriptions to `topic` on this instance (e.g. a member who left a
+   * private room), also those still replaying: a replay stops at its next batch and never
+   * joins. Each receives `error` as its graphql-ws `error` message. Returns how many.
+   */
+  endSubscriptions(topic: string, viewerId: string, error?: unknown): number {
+    const entry = this.entries.get(topic);
+    if (!entry) return 0;
+    const mine = [...entry.sinks].filter((s) => !s.ended && s.viewerId === viewerId);
+    for (const sink of mine) sink.end(error);
+    return mine.length;
   }
 
   stats(): RealtimeStats {

@@ -14,6 +14,8 @@ import type { ExactCounter } from '../db/counter';
 import { BadUserInputError, ForbiddenError, RateLimitedError } from '../errors';
 import { ROOM_ID } from '../messages/conversation';
 import type { RoomAccess } from '../messages/message.service';
+import type { PubSub } from '../realtime/pubsub';
+import { ROOM_LEFT_TOPIC } from './room.events';
 import type { RoomDoc, RoomMemberModel, RoomModel, RoomSlugModel } from './room.model';
 
 export const MAX_TITLE_LENGTH = 80;
@@ -87,6 +89,8 @@ export class RoomService implements RoomAccess {
     private readonly counter: ExactCounter,
     private readonly presence: { isOnline(userId: string): boolean },
     private readonly limits: RoomLimits,
+    /** Announces members leaving private rooms (their open subscriptions end); none in unit uses. */
+    private readonly pubsub?: PubSub,
   ) {}
 
   async get(roomId: string): Promise<RoomDoc | null> {
@@ -255,7 +259,33 @@ export class RoomService implements RoomAccess {
     if (deletedCount !== 1) return false;
     await this.counter.add(`room:${room._id}`, -1);
     await this.counter.add(`user:${viewerId}`, -1);
+    // A private room is its members' only: what the viewer had open on it ends, on every instance.
+    if (!room.public) await this.announceLeft(room._id, viewerId);
     return true;
+  }
+
+  private async announceLeft(roomId: string, userId: string): Promise<void> {
+    await this.pubsub?.publish(ROOM_LEFT_TOPIC, { room: roomId, user: userId }).catch(() => undefined);
+  }
+
+  /**
+   * deleteMyData: the user leaves every room (each room's count goes down by one, exactly as
+   * for leaveRoom), their counters go, and rooms they created are attributed to nobody.
+   */
+  async eraseUser(userId: string, ghostId: string): Promise<void> {
+    const memberships = await this.members.find({ user: userId }, { room: 1 }).lean().exec();
+    for (const m of memberships) {
+      const { deletedCount } = await this.members.deleteOne({ _id: memberId(m.room, userId) }).exec();
+      if (deletedCount === 1) await this.counter.add(`room:${m.room}`, -1);
+      await this.announceLeft(m.room, userId);
+    }
+    await this.counter.eraseKeysStartingWith(`user:${userId}#`);
+    await this.counter.eraseKeysStartingWith(`created:${userId}:`);
+    const created = await this.rooms.find({ createdBy: userId }, { _id: 1 }).lean().exec();
+    if (created.length > 0) {
+      await this.rooms.updateMany({ createdBy: userId }, { $set: { createdBy: ghostId } }).exec();
+      for (const r of created) this.cache.delete(r._id);
+    }
   }
 
   /** Public rooms, most recently active first. */

@@ -33,6 +33,7 @@ export type LimitKeys = Partial<Record<KeyKind, string>>;
 const WHAT: Record<LimitName, string> = {
   sendMessage: 'Too many messages',
   typing: 'Too many typing updates',
+  findStranger: 'Too many stranger searches',
   identities: 'Too many new identities from this address',
   wsConnections: 'Too many new connections from this address',
   wsOperations: 'Too many operations on this connection',

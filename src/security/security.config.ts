@@ -92,6 +92,8 @@ export const securityEnv = {
   RATE_LIMIT_SEND_MESSAGE_IP: rate('RATE_LIMIT_SEND_MESSAGE_IP', '60/10s'),
   RATE_LIMIT_TYPING: rate('RATE_LIMIT_TYPING', '30/10s'),
   RATE_LIMIT_TYPING_IP: rate('RATE_LIMIT_TYPING_IP', '300/10s'),
+  RATE_LIMIT_FIND_STRANGER: rate('RATE_LIMIT_FIND_STRANGER', '30/1m'),
+  RATE_LIMIT_FIND_STRANGER_IP: rate('RATE_LIMIT_FIND_STRANGER_IP', '300/1m'),
   RATE_LIMIT_IDENTITIES_IP: rate('RATE_LIMIT_IDENTITIES_IP', '60/1h'),
   RATE_LIMIT_WS_CONNECTIONS_IP: rate('RATE_LIMIT_WS_CONNECTIONS_IP', '60/1m'),
   RATE_LIMIT_WS_OPERATIONS: rate('RATE_LIMIT_WS_OPERATIONS', '100/1m'),
@@ -132,6 +134,11 @@ export interface RateLimitsConfig {
   sendMessage: { user: RateSpec; ip: RateSpec };
   /** `RATE_LIMIT_TYPING` [30/10s] per user, `RATE_LIMIT_TYPING_IP` [300/10s] per IP. */
   typing: { user: RateSpec; ip: RateSpec };
+  /**
+   * `RATE_LIMIT_FIND_STRANGER` [30/1m] per user, `RATE_LIMIT_FIND_STRANGER_IP` [300/1m] per IP:
+   * each findStranger scans the queue (and ends a chat: "Next").
+   */
+  findStranger: { user: RateSpec; ip: RateSpec };
   /** `RATE_LIMIT_IDENTITIES_IP` [60/1h]: new anonymous identities per IP (HTTP and WebSocket). */
   identities: { ip: RateSpec };
   /** `RATE_LIMIT_WS_CONNECTIONS_IP` [60/1m]: WebSocket upgrades per IP. */
@@ -198,6 +205,7 @@ export function securityConfig(e: SecurityEnv, opts: { isProduction: boolean; pu
       enabled: e.RATE_LIMITS === 'on',
       sendMessage: { user: e.RATE_LIMIT_SEND_MESSAGE, ip: e.RATE_LIMIT_SEND_MESSAGE_IP },
       typing: { user: e.RATE_LIMIT_TYPING, ip: e.RATE_LIMIT_TYPING_IP },
+      findStranger: { user: e.RATE_LIMIT_FIND_STRANGER, ip: e.RATE_LIMIT_FIND_STRANGER_IP },
       identities: { ip: e.RATE_LIMIT_IDENTITIES_IP },
       wsConnections: { ip: e.RATE_LIMIT_WS_CONNECTIONS_IP },
       wsOperations: { connection: e.RATE_LIMIT_WS_OPERATIONS },

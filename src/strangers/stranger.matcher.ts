@@ -50,6 +50,15 @@ export interface StrangerMatcher {
   partner(userId: string): Promise<{ with: string; shared: string[] } | null>;
   /** Ends the pairing of `a` with `b`; false if they were not paired with each other. */
   end(a: string, b: string): Promise<boolean>;
+  /**
+   * Renews the lease of the queue entries `isMine` picks (users with a connection on this
+   * instance, or who queued through it); returns every user waiting now.
+   */
+  renew(isMine: (userId: string) => boolean, now: number): Promise<string[]>;
+  /** Removes entries whose lease ran out (their instance died); returns how many. */
+  sweep(now: number): Promise<number>;
+  /** deleteMyData: whatever the matcher keeps about the user besides the queue and the pairing. */
+  forget(userId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,16 +109,20 @@ export class DbStrangerMatcher implements StrangerMatcher {
     private readonly pairs: StrangerPairModel,
     private readonly ended: StrangerEndedModel,
     private readonly anyAfterMs: number,
+    /** How long a queue entry lives without renewal (STRANGER_QUEUE_LEASE_MS). */
+    private readonly leaseMs: number,
   ) {}
 
   async enqueue(userId: string, interests: string[], now: number, excluded: string[]): Promise<EnqueueResult> {
     if (await this.partner(userId)) return { matched: null, since: null };
     const existing = await this.queue.findOne({ _id: userId }).lean().exec();
     const since = existing?.since ?? now;
-    if (existing) await this.queue.updateOne({ _id: userId }, { $set: { interests } }).exec();
+    // From the moment of writing: a slow database must not hand out an entry already past its lease.
+    const leaseUntil = Date.now() + this.leaseMs;
+    if (existing) await this.queue.updateOne({ _id: userId }, { $set: { interests, leaseUntil } }).exec();
     else {
       try {
-        await this.queue.create({ _id: userId, interests, since });
+        await this.queue.create({ _id: userId, interests, since, leaseUntil });
       } catch (err) {
         // The same user queueing twice at once: one entry is enough.
         if (!isDuplicateKey(err)) throw err;
@@ -126,7 +139,10 @@ export class DbStrangerMatcher implements StrangerMatcher {
 
   private async match(me: Waiting, now: number, excluded: string[]): Promise<EnqueueResult> {
     const docs = await this.queue.find({}).lean().exec();
-    const waiting = docs.map((d) => ({ user: d._id, interests: d.interests, since: d.since }));
+    // An entry past its lease belongs to a dead instance: never paired with (the sweep removes it).
+    const waiting = docs
+      .filter((d) => (d.leaseUntil ?? 0) >= now || d._id === me.user)
+      .map((d) => ({ user: d._id, interests: d.interests, since: d.since }));
     const skip = new Set(excluded);
     let contended = false;
     for (const candidate of rankStrangers(me, waiting, now, this.anyAfterMs)) {
@@ -171,6 +187,25 @@ export class DbStrangerMatcher implements StrangerMatcher {
 
   async leave(userId: string): Promise<boolean> {
     return (await this.queue.deleteOne({ _id: userId }).exec()).deletedCount === 1;
+  }
+
+  /** The database matcher keeps ended chats in `stranger_ended` only, which the service erases. */
+  async forget(_userId: string): Promise<void> {}
+
+  async renew(isMine: (userId: string) => boolean, _now: number): Promise<string[]> {
+    const waiting = (await this.queue.find({}, { _id: 1 }).lean().exec()).map((d) => d._id);
+    const mine = waiting.filter(isMine);
+    if (mine.length > 0) {
+      await this.queue.updateMany({ _id: { $in: mine } }, { $set: { leaseUntil: Date.now() + this.leaseMs } }).exec();
+    }
+    return waiting;
+  }
+
+  async sweep(now: number): Promise<number> {
+    const r = await this.queue
+      .deleteMany({ $or: [{ leaseUntil: { $lt: now } }, { leaseUntil: { $exists: false } }] })
+      .exec();
+    return r.deletedCount;
   }
 
   async partner(userId: string): Promise<{ with: string; shared: string[] } | null> {

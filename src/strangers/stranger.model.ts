@@ -15,6 +15,11 @@ export interface StrangerQueueDoc {
   interests: string[];
   /** When the user started waiting (ms): after STRANGER_ANY_AFTER_MS anyone is eligible. */
   since: number;
+  /**
+   * Until when (ms) the entry is held: an instance where the user has a connection (or queued)
+   * renews it; past it, the entry is nobody's (a crashed instance's) and any instance removes it.
+   */
+  leaseUntil?: number;
 }
 
 /**
@@ -38,6 +43,7 @@ const queueSchema = new Schema<StrangerQueueDoc>(
     _id: { type: String, required: true },
     interests: { type: [String], required: true },
     since: { type: Number, required: true },
+    leaseUntil: { type: Number },
   },
   { collection: 'stranger_queue', versionKey: false },
 );

@@ -7,6 +7,9 @@
  *   stranger:interests      hash: waiting user → JSON array of interests
  *   stranger:pair:<user>    the user's current stranger; the shared interests in stranger:shared:<user>
  *   stranger:ended:<user>   set: users this user's chats ended with (never paired again)
+ *   stranger:lease:<user>   exists while the waiting user's entry is held (PX STRANGER_QUEUE_LEASE_MS,
+ *                           renewed by the instances where the user is connected); an entry whose
+ *                           lease expired (its instance died) is removed by the next match or sweep
  *
  * The script applies the same ranking as rankStrangers in stranger.matcher.ts.
  */
@@ -14,9 +17,10 @@ import type { Redis } from 'ioredis';
 import { closeRedis, createRedisClient } from '../infra/redis';
 import type { EnqueueResult, StrangerMatcher } from './stranger.matcher';
 
-// ARGV: prefix, user, now, anyAfterMs, mode ('enqueue' | 'retry'), interests JSON, excluded JSON
+// ARGV: prefix, user, now, anyAfterMs, mode ('enqueue' | 'retry'), interests JSON, excluded JSON, leaseMs
 const MATCH = `
 local p, u, now, anyAfter, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local leaseMs = tonumber(ARGV[8])
 local queue, info = p .. 'stranger:queue', p .. 'stranger:interests'
 if redis.call('EXISTS', p .. 'stranger:pair:' .. u) == 1 then return {'paired'} end
 local since = redis.call('ZSCORE', queue, u)
@@ -37,7 +41,10 @@ local pick, pickShared, fallback = nil, nil, nil
 local waiting = redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES')
 for k = 1, #waiting, 2 do
   local w, wsince = waiting[k], tonumber(waiting[k + 1])
-  if w ~= u and not excluded[w] and redis.call('SISMEMBER', ended, w) == 0 then
+  if w ~= u and redis.call('EXISTS', p .. 'stranger:lease:' .. w) == 0 then
+    redis.call('ZREM', queue, w)
+    redis.call('HDEL', info, w)
+  elseif w ~= u and not excluded[w] and redis.call('SISMEMBER', ended, w) == 0 then
     local theirs = cjson.decode(redis.call('HGET', info, w) or '[]')
     local shared = {}
     for _, t in ipairs(theirs) do if mine[t] then shared[#shared + 1] = t end end
@@ -56,9 +63,11 @@ if pick then
   redis.call('SET', p .. 'stranger:pair:' .. pick, u)
   redis.call('SET', p .. 'stranger:shared:' .. u, sharedJson)
   redis.call('SET', p .. 'stranger:shared:' .. pick, sharedJson)
+  redis.call('DEL', p .. 'stranger:lease:' .. u, p .. 'stranger:lease:' .. pick)
   return {'matched', pick, sharedJson}
 end
 redis.call('ZADD', queue, since, u)
+redis.call('SET', p .. 'stranger:lease:' .. u, '1', 'PX', leaseMs)
 if mode == 'enqueue' then redis.call('HSET', info, u, ARGV[6]) end
 return {'queued', tostring(since)}`;
 
@@ -74,7 +83,43 @@ redis.call('SADD', p .. 'stranger:ended:' .. a, b)
 redis.call('SADD', p .. 'stranger:ended:' .. b, a)
 return 1`;
 
+// ARGV: prefix. Removes waiting users whose lease expired; returns how many.
+const SWEEP = `
+local p = ARGV[1]
+local queue, info = p .. 'stranger:queue', p .. 'stranger:interests'
+local n = 0
+for _, w in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+  if redis.call('EXISTS', p .. 'stranger:lease:' .. w) == 0 then
+    redis.call('ZREM', queue, w)
+    redis.call('HDEL', info, w)
+    n = n + 1
+  end
+end
+return n`;
+
+// ARGV: prefix, leaseMs, users... Renews the lease of those still waiting.
+const RENEW = `
+local p, leaseMs = ARGV[1], tonumber(ARGV[2])
+for k = 3, #ARGV do
+  if redis.call('ZSCORE', p .. 'stranger:queue', ARGV[k]) then
+    redis.call('SET', p .. 'stranger:lease:' .. ARGV[k], '1', 'PX', leaseMs)
+  end
+end
+return 1`;
+
+// ARGV: prefix, user. Forgets the user's ended chats, on both sides.
+const FORGET = `
+local p, u = ARGV[1], ARGV[2]
+for _, w in ipairs(redis.call('SMEMBERS', p .. 'stranger:ended:' .. u)) do
+  redis.call('SREM', p .. 'stranger:ended:' .. w, u)
+end
+redis.call('DEL', p .. 'stranger:ended:' .. u, p .. 'stranger:lease:' .. u)
+return 1`;
+
 type MatcherRedis = Redis & {
+  strangerForget(...argv: string[]): Promise<number>;
+  strangerSweep(...argv: string[]): Promise<number>;
+  strangerRenew(...argv: string[]): Promise<number>;
   strangerMatch(...argv: string[]): Promise<string[]>;
   strangerEnd(...argv: string[]): Promise<number>;
 };
@@ -92,11 +137,16 @@ export class RedisStrangerMatcher implements StrangerMatcher {
     url: string,
     private readonly prefix: string,
     private readonly anyAfterMs: number,
+    /** How long a queue entry lives without renewal (STRANGER_QUEUE_LEASE_MS). */
+    private readonly leaseMs: number,
   ) {
     this.redis = createRedisClient(url, { name: 'strangers' }) as MatcherRedis;
     this.redis.on('error', () => undefined); // reconnects by itself; failures surface per command
     this.redis.defineCommand('strangerMatch', { numberOfKeys: 0, lua: MATCH });
     this.redis.defineCommand('strangerEnd', { numberOfKeys: 0, lua: END });
+    this.redis.defineCommand('strangerSweep', { numberOfKeys: 0, lua: SWEEP });
+    this.redis.defineCommand('strangerRenew', { numberOfKeys: 0, lua: RENEW });
+    this.redis.defineCommand('strangerForget', { numberOfKeys: 0, lua: FORGET });
   }
 
   private async run(userId: string, mode: 'enqueue' | 'retry', interests: string[], now: number, excluded: string[]) {
@@ -108,6 +158,7 @@ export class RedisStrangerMatcher implements StrangerMatcher {
       mode,
       JSON.stringify(interests),
       JSON.stringify(excluded),
+      String(this.leaseMs),
     );
     const result: EnqueueResult = { matched: null, since: null };
     if (r[0] === 'matched') result.matched = { user: userId, with: r[1], shared: parseList(r[2]) };
@@ -128,8 +179,25 @@ export class RedisStrangerMatcher implements StrangerMatcher {
       .multi()
       .zrem(`${this.prefix}stranger:queue`, userId)
       .hdel(`${this.prefix}stranger:interests`, userId)
-      .exec()) as [[Error | null, number], [Error | null, number]];
+      .del(`${this.prefix}stranger:lease:${userId}`)
+      .exec()) as [[Error | null, number], [Error | null, number], [Error | null, number]];
     return removed === 1;
+  }
+
+  async forget(userId: string): Promise<void> {
+    await this.redis.strangerForget(this.prefix, userId);
+  }
+
+  async renew(isMine: (userId: string) => boolean, _now: number): Promise<string[]> {
+    const waiting = await this.redis.zrange(`${this.prefix}stranger:queue`, '0', '-1');
+    const mine = waiting.filter(isMine);
+    // Checked again inside the script: a user paired since the read gets no stray lease.
+    if (mine.length > 0) await this.redis.strangerRenew(this.prefix, String(this.leaseMs), ...mine);
+    return waiting;
+  }
+
+  sweep(_now: number): Promise<number> {
+    return this.redis.strangerSweep(this.prefix);
   }
 
   async partner(userId: string): Promise<{ with: string; shared: string[] } | null> {

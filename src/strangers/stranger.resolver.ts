@@ -1,5 +1,6 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { live, type Context } from '../context';
+import type { RateLimits } from '../security/rate-limit';
 import type { UserRecord } from '../users/user.type';
 import type { StrangerPayload } from './stranger.events';
 import type { StrangerService } from './stranger.service';
@@ -7,7 +8,10 @@ import { StrangerChat, StrangerEvent } from './stranger.type';
 
 @Resolver()
 export class StrangerResolver {
-  constructor(private readonly strangers: StrangerService) {}
+  constructor(
+    private readonly strangers: StrangerService,
+    private readonly limits?: Pick<RateLimits, 'consumeFor'>,
+  ) {}
 
   @Mutation(() => Boolean, {
     description:
@@ -15,10 +19,11 @@ export class StrangerResolver {
       'digits or "-", compared case-insensitively; users sharing one are paired first, after a few seconds anyone. ' +
       'Subscribe to strangerEvents first to receive MATCHED.',
   })
-  findStranger(
+  async findStranger(
     @Arg('interests', () => [String], { nullable: true }) interests: string[] | null,
     @Ctx() ctx: Context,
   ): Promise<boolean> {
+    await this.limits?.consumeFor('findStranger', ctx);
     return this.strangers.find(ctx.user, interests);
   }
 

@@ -46,6 +46,8 @@ export function normalizeInterests(raw: unknown): string[] {
 
 export interface StrangerOptions {
   anyAfterMs: number;
+  /** STRANGER_QUEUE_LEASE_MS: leases of queue entries are renewed every third of it. Default 15000. */
+  queueLeaseMs?: number;
   logger: Logger;
   /** Users never to be paired with this one (blocking, when it lands). Default none. */
   excludedFor?: (userId: string) => Promise<string[]>;
@@ -68,6 +70,7 @@ export class StrangerService implements DirectPolicy {
   /** Users whose findStranger came through this instance and who may still be waiting. */
   private readonly queuedHere = new Set<string>();
   private stopped = false;
+  private leaseTimer?: NodeJS.Timeout;
   /** Set when the server starts draining (before its WebSockets close). */
   private stopping = false;
 
@@ -173,6 +176,19 @@ export class StrangerService implements DirectPolicy {
     return true;
   }
 
+  /**
+   * deleteMyData: out of the queue, out of a current chat (the stranger receives ENDED), and
+   * the records of ended chats that name the user.
+   */
+  async eraseUser(user: UserRecord): Promise<void> {
+    await this.leaveQueue(user);
+    const current = await this.matcher.partner(user.id);
+    if (current) await this.endChat(user, current.with);
+    const escaped = user.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    await this.ended.deleteMany({ _id: { $regex: `(^${escaped}:)|(:${escaped}$)` } }).exec();
+    await this.matcher.forget(user.id);
+  }
+
   /** DirectPolicy: users whose stranger chat ended may not message each other. */
   async assertMaySend(senderId: string, recipientId: string): Promise<void> {
     const key = pairKey(senderId, recipientId);
@@ -191,9 +207,38 @@ export class StrangerService implements DirectPolicy {
     this.notEnded.delete(pair);
   }
 
-  /** Hears chats ended on every instance. */
+  /** Hears chats ended on every instance; holds the queue entries of users here, and sweeps dead ones. */
   async start(): Promise<void> {
     this.stopEndedEvents = await this.pubsub.subscribe(STRANGER_ENDED_TOPIC, ({ pair }) => this.markEnded(pair));
+    const every = Math.max(100, Math.floor((this.options.queueLeaseMs ?? 15000) / 3));
+    this.leaseTimer = setInterval(() => {
+      this.renewLeases().catch((err) => this.options.logger.warn({ err }, 'strangers: lease renewal failed'));
+    }, every);
+    this.leaseTimer.unref();
+  }
+
+  private renewing = false;
+
+  /**
+   * Renews the leases of the waiting users connected here (or who queued here), then removes
+   * entries whose lease ran out: those of an instance that died without taking its users out.
+   */
+  async renewLeases(): Promise<void> {
+    if (this.renewing || this.stopped) return;
+    this.renewing = true;
+    try {
+      const queuedBefore = [...this.queuedHere];
+      const now = Date.now();
+      const waiting = new Set(
+        await this.matcher.renew((id) => this.connections.has(id) || this.queuedHere.has(id), now),
+      );
+      // Users who queued here but were paired or left through another instance.
+      for (const id of queuedBefore) if (!waiting.has(id) && !this.timers.has(id)) this.queuedHere.delete(id);
+      const swept = await this.matcher.sweep(Date.now());
+      if (swept > 0) this.options.logger.info({ swept }, 'strangers: removed queue entries whose lease ran out');
+    } finally {
+      this.renewing = false;
+    }
   }
 
   /** A WebSocket connection of the user opened on this instance. */
@@ -224,6 +269,7 @@ export class StrangerService implements DirectPolicy {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopEndedEvents?.();
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     await this.matcher.close();

@@ -1,7 +1,8 @@
 /**
  * Rooms and "talk to a stranger" in the web client, end to end in Chromium, at a phone
  * viewport (390×844: the sidebar is a drawer) and a desktop one: a private room created,
- * its invite link opened and joined by a second person, chat, leave; two strangers with a
+ * its invite link opened and joined by a second person, chat (an edit, a reaction and a reply
+ * seen live by the other member), leave; two strangers with a
  * shared interest paired, chatting, one pressing Next, the other told they left. Nothing may
  * scroll sideways at either size.
  */
@@ -123,6 +124,25 @@ describe.each(VIEWPORTS)('rooms and strangers in Chromium at $label size', ({ la
     await send(alice.page, 'Welcome, Bob');
     await messageText(bob.page, 'Welcome, Bob').waitFor();
     await bob.page.getByTestId('room-counts').filter({ hasText: '2 members' }).waitFor();
+
+    // The message actions work in a room as in the lobby: an edit and a reaction reach the
+    // other member live, and a reply quotes its original.
+    const item = (page: Page, text: string) =>
+      page.locator('[data-testid="message"]').filter({ has: messageText(page, text) });
+    await item(bob.page, 'Hello book club').getByTestId('edit').click();
+    await bob.page.getByTestId('edit-input').fill('Hello, book club!');
+    await bob.page.getByTestId('edit-input').press('Enter');
+    await item(alice.page, 'Hello, book club!').getByTestId('edited').waitFor();
+    const id = (await item(alice.page, 'Hello, book club!').getAttribute('data-id'))!;
+    await item(alice.page, 'Hello, book club!').getByTestId('react-open').click();
+    await alice.page.locator('[data-testid="pick"][data-emoji="🎉"]').click();
+    await bob.page
+      .locator(`[data-testid="message"][data-id="${id}"] [data-testid="reaction"]`)
+      .filter({ hasText: '🎉 1' })
+      .waitFor();
+    await item(alice.page, 'Hello, book club!').getByTestId('reply').click();
+    await send(alice.page, 'Glad you came');
+    await item(bob.page, 'Glad you came').getByTestId('reply-quote').filter({ hasText: 'Hello, book club!' }).waitFor();
     for (const p of [alice, bob]) await expectNoHorizontalOverflow(p.page);
     const slug = link.split('/').pop()!;
     await bob.page.locator(`[data-testid="room-entry"][data-slug="${slug}"]`).waitFor({ state: 'attached' });
