@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { bool, emptyAsUndefined, int } from './env';
 import { moderationConfig, moderationEnv, type ModerationConfig } from './moderation/moderation.config';
+import { powConfig, powEnv, type PowConfig } from './security/pow.config';
 import { securityConfig, securityEnv, type SecurityConfig } from './security/security.config';
 
 const EnvSchema = z.object({
@@ -45,6 +46,7 @@ const EnvSchema = z.object({
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
   ...securityEnv,
   ...moderationEnv,
+  ...powEnv,
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
     z
@@ -169,6 +171,11 @@ export interface Config {
    * `BLOCKLIST_FILE`, `NEW_IDENTITY_LINK_DELAY`, `RATE_LIMIT_ESCALATION_MAX`.
    */
   moderation: ModerationConfig;
+  /**
+   * Proof of work for new identities, each variable documented with its default in
+   * security/pow.config.ts: `POW_MODE` [auto], `POW_DIFFICULTY` [100000].
+   */
+  pow: PowConfig;
   redis: {
     /** `REDIS_URL` [unset: in-process pub/sub]: publish through Redis so several instances act as one. */
     url?: string;
@@ -284,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
     security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
     moderation: moderationConfig(e),
+    pow: powConfig(e),
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     fanout: e.FANOUT,
     rooms: { createdPerDay: e.ROOMS_CREATED_PER_DAY, maxMembers: e.ROOM_MAX_MEMBERS, perUser: e.ROOMS_PER_USER },
