@@ -978,11 +978,17 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  // `npm run bench -- --writes`: the write-path benchmark (bench/writes.ts) instead.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const run = process.argv.includes('--writes') ? (require('./writes') as typeof import('./writes')).main : main;
+  // `npm run bench -- --writes`: the write-path benchmark (bench/writes.ts) instead;
+  // `npm run bench -- --storm`: the reconnect storm (bench/storm.ts).
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const run = process.argv.includes('--writes')
+    ? (require('./writes') as typeof import('./writes')).main
+    : process.argv.includes('--storm')
+      ? (require('./storm') as typeof import('./storm')).main
+      : main;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   run().then(
-    () => process.exit(0),
+    () => process.exit(process.exitCode ?? 0),
     (err) => {
       console.error(err);
       process.exit(1);

@@ -90,6 +90,7 @@ import { createSchema } from './schema';
 import type { TrustFn } from './security/ip';
 import { OriginPolicy } from './security/origin';
 import { Escalation, RedisEscalation } from './security/escalation';
+import { IdentityGate, MemorySpentSolutions, RedisSpentSolutions } from './security/pow';
 import { RateLimits } from './security/rate-limit';
 import { createSessionMiddleware } from './sessions/identity';
 import { SESSION_REVOKED_TOPIC } from './sessions/session.events';
@@ -157,7 +158,7 @@ export interface AnonymoServer {
   port: number;
   services: AppServices;
   /** Live counters for metrics and tests. */
-  stats(): { connections: number; refusedForCapacity: number };
+  stats(): { connections: number; refusedForCapacity: number; refusedForRate: number };
   /** This instance's Prometheus registry (served at /metrics on METRICS_PORT). */
   metrics: Metrics;
   /** http://METRICS_HOST:port/metrics, unless METRICS_PORT=off. */
@@ -424,7 +425,14 @@ function createDomains(
     logger,
   });
   const typing = new TypingService(pubsub, limits);
-  const identity = new IdentityService(users, pubsub, limits);
+  const identityGate = new IdentityGate({
+    config: config.pow,
+    limits,
+    budget: config.security.rateLimits.identities.ip.points,
+    secret: options.sessionSecret,
+    spent: extra.redis ? new RedisSpentSolutions(extra.redis, config.redis.prefix, logger) : new MemorySpentSolutions(),
+  });
+  const identity = new IdentityService(users, pubsub, limits, identityGate);
   /** Attaches sender and recipient to stored messages (replays and gap fills). */
   const toPayloads = async (docs: MessageDoc[]): Promise<MessagePayload[]> => {
     const ids = [...new Set(docs.flatMap((d) => (d.recipient ? [d.sender, d.recipient] : [d.sender])))];
@@ -447,6 +455,7 @@ function createDomains(
     presence,
     typing,
     identity,
+    identityGate,
     rooms,
     strangers,
     toPayloads,
@@ -602,6 +611,8 @@ function createRealtime(
     onDelivered: metrics.delivered,
     onExecuted: metrics.executed,
     fanout: config.fanout,
+    replays: { concurrent: config.storm.replayConcurrency, queue: config.storm.replayQueue },
+    onReplayPage: metrics.replayPage,
   });
 }
 
@@ -661,6 +672,7 @@ async function createTransports(
     metrics,
     users: d.users,
     limits,
+    identityGate: d.identityGate,
     origins,
     sessionMiddleware,
     listSizes: LIST_SIZES,
@@ -756,6 +768,11 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
   metrics.setSources({
     connections: () => t.ws.stats().connections,
     subscriptions: () => realtime.stats().subscribers,
+    upgradesRefused: () => {
+      const w = t.ws.stats();
+      return { capacity: w.refusedForCapacity, rate: w.refusedForRate };
+    },
+    replays: () => realtime.stats().replays,
     databaseUp: () => db.isConnected(),
   });
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { bool, emptyAsUndefined, int } from './env';
 import { moderationConfig, moderationEnv, type ModerationConfig } from './moderation/moderation.config';
+import { powConfig, powEnv, type PowConfig } from './security/pow.config';
 import { securityConfig, securityEnv, type SecurityConfig } from './security/security.config';
 
 const EnvSchema = z.object({
@@ -37,10 +38,15 @@ const EnvSchema = z.object({
   MAX_SUBSCRIPTIONS_PER_CONNECTION: int('MAX_SUBSCRIPTIONS_PER_CONNECTION', 1, 1000).default(25),
   WS_KEEPALIVE_MS: int('WS_KEEPALIVE_MS', 0, 600000).default(15000),
   WS_MAX_BUFFERED_BYTES: int('WS_MAX_BUFFERED_BYTES', 65536, 1 << 30).default(4 * 1024 * 1024),
+  WS_UPGRADE_RATE: int('WS_UPGRADE_RATE', 1, 1000000).default(500),
+  WS_UPGRADE_BURST: int('WS_UPGRADE_BURST', 1, 1000000).default(1000),
+  REPLAY_CONCURRENCY: int('REPLAY_CONCURRENCY', 1, 10000).default(16),
+  REPLAY_QUEUE: int('REPLAY_QUEUE', 0, 1000000).default(20000),
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
   ...securityEnv,
   ...moderationEnv,
+  ...powEnv,
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
     z
@@ -127,6 +133,26 @@ export interface Config {
   wsKeepAliveMs: number;
   /** `WS_MAX_BUFFERED_BYTES` [4 MiB]: a subscriber this far behind is disconnected (it resumes with `after`). */
   wsMaxBufferedBytes: number;
+  /**
+   * How the server protects itself when every client reconnects at once (a restart, a deploy):
+   * docs/OPERATIONS.md, "Reconnect storms".
+   */
+  storm: {
+    /**
+     * `WS_UPGRADE_RATE` [500] per second, `WS_UPGRADE_BURST` [1000]: WebSocket upgrades admitted
+     * by this instance, all addresses together (a token bucket). An upgrade beyond it is
+     * answered 503 with `Retry-After` before anything is read for it.
+     */
+    upgradeRate: number;
+    upgradeBurst: number;
+    /** `REPLAY_CONCURRENCY` [16]: `after` replays running at once on this instance; the next ones wait. */
+    replayConcurrency: number;
+    /**
+     * `REPLAY_QUEUE` [20000]: replays waiting for a slot; a subscribe beyond it is refused with
+     * RATE_LIMITED (`retryAfterMs`), and the client subscribes again.
+     */
+    replayQueue: number;
+  };
   /** `FERRETDB_BIN` [.tools/bin/ferretdb]: embedded database binary. */
   ferretdbBin?: string;
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
@@ -145,6 +171,11 @@ export interface Config {
    * `BLOCKLIST_FILE`, `NEW_IDENTITY_LINK_DELAY`, `RATE_LIMIT_ESCALATION_MAX`.
    */
   moderation: ModerationConfig;
+  /**
+   * Proof of work for new identities, each variable documented with its default in
+   * security/pow.config.ts: `POW_MODE` [auto], `POW_DIFFICULTY` [100000].
+   */
+  pow: PowConfig;
   redis: {
     /** `REDIS_URL` [unset: in-process pub/sub]: publish through Redis so several instances act as one. */
     url?: string;
@@ -250,10 +281,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     wsKeepAliveMs: e.WS_KEEPALIVE_MS,
     wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    storm: {
+      upgradeRate: e.WS_UPGRADE_RATE,
+      upgradeBurst: e.WS_UPGRADE_BURST,
+      replayConcurrency: e.REPLAY_CONCURRENCY,
+      replayQueue: e.REPLAY_QUEUE,
+    },
     ferretdbBin: e.FERRETDB_BIN,
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
     security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
     moderation: moderationConfig(e),
+    pow: powConfig(e),
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     fanout: e.FANOUT,
     rooms: { createdPerDay: e.ROOMS_CREATED_PER_DAY, maxMembers: e.ROOM_MAX_MEMBERS, perUser: e.ROOMS_PER_USER },

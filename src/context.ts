@@ -40,6 +40,10 @@ export interface Context {
    * `connection_init` `{ moderatorToken }`), unchecked: moderation/moderator.ts decides.
    */
   readonly moderatorToken?: string;
+  /** True when this request created the viewer's identity (a cookieless first request). */
+  readonly identityCreated?: boolean;
+  /** The proof-of-work solution the request carries (HTTP `X-Anonymo-Pow`), unchecked: security/pow.ts decides. */
+  readonly powSolution?: string;
 }
 
 /**

@@ -15,6 +15,11 @@ export const ErrorCode = {
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   /** Refused by a content rule (BLOCKLIST_FILE, links from new identities). */
   CONTENT_BLOCKED: 'CONTENT_BLOCKED',
+  /**
+   * A new identity needs a solved proof-of-work challenge (POW_MODE): `extensions.challenge`
+   * holds one, `extensions.reason` says why (missing, invalid, expired, replayed, too easy).
+   */
+  POW_REQUIRED: 'POW_REQUIRED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
   /** Apollo Server's codes for documents that do not parse or validate; kept as clients know them. */
   GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
@@ -60,6 +65,21 @@ export class ForbiddenError extends AppError {
 export class ContentBlockedError extends AppError {
   constructor(message: string) {
     super(message, ErrorCode.CONTENT_BLOCKED);
+  }
+}
+
+export type PowRefusal = 'missing' | 'malformed' | 'invalid' | 'expired' | 'replayed' | 'too easy';
+
+/** The request would create an identity and carries no usable proof of work (security/pow.ts). */
+export class PowRequiredError extends AppError {
+  constructor(reason: PowRefusal, challenge: string) {
+    const why = reason === 'missing' ? 'required' : `solution ${reason}`;
+    super(
+      `Proof of work ${why} for a new identity: solve extensions.challenge (ALTCHA) and send the solution in the X-Anonymo-Pow header`,
+      ErrorCode.POW_REQUIRED,
+      // The whole request is refused (nothing was created): HTTP 403 like any refusal.
+      { reason, challenge, http: { status: 403 } },
+    );
   }
 }
 

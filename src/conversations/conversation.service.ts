@@ -20,6 +20,13 @@ import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
 import { inboxTopic, readTopic, type InboxPayload, type ReadPayload } from './conversation.events';
 import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
+import { ReadMarkerCache } from './read-markers';
+
+/** The participant of direct conversation `dm:<a>:<b>` who is not `userId`. */
+function otherOf(conversation: string, userId: string): string {
+  const [, a, b] = conversation.split(':');
+  return a === userId ? b : a;
+}
 
 /** Most conversations one `conversations` returns (its default too). */
 export const CONVERSATIONS_MAX = 200;
@@ -46,6 +53,11 @@ export class ConversationService {
   private readonly entryHeads = lru<string, number>(100000);
   private readonly inboxQueue = new KeyedQueue();
   private readonly readQueue = new KeyedQueue();
+  /**
+   * Read markers of active conversations (read-markers.ts), kept current on every instance
+   * by the `read` events: a DM's `conversationUpdated` push reads none from the database.
+   */
+  private readonly readMarkers: ReadMarkerCache;
 
   constructor(
     private readonly entries: InboxEntryModel,
@@ -63,7 +75,18 @@ export class ConversationService {
      */
     private readonly visibleTo: (viewerId: string, docs: MessageDoc[]) => Promise<MessageDoc[]> = (_v, docs) =>
       Promise.resolve(docs),
-  ) {}
+  ) {
+    this.readMarkers = new ReadMarkerCache({
+      load: async (readerId, conversation) => {
+        const doc = await this.strategy.findById(this.markers, `${readerId}:${conversation}`);
+        return doc ? { seq: doc.seq, count: doc.count } : null;
+      },
+      watch: (conversation, apply) =>
+        this.pubsub.subscribe(readTopic(conversation), (p) =>
+          apply(p.reader.id, { seq: p.upTo.seq, count: p.upTo.counts?.[otherOf(conversation, p.reader.id)] ?? 0 }),
+        ),
+    });
+  }
 
   /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
   async registerPair(a: string, b: string): Promise<void> {
@@ -128,7 +151,7 @@ export class ConversationService {
     const [other, head, marker] = await Promise.all([
       this.users.get(otherId),
       current ? current.seq : this.store.head(conversation),
-      this.strategy.findById(this.markers, `${viewerId}:${conversation}`),
+      this.readMarkers.get(viewerId, conversation),
     ]);
     if (!other) return null;
     const latest = current ?? (head > 0 ? await this.store.get(messageId(conversation, head)) : null);
@@ -230,13 +253,11 @@ export class ConversationService {
         );
       }
       this.store.recent.noteRead(conversation, { readerId: viewer.id, upToSeq: upDoc.seq, at });
+      const count = upDoc.counts?.[other.id] ?? 0;
       await upsertWithRetry(() =>
-        this.markers.replaceOne(
-          { _id: markerId },
-          { _id: markerId, seq: upDoc.seq, count: upDoc.counts?.[other.id] ?? 0, at },
-          { upsert: true },
-        ),
+        this.markers.replaceOne({ _id: markerId }, { _id: markerId, seq: upDoc.seq, count, at }, { upsert: true }),
       );
+      this.readMarkers.note(viewer.id, conversation, { seq: upDoc.seq, count });
       const payload: ReadPayload = {
         conversation,
         reader: viewer,

@@ -38,6 +38,10 @@ export interface MetricsSources {
   subscriptions(): number;
   /** True while the database driver has a usable connection. */
   databaseUp(): boolean;
+  /** WebSocket upgrades refused since start: server full (MAX_CONNECTIONS), above WS_UPGRADE_RATE. */
+  upgradesRefused?(): { capacity: number; rate: number };
+  /** `after` replays running, waiting for a slot, and refused for a full queue (REPLAY_*). */
+  replays?(): { running: number; waiting: number; refused: number };
 }
 
 export interface MetricsOptions {
@@ -78,6 +82,8 @@ export class Metrics {
   private readonly operationDuration: Histogram<'type' | 'name' | 'transport'>;
   private readonly errors: Counter<'code' | 'transport'>;
   private readonly operationCommands: Histogram<'type' | 'name' | 'transport'>;
+  private readonly replayPages: Counter;
+  private readonly replayedMessages: Counter;
   /** Database commands by operation (observeDatabase connects it to the driver). */
   readonly dbCommands: CommandCounter;
   /** WebSocket operations in progress: start times and command scopes by connection context and subscription id. */
@@ -114,6 +120,48 @@ export class Metrics {
       collect() {
         this.set(self.sources?.databaseUp() ? 1 : 0);
       },
+    });
+    new Counter({
+      name: `${p}websocket_upgrades_refused_total`,
+      help: 'WebSocket upgrades refused with 503 by this instance: capacity (MAX_CONNECTIONS) or rate (WS_UPGRADE_RATE)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const r = self.sources?.upgradesRefused?.() ?? { capacity: 0, rate: 0 };
+        this.reset();
+        this.inc({ reason: 'capacity' }, r.capacity);
+        this.inc({ reason: 'rate' }, r.rate);
+      },
+    });
+    new Gauge({
+      name: `${p}replays`,
+      help: 'Subscription replays (after) by state: running, waiting for a slot (REPLAY_CONCURRENCY)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const r = self.sources?.replays?.() ?? { running: 0, waiting: 0 };
+        this.set({ state: 'running' }, r.running);
+        this.set({ state: 'waiting' }, r.waiting);
+      },
+    });
+    new Counter({
+      name: `${p}replays_refused_total`,
+      help: 'Subscribes with after refused RATE_LIMITED because REPLAY_QUEUE replays were already waiting',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources?.replays?.().refused ?? 0);
+      },
+    });
+    this.replayPages = new Counter({
+      name: `${p}replay_pages_total`,
+      help: 'Pages of messages read by subscription replays (after) and sent to their subscriber',
+      registers,
+    });
+    this.replayedMessages = new Counter({
+      name: `${p}replayed_messages_total`,
+      help: 'Messages read by subscription replays (after)',
+      registers,
     });
     this.messagesSent = new Counter({
       name: `${p}messages_sent_total`,
@@ -191,6 +239,12 @@ export class Metrics {
     if (count <= 0) return;
     this.deliveries.inc({ kind: topicKind(topic) }, count);
     if (createdAt) this.deliveryLatency.observe(Math.max(0, Date.now() - createdAt.getTime()) / 1000);
+  };
+
+  /** Fan-out hook: a replay read a page of `messages`. */
+  readonly replayPage = (messages: number): void => {
+    this.replayPages.inc();
+    if (messages > 0) this.replayedMessages.inc(messages);
   };
 
   /** Fan-out hook: a live event of `topic` was executed `count` times (once per group it reached). */

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { formatGraphQLError, type FormatOptions } from '../errors';
 import { Channel, Sink, sinkIterator, type ChannelTools, type Renderer, type Subscriber } from './fanout';
 import { Planner } from './plan';
+import { ReplayGate, type ReplayGateOptions, type ReplayGateStats } from './replay-gate';
 import { onSocketClose } from './socket-close';
 import type { PayloadOf, PubSub, TopicName } from './pubsub';
 
@@ -61,6 +62,10 @@ export interface RealtimeEngineOptions {
   onExecuted?: ChannelTools['onExecuted'];
   /** How events are executed (see FANOUT in config.ts). Default `grouped`. */
   fanout?: 'grouped' | 'per-subscriber';
+  /** Bounds replays running and waiting at once (REPLAY_CONCURRENCY, REPLAY_QUEUE). Default unbounded. */
+  replays?: ReplayGateOptions;
+  /** Called after each page a replay read (metrics). */
+  onReplayPage?: ChannelTools['onReplayPage'];
 }
 
 /** Counters for /metrics and leak checks. */
@@ -70,6 +75,8 @@ export interface RealtimeStats {
   groups: number;
   /** Subscription plans in use (each kept only while it has subscribers). */
   plans: number;
+  /** Replays running, waiting for a slot, and refused for a full queue. */
+  replays: ReplayGateStats;
 }
 
 export class RealtimeEngine {
@@ -77,6 +84,7 @@ export class RealtimeEngine {
   private readonly kinds = new Map<string, ChannelKind>();
   private readonly planner: Planner;
   private readonly tools: ChannelTools;
+  private readonly replays?: ReplayGate;
 
   constructor(private readonly options: RealtimeEngineOptions) {
     for (const kind of options.kinds) {
@@ -84,10 +92,14 @@ export class RealtimeEngine {
       this.kinds.set(kind.name, kind);
     }
     this.planner = new Planner(options.schema, options.fanout === 'per-subscriber');
+    const replays = options.replays ? new ReplayGate(options.replays) : undefined;
+    this.replays = replays;
     this.tools = {
       render: this.render,
       onError: (err) => options.logger.warn({ err }, 'subscription delivery failed; will retry'),
       onDelivered: options.onDelivered,
+      replaySlot: replays && ((live) => replays.acquire(live)),
+      onReplayPage: options.onReplayPage,
       onExecuted: options.onExecuted,
     };
   }
@@ -211,7 +223,13 @@ export class RealtimeEngine {
       subscribers += s.sinks;
       groups += s.groups;
     }
-    return { channels: this.entries.size, subscribers, groups, plans: this.planner.size };
+    return {
+      channels: this.entries.size,
+      subscribers,
+      groups,
+      plans: this.planner.size,
+      replays: this.replays?.stats() ?? { running: 0, waiting: 0, refused: 0 },
+    };
   }
 
   /** Ends every subscription (server stopping). */

@@ -161,6 +161,14 @@ export interface ChannelTools {
   onError: (err: unknown) => void;
   /** Told how many frames each dispatched event wrote, and when its message was stored (metrics). */
   onDelivered?: (count: number, topic: string, createdAt?: Date) => void;
+  /**
+   * Waits for a replay slot (replay-gate.ts): resolves with its release once the replay may
+   * run, throws RATE_LIMITED when too many wait. `live` says whether the subscriber is still
+   * there (a gone one's turn is skipped). Default: no bound.
+   */
+  replaySlot?: (live: () => boolean) => Promise<() => void>;
+  /** Told after each page of a replay was read: how many messages it held (metrics). */
+  onReplayPage?: (messages: number) => void;
   /** Told how many executions (one per group it reached) a live event took (metrics). */
   onExecuted?: (count: number, topic: string) => void;
 }

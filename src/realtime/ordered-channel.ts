@@ -166,18 +166,26 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
       throw new BadUserInputError(`after is newer than the newest ${this.ordered.noun}`, 'after');
     }
     sink.lastSeq = after;
-    // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
-    // for everyone else; the last stretch and the join happen inside it. A subscriber whose
-    // socket is closing gets nothing more: its replay stops at the next batch.
-    while (sink.live && this.lastSeq - sink.lastSeq > ORDERED_BATCH) await this.replay(sink, this.lastSeq);
-    await this.enqueue(async () => {
-      while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
-      if (!sink.ended) this.join(sink);
-    });
+    // Something to replay: wait for one of the bounded replay slots (replay-gate.ts; a
+    // reconnect storm queues here). A subscriber that left while it waited gets no replay.
+    const release = after < this.lastSeq ? await this.tools.replaySlot?.(() => sink.live) : undefined;
+    try {
+      // Catch up in bulk outside the queue, so a long replay does not hold up live delivery
+      // for everyone else; the last stretch and the join happen inside it. A subscriber whose
+      // socket is closing gets nothing more: its replay stops at the next batch.
+      while (sink.live && this.lastSeq - sink.lastSeq > ORDERED_BATCH) await this.replay(sink, this.lastSeq);
+      await this.enqueue(async () => {
+        while (sink.live && sink.lastSeq < this.lastSeq) await this.replay(sink, this.lastSeq);
+        if (!sink.ended) this.join(sink);
+      });
+    } finally {
+      release?.();
+    }
   }
 
   private async replay(sink: Sink, upTo: number): Promise<void> {
     const { events, through } = await this.read(sink.lastSeq + 1, upTo, ORDERED_BATCH);
+    this.tools.onReplayPage?.(events.length);
     for (const original of events) {
       const seq = this.seqOf(original);
       const deliveries = this.deliveries(original);

@@ -16,6 +16,8 @@ import type { RateLimitsConfig, RateSpec } from './security.config';
 /** The part of a rate-limiter-flexible limiter used here (memory, Redis, ...). */
 export interface Limiter {
   consume(key: string, points?: number): Promise<RateLimiterRes>;
+  /** The key's current count, without counting (null: nothing counted yet). */
+  get?(key: string): Promise<RateLimiterRes | null>;
 }
 
 /** Creates the limiter for one limit and key kind; `keyPrefix` is unique per pair. */
@@ -114,6 +116,44 @@ export class RateLimits {
     if (refused.length === 0) return;
     const waits = await Promise.all(refused.map(async (w) => escalation.strike(w.tag, w.ms)));
     throw rateLimitedError(name, Math.max(...waits));
+  }
+
+  /**
+   * Counts one action against one key of one limit without refusing it; returns how many
+   * actions over the budget this one is (0: within it) and the window's remaining time. For
+   * limits whose overflow is not refused but made costlier (proof of work for new identities).
+   * With limits off, or a failed counter store, every action is within budget.
+   */
+  async countOver(name: LimitName, kind: KeyKind, key: string): Promise<{ over: number; resetMs: number }> {
+    const limiter = this.limiters.get(`${name}:${kind}`);
+    const spec = (this.config[name] as Partial<Record<KeyKind, RateSpec>>)[kind];
+    if (!this.config.enabled || !limiter || !spec) return { over: 0, resetMs: 0 };
+    try {
+      const res = await limiter.consume(kind === 'ip' ? ipKey(key) : key);
+      return { over: 0, resetMs: res.msBeforeNext };
+    } catch (res) {
+      if (res instanceof RateLimiterRes) {
+        return { over: Math.max(1, res.consumedPoints - spec.points), resetMs: res.msBeforeNext };
+      }
+      this.options.logger?.warn({ err: res, limit: name }, 'rate limiter store failed; allowing the action');
+      return { over: 0, resetMs: 0 };
+    }
+  }
+
+  /**
+   * How many actions over the budget one more action of this key would be (0: within it),
+   * without counting anything. With limits off or a failed counter store: 0.
+   */
+  async peekOver(name: LimitName, kind: KeyKind, key: string): Promise<number> {
+    const limiter = this.limiters.get(`${name}:${kind}`);
+    const spec = (this.config[name] as Partial<Record<KeyKind, RateSpec>>)[kind];
+    if (!this.config.enabled || !limiter?.get || !spec) return 0;
+    try {
+      const res = await limiter.get(kind === 'ip' ? ipKey(key) : key);
+      return Math.max(0, (res?.consumedPoints ?? 0) + 1 - spec.points);
+    } catch {
+      return 0;
+    }
   }
 
   /** {@link consume} for an operation of the viewer: keyed by their user id and their address. */

@@ -9,7 +9,7 @@ import signature from 'cookie-signature';
 import session, { type Session, type SessionData } from 'express-session';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
-import type { UserService } from '../users/user.service';
+import { newUserId, type UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import type { MongoSessionStore } from './session.store';
 
@@ -46,8 +46,11 @@ export function createSessionMiddleware(config: Config, store: MongoSessionStore
 }
 
 export interface IdentityHooks {
-  /** Runs before a new identity is created; throwing (e.g. RATE_LIMITED) creates nothing. */
-  beforeCreate?: () => Promise<void>;
+  /**
+   * Runs before a new identity is created, with the id it will have; throwing (e.g.
+   * RATE_LIMITED, POW_REQUIRED) creates nothing.
+   */
+  beforeCreate?: (userId: string) => Promise<void>;
 }
 
 /** The session's user, creating one (and marking the session for saving) when there is none. */
@@ -58,13 +61,14 @@ export async function resolveIdentity(
 ): Promise<Identity> {
   const existing = req.session.userId ? await users.get(req.session.userId) : null;
   if (existing) return { user: existing, sessionId: req.sessionID, created: false };
-  await hooks.beforeCreate?.();
+  const id = newUserId();
+  await hooks.beforeCreate?.(id.toHexString());
   if (req.session.userId) {
     // The session's identity is gone (reset): the new identity gets a new session id, so
     // whoever knew the old id does not share it.
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
   }
-  const user = await users.create();
+  const user = await users.create(id);
   req.session.userId = user.id;
   return { user, sessionId: req.sessionID, created: true };
 }

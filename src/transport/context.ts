@@ -15,13 +15,14 @@ export function createLoaders(users: Pick<UserService, 'getMany'>): Loaders {
 }
 
 export interface ContextInput {
-  identity: Pick<Identity, 'user' | 'sessionId'>;
+  identity: Pick<Identity, 'user' | 'sessionId'> & Partial<Pick<Identity, 'created'>>;
   transport: Context['transport'];
   requestId: string;
   ip: string;
   sessionControl?: SessionControl;
   live?: LiveSubscribe;
   moderatorToken?: string;
+  powSolution?: string;
 }
 
 /** The context of one operation. Loaders are made on first use: fan-out subscriptions never load through them. */
@@ -36,6 +37,8 @@ export function createContext(input: ContextInput, users: Pick<UserService, 'get
     sessionControl: input.sessionControl,
     live: input.live,
     moderatorToken: input.moderatorToken,
+    identityCreated: input.identity.created ?? false,
+    powSolution: input.powSolution,
     get loaders() {
       return (loaders ??= createLoaders(users));
     },

@@ -27,7 +27,8 @@ import type { DefaultListSizes } from '../security/cost';
 import { documentSizeMiddleware, operationGuardPlugin } from '../security/graphql-guard';
 import { httpRateLimit, originMiddleware } from '../security/http';
 import type { OriginPolicy } from '../security/origin';
-import { rateLimitedError, type RateLimits } from '../security/rate-limit';
+import { httpIdentityBudget, POW_HEADER, type IdentityGate } from '../security/pow';
+import type { RateLimits } from '../security/rate-limit';
 import { resolveIdentity, type Identity, type SessionRequest } from '../sessions/identity';
 import { AVATAR_SEED, avatarSvg } from '../users/avatar';
 import type { UserService } from '../users/user.service';
@@ -55,6 +56,8 @@ export interface HttpTransportDeps {
   listSizes: DefaultListSizes;
   users: UserService;
   limits: RateLimits;
+  /** Whether a new identity may be created (identity budget, proof of work). */
+  identityGate: IdentityGate;
   origins: OriginPolicy;
   sessionMiddleware: RequestHandler;
   /** Whether the database answers (readiness). */
@@ -146,12 +149,11 @@ function mountRoutes(app: Express, deps: HttpTransportDeps): void {
 async function httpContext(req: Request, deps: HttpTransportDeps): Promise<Context> {
   const sreq = req as unknown as SessionRequest;
   let identity: Identity;
+  const powSolution = req.get(POW_HEADER);
+  const ip = req.ip ?? '';
   try {
     identity = await resolveIdentity(sreq, deps.users, {
-      beforeCreate: async () => {
-        const wait = await deps.limits.retryAfter('identities', { ip: req.ip });
-        if (wait > 0) throw rateLimitedError('identities', wait, true);
-      },
+      beforeCreate: () => deps.identityGate.admit(ip, powSolution, () => httpIdentityBudget(deps.limits, ip)),
     });
   } catch (err) {
     if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError();
@@ -162,7 +164,8 @@ async function httpContext(req: Request, deps: HttpTransportDeps): Promise<Conte
       identity,
       transport: 'http',
       requestId: requestIdOf(req) ?? randomUUID(),
-      ip: req.ip ?? '',
+      ip,
+      powSolution,
       moderatorToken: /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1],
       sessionControl: {
         regenerate: (userId) =>

@@ -15,7 +15,14 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config';
 import type { Context } from '../context';
-import { ErrorCode, RateLimitedError, formatGraphQLError, isDatabaseUnavailable, type FormatOptions } from '../errors';
+import {
+  ErrorCode,
+  PowRequiredError,
+  RateLimitedError,
+  formatGraphQLError,
+  isDatabaseUnavailable,
+  type FormatOptions,
+} from '../errors';
 import { logConnection } from '../observability/http-logger';
 import type { Metrics } from '../observability/metrics';
 import { destroyOnError, releaseUpgradeRequest } from '../realtime/connection-memory';
@@ -24,8 +31,10 @@ import { startKeepAlive } from '../realtime/keepalive';
 import type { PubSub } from '../realtime/pubsub';
 import { clientIp, type TrustFn } from '../security/ip';
 import type { OriginPolicy } from '../security/origin';
+import { POW_QUERY_PARAM, type IdentityGate } from '../security/pow';
 import { rateLimitedError, type RateLimits } from '../security/rate-limit';
 import { checkUpgrade, tooManyRequests } from '../security/upgrade';
+import { UpgradeBucket } from '../security/upgrade-bucket';
 import { upgradeIdentity, type Identity } from '../sessions/identity';
 import { SESSION_REVOKED_CLOSE, SESSION_REVOKED_TOPIC } from '../sessions/session.events';
 import type { UserService } from '../users/user.service';
@@ -60,6 +69,8 @@ export interface WsTransportDeps {
   users: UserService;
   presence: { connected(user: UserRecord): void; disconnected(user: UserRecord): void };
   limits: RateLimits;
+  /** Whether a new identity may be created (identity budget, proof of work). */
+  identityGate: IdentityGate;
   /** Open connections per address and per user (security/connection-limits.ts). */
   connections: ConnectionCounter;
   /** List fields' sizes when the client gives none, for the cost limit (security/cost.ts). */
@@ -78,11 +89,17 @@ export interface WsTransport {
   stopAccepting(): void;
   /** Ends every subscription and closes every WebSocket with 1001. */
   dispose(): Promise<void>;
-  stats(): { connections: number; refusedForCapacity: number };
+  stats(): { connections: number; refusedForCapacity: number; refusedForRate: number };
 }
 
-function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ errors: [{ message }] });
+function rejectUpgrade(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+  error: { message: string; extensions?: Record<string, unknown> } = { message },
+): void {
+  const body = JSON.stringify({ errors: [error] });
   const extra = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
@@ -263,9 +280,16 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       stopRevocations();
       await wsServer.dispose();
     },
-    stats: () => ({ connections: wss.clients.size, refusedForCapacity: admission.refusedForCapacity }),
+    stats: () => ({
+      connections: wss.clients.size,
+      refusedForCapacity: admission.refusedForCapacity,
+      refusedForRate: admission.refusedForRate,
+    }),
   };
 }
+
+/** The upgrade would exceed the open-connection limits of its address or user. */
+class TooManyConnections extends Error {}
 
 /**
  * Decides whether an upgrade becomes a WebSocket: path, shutdown, capacity (connections open
@@ -276,11 +300,22 @@ class Admission {
   private upgrading = 0;
   private stopped = false;
   refusedForCapacity = 0;
+  /** Upgrades admitted per second, all addresses together (WS_UPGRADE_RATE, WS_UPGRADE_BURST). */
+  private readonly bucket: UpgradeBucket;
 
   constructor(
     private readonly deps: WsTransportDeps,
     private readonly openConnections: () => number,
-  ) {}
+  ) {
+    this.bucket = new UpgradeBucket({
+      ratePerSecond: deps.config.storm.upgradeRate,
+      burst: deps.config.storm.upgradeBurst,
+    });
+  }
+
+  get refusedForRate(): number {
+    return this.bucket.refused;
+  }
 
   stop(): void {
     this.stopped = true;
@@ -309,6 +344,15 @@ class Admission {
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
     if (this.stopped) return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '5' });
     if (this.atCapacity()) return this.refuseForCapacity(socket);
+    // Before anything is read for it: a refusal here costs no database command.
+    const waitMs = this.bucket.take();
+    if (waitMs > 0) {
+      const refused = this.bucket.refused;
+      if (refused === 1 || refused % 1000 === 0) {
+        this.deps.logger.warn({ refused }, 'WebSocket refused: upgrades above WS_UPGRADE_RATE (reconnect storm?)');
+      }
+      return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': String(Math.ceil(waitMs / 1000)) });
+    }
     this.upgrading++;
     let counted = true;
     const progress = {
@@ -334,28 +378,42 @@ class Admission {
         progress.done();
         return rejectUpgrade(socket, refusal.status, refusal.message, refusal.headers);
       }
-      const beforeCreate = () => limits.consume('identities', { ip });
+      const connectionId = randomUUID();
+      let counted: { ip: string; user: string } | undefined;
+      const count = async (keys: { ip: string; user: string }): Promise<boolean> => {
+        if (await this.deps.connections.acquire(connectionId, keys)) return false;
+        counted = keys;
+        // The raw socket closes after a failed upgrade and after the WebSocket's own close;
+        // handleUpgrade answers some bad requests itself without calling back (progress.done
+        // is idempotent). One listener for both: it lives as long as the connection.
+        socket.once('close', () => {
+          this.deps.connections.release(connectionId, keys);
+          progress.done();
+        });
+        return true;
+      };
+      const solution = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(POW_QUERY_PARAM) ?? undefined;
+      const beforeCreate = async (userId: string) => {
+        await this.deps.identityGate.admit(ip, solution, () => limits.consume('identities', { ip }));
+        // The connection is counted before the identity exists: a refusal leaves no user behind
+        // (the client never gets its cookie, so it would only make another).
+        if (!(await count({ ip, user: userId }))) throw new TooManyConnections();
+      };
       const { identity, setCookie } = await upgradeIdentity(req, sessionMiddleware, users, config, sessionSecret, {
         beforeCreate,
       });
-      const connectionId = randomUUID();
-      const keys = { ip, user: identity.user.id };
-      if (await this.deps.connections.acquire(connectionId, keys)) {
-        progress.done();
-        return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
-      }
-      // The raw socket closes after a failed upgrade and after the WebSocket's own close;
-      // handleUpgrade answers some bad requests itself without calling back (progress.done
-      // is idempotent). One listener for both: it lives as long as the connection.
-      socket.once('close', () => {
-        this.deps.connections.release(connectionId, keys);
-        progress.done();
-      });
+      if (!counted && !(await count({ ip, user: identity.user.id }))) throw new TooManyConnections();
       if (socket.destroyed) return progress.done();
       req.anonymo = { identity, setCookie, connectionId, ip };
       accept(progress);
     } catch (err) {
       progress.done();
+      if (err instanceof TooManyConnections) {
+        return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
+      }
+      if (err instanceof PowRequiredError) {
+        return rejectUpgrade(socket, 403, 'Proof Of Work Required', {}, formatGraphQLError(err, this.deps.format));
+      }
       if (err instanceof RateLimitedError) {
         const { status, message, headers } = tooManyRequests(Number(err.extensions.retryAfterMs));
         return rejectUpgrade(socket, status, message, headers);

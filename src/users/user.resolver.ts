@@ -1,7 +1,7 @@
 import { Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
 import type { IdentityService } from './identity.service';
-import { User, type UserRecord } from './user.type';
+import { IdentityChallenge, User, type UserRecord } from './user.type';
 
 @Resolver(() => User)
 export class UserResolver {
@@ -14,6 +14,17 @@ export class UserResolver {
   @Query(() => User, { description: 'The viewer: this session’s anonymous identity (created on first contact).' })
   me(@Ctx() ctx: Context): UserRecord {
     return ctx.user;
+  }
+
+  @Query(() => IdentityChallenge, {
+    nullable: true,
+    description:
+      'A proof-of-work challenge for the next new identity of this network (resetIdentity, another ' +
+      'browser), and whether one is required now; null when proof of work is off (POW_MODE=off). ' +
+      'A request that needs one and has none fails with POW_REQUIRED, its challenge in extensions.',
+  })
+  identityChallenge(@Ctx() ctx: Context): Promise<IdentityChallenge | null> {
+    return this.identity.challenge(ctx);
   }
 
   @Mutation(() => User, {

@@ -67,12 +67,17 @@ export class UserService {
   }
 
   /** Creates a new anonymous identity with a unique username (the unique index decides). */
-  async create(): Promise<UserRecord> {
+  /**
+   * A new user. `id` (from {@link newUserId}) lets a caller reserve things under the id before
+   * the user exists (the WebSocket transport counts the connection first, so a refused upgrade
+   * leaves no user behind).
+   */
+  async create(id: Types.ObjectId = newUserId()): Promise<UserRecord> {
     for (let attempt = 0; ; attempt++) {
       const username = makeUsername(attempt);
       try {
         const doc = await this.users.create({
-          _id: newUserId(),
+          _id: id,
           username,
           avatarSeed: username,
           createdAt: new Date(),

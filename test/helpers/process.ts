@@ -1,10 +1,15 @@
 /** Runs the real server as a separate process (`node dist/main.js`), as `npm start` does. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+/** The repository: this file runs from test/helpers under jest and from dist/.bench/test/helpers in the benchmark. */
+const ROOT = (() => {
+  let dir = path.resolve(__dirname, '..', '..');
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 
 function newest(dir: string): number {
   let t = 0;

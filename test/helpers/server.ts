@@ -19,6 +19,8 @@ export const GENEROUS_RATE_LIMITS: Record<string, string> = {
   RATE_LIMIT_HTTP_IP: '100000/1s',
   WS_MAX_CONNECTIONS_PER_IP: '100000',
   WS_MAX_CONNECTIONS_PER_USER: '100000',
+  WS_UPGRADE_RATE: '1000000',
+  WS_UPGRADE_BURST: '1000000',
 };
 
 export interface TestServer extends AnonymoServer {

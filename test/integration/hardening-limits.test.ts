@@ -11,8 +11,8 @@ import { startServer } from '../helpers/server';
 const SEND = 'mutation($text: String!) { sendMessage(input: { text: $text }) { id } }';
 const closeAll = (results: UpgradeResult[]) => results.forEach((r) => r.ws?.close());
 
-test('resetIdentity counts against the per-address identity budget (finding 1)', async () => {
-  const server = await startServer({ env: { RATE_LIMIT_IDENTITIES_IP: '3/1h' } });
+test('resetIdentity counts against the per-address identity budget (finding 1; POW_MODE=off refuses beyond it)', async () => {
+  const server = await startServer({ env: { RATE_LIMIT_IDENTITIES_IP: '3/1h', POW_MODE: 'off' } });
   const direct = await openDb(server.mongodbUri);
   const { db } = direct;
   try {

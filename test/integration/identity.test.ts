@@ -1,5 +1,6 @@
 import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
+import { upgrade } from '../helpers/raw-ws';
 import { startServer, type TestServer } from '../helpers/server';
 import { waitFor } from '../helpers/wait';
 
@@ -144,4 +145,38 @@ describe('identity reset', () => {
       await ws.close();
     }
   });
+
+  test('a cookieless resetIdentity makes one identity, not a second one nobody holds a cookie for', async () => {
+    const { db, close } = await openDb(server.mongodbUri);
+    try {
+      const before = await db.collection('users').countDocuments();
+      const browser = new TestClient(server);
+      const r = await browser.data<{ resetIdentity: { id: string } }>('mutation { resetIdentity { id } }');
+      expect((await browser.me()).id).toBe(r.resetIdentity.id);
+      expect(await db.collection('users').countDocuments()).toBe(before + 1);
+      expect(await db.collection('sessions').countDocuments({ userId: r.resetIdentity.id })).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+});
+
+test('a cookieless WebSocket refused for open connections leaves no user behind', async () => {
+  const tight = await startServer({ env: { WS_MAX_CONNECTIONS_PER_IP: '1' } });
+  const { db, close } = await openDb(tight.mongodbUri);
+  try {
+    const browser = new TestClient(tight);
+    await browser.me();
+    const open = await upgrade(tight.wsUrl, { cookie: browser.cookie! });
+    expect(open.status).toBe(101);
+    const refused = await upgrade(tight.wsUrl);
+    expect(refused.status).toBe(429);
+    expect(refused.headers['set-cookie']).toBeUndefined();
+    expect(await db.collection('users').countDocuments()).toBe(1);
+    expect(await db.collection('sessions').countDocuments()).toBe(1);
+    open.ws!.close();
+  } finally {
+    await close();
+    await tight.close();
+  }
 });

@@ -325,3 +325,40 @@ describe('presence, typing and identity across instances', () => {
     }
   });
 });
+
+test('a read on B moves the unread count of the next conversationUpdated that A pushes (cached read markers follow read events)', async () => {
+  const [alice, bob] = [new TestClient(a), new TestClient(a)];
+  const [am, bm] = await Promise.all([alice.me(), bob.me()]);
+  // Bob's list and Alice's receipts are served by A; Alice sends through A, so A holds both read markers in memory.
+  const [bobWs, aliceWs] = [bob.ws(), alice.ws()];
+  try {
+    const updates = bobWs.subscribe<{
+      conversationUpdated: { unreadCount: number; lastMessage: { text: string } | null };
+    }>('subscription { conversationUpdated { unreadCount lastMessage { text } } }');
+    const receipts = aliceWs.subscribe<{ messagesRead: { reader: { id: string } } }>(
+      'subscription($with: ID!) { messagesRead(with: $with) { reader { id } } }',
+      { with: bm.id },
+    );
+    await subscriptionsAttached(a, 2);
+    const unreadOf = async (text: string) => {
+      const items = await updates.waitFor((got) => got.some((u) => u.conversationUpdated.lastMessage?.text === text));
+      return items.find((u) => u.conversationUpdated.lastMessage?.text === text)!.conversationUpdated.unreadCount;
+    };
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await send(alice, `r${i}`, bm.id)).id);
+    expect(await unreadOf('r2')).toBe(3);
+    // Bob reads up to r1 through the other instance: only its read event (over Redis) tells A.
+    const read = await via(b, bob).data<{ markRead: number }>(
+      'mutation($with: ID!, $upTo: ID!) { markRead(with: $with, upTo: $upTo) }',
+      { with: am.id, upTo: ids[1] },
+    );
+    expect(read.markRead).toBe(2);
+    // The receipt reaching Alice on A is that read event arriving at A.
+    await receipts.waitFor((got) => got.some((r) => r.messagesRead.reader.id === bm.id));
+    await send(alice, 'r3', bm.id);
+    // r2 and r3 are unread; a marker A did not move would still count 4.
+    expect(await unreadOf('r3')).toBe(2);
+  } finally {
+    await Promise.all([bobWs.close(), aliceWs.close()]);
+  }
+});

@@ -376,8 +376,8 @@ describe('rate limits', () => {
     }
   });
 
-  test('identity creation per address: HTTP gets RATE_LIMITED (429), a WebSocket upgrade 429, and no user is created', async () => {
-    const server = await startServer({ env: { RATE_LIMIT_IDENTITIES_IP: '2/60s' } });
+  test('identity creation per address with POW_MODE=off: HTTP gets RATE_LIMITED (429), a WebSocket upgrade 429, and no user is created', async () => {
+    const server = await startServer({ env: { RATE_LIMIT_IDENTITIES_IP: '2/60s', POW_MODE: 'off' } });
     const { db, close } = await openDb(server.mongodbUri);
     try {
       const first = new TestClient(server);

@@ -28,6 +28,14 @@ describe('configuration', () => {
     ).toBe(true);
   });
 
+  test('proof of work: auto with a difficulty of 100000 unless told otherwise; bad values are named', () => {
+    expect(loadConfig({}).pow).toEqual({ mode: 'auto', difficulty: 100000 });
+    expect(loadConfig({ POW_MODE: 'on', POW_DIFFICULTY: '5000' }).pow).toEqual({ mode: 'on', difficulty: 5000 });
+    expect(() => loadConfig({ POW_MODE: 'always' })).toThrow(/POW_MODE must be off, on or auto/);
+    expect(() => loadConfig({ POW_DIFFICULTY: '10' })).toThrow(/POW_DIFFICULTY must be at least 1000/);
+    expect(() => loadConfig({ POW_DIFFICULTY: 'hard' })).toThrow(/POW_DIFFICULTY must be a number/);
+  });
+
   test('SameSite=none requires secure cookies', () => {
     expect(loadConfig({ SESSION_COOKIE_SAMESITE: 'none' }).session.secure).toBe(true);
     expect(() => loadConfig({ SESSION_COOKIE_SAMESITE: 'none', SESSION_COOKIE_SECURE: 'false' })).toThrow(ConfigError);

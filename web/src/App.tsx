@@ -1,20 +1,30 @@
 import { ApolloProvider, useMutation, useQuery } from '@apollo/client/react';
 import { useCallback, useEffect, useState } from 'react';
 import { ConversationView } from './components/ConversationView';
+import { ModView } from './components/ModView';
 import { RoomScreen, RoomsBrowser } from './components/Rooms';
 import { Sidebar } from './components/Sidebar';
 import { StrangerScreen } from './components/Stranger';
 import { Avatar } from './components/Avatar';
 import { DeleteMyDataDocument, MeDocument, ResetIdentityDocument, type UserPartsFragment } from './gql/graphql';
 import { createApi, type Api } from './lib/apollo';
-import { useConnectionState } from './lib/connection';
+import { useConnectionState, useSolving } from './lib/connection';
 import { useHashView, type View } from './lib/hooks';
+import { ProfanityMaskContext, useProfanityMask, useProfanityMaskState } from './lib/profanity';
 
 /**
  * One Api (Apollo Client + WebSocket) per identity: a new identity gets a fresh cache and a
  * fresh socket, so nothing of the previous user (messages, subscriptions) carries over.
  */
 export function App() {
+  const [view] = useHashView();
+  // The moderator view is a page of its own (no chat identity needed beyond the session).
+  if (view.kind === 'mod') return <ModView />;
+  return <ChatApp />;
+}
+
+function ChatApp() {
+  const mask = useProfanityMaskState();
   const [api, setApi] = useState<Api>(createApi);
   const startOver = useCallback(() => {
     setApi((old) => {
@@ -23,9 +33,11 @@ export function App() {
     });
   }, []);
   return (
-    <ApolloProvider client={api.client}>
-      <Chat key={api.id} api={api} onIdentityReset={startOver} />
-    </ApolloProvider>
+    <ProfanityMaskContext.Provider value={mask}>
+      <ApolloProvider client={api.client}>
+        <Chat key={api.id} api={api} onIdentityReset={startOver} />
+      </ApolloProvider>
+    </ProfanityMaskContext.Provider>
   );
 }
 
@@ -33,6 +45,7 @@ function Chat({ api, onIdentityReset }: { api: Api; onIdentityReset: () => void 
   // `me` goes first and alone: it creates the identity and its cookie, which every later
   // request and the WebSocket then carry (parallel first requests would be separate users).
   const { data, error, refetch } = useQuery(MeDocument, { notifyOnNetworkStatusChange: true });
+  const solving = useSolving(api.connection);
   if (error) {
     return (
       <p className="splash">
@@ -43,7 +56,13 @@ function Chat({ api, onIdentityReset }: { api: Api; onIdentityReset: () => void 
       </p>
     );
   }
-  if (!data) return <p className="splash">Connecting…</p>;
+  if (!data) {
+    return (
+      <p className="splash" data-testid="splash">
+        {solving ? 'Proving you are not a bot (a few seconds of work for your browser)…' : 'Connecting…'}
+      </p>
+    );
+  }
   return <ChatScreen api={api} me={data.me} onIdentityReset={onIdentityReset} />;
 }
 
@@ -51,6 +70,7 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
   const [view, navigate] = useHashView();
   const connection = useConnectionState(api.connection);
   const [resetIdentity, { loading: resetting }] = useMutation(ResetIdentityDocument);
+  const mask = useProfanityMask();
   // Narrow screens: the sidebar is a drawer over the conversation.
   const [drawer, setDrawer] = useState(false);
   const go = useCallback(
@@ -111,6 +131,16 @@ function ChatScreen({ api, me, onIdentityReset }: { api: Api; me: UserPartsFragm
             <span className="you-are">You are </span>
             <strong data-testid="me-name">{me.username}</strong>
           </span>
+          <label className="mask-toggle" title="Hide swear words in messages (only on this device)">
+            <input
+              type="checkbox"
+              checked={mask.on}
+              onChange={(e) => mask.setOn(e.target.checked)}
+              data-testid="profanity-mask"
+              aria-label="Mask swearing"
+            />{' '}
+            <span className="mask-text">Mask swearing</span>
+          </label>
           <button
             type="button"
             onClick={newIdentity}

@@ -8,6 +8,7 @@ import {
   type MessagePartsFragment,
 } from '../gql/graphql';
 import { newClientId } from '../lib/format';
+import { useShowText } from '../lib/profanity';
 import type { MessageNode } from './MessageList';
 
 export interface Pending {
@@ -35,6 +36,7 @@ interface Props {
 
 export function Composer({ peerId, roomId, replyTo, onCancelReply, onPending, onSettled, onSent }: Props) {
   const [text, setText] = useState('');
+  const show = useShowText();
   const [error, setError] = useState<string | null>(null);
   const [send] = useMutation(SendMessageDocument);
   const [setTyping] = useMutation(SetTypingDocument);
@@ -99,7 +101,7 @@ export function Composer({ peerId, roomId, replyTo, onCancelReply, onPending, on
     <form className="composer" onSubmit={submit}>
       {replyTo && (
         <div className="replying" data-testid="replying">
-          Replying to <strong>{replyTo.sender.username}</strong>: {replyTo.text}{' '}
+          Replying to <strong>{replyTo.sender.username}</strong>: {show(replyTo.text)}{' '}
           <button type="button" onClick={onCancelReply} aria-label="Cancel reply">
             ×
           </button>

@@ -4,10 +4,13 @@ import {
   DeleteMessageDocument,
   EditMessageDocument,
   ReactDocument,
+  ReportMessageDocument,
   type MessagesQuery,
+  type ReportReason,
   type UserPartsFragment,
 } from '../gql/graphql';
 import { fullTime, shortTime } from '../lib/format';
+import { useShowText } from '../lib/profanity';
 import { Avatar } from './Avatar';
 import type { Pending } from './Composer';
 
@@ -16,6 +19,15 @@ export type MessageNode = Edge['node'];
 
 /** The reactions offered by the picker (any single emoji is accepted by the server). */
 const PICKER = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+/** The contract's fixed report reasons, as people read them. */
+const REPORT_REASONS: Array<[ReportReason, string]> = [
+  ['SPAM', 'Spam'],
+  ['HARASSMENT', 'Harassment'],
+  ['HATE', 'Hate'],
+  ['SEXUAL', 'Sexual'],
+  ['VIOLENCE', 'Violence'],
+  ['OTHER', 'Other'],
+];
 /** EDIT_WINDOW_SECONDS's default: the edit button is offered while it lasts. */
 const EDIT_WINDOW_MS = 900_000;
 
@@ -66,8 +78,12 @@ export function MessageList({
   onReply,
 }: Props) {
   const now = useNow(allEdges.some((e) => e.node.expiresAt));
-  // Disappearing messages leave the screen when they expire (the server hides them too).
-  const edges = allEdges.filter((e) => !e.node.expiresAt || Date.parse(e.node.expiresAt) > now);
+  // Disappearing messages leave the screen when they expire (the server hides them too), and
+  // messages hidden by reports leave everyone's but their sender's (messageUpdated says
+  // `hidden: true`; `hidden: false` after a moderator clears the report brings them back).
+  const edges = allEdges.filter(
+    (e) => (!e.node.expiresAt || Date.parse(e.node.expiresAt) > now) && (!e.node.hidden || e.node.sender.id === me.id),
+  );
   const box = useRef<HTMLDivElement>(null);
   const stickToBottom = useRef(true);
   const first = useRef<string | undefined>(undefined);
@@ -156,12 +172,16 @@ interface ItemProps {
 
 function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) {
   const isMine = node.sender.id === me.id;
+  const show = useShowText();
   const [editing, setEditing] = useState<string | null>(null);
   const [picking, setPicking] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [edit] = useMutation(EditMessageDocument);
   const [remove] = useMutation(DeleteMessageDocument);
   const [react] = useMutation(ReactDocument);
+  const [reportMessage] = useMutation(ReportMessageDocument);
+  const [reporting, setReporting] = useState(false);
+  const [reported, setReported] = useState(false);
   const deleted = Boolean(node.deletedAt);
   const canEdit = isMine && !deleted && now - Date.parse(node.createdAt) < EDIT_WINDOW_MS;
   const fail = (err: unknown) => setError(err instanceof Error ? err.message : 'Failed');
@@ -175,6 +195,12 @@ function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) 
   const toggle = (emoji: string, on: boolean) => {
     setPicking(false);
     react({ variables: { id: node.id, emoji, on } }).catch(fail);
+  };
+  const report = (reason: ReportReason) => {
+    setReporting(false);
+    reportMessage({ variables: { id: node.id, reason } })
+      .then(() => setReported(true))
+      .catch(fail);
   };
   const confirmDelete = () => {
     if (window.confirm('Delete this message for everyone?')) remove({ variables: { id: node.id } }).catch(fail);
@@ -199,6 +225,15 @@ function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) 
               edited
             </span>
           )}
+          {node.hidden && !deleted && (
+            <span
+              className="edited"
+              data-testid="hidden-note"
+              title="Reported by several people: hidden from others until a moderator decides"
+            >
+              hidden from others
+            </span>
+          )}
           {node.expiresAt && !deleted && (
             <span className="expires" data-testid="expires" title={`Disappears ${fullTime(node.expiresAt)}`}>
               ⏱ {formatLeft(Date.parse(node.expiresAt) - now)}
@@ -213,7 +248,7 @@ function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) 
             onClick={() => scrollToMessage(node.replyTo!.id)}
           >
             <strong>{node.replyTo.sender.username}</strong>{' '}
-            {node.replyTo.deletedAt ? <em>message deleted</em> : node.replyTo.text}
+            {node.replyTo.deletedAt ? <em>message deleted</em> : show(node.replyTo.text)}
           </button>
         )}
         {deleted ? (
@@ -243,7 +278,7 @@ function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) 
           </form>
         ) : (
           <p className="text" data-testid="message-text">
-            {node.text}
+            {show(node.text)}
           </p>
         )}
         {!deleted && node.reactions.length > 0 && (
@@ -281,6 +316,36 @@ function MessageItem({ node, me, peerId, seen, sent, now, onReply }: ItemProps) 
                 Delete
               </button>
             )}
+            {!isMine &&
+              (reported ? (
+                <span className="reported-note" data-testid="reported">
+                  Reported
+                </span>
+              ) : (
+                <button
+                  type="button"
+                  data-testid="report-open"
+                  title="Report this message to the moderators"
+                  onClick={() => setReporting((r) => !r)}
+                >
+                  Report
+                </button>
+              ))}
+          </div>
+        )}
+        {reporting && (
+          <div className="picker report-reasons" data-testid="report-menu">
+            {REPORT_REASONS.map(([reason, label]) => (
+              <button
+                type="button"
+                key={reason}
+                data-testid="report-reason"
+                data-reason={reason}
+                onClick={() => report(reason)}
+              >
+                {label}
+              </button>
+            ))}
           </div>
         )}
         {picking && (

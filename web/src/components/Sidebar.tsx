@@ -10,6 +10,7 @@ import {
 } from '../gql/graphql';
 import type { Api } from '../lib/apollo';
 import { shortTime } from '../lib/format';
+import { useShowText } from '../lib/profanity';
 import type { View } from '../lib/hooks';
 import { Avatar } from './Avatar';
 import { RoomEntry } from './Rooms';
@@ -25,6 +26,7 @@ interface Props {
 
 export function Sidebar({ api, me, view, onNavigate, open }: Props) {
   const peerId = view.kind === 'dm' ? view.peerId : null;
+  const show = useShowText();
   const onOpen = (id: string | null) => onNavigate(id ? { kind: 'dm', peerId: id } : { kind: 'lobby' });
   const myRooms = useQuery(MyRoomsDocument);
   const client = useApolloClient();
@@ -147,7 +149,7 @@ export function Sidebar({ api, me, view, onNavigate, open }: Props) {
                 {c.lastMessage && (
                   <span className="entry-sub">
                     {c.lastMessage.sender.id === me.id ? 'You: ' : ''}
-                    {c.lastMessage.text}
+                    {show(c.lastMessage.text)}
                   </span>
                 )}
               </span>

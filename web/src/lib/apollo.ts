@@ -3,6 +3,7 @@ import { getMainDefinition, relayStylePagination } from '@apollo/client/utilitie
 import { createClient } from 'graphql-ws';
 import { Kind, OperationTypeNode } from 'graphql';
 import { ConnectionStatus } from './connection';
+import { powFetch } from './pow';
 import { ResumableWsLink } from './resumable-ws-link';
 
 /** Reconnect delay: exponential from 0.5 s, capped at 10 s, with jitter so clients spread out. */
@@ -48,7 +49,8 @@ export function createApi(): Api {
       return def.kind === Kind.OPERATION_DEFINITION && def.operation === OperationTypeNode.SUBSCRIPTION;
     },
     new ResumableWsLink(ws),
-    new HttpLink({ uri: '/graphql', credentials: 'include' }),
+    // Proof-of-work demands (POW_REQUIRED) are met transparently: see lib/pow.ts.
+    new HttpLink({ uri: '/graphql', credentials: 'include', fetch: powFetch(connection.setSolving) }),
   );
 
   const cache = new InMemoryCache({

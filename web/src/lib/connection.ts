@@ -25,6 +25,18 @@ export class ConnectionStatus {
     },
   };
 
+  private solvingCount = 0;
+
+  /** Whether a proof-of-work challenge is being solved (lib/pow.ts), for the UI. */
+  get solving(): boolean {
+    return this.solvingCount > 0;
+  }
+
+  readonly setSolving = (solving: boolean): void => {
+    this.solvingCount = Math.max(0, this.solvingCount + (solving ? 1 : -1));
+    this.listeners.forEach((l) => l());
+  };
+
   get current(): ConnectionState {
     return this.state;
   }
@@ -49,4 +61,9 @@ export class ConnectionStatus {
 
 export function useConnectionState(status: ConnectionStatus): ConnectionState {
   return useSyncExternalStore(status.subscribe, () => status.current);
+}
+
+/** Whether the browser is solving a proof-of-work challenge right now. */
+export function useSolving(status: ConnectionStatus): boolean {
+  return useSyncExternalStore(status.subscribe, () => status.solving);
 }

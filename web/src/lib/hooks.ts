@@ -16,9 +16,10 @@ export type View =
   | { kind: 'dm'; peerId: string }
   | { kind: 'room'; slug: string }
   | { kind: 'rooms' }
-  | { kind: 'stranger' };
+  | { kind: 'stranger' }
+  | { kind: 'mod' };
 
-/** `#/dm/<userId>`, `#/r/<slug>` (a room: the invite link), `#/rooms`, `#/stranger`; else the lobby. */
+/** `#/dm/<userId>`, `#/r/<slug>` (a room: the invite link), `#/rooms`, `#/stranger`, `#/mod` (moderators); else the lobby. */
 export function parseHash(hash: string): View {
   let m = /^#\/dm\/([A-Za-z0-9_-]{1,64})$/.exec(hash);
   if (m) return { kind: 'dm', peerId: m[1] };
@@ -26,6 +27,7 @@ export function parseHash(hash: string): View {
   if (m) return { kind: 'room', slug: m[1] };
   if (hash === '#/rooms') return { kind: 'rooms' };
   if (hash === '#/stranger') return { kind: 'stranger' };
+  if (hash === '#/mod') return { kind: 'mod' };
   return { kind: 'lobby' };
 }
 
@@ -39,6 +41,8 @@ export function viewHash(view: View): string {
       return '#/rooms';
     case 'stranger':
       return '#/stranger';
+    case 'mod':
+      return '#/mod';
     default:
       return '#/';
   }

@@ -50,23 +50,47 @@ export class ResumableWsLink extends ApolloLink {
         extensions: operation.extensions,
       };
       const resumable = declaresAfter(operation.query);
-      return this.client.subscribe<FetchResult['data']>(payload, {
-        next: (result) => {
-          const id = resumable ? rootId(result.data) : undefined;
-          if (id) payload.variables = { ...payload.variables, after: id };
-          observer.next(result as FetchResult);
-        },
-        complete: () => observer.complete(),
-        error: (err: unknown) => {
-          if (err instanceof Error) return observer.error(err);
-          if (Array.isArray(err))
-            return observer.error(new CombinedGraphQLErrors({ errors: err as GraphQLFormattedError[] }));
-          const close = err as { code?: number; reason?: string };
-          observer.error(
-            new Error(`Socket closed${close?.code ? ` with event ${close.code} ${close.reason ?? ''}` : ''}`),
-          );
-        },
-      });
+      let stop: (() => void) | undefined;
+      let retryTimer: ReturnType<typeof setTimeout> | undefined;
+      const start = () => {
+        stop = this.client.subscribe<FetchResult['data']>(payload, {
+          next: (result) => {
+            const id = resumable ? rootId(result.data) : undefined;
+            if (id) payload.variables = { ...payload.variables, after: id };
+            observer.next(result as FetchResult);
+          },
+          complete: () => observer.complete(),
+          error: (err: unknown) => {
+            if (err instanceof Error) return observer.error(err);
+            if (Array.isArray(err)) {
+              // Refused for now (the server is catching up after a restart: too many replays
+              // waiting): subscribe again, from the same point, when it says, with jitter.
+              const wait = retryAfter(err as GraphQLFormattedError[]);
+              if (wait !== undefined) {
+                retryTimer = setTimeout(start, wait * (1 + Math.random()));
+                return;
+              }
+              return observer.error(new CombinedGraphQLErrors({ errors: err as GraphQLFormattedError[] }));
+            }
+            const close = err as { code?: number; reason?: string };
+            observer.error(
+              new Error(`Socket closed${close?.code ? ` with event ${close.code} ${close.reason ?? ''}` : ''}`),
+            );
+          },
+        });
+      };
+      start();
+      return () => {
+        clearTimeout(retryTimer);
+        stop?.();
+      };
     });
   }
+}
+
+/** The `retryAfterMs` of a RATE_LIMITED refusal (at most a minute), else undefined. */
+function retryAfter(errors: readonly GraphQLFormattedError[]): number | undefined {
+  const e = errors.find((x) => x.extensions?.code === 'RATE_LIMITED');
+  const ms = Number(e?.extensions?.retryAfterMs);
+  return e && Number.isFinite(ms) && ms > 0 ? Math.min(ms, 60_000) : undefined;
 }

@@ -1,0 +1,123 @@
+/**
+ * How the server protects itself in a reconnect storm (docs/OPERATIONS.md): upgrades beyond
+ * WS_UPGRADE_RATE are refused with 503 and Retry-After before anything is read for them,
+ * replays beyond REPLAY_CONCURRENCY wait in line and still deliver everything in order, and
+ * a replay stops reading as soon as its subscriber's socket is gone.
+ */
+import { TestClient } from '../helpers/client';
+import { sample, scrape, subscriptionsAttached, waitForSample } from '../helpers/metrics';
+import { RawSocket, upgrade } from '../helpers/raw-ws';
+import { startServer, type TestServer } from '../helpers/server';
+import { waitForValue } from '../helpers/wait';
+
+const SEND = 'mutation($text: String!) { sendMessage(input: { text: $text }) { id } }';
+const ADDED = 'subscription($after: String) { messageAdded(after: $after) { id text } }';
+/** `after` = before the first message of the conversation. */
+const FIRST = Buffer.from('m0').toString('base64url');
+
+jest.setTimeout(120000);
+
+/** Sends `count` lobby messages from `senders` clients in parallel; resolves with their texts in no particular order. */
+async function seedLobby(server: TestServer, count: number, senders = 10): Promise<void> {
+  const clients = Array.from({ length: senders }, () => new TestClient(server));
+  let next = 0;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (next < count) {
+        const i = next++;
+        await c.data(SEND, { text: `seed ${i}` });
+      }
+    }),
+  );
+}
+
+describe('upgrades above WS_UPGRADE_RATE', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { WS_UPGRADE_RATE: '1', WS_UPGRADE_BURST: '2' } });
+  });
+  afterAll(() => server.close());
+
+  test('are answered 503 with a Retry-After that spreads the refused clients over later seconds', async () => {
+    const results = await Promise.all(Array.from({ length: 6 }, () => upgrade(server.wsUrl)));
+    try {
+      const refused = results.filter((r) => r.status !== 101);
+      expect(refused.length).toBeGreaterThanOrEqual(3);
+      for (const r of refused) {
+        expect(r.status).toBe(503);
+        expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      }
+      // Each refusal is promised a later slot than the one before: not all told "1 second".
+      const waits = refused.map((r) => Number(r.headers['retry-after']));
+      expect(Math.max(...waits)).toBeGreaterThanOrEqual(refused.length - 1);
+      const text = await scrape(server);
+      expect(sample(text, 'anonymo_websocket_upgrades_refused_total', { reason: 'rate' })).toBe(refused.length);
+    } finally {
+      results.forEach((r) => r.ws?.terminate());
+    }
+  });
+});
+
+describe('replays', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { REPLAY_CONCURRENCY: '1', REPLAY_QUEUE: '1000' } });
+  });
+  afterAll(() => server.close());
+
+  test('beyond REPLAY_CONCURRENCY wait their turn, and each subscriber still gets every message once, in order', async () => {
+    await seedLobby(server, 250);
+    const page = await new TestClient(server).data<{ messages: { edges: Array<{ node: { id: string } }> } }>(
+      'query { messages(last: 100) { edges { node { id } } } }',
+    );
+    const newest = page.messages.edges[page.messages.edges.length - 1].node.id;
+    const sockets = await Promise.all(Array.from({ length: 8 }, () => RawSocket.open(server.wsUrl)));
+    try {
+      await Promise.all(sockets.map((s) => s.init()));
+      sockets.forEach((s) =>
+        s.json({ id: 's', type: 'subscribe', payload: { query: ADDED, variables: { after: FIRST } } }),
+      );
+      for (const s of sockets) {
+        await s.next((m) => (m.payload as any)?.data?.messageAdded?.id === newest, 60000);
+        const ids = s.messages.filter((m) => m.type === 'next').map((m) => (m.payload as any).data.messageAdded.id);
+        expect(ids).toHaveLength(250);
+        expect(new Set(ids).size).toBe(250);
+        // Ids are `<conversation>:<zero-padded seq>`: every number from 1 to 250, in order.
+        const seqs = ids.map((id: string) => Number(id.slice(-12)));
+        expect(seqs).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+      }
+      await subscriptionsAttached(server, 8);
+      const text = await scrape(server);
+      expect(sample(text, 'anonymo_replays', { state: 'running' })).toBe(0);
+      expect(sample(text, 'anonymo_replays', { state: 'waiting' })).toBe(0);
+      expect(sample(text, 'anonymo_replayed_messages_total')).toBeGreaterThanOrEqual(8 * 250);
+    } finally {
+      await Promise.all(sockets.map((s) => s.close()));
+    }
+    await subscriptionsAttached(server, 0);
+  });
+
+  test('a replay stops reading pages as soon as its subscriber is gone', async () => {
+    // 1,500 messages more: 15 pages of 100, most of them older than the in-memory newest.
+    await seedLobby(server, 1500);
+    const before = sample(await scrape(server), 'anonymo_replay_pages_total') ?? 0;
+    const socket = await RawSocket.open(server.wsUrl);
+    await socket.init();
+    // The subscriber drops its connection on the first message it receives.
+    socket.ws.once('message', () => socket.ws.terminate());
+    socket.json({ id: 's', type: 'subscribe', payload: { query: ADDED, variables: { after: FIRST } } });
+    await socket.closed;
+    await waitForSample(server, 'anonymo_replays', { state: 'running' }, (v) => v === 0, 30000);
+    await subscriptionsAttached(server, 0, 30000);
+    // Nothing reads on for the gone subscriber: the count stays where the replay stopped.
+    const pages = await waitForValue(
+      async () => (sample(await scrape(server), 'anonymo_replay_pages_total') ?? 0) - before,
+      (v) => v > 0,
+      { what: 'the replay to have read a page' },
+    );
+    // Without the check it read 14 of its 15+ pages after the socket was gone; with it, 2.
+    expect(pages).toBeLessThanOrEqual(6);
+    const again = (sample(await scrape(server), 'anonymo_replay_pages_total') ?? 0) - before;
+    expect(again).toBe(pages);
+  });
+});
