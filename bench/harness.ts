@@ -255,9 +255,20 @@ export class Workers {
     for (const p of this.procs) p.send({ type: 'record', on } satisfies ToWorker);
   }
 
-  async report(): Promise<{ latencies: number[]; delivered: number; unexpected: number; closed: number }> {
+  /**
+   * What the workers received since the last report (latencies) and in all (the counts).
+   * Frames without a `b:` text are `unexpected` (e.g. messageUpdated events, see bench/lifecycle.ts).
+   */
+  async report(): Promise<{
+    latencies: number[];
+    delivered: number;
+    unexpected: number;
+    closed: number;
+    lastFrameAt: number;
+  }> {
     const rs = await Promise.all(this.procs.map((p) => this.ask(p, { type: 'report' }, 'report')));
     return {
+      lastFrameAt: Math.max(0, ...rs.map((r) => r.lastFrameAt)),
       latencies: rs.flatMap((r) => r.latencies),
       delivered: rs.reduce((a, r) => a + r.delivered, 0),
       unexpected: rs.reduce((a, r) => a + r.unexpected, 0),

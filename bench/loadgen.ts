@@ -31,7 +31,15 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'connected'; open: number; failed: number; firstError?: string }
   | { type: 'done'; k: number }
-  | { type: 'report'; latencies: number[]; delivered: number; unexpected: number; closed: number }
+  | {
+      type: 'report';
+      latencies: number[];
+      delivered: number;
+      unexpected: number;
+      closed: number;
+      /** nowMs() of the last frame of any kind received (0: none yet). */
+      lastFrameAt: number;
+    }
   | { type: 'dropped' };
 
 /** graphql-transport-ws; the raw ws broadcast's one-line hello; Socket.IO's Engine.IO v4 over WebSocket. */
@@ -46,16 +54,18 @@ let delivered = 0;
 let unexpected = 0;
 let closed = 0;
 let closing = false;
+let lastFrameAt = 0;
 
 const send = (m: FromWorker) => process.send!(m);
 
 function onFrame(data: Buffer): void {
+  const now = nowMs();
+  lastFrameAt = now;
   const i = data.indexOf(MARK);
   if (i < 0) {
     unexpected++;
     return;
   }
-  const now = nowMs();
   let p = i + MARK.length;
   let k = 0;
   while (data[p] !== 58 /* : */) k = k * 10 + (data[p++] - 48);
@@ -155,7 +165,7 @@ async function onMessage(m: ToWorker): Promise<void> {
     recording = m.on;
     if (m.on) latencies = [];
   } else if (m.type === 'report') {
-    send({ type: 'report', latencies, delivered, unexpected, closed });
+    send({ type: 'report', latencies, delivered, unexpected, closed, lastFrameAt });
     latencies = [];
   } else if (m.type === 'drop') {
     closing = true;

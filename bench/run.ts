@@ -36,6 +36,14 @@
  *                             One grouped server with the largest --subscribers: deliveries/s at saturation
  *                             with nobody blocking, then with that share blocking, on the same sockets
  *                             (--repeat rounds, best of each), their ratio, and executions per event
+ *   --lifecycle               message lifecycle (bench/lifecycle.ts; default off): --lifecycle-reactors users
+ *                             reacting to one lobby message at once (on, then off) with --lifecycle-subscribers
+ *                             messageUpdated subscribers: wall time, exact final count, update deliveries/s;
+ *                             then --lifecycle-expired expired messages seeded and purged (PURGE_INTERVAL_MS=10000)
+ *                             while the chat sends 3 msg/s: purge time and database commands
+ *   --lifecycle-subscribers 300
+ *   --lifecycle-reactors 100
+ *   --lifecycle-expired 100000  0 skips the purge
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
@@ -46,6 +54,7 @@ import { MongoClient } from 'mongodb';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
 import { renderChart } from './chart';
 import { runChurn, churnTable, type ChurnResult } from './churn';
+import { lifecycleTable, runLifecycle, type LifecycleResult } from './lifecycle';
 import {
   MODES,
   ROOT,
@@ -156,6 +165,7 @@ export interface BenchResult {
   rooms?: RoomsResult;
   churn?: ChurnResult[];
   blocking?: BlockingResult;
+  lifecycle?: LifecycleResult;
 }
 
 export interface Options {
@@ -177,6 +187,10 @@ export interface Options {
   rounds: number;
   churnSubscribers: number;
   blocking: number;
+  lifecycle: boolean;
+  lifecycleSubscribers: number;
+  lifecycleReactors: number;
+  lifecycleExpired: number;
 }
 
 function parseOptions(): Options {
@@ -200,6 +214,10 @@ function parseOptions(): Options {
       rounds: { type: 'string', default: '0' },
       'churn-subscribers': { type: 'string', default: '10000' },
       blocking: { type: 'string', default: '0' },
+      lifecycle: { type: 'boolean', default: false },
+      'lifecycle-subscribers': { type: 'string', default: '300' },
+      'lifecycle-reactors': { type: 'string', default: '100' },
+      'lifecycle-expired': { type: 'string', default: '100000' },
     },
   });
   const nums = (s: string, name: string) =>
@@ -236,6 +254,10 @@ function parseOptions(): Options {
     rounds: Math.floor(nums(values.rounds, 'rounds')[0]),
     churnSubscribers: Math.max(1, Math.floor(nums(values['churn-subscribers'], 'churn-subscribers')[0])),
     blocking: Math.min(100, nums(values.blocking, 'blocking')[0]),
+    lifecycle: values.lifecycle,
+    lifecycleSubscribers: Math.max(1, Math.floor(nums(values['lifecycle-subscribers'], 'lifecycle-subscribers')[0])),
+    lifecycleReactors: Math.max(1, Math.floor(nums(values['lifecycle-reactors'], 'lifecycle-reactors')[0])),
+    lifecycleExpired: Math.floor(nums(values['lifecycle-expired'], 'lifecycle-expired')[0]),
   };
 }
 
@@ -682,6 +704,7 @@ export function table(result: BenchResult): string {
       ),
     );
   }
+  if (result.lifecycle) lines.push('', lifecycleTable(result.lifecycle));
   if (result.history.length) {
     lines.push('', '| messages stored | `messages(last: 50)` p50 | p99 | p99 × smallest |', '|---:|---:|---:|---:|');
     for (const h of result.history)
@@ -911,6 +934,22 @@ async function main(): Promise<void> {
       console.log(`\n== lobby, ${Math.max(...opts.subscribers)} subscribers, ${opts.blocking}% of viewers blocking`);
       result.blocking = await runBlocking(opts, mongoBase);
     }
+    if (opts.lifecycle) {
+      console.log(
+        `\n== lifecycle: ${opts.lifecycleReactors} reactors, ${opts.lifecycleSubscribers} messageUpdated subscribers; purge of ${opts.lifecycleExpired}`,
+      );
+      result.lifecycle = await runLifecycle(
+        {
+          server: opts.server,
+          profile: opts.profile,
+          workers: opts.workers,
+          subscribers: opts.lifecycleSubscribers,
+          reactors: opts.lifecycleReactors,
+          expired: opts.lifecycleExpired,
+        },
+        mongoBase,
+      );
+    }
     if (opts.history.length) {
       console.log('\n== history');
       const h = await runHistory(opts, mongoBase);
@@ -929,6 +968,7 @@ async function main(): Promise<void> {
   console.log(`\n${md}\n`);
   for (const s of result.scenarios) for (const n of s.notes) console.log(`note (${s.subscribers} ${s.mode}): ${n}`);
   for (const n of result.blocking?.notes ?? []) console.log(`note (blocking): ${n}`);
+  for (const n of result.lifecycle?.notes ?? []) console.log(`note (lifecycle): ${n}`);
   if (result.explain)
     console.log(
       '\nFerretDB explain of the point lookup messages(last: 50) issues:\n' +
