@@ -210,6 +210,12 @@ export class ConversationService {
     try {
       const summary = await this.summary(ownerId, otherId, newest);
       if (!summary) return;
+      // The summary was built from the message as stored, several awaits ago; an edit or
+      // reaction published since would be overwritten in the client's cache by this older
+      // state (Apollo normalises Message by id). Take the newest state held, just before
+      // publishing.
+      const last = summary.lastMessage;
+      if (last) summary.lastMessage = this.store.peek(last._id) ?? last;
       const payload: InboxPayload = { ownerId, summary };
       await this.pubsub.publish(inboxTopic(ownerId), payload);
     } catch {

@@ -41,6 +41,12 @@ export class MessageStore {
     return held ?? this.strategy.findById(this.model, id);
   }
 
+  /** The newest state of a message this instance holds in memory (edits and reactions included), if any. */
+  peek(id: string): MessageDoc | undefined {
+    const parsed = parseMessageId(id);
+    return parsed ? this.recent.peek(parsed.conversation, parsed.seq) : undefined;
+  }
+
   /** Inserts; false when its `_id` (sequence number) or idempotency key is taken. */
   async insert(doc: MessageDoc): Promise<boolean> {
     const stored = await this.strategy.insertUnique(this.model, doc);

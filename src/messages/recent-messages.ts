@@ -68,6 +68,13 @@ export class RecentMessages {
     return this.slice(conversation, seq, seq)?.[0];
   }
 
+  /** The held state of one message, also before its run may serve pages (to compare states, not to serve). */
+  peek(conversation: string, seq: number): MessageDoc | undefined {
+    const run = this.runs.peek(conversation);
+    const i = run ? seq - run.first : -1;
+    return run && i >= 0 && i < run.docs.length ? run.docs[i] : undefined;
+  }
+
   /** A stored message (own insert or an event): extends the run when it is the next number. */
   add(doc: MessageDoc): void {
     this.addRun(doc.conversation, [doc], true);
