@@ -100,6 +100,10 @@ export async function startTarget(
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       RATE_LIMITS: 'off',
+      // Admission control for reconnect storms (bench/storm.ts measures it): a fan-out
+      // benchmark connects thousands of sockets at once, as the baselines (which have none) do.
+      WS_UPGRADE_RATE: '1000000',
+      WS_UPGRADE_BURST: '1000000',
       MAX_CONNECTIONS: String(subscribers + 1000),
       FANOUT: mode,
       REDIS_URL: '',
