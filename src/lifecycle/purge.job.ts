@@ -20,7 +20,9 @@ import type { PubSub } from '../realtime/pubsub';
 import { MESSAGES_PURGED_TOPIC } from './lifecycle.events';
 import type { ReactionModel } from './lifecycle.model';
 
-const BATCH = 500;
+// Small: FerretDB applies an unordered bulk of replacements one by one, and a 500-statement
+// bulk outlasted the socket timeout, so every pass failed and stalled other writes.
+const BATCH = 50;
 
 export interface PurgeResult {
   purged: number;

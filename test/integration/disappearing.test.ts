@@ -185,3 +185,41 @@ test('RETENTION_DAYS bounds every message: new ones carry expiresAt, older ones 
     await retaining.close();
   }
 });
+
+test('a long expired history is purged in small batches while the chat goes on', async () => {
+  // One unordered bulkWrite of 500 replacements outlasted the driver's socket timeout on
+  // FerretDB and every pass failed, stalling sends too (found by the lifecycle benchmark).
+  const fresh = await startServer({ env: { PURGE_INTERVAL_MS: '200' } });
+  const freshDb = await openDb(fresh.mongodbUri);
+  try {
+    const n = 600;
+    const createdAt = new Date(Date.now() - 2 * 3600_000);
+    const expiresAt = new Date(Date.now() - 3600_000);
+    await freshDb.db.collection('messages').insertMany(
+      Array.from({ length: n }, (_, i) => ({
+        _id: `lobby:${String(i + 1).padStart(12, '0')}`,
+        conversation: 'lobby',
+        seq: i + 1,
+        text: `expired ${i + 1}`,
+        sender: 'a'.repeat(24),
+        recipient: null,
+        clientId: null,
+        createdAt,
+        readAt: null,
+        expiresAt,
+      })) as never[],
+    );
+    const a = await user(fresh);
+    await waitForValue(
+      () => freshDb.db.collection('messages').countDocuments({ seq: { $lte: n }, purgedAt: { $exists: false } }),
+      (left) => left === 0,
+      { what: 'the purge of the expired history', timeout: 25000 },
+    );
+    // The chat went on: a message sent now takes the number after the purged ones.
+    const m = await send(a, 'still here');
+    expect(m.id).toBe(`lobby:${String(n + 1).padStart(12, '0')}`);
+  } finally {
+    await freshDb.close();
+    await fresh.close();
+  }
+}, 40000);
