@@ -8,33 +8,11 @@
  *
  * Run by bench/run.ts as its own process; prints `READY <port>` when listening.
  */
-import { createServer } from 'node:http';
+import { broadcastHttpServer } from './broadcast-http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 
-const sender = { id: '65a1b2c3d4e5f60718293a4b', username: 'QuietOtter42', avatarUrl: '/avatars/QuietOtter42.svg' };
-let seq = 0;
-
-const http = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/send') return void res.writeHead(404).end();
-  let body = '';
-  req.setEncoding('utf8');
-  req.on('data', (d: string) => (body += d));
-  req.on('end', () => {
-    const { text } = JSON.parse(body) as { text: string };
-    seq++;
-    const message = {
-      id: `lobby:${String(seq).padStart(12, '0')}`,
-      text,
-      createdAt: new Date().toISOString(),
-      sender,
-    };
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ data: { sendMessage: { id: message.id } } }));
-    io.emit('messageAdded', { data: { messageAdded: message } });
-  });
-});
+const http = broadcastHttpServer((message) => io.emit('messageAdded', { data: { messageAdded: message } }));
 
 const io = new Server(http, { transports: ['websocket'], serveClient: false });
 
