@@ -1,5 +1,6 @@
 /** Starts the server the fuzzer talks to, with a logger that keeps its error-level lines. */
 import { Writable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { createLogger } from '../../src/logger';
 import type { AnonymoServer } from '../../src/app';
 import type { FuzzTarget } from './fuzzer';
@@ -32,8 +33,77 @@ export function captureConsoleErrors(lines: string[]): () => void {
   };
 }
 
-export function fuzzTarget(server: AnonymoServer, mongodbUri: string, lines: string[]): FuzzTarget {
+/** One bounded cache of the server, as found by {@link trackCaches}. */
+export interface CacheInfo {
+  /** Where it was first written (file:line of the caller of `set`). */
+  site: string;
+  size: number;
+  /** Its entry bound (`max`, or `maxSize` for caches sized 1 per entry; 0: none). */
+  max: number;
+  /** Size-bounded caches: their computed size and bound (e.g. bytes). */
+  calculatedSize?: number;
+  maxSize?: number;
+}
+
+/**
+ * Finds the bounded caches (every lru-cache instance: the server's own and Apollo's document
+ * store) of the process by noting each one the first time something is stored in it, so the
+ * fuzzer can report their sizes against their bounds and measure the heap without them.
+ * The server's caches are meant to fill up to their bounds; what matters is that nothing else
+ * grows. Test-only instrumentation: the server never sees it. Returns the census, a clear-all
+ * and the function that restores lru-cache.
+ */
+export function trackCaches(): { census(): CacheInfo[]; clear(): void; restore(): void } {
+  const sites = new Map<LRUCache<object, object>, string>();
+  const proto = LRUCache.prototype as unknown as { set: (...args: unknown[]) => unknown };
+  const originalSet = proto.set;
+  proto.set = function (this: LRUCache<object, object>, ...args: unknown[]) {
+    if (!sites.has(this)) sites.set(this, callerSite(new Error().stack ?? ''));
+    return originalSet.apply(this, args);
+  };
   return {
+    census: () =>
+      [...sites].map(([cache, site]) => {
+        const unitSized = cache.maxSize > 0 && cache.max === 0 && cache.calculatedSize === cache.size;
+        return {
+          site,
+          size: cache.size,
+          max: cache.max || (unitSized ? cache.maxSize : 0),
+          ...(cache.maxSize && !unitSized ? { calculatedSize: cache.calculatedSize, maxSize: cache.maxSize } : {}),
+        };
+      }),
+    clear: () => {
+      for (const cache of sites.keys()) cache.clear();
+    },
+    restore: () => {
+      proto.set = originalSet;
+    },
+  };
+}
+
+/** The first stack frame outside lru-cache and its Apollo wrapper: the cache's owner. */
+function callerSite(stack: string): string {
+  const frames = stack.split('\n').slice(2);
+  const frame =
+    frames.find(
+      (f) => !/node_modules[\\/](lru-cache|@apollo[\\/]utils\.keyvaluecache)[\\/]/.test(f) && !/trackCaches/.test(f),
+    ) ??
+    frames[0] ??
+    '?';
+  const m = /\(?([^()]+):(\d+):\d+\)?$/.exec(frame.trim());
+  if (!m) return frame.trim();
+  const file = m[1].replace(/^.*?[\\/](src|node_modules)[\\/]/, '$1/');
+  return `${file}:${m[2]}`;
+}
+
+export function fuzzTarget(
+  server: AnonymoServer,
+  mongodbUri: string,
+  lines: string[],
+  caches?: { census(): CacheInfo[]; clear(): void },
+): FuzzTarget {
+  return {
+    caches,
     url: server.url,
     wsUrl: server.wsUrl,
     mongodbUri,
