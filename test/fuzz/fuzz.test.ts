@@ -45,5 +45,14 @@ test('the database changed only by legitimate operations, and the heap returned 
   expect(report.database.newMessages).toBeGreaterThan(0);
   // No user without a cookie handed out for it (fuzzer.ts's database check explains the old excess).
   expect(report.database.newUsers).toBeLessThanOrEqual(report.database.allowedIdentities);
+  expect(report.live).toEqual({ connections: 0, subscribers: 0, plans: 0 });
+  // Measured with the bounded caches emptied (they fill up over a run); each within its bound.
   expect(report.heap.finalRatio).toBeLessThan(1.1);
+  expect(report.caches.map((c) => c.site)).toEqual(
+    expect.arrayContaining([expect.stringMatching(/users\/user\.service/), expect.stringMatching(/@apollo\/server/)]),
+  );
+  for (const c of report.caches) {
+    if (c.max) expect(c.size).toBeLessThanOrEqual(c.max);
+    if (c.maxSize) expect(c.calculatedSize).toBeLessThanOrEqual(c.maxSize);
+  }
 });

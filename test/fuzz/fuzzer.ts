@@ -91,6 +91,8 @@ export interface FuzzReport {
     finalRatio: number;
     withCaches: { baselineMiB: number; finalMiB: number };
   };
+  /** Open WebSockets, subscribers and plans after the last batch's check (each must be 0). */
+  live: { connections: number; subscribers: number; plans: number };
   /** The bounded caches at the end of the run, with their bounds (none when the target gives no census). */
   caches: CacheInfo[];
   database: { newMessages: number; allowedMessages: number; newUsers: number; allowedIdentities: number };
@@ -149,6 +151,7 @@ class Session {
       wsCloseCodes: {},
       errorCodes: {},
       heap: { baselineMiB: 0, finalMiB: 0, maxMiB: 0, finalRatio: 0, withCaches: { baselineMiB: 0, finalMiB: 0 } },
+      live: { connections: 0, subscribers: 0, plans: 0 },
       caches: [],
       database: { newMessages: 0, allowedMessages: 0, newUsers: 0, allowedIdentities: 0 },
       bugs: this.bugs,
@@ -420,6 +423,7 @@ class Session {
       await new Promise((r) => setTimeout(r, 20));
       live = this.target.live();
     }
+    this.report.live = live;
     if (live.connections || live.subscribers || live.plans) {
       this.bug('leak', `after the batch: ${JSON.stringify(live)}`);
     }
