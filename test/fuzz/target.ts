@@ -43,6 +43,8 @@ export interface CacheInfo {
   /** Size-bounded caches: their computed size and bound (e.g. bytes). */
   calculatedSize?: number;
   maxSize?: number;
+  /** Heap freed by emptying it at the end of the run (after a full GC), in MiB. */
+  freedMiB?: number;
 }
 
 /**
@@ -50,10 +52,10 @@ export interface CacheInfo {
  * store) of the process by noting each one the first time something is stored in it, so the
  * fuzzer can report their sizes against their bounds and measure the heap without them.
  * The server's caches are meant to fill up to their bounds; what matters is that nothing else
- * grows. Test-only instrumentation: the server never sees it. Returns the census, a clear-all
- * and the function that restores lru-cache.
+ * grows. Test-only instrumentation: the server never sees it. Returns the census, a clear (of
+ * one cache, by its index in the census, or of all) and the function that restores lru-cache.
  */
-export function trackCaches(): { census(): CacheInfo[]; clear(): void; restore(): void } {
+export function trackCaches(): { census(): CacheInfo[]; clear(index?: number): void; restore(): void } {
   const sites = new Map<LRUCache<object, object>, string>();
   const proto = LRUCache.prototype as unknown as { set: (...args: unknown[]) => unknown };
   const originalSet = proto.set;
@@ -72,11 +74,13 @@ export function trackCaches(): { census(): CacheInfo[]; clear(): void; restore()
           ...(cache.maxSize && !unitSized ? { calculatedSize: cache.calculatedSize, maxSize: cache.maxSize } : {}),
         };
       }),
-    clear: () => {
-      for (const cache of sites.keys()) cache.clear();
+    clear: (index) => {
+      const caches = [...sites.keys()];
+      for (const cache of index === undefined ? caches : caches.slice(index, index + 1)) cache.clear();
     },
     restore: () => {
       proto.set = originalSet;
+      sites.clear();
     },
   };
 }
@@ -100,7 +104,7 @@ export function fuzzTarget(
   server: AnonymoServer,
   mongodbUri: string,
   lines: string[],
-  caches?: { census(): CacheInfo[]; clear(): void },
+  caches?: { census(): CacheInfo[]; clear(index?: number): void },
 ): FuzzTarget {
   return {
     caches,
