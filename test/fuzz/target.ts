@@ -56,16 +56,32 @@ export interface CacheInfo {
  * one cache, by its index in the census, or of all) and the function that restores lru-cache.
  */
 export function trackCaches(): { census(): CacheInfo[]; clear(index?: number): void; restore(): void } {
-  const sites = new Map<LRUCache<object, object>, string>();
+  type Cache = LRUCache<object, object>;
+  // Weakly held: a cache whose owner is gone (a channel without subscribers) must be
+  // collected as it would be without the fuzzer.
+  const seen = new WeakSet<Cache>();
+  let tracked: Array<{ ref: WeakRef<Cache>; site: string }> = [];
+  /** The caches of the last census, in its order (what `clear(index)` refers to). */
+  let counted: Cache[] = [];
+  const alive = () => (tracked = tracked.filter((t) => t.ref.deref()));
   const proto = LRUCache.prototype as unknown as { set: (...args: unknown[]) => unknown };
   const originalSet = proto.set;
-  proto.set = function (this: LRUCache<object, object>, ...args: unknown[]) {
-    if (!sites.has(this)) sites.set(this, callerSite(new Error().stack ?? ''));
+  proto.set = function (this: Cache, ...args: unknown[]) {
+    if (!seen.has(this)) {
+      seen.add(this);
+      tracked.push({ ref: new WeakRef(this), site: callerSite(new Error().stack ?? '') });
+      if (tracked.length % 1000 === 0) alive();
+    }
     return originalSet.apply(this, args);
   };
   return {
-    census: () =>
-      [...sites].map(([cache, site]) => {
+    census: () => {
+      const caches = alive().flatMap(({ ref, site }) => {
+        const cache = ref.deref();
+        return cache ? [{ cache, site }] : [];
+      });
+      counted = caches.map((c) => c.cache);
+      return caches.map(({ cache, site }) => {
         const unitSized = cache.maxSize > 0 && cache.max === 0 && cache.calculatedSize === cache.size;
         return {
           site,
@@ -73,14 +89,17 @@ export function trackCaches(): { census(): CacheInfo[]; clear(index?: number): v
           max: cache.max || (unitSized ? cache.maxSize : 0),
           ...(cache.maxSize && !unitSized ? { calculatedSize: cache.calculatedSize, maxSize: cache.maxSize } : {}),
         };
-      }),
+      });
+    },
     clear: (index) => {
-      const caches = [...sites.keys()];
-      for (const cache of index === undefined ? caches : caches.slice(index, index + 1)) cache.clear();
+      if (index !== undefined) return void counted[index]?.clear();
+      for (const { ref } of alive()) ref.deref()?.clear();
+      counted = [];
     },
     restore: () => {
       proto.set = originalSet;
-      sites.clear();
+      tracked = [];
+      counted = [];
     },
   };
 }
