@@ -498,7 +498,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new MessageRoomResolver(d.rooms),
     new StrangerResolver(d.strangers, limits),
     new BlockResolver(d.blocks, d.users),
-    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms, limits),
   ] as const;
 }
 

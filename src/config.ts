@@ -162,7 +162,7 @@ export interface Config {
    * default in security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`,
    * `WS_MAX_PAYLOAD_BYTES`, `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST,DOCUMENT_BYTES}`,
    * `WS_MAX_CONNECTIONS_PER_{IP,USER}`, `MAX_REPLAY_MESSAGES`, `RATE_LIMITS`, `RATE_LIMIT_*`
-   * (including `RATE_LIMIT_REPLAY_MESSAGES` and `RATE_LIMIT_HTTP_IP`).
+   * (including `RATE_LIMIT_REPLAY_MESSAGES`, `RATE_LIMIT_HTTP_IP` and `RATE_LIMIT_REPORT_MESSAGE`).
    */
   security: SecurityConfig;
   /**

@@ -189,6 +189,17 @@ async function httpContext(req: Request, deps: HttpTransportDeps): Promise<Conte
 function jsonErrors(config: Config, logger: Logger): ErrorRequestHandler {
   return (err: { status?: unknown; message?: unknown }, _req, res, _next) => {
     void _next;
+    if (res.headersSent) {
+      // express-session saves or touches a session once the answer is written, and reports a
+      // failure here: the client has its answer (often a 503 already) and nothing more can be
+      // sent. A database away is expected during an outage (the next request writes the
+      // session again); anything else is a fault. The socket goes if the answer is unfinished.
+      if (isDatabaseUnavailable(err))
+        logger.warn({ err }, 'session not written after the response: database unavailable');
+      else logger.error({ err }, 'request failed after its response was sent');
+      if (!res.writableEnded) res.destroy();
+      return;
+    }
     if (isDatabaseUnavailable(err)) {
       res.status(503).set('Retry-After', '2');
       return void res.json({
