@@ -32,7 +32,7 @@ import type { RateLimits } from '../security/rate-limit';
 import { resolveIdentity, type Identity, type SessionRequest } from '../sessions/identity';
 import { AVATAR_SEED, avatarSvg } from '../users/avatar';
 import type { UserService } from '../users/user.service';
-import { extraValidationRules } from '../validation';
+import { apolloDocumentStore, extraValidationRules } from '../validation';
 import { landingPagePlugin } from '../web/sandbox';
 import { webClient } from '../web/web-client';
 import { createContext } from './context';
@@ -80,6 +80,7 @@ export async function startHttpTransport(
     includeStacktraceInErrorResponses: !config.isProduction,
     validationRules: extraValidationRules(config),
     parseOptions: { maxTokens: config.security.operations.maxTokens },
+    documentStore: apolloDocumentStore(),
     formatError: (formatted, error) => formatError(formatted, error, format),
     // main.ts owns the signals and calls close(), which stops Apollo in the right order.
     stopOnTerminationSignals: false,
