@@ -31,6 +31,7 @@ import { closeSync, existsSync, mkdtempSync, mkdirSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
@@ -161,7 +162,7 @@ async function startServer(
   logFile: string,
 ): Promise<StormServer> {
   ensureBuilt();
-  const fd = openSync(logFile, 'a');
+  const fd = openSync(logFile, 'w');
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
@@ -295,20 +296,82 @@ class StormWorkers {
   }
 }
 
-async function http(
+/**
+ * The senders' connections: at most 64 at once, kept alive. Unbounded, a server slowed by the
+ * storm had every send pile up as a new connection (over 12,000 open on each side within a
+ * minute) until the harness ran out of descriptors; a queue here is what a fleet of browsers
+ * with their own connection limits amounts to.
+ */
+const SENDERS = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+/**
+ * The markers' own connections: one message to every conversation as soon as the server
+ * listens again, so that "resumed" (a message stored after the restart received) does not
+ * wait behind the senders' backlog when a slow server falls behind the rate.
+ */
+const MARKERS = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+
+/** One GraphQL POST; rejects on a network error or after `timeoutMs` without an answer. */
+function http(
   url: string,
   cookie: string | undefined,
   body: unknown,
+  agent = SENDERS,
+  timeoutMs = 30000,
 ): Promise<{ data?: any; errors?: unknown; cookie?: string }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10000),
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = httpRequest(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          ...(cookie ? { cookie } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          clearTimeout(timer);
+          const m = /anonymo\.sid=([^;]+)/.exec((res.headers['set-cookie'] ?? []).join(';'));
+          try {
+            const json = JSON.parse(Buffer.concat(chunks).toString()) as { data?: any; errors?: unknown };
+            resolve({ data: json.data, errors: json.errors, cookie: m ? `anonymo.sid=${m[1]}` : undefined });
+          } catch (err) {
+            reject(err);
+          }
+        });
+      },
+    );
+    // From when the request has a connection: waiting in the agent's queue is not the
+    // server's delay, and a send timed out there would only be queued again as a retry.
+    let timer: NodeJS.Timeout | undefined;
+    req.once('socket', () => {
+      timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(payload);
   });
-  const m = /anonymo\.sid=([^;]+)/.exec(res.headers.get('set-cookie') ?? '');
-  const json = (await res.json()) as { data?: any; errors?: unknown };
-  return { data: json.data, errors: json.errors, cookie: m ? `anonymo.sid=${m[1]}` : undefined };
+}
+
+/** When the server says it listens (its own log line's time): the restart's moment, whatever the harness's lag. */
+function listeningAt(logFile: string): number | undefined {
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('listening on')) continue;
+    try {
+      return (JSON.parse(line) as { time: number }).time;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 async function createIdentities(url: string, count: number): Promise<Identity[]> {
@@ -367,6 +430,14 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       serverDied(new Error(why));
     });
   };
+  // Interrupted (Ctrl-C): the servers and the database go too, not left behind as orphans.
+  const onSignal = () => {
+    for (const s of servers) s.child.kill('SIGKILL');
+    db?.process?.kill('SIGKILL');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     db = await startFerretDB({ dataDir, dbName: 'anonymo', ferretdbBin: path.join(ROOT, '.tools', 'bin', 'ferretdb') });
     const port = await freePort();
@@ -453,7 +524,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     let retrying = true;
     const unacknowledged: string[] = [];
     let sendSerial = 0;
-    const send = async (from: Identity, to: Identity | undefined, conversation: string) => {
+    const send = async (from: Identity, to: Identity | undefined, conversation: string, agent = SENDERS) => {
       const issuedAt = Date.now();
       const clientId = `s${sendSerial++}`;
       let lastError = '';
@@ -466,10 +537,12 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
           return;
         }
         try {
-          const r = await http(url, from.cookie, {
-            query: SEND,
-            variables: { input: { text: `storm ${clientId}`, clientId, to: to?.id } },
-          });
+          const r = await http(
+            url,
+            from.cookie,
+            { query: SEND, variables: { input: { text: `storm ${clientId}`, clientId, to: to?.id } } },
+            agent,
+          );
           const id = r.data?.sendMessage?.id as string | undefined;
           lastError = id ? '' : JSON.stringify(r.errors ?? r.data).slice(0, 300);
           if (id) {
@@ -522,10 +595,18 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     await server.exited;
     server = await startServer(env, port, 2, path.join(logDir, 'storm-server-2.log'));
     watch(server);
-    restarted.at = Date.now();
+    restarted.at = listeningAt(server.logFile) ?? Date.now();
     const restartedAt = restarted.at;
     const restartSeconds = (restartedAt - killedAt) / 1000;
     log(`storm: server killed and listening again after ${restartSeconds.toFixed(1)} s`);
+    const markers = [
+      send(dmIdentities[0] ?? pool[0], undefined, 'lobby', MARKERS),
+      ...pairs.map(([a, b]) => send(a, b, dmKey(a, b), MARKERS)),
+    ];
+    for (const p of markers) {
+      inFlight.add(p);
+      void p.then(() => inFlight.delete(p));
+    }
     let peakRss = 0;
     const pid = server.child.pid!;
     sampler = setInterval(() => {
@@ -662,6 +743,8 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       serverExits: exits,
     };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (sampler) clearInterval(sampler);
     await workers?.close();
     if (server && server.child.exitCode === null && server.child.signalCode === null) {
