@@ -52,6 +52,8 @@ export type FromStormWorker =
       type: 'checked';
       caughtUp: boolean;
       lost: number;
+      /** Messages not (yet) received by subscriptions of clients that never resumed. */
+      behind: number;
       duplicated: number;
       outOfOrder: number;
       delivered: number;
@@ -259,18 +261,32 @@ export class StormWorker {
       let duplicated = 0;
       let outOfOrder = 0;
       let delivered = 0;
+      let behind = 0;
       for (const c of this.clients) {
         for (const s of c.subs) {
           const head = m.heads[s.conversation] ?? 0;
           if (s.lastSeq < head) caughtUp = false;
-          lost += s.missing.size + Math.max(0, head - s.lastSeq);
+          // Skipped over: lost. Not yet received by a client that never came back: behind
+          // (it has not resumed, which the run reports), not lost by the server.
+          lost += s.missing.size;
+          if (c.resumedAt !== undefined) lost += Math.max(0, head - s.lastSeq);
+          else behind += Math.max(0, head - s.lastSeq);
           duplicated += s.duplicated;
           outOfOrder += s.outOfOrder;
           delivered += s.delivered;
         }
       }
       this.flush();
-      this.emit({ type: 'checked', caughtUp, lost, duplicated, outOfOrder, delivered, counters: this.counters });
+      this.emit({
+        type: 'checked',
+        caughtUp,
+        lost,
+        behind,
+        duplicated,
+        outOfOrder,
+        delivered,
+        counters: this.counters,
+      });
     } else if (m.type === 'close') {
       this.stopped = true;
       clearInterval(this.flusher);
