@@ -15,8 +15,8 @@
  * written, in front of the rest, every time: 100,000 expired messages never finished.
  * And while no message that could expire exists (no retention, no disappearing messages
  * pending), passes are skipped, so a large history is not scanned every interval for nothing:
- * a stored message with an expiry wakes every instance (MESSAGES_EXPIRING_TOPIC), and every
- * `SAFETY_EVERY` passes one scan runs anyway in case such a wake-up was lost.
+ * a stored message with an expiry wakes every instance (MESSAGES_EXPIRING_TOPIC), and once an
+ * hour one scan runs anyway in case such a wake-up was lost.
  *
  * If a concurrent read-modify-write (FerretDB, another instance reacting to the message at
  * that moment) puts the old document back, it lacks `purgedAt` and the next run purges it again.
@@ -34,8 +34,13 @@ import type { ReactionModel } from './lifecycle.model';
 const BATCH = 50;
 // Documents per cursor round trip: the projection keeps them small.
 const CURSOR_BATCH = 1000;
-// An idle instance still scans every this many passes (a lost wake-up costs at most this delay).
-const SAFETY_EVERY = 10;
+// An idle instance still scans once an hour, in case a wake-up was lost: that needs a failed
+// publish AND the instance that stored the message gone before it expires (every instance scans
+// when it starts). Rare enough for an hour; a scan of a 1M-message FerretDB costs tens of seconds.
+const SAFETY_SCAN_MS = 3_600_000;
+// A scan of a large collection on FerretDB outlasts the driver's socket timeout (DB_TIMEOUT_MS x 4);
+// it is background work, so it may take this long instead of failing and starting over.
+const SCAN_TIMEOUT_MS = 600_000;
 
 type Candidate = Pick<MessageDoc, '_id' | 'conversation' | 'seq' | 'counts' | 'expiresAt' | 'createdAt'>;
 
@@ -123,7 +128,8 @@ export class PurgeJob {
   private async pass(): Promise<PurgeResult> {
     const started = Date.now();
     const retention = this.expiry.retentionMs !== undefined;
-    if (this.idle && !retention && ++this.passesSkipped < SAFETY_EVERY) {
+    const safetyEvery = Math.max(1, Math.round(SAFETY_SCAN_MS / this.options.intervalMs));
+    if (this.idle && !retention && ++this.passesSkipped < safetyEvery) {
       this.totals.skipped++;
       return { purged: 0, ms: 0, skipped: true };
     }
@@ -136,7 +142,7 @@ export class PurgeJob {
     if (!retention && !this.stopping) {
       const pending = await this.messages.collection.findOne(
         { purgedAt: { $exists: false }, expiresAt: { $gt: now } } as never,
-        { projection: { _id: 1 } },
+        { projection: { _id: 1 }, timeoutMS: SCAN_TIMEOUT_MS },
       );
       if (!pending && this.wakeups === wakeupsBefore) this.idle = true;
     }
@@ -151,6 +157,7 @@ export class PurgeJob {
     const cursor = this.messages.collection.find<Candidate>({ purgedAt: { $exists: false }, $or: expired } as never, {
       projection: { _id: 1, conversation: 1, seq: 1, counts: 1, expiresAt: 1, createdAt: 1 },
       batchSize: CURSOR_BATCH,
+      timeoutMS: SCAN_TIMEOUT_MS,
     });
     let purged = 0;
     let batch: Candidate[] = [];
