@@ -112,7 +112,12 @@ export class ConversationService {
    * read markers cannot exist yet, so none is read for the inbox notifications either.
    */
   async registerPair(a: string, b: string): Promise<void> {
-    if (this.registered.has(`${a}:${b}`) && this.registered.has(`${b}:${a}`)) return;
+    const wanted: Array<[string, string]> = [
+      [a, b],
+      [b, a],
+    ];
+    const missing = () => wanted.filter(([owner, other]) => !this.registered.has(`${owner}:${other}`));
+    if (missing().length === 0) return;
     const conversation = directKey(a, b);
     // Heard before the head is read: a marker set after an empty head was seen arrives as an
     // event. Without pub/sub the markers are just read later, as for any conversation.
@@ -122,31 +127,42 @@ export class ConversationService {
     );
     const fresh = (await this.store.head(conversation)) === 0;
     if (fresh && watching) this.readMarkers.seedEmpty(conversation, [a, b]);
-    await Promise.all([this.addPartner(a, b, fresh), this.addPartner(b, a, fresh)]);
+    // One owner's appends one at a time (else they race for the same entry number); both
+    // owners' locks taken in one order, so two registrations never wait for each other.
+    const [first, second] = a < b ? [a, b] : [b, a];
+    await this.inboxQueue.run(first, () => this.inboxQueue.run(second, () => this.addPartners(missing(), fresh)));
   }
 
-  private async addPartner(owner: string, other: string, fresh: boolean): Promise<void> {
-    const key = `${owner}:${other}`;
-    if (this.registered.has(key)) return;
-    await this.inboxQueue.run(owner, async () => {
-      if (this.registered.has(key)) return;
-      if (fresh || !(await this.strategy.exists(this.pairs, key))) {
-        // Append first, mark second: a crash in between, or two instances racing, can only
-        // append a duplicate entry (list() ignores it), never lose the partner.
-        for (let attempt = 0; ; attempt++) {
-          const n = (await this.entryHead(owner)) + 1;
-          const doc = { _id: entryId(owner, n), owner, with: other, at: new Date() };
-          const stored = await this.entryInserts.insert(doc);
+  /** Appends `other` to `owner`'s inbox for each pair that is not there yet, both in one write. */
+  private async addPartners(pairs: Array<[string, string]>, fresh: boolean): Promise<void> {
+    if (pairs.length === 0) return;
+    const key = ([owner, other]: [string, string]) => `${owner}:${other}`;
+    const unmarked = fresh
+      ? pairs
+      : (
+          await Promise.all(pairs.map(async (p) => ((await this.strategy.exists(this.pairs, key(p))) ? null : p)))
+        ).filter((p): p is [string, string] => p !== null);
+    // Append first, mark second: a crash in between, or two instances racing, can only
+    // append a duplicate entry (list() ignores it), never lose the partner.
+    let todo = unmarked;
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      if (attempt > 50) throw new Error(`no free inbox entry for ${todo[0][0]} after ${attempt} attempts`);
+      const heads = await Promise.all(todo.map(([owner]) => this.entryHead(owner)));
+      // Submitted together, so they share one insert.
+      const stored = await Promise.all(
+        todo.map(async ([owner, other], i) => {
+          const n = heads[i] + 1;
+          const ok = await this.entryInserts.insert({ _id: entryId(owner, n), owner, with: other, at: new Date() });
           // Stored, or taken by another writer (then take the next one): n exists either way.
-          this.entryHeads.set(owner, n);
-          if (stored) break;
-          if (attempt >= 50) throw new Error(`no free inbox entry for ${owner} after ${attempt} attempts`);
-        }
-        // false (already marked) is as good as true.
-        await this.pairInserts.insert({ _id: key });
-      }
-      this.registered.set(key, true);
-    });
+          this.entryHeads.set(owner, Math.max(n, this.entryHeads.get(owner) ?? 0));
+          return ok;
+        }),
+      );
+      todo = todo.filter((_, i) => !stored[i]);
+    }
+    // false (already marked) is as good as true.
+    await Promise.all(unmarked.map((p) => this.pairInserts.insert({ _id: key(p) })));
+    for (const p of pairs) this.registered.set(key(p), true);
   }
 
   /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */

@@ -3,8 +3,8 @@
  * one write is in flight are stored together in the next, as one unordered `insertMany`.
  * For documents that do not depend on each other (inbox entries and pair markers of new
  * direct conversations), where a burst of first messages would otherwise be one insert
- * each, and FerretDB (SQLite) has one writer. At low load a batch is one document written at
- * once, so batching adds no wait.
+ * each, and FerretDB (SQLite) has one writer. At low load a batch is what was submitted
+ * together (in one run of microtasks) written at once, so batching adds no wait.
  */
 import type { Model } from 'mongoose';
 import type { StorageStrategy } from './strategy';
@@ -18,6 +18,7 @@ interface Pending<T> {
 export class InsertBatcher<T> {
   private queue: Array<Pending<T>> = [];
   private writing = false;
+  private scheduled = false;
 
   constructor(
     private readonly model: Model<T>,
@@ -32,7 +33,15 @@ export class InsertBatcher<T> {
   insert(doc: T): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.queue.push({ doc, resolve, reject });
-      this.kick();
+      // At the end of the current run of microtasks: documents submitted together (the two
+      // inbox entries of one conversation) share a write even when nothing else is queued.
+      if (!this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(() => {
+          this.scheduled = false;
+          this.kick();
+        });
+      }
     });
   }
 
