@@ -396,7 +396,8 @@ function createDomains(
       charge: (socket, count) => limits.consume('replayMessages', { connection: connectionKey(socket) }, count),
     },
     {},
-    new SendFields(store, settings, expiry),
+    // The purge job (built below) wakes up when a message that expires is stored.
+    new SendFields(store, settings, expiry, (expiresAt) => purge.stored(expiresAt)),
   );
   const forget = new ForgetService(
     db.connection,
@@ -773,6 +774,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       return { capacity: w.refusedForCapacity, rate: w.refusedForRate };
     },
     replays: () => realtime.stats().replays,
+    purge: () => d.purge.stats(),
     databaseUp: () => db.isConnected(),
   });
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

@@ -28,6 +28,16 @@ export interface MessagesPurgedPayload {
   stubs: MessageDoc[];
 }
 
+/**
+ * A message that will expire was stored: every instance's purge job resumes scanning (it skips
+ * its passes while it knows of no message that could expire). At most one per instance and
+ * purge interval.
+ */
+export const MESSAGES_EXPIRING_TOPIC = 'messages-expiring';
+export interface MessagesExpiringPayload {
+  at: number;
+}
+
 /** A conversation's disappearing-messages setting changed: every instance drops its cached copy. */
 export const TTL_CHANGED_TOPIC = 'message-ttl-changed';
 export interface TtlChangedPayload {
@@ -47,6 +57,7 @@ declare module '../realtime/pubsub' {
     'message-ttl-changed': TtlChangedPayload;
     'message-changed': MessageChangedPayload;
     'messages-purged': MessagesPurgedPayload;
+    'messages-expiring': MessagesExpiringPayload;
     'user-deleted': UserDeletedPayload;
   }
 }

@@ -77,7 +77,13 @@ export class SendFields implements SendLifecycle {
     private readonly store: Pick<MessageStore, 'get'>,
     private readonly settings: ConversationSettings,
     private readonly expiry: MessageExpiry,
+    /** Told of every stored message that will expire (the purge job). */
+    private readonly onExpiring: (expiresAt: Date) => void = () => undefined,
   ) {}
+
+  stored(doc: MessageDoc): void {
+    if (doc.expiresAt) this.onExpiring(doc.expiresAt);
+  }
 
   async fieldsFor(conversation: string, input: SendInput): Promise<{ replyTo?: string; ttlMs?: number }> {
     const [replyTo, ttl] = await Promise.all([

@@ -30,6 +30,8 @@ export interface SendLifecycle {
   fieldsFor(conversation: string, input: SendInput): Promise<{ replyTo?: string; ttlMs?: number }>;
   /** Whether a stored message is still there for readers (not expired, not purged). */
   isVisible(doc: MessageDoc): boolean;
+  /** A new message was stored (the purge job learns that something will expire). */
+  stored?(doc: MessageDoc): void;
 }
 
 export interface PageArgs {
@@ -226,6 +228,7 @@ export class MessageService {
     const { doc, fresh } = await submitted;
     if (!fresh) return this.retried(doc, conversation, sender, other);
     if (dedupeKey) this.recentKeys.set(dedupeKey, doc._id);
+    this.lifecycle?.stored?.(doc);
     const payload = this.payload(doc, sender, other);
     this.pubsub.publish(messageTopic(conversation), payload).catch(() => {
       // Subscribers fill gaps from the database (see MessageChannel), so a lost

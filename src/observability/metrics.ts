@@ -42,6 +42,8 @@ export interface MetricsSources {
   upgradesRefused?(): { capacity: number; rate: number };
   /** `after` replays running, waiting for a slot, and refused for a full queue (REPLAY_*). */
   replays?(): { running: number; waiting: number; refused: number };
+  /** The expired-message purge: passes that scanned, passes skipped (nothing could expire), messages purged. */
+  purge?(): { scanned: number; skipped: number; purged: number };
 }
 
 export interface MetricsOptions {
@@ -151,6 +153,27 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(self.sources?.replays?.().refused ?? 0);
+      },
+    });
+    new Counter({
+      name: `${p}purge_passes_total`,
+      help: 'Passes of the expired-message purge: scanned, or skipped while no message could expire',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const r = self.sources?.purge?.() ?? { scanned: 0, skipped: 0 };
+        this.reset();
+        this.inc({ outcome: 'scanned' }, r.scanned);
+        this.inc({ outcome: 'skipped' }, r.skipped);
+      },
+    });
+    new Counter({
+      name: `${p}messages_purged_total`,
+      help: 'Expired messages (disappearing messages, RETENTION_DAYS) whose content this instance erased',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources?.purge?.().purged ?? 0);
       },
     });
     this.replayPages = new Counter({

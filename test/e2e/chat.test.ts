@@ -337,6 +337,14 @@ describe('the web client in Chromium, two people', () => {
 
     // Disappearing messages: Alice sets a timer; her next message carries it on both sides.
     await alice.page.getByTestId('ttl-select').selectOption('3600');
+    // The select shows the server's setting (it reverts while the mutation runs): sending before
+    // the server has it would send an ordinary message.
+    await waitUntil(
+      'the server confirms the timer',
+      async () =>
+        (await alice.page.getByTestId('ttl-select').inputValue()) === '3600' &&
+        (await alice.page.getByTestId('ttl-select').isEnabled()),
+    );
     await send(alice.page, 'this one disappears');
     await item(bob.page, 'this one disappears').getByTestId('expires').waitFor();
     await waitUntil(

@@ -8,7 +8,8 @@
  */
 import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
-import { subscriptionsAttached } from '../helpers/metrics';
+import { randomUUID } from 'node:crypto';
+import { sample, scrape, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 import { waitForValue } from '../helpers/wait';
 
@@ -221,5 +222,76 @@ test('a long expired history is purged in small batches while the chat goes on',
   } finally {
     await freshDb.close();
     await fresh.close();
+  }
+}, 40000);
+
+test('with nothing that can expire the purge skips its passes, and a message with a timer sent on another instance wakes it', async () => {
+  // Scanning a large history on FerretDB every interval for nothing would cost the database a
+  // full read each time; the wake-up travels over pub/sub (Redis) to every instance.
+  const env = {
+    PURGE_INTERVAL_MS: '100',
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_PREFIX: `anonymo-test-purge-${randomUUID()}:`,
+  };
+  const one = await startServer({ env });
+  const two = await startServer({ dbName: one.dbName, env });
+  const oneDb = await openDb(one.mongodbUri);
+  const messages = oneDb.db.collection('messages');
+  try {
+    const passes = async (s: TestServer) => {
+      const text = await scrape(s);
+      return {
+        scanned: sample(text, 'anonymo_purge_passes_total', { outcome: 'scanned' }) ?? 0,
+        skipped: sample(text, 'anonymo_purge_passes_total', { outcome: 'skipped' }) ?? 0,
+        purged: sample(text, 'anonymo_messages_purged_total') ?? 0,
+      };
+    };
+    // Idle: passes are skipped (one scan in ten still runs, in case a wake-up was lost).
+    const idle = await waitForValue(
+      () => passes(two),
+      (p) => p.skipped >= 12,
+      { what: 'skipped passes', timeout: 15000 },
+    );
+    expect(idle.scanned).toBeLessThanOrEqual(Math.ceil(idle.skipped / 9) + 1);
+
+    const a = await user(one);
+    const b = await user(one);
+    await a.data(TTL, { with: b.id, seconds: 30 });
+    const m = await send(a, 'wakes every instance', b.id);
+    expect(m.expiresAt).not.toBeNull();
+    // Instance two learns of it over Redis and scans on every pass while it is pending.
+    const woken = await waitForValue(
+      () => passes(two),
+      (p) => p.scanned > idle.scanned,
+      { what: 'instance two woken', timeout: 10000 },
+    );
+    const awake = await waitForValue(
+      () => passes(two),
+      (p) => p.scanned >= woken.scanned + 3,
+      { what: 'instance two scanning on every pass', timeout: 10000 },
+    );
+    expect(awake.skipped).toBeLessThanOrEqual(woken.skipped + 1);
+
+    await messages.updateOne({ _id: m.id } as never, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    await waitForValue(
+      () => messages.countDocuments({ _id: m.id, text: { $exists: true } } as never),
+      (n) => n === 0,
+      { what: 'the purge', timeout: 10000 },
+    );
+    expect(await messages.countDocuments({ _id: m.id, purgedAt: { $exists: true } } as never)).toBe(1);
+    expect((await passes(one)).purged + (await passes(two)).purged).toBe(1);
+    // Nothing left that could expire: both go back to skipping.
+    for (const s of [one, two]) {
+      const now = await passes(s);
+      await waitForValue(
+        () => passes(s),
+        (p) => p.skipped >= now.skipped + 3,
+        { what: 'skipping again', timeout: 10000 },
+      );
+    }
+  } finally {
+    await oneDb.close();
+    await two.close();
+    await one.close();
   }
 }, 40000);
