@@ -5,7 +5,7 @@
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -85,7 +85,7 @@ export async function startTarget(
   const nodeArgs = profile
     ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`]
     : [];
-  const child = spawn(process.execPath, [...GC_ARGS, ...nodeArgs, server], {
+  const child = spawn(process.execPath, [...GC_ARGS, ...SERVER_NODE_ARGS, ...nodeArgs, server], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: {
       ...process.env,
@@ -319,6 +319,17 @@ export function sender(target: Target, cookie: string | undefined): (k: number) 
 /** Quiet time before reading a server's idle RSS. */
 export const IDLE_MS = 1000;
 export const GC_ARGS = ['--expose-gc', '-r', path.join(BUILT, 'gc-preload.js')];
+
+/**
+ * The Node options `npm start` runs the server with (package.json's `start` script, e.g. its
+ * young-generation size, docs/PERFORMANCE.md), so the benchmark measures the server as
+ * deployed. The baselines run with Node's defaults, as their users would.
+ */
+export const SERVER_NODE_ARGS: string[] = (
+  JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+).scripts.start
+  .split(/\s+/)
+  .filter((arg) => arg.startsWith('--'));
 
 /** The server's RSS once idle and garbage-collected (see gc-preload.ts). */
 export async function idleRss(pid: number): Promise<number> {

@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- --storm` (or `npm run bench:storm`): the reconnect storm.
  *
- * N WebSocket clients (raw graphql-ws protocol, one `ws` socket each, all in this process)
- * subscribe to the lobby; the first 2 × `--dms` of them also to a direct conversation with
+ * N WebSocket clients (raw graphql-ws protocol, one `ws` socket each, spread over worker
+ * processes: bench/storm-worker.ts) subscribe to the lobby; the first 2 × `--dms` of them also to a direct conversation with
  * each other. Messages flow at `--rate` per second (`--lobby-rate` of them to the lobby, the
  * rest to the DMs), sent over HTTP with a `clientId` and retried until acknowledged. After
  * `--warm` seconds the server process is SIGKILLed and restarted at once on the same port and
@@ -24,17 +24,25 @@
  *   --warm 5           seconds of traffic before the kill
  *   --timeout 120      seconds to wait for every client to resume
  *   --env K=V,...      extra server environment (e.g. WS_UPGRADE_RATE=1000,REPLAY_CONCURRENCY=32)
- *   --out bench/results  where storm-latest.json goes
+ *   --workers N        client processes (default one per 2,500 clients)
+ *   --out bench/results  where storm-latest.json and the servers' output (storm-server-{1,2}.log) go
  */
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
-import WebSocket from 'ws';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
-import { startServerProcess, type ServerProcess } from '../test/helpers/process';
+import { ensureBuilt } from '../test/helpers/process';
+import {
+  StormWorker,
+  type ClientCounters,
+  type FromStormWorker,
+  type StormClientSpec,
+  type ToStormWorker,
+} from './storm-worker';
 import { freePort } from '../test/helpers/net';
 import { rssBytes } from './stats';
 
@@ -45,9 +53,8 @@ const ROOT = (() => {
   return dir;
 })();
 const SEND = 'mutation StormSend($input: SendMessageInput!) { sendMessage(input: $input) { id } }';
-const ADDED = 'subscription Storm($with: ID, $after: String) { messageAdded(with: $with, after: $after) { id } }';
-/** The cursor before a conversation's first message (sequence 0). */
-const START = Buffer.from('m0').toString('base64url');
+/** Every client resumed within this many seconds of the restart (issue 16). */
+const GOAL_SECONDS = 30;
 const SECRET = 'storm-secret-storm-secret-storm-secret-01';
 
 export interface StormOptions {
@@ -59,12 +66,26 @@ export interface StormOptions {
   timeoutSeconds: number;
   /** Extra server environment. */
   env: Record<string, string>;
+  /** Worker processes holding the clients (bench/storm-worker.ts); 0: in this process (default). */
+  workers?: number;
+  /** Where the servers' output goes (storm-server-1.log, -2.log); default a new temporary directory. */
+  logDir?: string;
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
 }
 
+/** How a server process of the storm ended. */
+export interface ServerExit {
+  run: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** False: it exited on its own (a crash), see its log. */
+  killedByHarness: boolean;
+  logFile: string;
+}
+
 export interface StormResult {
-  options: Omit<StormOptions, 'log'>;
+  options: Omit<StormOptions, 'log' | 'logDir'>;
   /** Seconds until every client was connected and subscribed, before the kill. */
   connectSeconds: number;
   /** Seconds from SIGKILL until the new server listened. */
@@ -80,6 +101,8 @@ export interface StormResult {
   messages: { sent: number; stored: number; retried: number; unacknowledged: number };
   /** Over all subscriptions, against the database: must all be 0. */
   lost: number;
+  /** Messages the subscriptions of clients that never resumed have not received (not counted as lost). */
+  behind: number;
   duplicated: number;
   outOfOrder: number;
   delivered: number;
@@ -95,10 +118,12 @@ export interface StormResult {
     replayedMessages: number;
     replayPages: number;
   };
+  /** The servers' output (run 1: before the kill, run 2: after it). */
+  serverLogs: string[];
+  serverExits: ServerExit[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const jitter = (base: number) => base / 2 + Math.random() * (base / 2);
 
 function quantile(values: number[], q: number): number {
   if (values.length === 0) return NaN;
@@ -112,164 +137,242 @@ interface Identity {
   id: string;
 }
 
-/** What one subscription has received, checked as it arrives. */
-class SubState {
-  lastSeq = 0;
-  lastId: string | undefined;
-  delivered = 0;
-  duplicated = 0;
-  outOfOrder = 0;
-  /** Sequence numbers skipped over (arrived later: out of order; never: lost). */
-  readonly missing = new Set<number>();
-  resumedAt?: number;
+/** A server process of the storm; its stdout and stderr go to `logFile` (no pipe it could block on). */
+interface StormServer {
+  child: ChildProcess;
+  run: number;
+  logFile: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Set before the harness kills it: its exit is expected. */
+  killedByHarness: boolean;
+}
 
-  constructor(
-    readonly id: string,
-    readonly conversation: string,
-    readonly withId: string | undefined,
-  ) {}
-
-  receive(messageId: string): void {
-    const seq = Number(messageId.slice(-12));
-    this.delivered++;
-    if (seq > this.lastSeq) {
-      for (let s = this.lastSeq + 1; s < seq; s++) this.missing.add(s);
-      this.lastSeq = seq;
-      this.lastId = messageId;
-    } else if (this.missing.delete(seq)) this.outOfOrder++;
-    else this.duplicated++;
+/** The last lines of a log file (what a crash leaves). */
+function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
   }
 }
 
-interface Shared {
-  wsUrl: string;
-  /** First sequence number stored after the restart, per conversation (set once known). */
-  firstAfterRestart: Map<string, number>;
-  restartedAt?: number;
-  killedAt?: number;
-  counters: StormResult['clientSide'];
-  onResumed(client: StormClient): void;
-  /** A connection acknowledged after the restart. */
-  onReconnected(client: StormClient): void;
-  stopped: boolean;
+/** Starts `node dist/main.js` on `port`, its output appended to `logFile`; resolves once it answers HTTP. */
+async function startServer(
+  env: Record<string, string>,
+  port: number,
+  run: number,
+  logFile: string,
+): Promise<StormServer> {
+  ensureBuilt();
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let gone = false;
+  void exited.then(() => (gone = true));
+  // Its own "listening" line, not an HTTP probe: at 10,000 clients the probe's connection
+  // queues with the storm's in a full listen queue and was not answered within a minute.
+  const deadline = Date.now() + 60000;
+  while (listeningAt(logFile) === undefined) {
+    if (gone) throw new Error(`server (run ${run}) exited while starting; ${logFile}:\n${tail(logFile)}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server (run ${run}) did not listen within 60 s; see ${logFile}`);
+    }
+    await sleep(20);
+  }
+  return { child, run, logFile, exited, killedByHarness: false };
 }
 
-/** One simulated browser tab: a graphql-ws connection over a raw socket, reconnecting like the web client. */
-class StormClient {
-  private ws?: WebSocket;
-  private retries = 0;
-  private attempt = 0;
-  connected = false;
-  resumedAt?: number;
+/**
+ * The clients, spread over `count` worker processes (bench/storm-worker.ts), or run in this
+ * process when `count` is 0 (under jest, where only the TypeScript sources exist).
+ */
+class StormWorkers {
+  private readonly handles: Array<{ send: (m: ToStormWorker) => void; close: () => Promise<void> }> = [];
+  private checkReplies: Array<Extract<FromStormWorker, { type: 'checked' }>> = [];
+  private onChecked?: () => void;
+  private readonly latestCounters: ClientCounters[] = [];
+  private readonly connectedNow: number[] = [];
 
   constructor(
-    readonly identity: Identity,
-    readonly subs: SubState[],
-    private readonly shared: Shared,
-  ) {}
+    count: number,
+    private readonly onProgress: (reconnected: number[], resumed: number[]) => void,
+  ) {
+    const n = Math.max(1, count);
+    for (let i = 0; i < n; i++) {
+      const receive = (m: FromStormWorker) => this.receive(i, m);
+      if (count === 0) {
+        const worker = new StormWorker(receive);
+        this.handles.push({ send: (m) => worker.handle(m), close: async () => worker.handle({ type: 'close' }) });
+      } else {
+        const child = fork(path.join(__dirname, 'storm-worker.js'), [], {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
+        child.on('message', receive);
+        const exited = new Promise((r) => child.once('exit', r));
+        this.handles.push({
+          send: (m) => child.connected && child.send(m),
+          close: async () => {
+            if (child.exitCode === null && child.signalCode === null) {
+              if (child.connected) child.send({ type: 'close' } satisfies ToStormWorker);
+              const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+              await exited;
+              clearTimeout(t);
+            }
+          },
+        });
+      }
+      this.latestCounters.push({ upgradeRefusals: {}, subscribeRefusals: 0, reconnects: 0 });
+      this.connectedNow.push(0);
+    }
+  }
 
-  connect(): void {
-    if (this.shared.stopped) return;
-    const attempt = ++this.attempt;
-    const ws = new WebSocket(this.shared.wsUrl, 'graphql-transport-ws', { headers: { cookie: this.identity.cookie } });
-    this.ws = ws;
-    let done = false;
-    const retry = (waitMs: number) => {
-      if (done || attempt !== this.attempt) return;
-      done = true;
-      this.connected = false;
-      this.shared.counters.reconnects++;
-      setTimeout(() => this.connect(), waitMs);
+  get count(): number {
+    return this.handles.length;
+  }
+
+  private receive(i: number, m: FromStormWorker): void {
+    this.latestCounters[i] = m.counters;
+    if (m.type === 'progress') {
+      this.connectedNow[i] = m.connected;
+      if (m.reconnected.length || m.resumed.length) this.onProgress(m.reconnected, m.resumed);
+    } else {
+      this.checkReplies.push(m);
+      if (this.checkReplies.length === this.handles.length) this.onChecked?.();
+    }
+  }
+
+  start(wsUrl: string, clients: StormClientSpec[]): void {
+    this.handles.forEach((h, i) =>
+      h.send({ type: 'start', wsUrl, clients: clients.filter((_, k) => k % this.handles.length === i) }),
+    );
+  }
+
+  broadcast(m: ToStormWorker): void {
+    for (const h of this.handles) h.send(m);
+  }
+
+  connected(): number {
+    return this.connectedNow.reduce((a, b) => a + b, 0);
+  }
+
+  counters(): ClientCounters {
+    const out: ClientCounters = { upgradeRefusals: {}, subscribeRefusals: 0, reconnects: 0 };
+    for (const c of this.latestCounters) {
+      out.subscribeRefusals += c.subscribeRefusals;
+      out.reconnects += c.reconnects;
+      for (const [k, v] of Object.entries(c.upgradeRefusals))
+        out.upgradeRefusals[k] = (out.upgradeRefusals[k] ?? 0) + v;
+    }
+    return out;
+  }
+
+  /** Every subscription compared with `heads`, summed over the workers. */
+  async check(heads: Record<string, number>) {
+    this.checkReplies = [];
+    const all = new Promise<void>((r) => (this.onChecked = r));
+    this.broadcast({ type: 'check', heads });
+    await all;
+    const sum = (k: 'lost' | 'behind' | 'duplicated' | 'outOfOrder' | 'delivered') =>
+      this.checkReplies.reduce((a, r) => a + r[k], 0);
+    return {
+      caughtUp: this.checkReplies.every((r) => r.caughtUp),
+      lost: sum('lost'),
+      behind: sum('behind'),
+      duplicated: sum('duplicated'),
+      outOfOrder: sum('outOfOrder'),
+      delivered: sum('delivered'),
     };
-    const backoff = () => jitter(Math.min(500 * 2 ** this.retries++, 10000));
-    ws.on('unexpected-response', (req, res) => {
-      const status = String(res.statusCode);
-      this.shared.counters.upgradeRefusals[status] = (this.shared.counters.upgradeRefusals[status] ?? 0) + 1;
-      const after = Number(res.headers['retry-after']);
-      res.resume();
-      req.destroy();
-      // The server said when: come back then, spread over the following second.
-      retry(Number.isFinite(after) && after > 0 ? after * 1000 + Math.random() * 1000 : backoff());
-    });
-    ws.on('error', () => retry(backoff()));
-    ws.on('close', () => retry(backoff()));
-    ws.on('open', () => ws.send('{"type":"connection_init"}'));
-    ws.on('message', (data: Buffer) => this.onMessage(JSON.parse(data.toString()) as Frame));
   }
 
-  private subscribe(sub: SubState): void {
-    if (this.ws?.readyState !== WebSocket.OPEN) return;
-    const variables = { with: sub.withId, after: sub.lastId ?? START };
-    this.ws.send(JSON.stringify({ id: sub.id, type: 'subscribe', payload: { query: ADDED, variables } }));
-  }
-
-  private onMessage(frame: Frame): void {
-    if (frame.type === 'next') {
-      const sub = this.subs.find((s) => s.id === frame.id);
-      const id = frame.payload?.data?.messageAdded?.id;
-      if (!sub || !id) return;
-      sub.receive(id);
-      this.checkResumed(sub);
-    } else if (frame.type === 'connection_ack') {
-      this.connected = true;
-      if (this.shared.killedAt !== undefined) this.shared.onReconnected(this);
-      this.retries = 0;
-      for (const sub of this.subs) this.subscribe(sub);
-    } else if (frame.type === 'error' || frame.type === 'complete') {
-      const sub = this.subs.find((s) => s.id === frame.id);
-      if (!sub || this.shared.stopped) return;
-      const err = Array.isArray(frame.payload) ? frame.payload[0] : undefined;
-      const retryAfterMs = Number(err?.extensions?.retryAfterMs);
-      if (err?.extensions?.code === 'RATE_LIMITED') this.shared.counters.subscribeRefusals++;
-      const wait =
-        Number.isFinite(retryAfterMs) && retryAfterMs > 0 ? retryAfterMs * (1 + Math.random()) : jitter(1000);
-      const ws = this.ws;
-      setTimeout(() => ws === this.ws && this.subscribe(sub), wait);
-    }
-  }
-
-  /**
-   * Marks `sub` resumed once it holds a message stored after the restart (its replay is over
-   * and it is live). Called on each message, and when the harness learns which message of the
-   * conversation was the first stored after the restart (its frame may have come first).
-   */
-  checkResumed(sub: SubState): void {
-    if (sub.resumedAt !== undefined) return;
-    const first = this.shared.firstAfterRestart.get(sub.conversation);
-    if (first === undefined || sub.lastSeq < first) return;
-    sub.resumedAt = Date.now();
-    if (this.resumedAt === undefined && this.subs.every((s) => s.resumedAt !== undefined)) {
-      this.resumedAt = sub.resumedAt;
-      this.shared.onResumed(this);
-    }
-  }
-
-  close(): void {
-    this.shared.stopped = true;
-    this.ws?.terminate();
+  async close(): Promise<void> {
+    await Promise.all(this.handles.map((h) => h.close()));
   }
 }
 
-interface Frame {
-  id?: string;
-  type: string;
-  payload?: any;
-}
+/**
+ * The senders' connections: at most 64 at once, kept alive. Unbounded, a server slowed by the
+ * storm had every send pile up as a new connection (over 12,000 open on each side within a
+ * minute) until the harness ran out of descriptors; a queue here is what a fleet of browsers
+ * with their own connection limits amounts to.
+ */
+const SENDERS = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+/**
+ * The markers' own connections: one message to every conversation as soon as the server
+ * listens again, so that "resumed" (a message stored after the restart received) does not
+ * wait behind the senders' backlog when a slow server falls behind the rate.
+ */
+const MARKERS = new HttpAgent({ keepAlive: true, maxSockets: 16 });
 
-async function http(
+/** One GraphQL POST; rejects on a network error or after `timeoutMs` without an answer. */
+function http(
   url: string,
   cookie: string | undefined,
   body: unknown,
+  agent = SENDERS,
+  timeoutMs = 30000,
 ): Promise<{ data?: any; errors?: unknown; cookie?: string }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10000),
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = httpRequest(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          ...(cookie ? { cookie } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          clearTimeout(timer);
+          const m = /anonymo\.sid=([^;]+)/.exec((res.headers['set-cookie'] ?? []).join(';'));
+          try {
+            const json = JSON.parse(Buffer.concat(chunks).toString()) as { data?: any; errors?: unknown };
+            resolve({ data: json.data, errors: json.errors, cookie: m ? `anonymo.sid=${m[1]}` : undefined });
+          } catch (err) {
+            reject(err);
+          }
+        });
+      },
+    );
+    // From when the request has a connection: waiting in the agent's queue is not the
+    // server's delay, and a send timed out there would only be queued again as a retry.
+    let timer: NodeJS.Timeout | undefined;
+    req.once('socket', () => {
+      timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(payload);
   });
-  const m = /anonymo\.sid=([^;]+)/.exec(res.headers.get('set-cookie') ?? '');
-  const json = (await res.json()) as { data?: any; errors?: unknown };
-  return { data: json.data, errors: json.errors, cookie: m ? `anonymo.sid=${m[1]}` : undefined };
+}
+
+/** When the server says it listens (its own log line's time): the restart's moment, whatever the harness's lag. */
+function listeningAt(logFile: string): number | undefined {
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('listening on')) continue;
+    try {
+      return (JSON.parse(line) as { time: number }).time;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 async function createIdentities(url: string, count: number): Promise<Identity[]> {
@@ -298,8 +401,8 @@ function metricValues(text: string, name: string): Array<{ labels: string; value
   return out;
 }
 
-async function scrape(metricsPort: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+async function scrape(metricsPort: number, timeoutMs = 30000): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   return res.text();
 }
 
@@ -307,10 +410,35 @@ async function scrape(metricsPort: number): Promise<string> {
 export async function runStorm(options: StormOptions): Promise<StormResult> {
   const log = options.log ?? ((l: string) => console.log(l));
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-storm-'));
+  const logDir = options.logDir ?? mkdtempSync(path.join(tmpdir(), 'anonymo-storm-logs-'));
+  mkdirSync(logDir, { recursive: true });
   let db: EmbeddedDatabase | undefined;
-  let server: ServerProcess | undefined;
-  const clients: StormClient[] = [];
+  let server: StormServer | undefined;
+  const servers: StormServer[] = [];
+  const exits: ServerExit[] = [];
+  let workers: StormWorkers | undefined;
   let sampler: NodeJS.Timeout | undefined;
+  /** Rejects when a server exits without the harness killing it: the run stops with its output. */
+  let serverDied: (err: Error) => void = () => undefined;
+  const died = new Promise<never>((_, reject) => (serverDied = reject));
+  died.catch(() => undefined);
+  const watch = (s: StormServer) => {
+    servers.push(s);
+    void s.exited.then(({ code, signal }) => {
+      if (s.killedByHarness) return;
+      const why = `server (run ${s.run}) exited on its own: code ${code}, signal ${signal}; output in ${s.logFile}`;
+      log(`storm: ${why}\n${tail(s.logFile)}`);
+      serverDied(new Error(why));
+    });
+  };
+  // Interrupted (Ctrl-C): the servers and the database go too, not left behind as orphans.
+  const onSignal = () => {
+    for (const s of servers) s.child.kill('SIGKILL');
+    db?.process?.kill('SIGKILL');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     db = await startFerretDB({ dataDir, dbName: 'anonymo', ferretdbBin: path.join(ROOT, '.tools', 'bin', 'ferretdb') });
     const port = await freePort();
@@ -329,60 +457,48 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       WS_MAX_CONNECTIONS_PER_USER: '1000000',
       ...options.env,
     };
-    server = await startServerProcess(env);
+    server = await startServer(env, port, 1, path.join(logDir, 'storm-server-1.log'));
+    watch(server);
     const url = `http://127.0.0.1:${port}/graphql`;
 
     // Identities: one per DM participant, plus a pool the lobby-only clients share.
     const dmIdentities = await createIdentities(url, options.dms * 2);
     const pool = await createIdentities(url, Math.max(1, Math.min(200, options.clients - options.dms * 2)));
-    log(`storm: ${dmIdentities.length + pool.length} identities`);
+    log(`storm: ${dmIdentities.length + pool.length} identities; server output in ${logDir}`);
 
-    const counters: StormResult['clientSide'] = { upgradeRefusals: {}, subscribeRefusals: 0, reconnects: 0 };
-    const resumedTimes: number[] = [];
-    const reconnected = new Set<StormClient>();
-    let reconnectedSeconds = NaN;
-    const reconnectTimes: number[] = [];
+    const restarted: { at?: number } = {};
+    const resumedEpochs: number[] = [];
+    const reconnectEpochs: number[] = [];
     let allResumed: () => void = () => undefined;
     const everyoneResumed = new Promise<void>((r) => (allResumed = r));
-    const shared: Shared = {
-      wsUrl: `ws://127.0.0.1:${port}/graphql`,
-      firstAfterRestart: new Map(),
-      counters,
-      stopped: false,
-      onReconnected: (c) => {
-        if (reconnected.has(c)) return;
-        reconnected.add(c);
-        // From the restart; a client back before the harness read "listening" counts as 0.
-        reconnectTimes.push(Math.max(0, Date.now() - (shared.restartedAt ?? Date.now())) / 1000);
-        if (reconnected.size === clients.length) reconnectedSeconds = Math.max(...reconnectTimes);
-      },
-      onResumed: (c) => {
-        resumedTimes.push((c.resumedAt! - shared.restartedAt!) / 1000);
-        if (resumedTimes.length === clients.length) allResumed();
-      },
-    };
+    workers = new StormWorkers(options.workers ?? 0, (reconnected, resumed) => {
+      reconnectEpochs.push(...reconnected);
+      resumedEpochs.push(...resumed);
+      if (resumedEpochs.length === options.clients) allResumed();
+    });
     const pairs: Array<[Identity, Identity]> = [];
     for (let p = 0; p < options.dms; p++) pairs.push([dmIdentities[2 * p], dmIdentities[2 * p + 1]]);
     const dmKey = (a: Identity, b: Identity) => (a.id < b.id ? `dm:${a.id}:${b.id}` : `dm:${b.id}:${a.id}`);
+    const specs: StormClientSpec[] = [];
     for (let i = 0; i < options.clients; i++) {
       if (i < options.dms * 2) {
         const me = dmIdentities[i];
         const peer = dmIdentities[i ^ 1];
-        clients.push(
-          new StormClient(
-            me,
-            [new SubState('l', 'lobby', undefined), new SubState('d', dmKey(me, peer), peer.id)],
-            shared,
-          ),
-        );
-      } else clients.push(new StormClient(pool[i % pool.length], [new SubState('l', 'lobby', undefined)], shared));
+        specs.push({
+          cookie: me.cookie,
+          subs: [
+            { id: 'l', conversation: 'lobby' },
+            { id: 'd', conversation: dmKey(me, peer), withId: peer.id },
+          ],
+        });
+      } else specs.push({ cookie: pool[i % pool.length].cookie, subs: [{ id: 'l', conversation: 'lobby' }] });
     }
-    const expectedSubs = clients.reduce((n, c) => n + c.subs.length, 0);
+    const expectedSubs = specs.reduce((n, c) => n + c.subs.length, 0);
 
     // Connect everyone (through the same admission as a storm) and wait until all are subscribed.
     const connectStart = Date.now();
     let lastReport = connectStart;
-    for (const c of clients) c.connect();
+    workers.start(`ws://127.0.0.1:${port}/graphql`, specs);
     for (;;) {
       const active = metricValues(await scrape(metricsPort), 'anonymo_subscriptions_active')[0]?.value ?? 0;
       if (active >= expectedSubs) break;
@@ -395,17 +511,21 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       await sleep(250);
     }
     const connectSeconds = (Date.now() - connectStart) / 1000;
-    log(`storm: ${clients.length} clients, ${expectedSubs} subscriptions attached in ${connectSeconds.toFixed(1)} s`);
+    log(
+      `storm: ${options.clients} clients (${workers.count} worker${workers.count === 1 ? '' : 's'}), ` +
+        `${expectedSubs} subscriptions attached in ${connectSeconds.toFixed(1)} s`,
+    );
 
     // Messages at the configured rate, each retried with its clientId until acknowledged.
     const messages = { sent: 0, stored: 0, retried: 0, unacknowledged: 0 };
+    const firstAfterRestart = new Map<string, number>();
     const inFlight = new Set<Promise<void>>();
     let sending = true;
     /** Cleared a while after sending stopped: sends still unacknowledged then give up. */
     let retrying = true;
     const unacknowledged: string[] = [];
     let sendSerial = 0;
-    const send = async (from: Identity, to: Identity | undefined, conversation: string) => {
+    const send = async (from: Identity, to: Identity | undefined, conversation: string, agent = SENDERS) => {
       const issuedAt = Date.now();
       const clientId = `s${sendSerial++}`;
       let lastError = '';
@@ -418,22 +538,23 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
           return;
         }
         try {
-          const r = await http(url, from.cookie, {
-            query: SEND,
-            variables: { input: { text: `storm ${clientId}`, clientId, to: to?.id } },
-          });
+          const r = await http(
+            url,
+            from.cookie,
+            { query: SEND, variables: { input: { text: `storm ${clientId}`, clientId, to: to?.id } } },
+            agent,
+          );
           const id = r.data?.sendMessage?.id as string | undefined;
           lastError = id ? '' : JSON.stringify(r.errors ?? r.data).slice(0, 300);
           if (id) {
             messages.stored++;
             const seq = Number(id.slice(-12));
             // A send first issued after the restart is stored after it.
-            if (shared.restartedAt !== undefined && issuedAt >= shared.restartedAt) {
-              const known = shared.firstAfterRestart.get(conversation);
+            if (restarted.at !== undefined && issuedAt >= restarted.at) {
+              const known = firstAfterRestart.get(conversation);
               if (known === undefined || seq < known) {
-                shared.firstAfterRestart.set(conversation, seq);
-                for (const c of clients)
-                  for (const sub of c.subs) if (sub.conversation === conversation) c.checkResumed(sub);
+                firstAfterRestart.set(conversation, seq);
+                workers?.broadcast({ type: 'first', conversation, seq });
               }
             }
             return;
@@ -469,13 +590,24 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
 
     // The kill, and the restart on the same port and database.
     const killedAt = Date.now();
-    shared.killedAt = killedAt;
+    workers.broadcast({ type: 'killed' });
+    server.killedByHarness = true;
     server.child.kill('SIGKILL');
     await server.exited;
-    server = await startServerProcess(env);
-    shared.restartedAt = Date.now();
-    const restartSeconds = (shared.restartedAt - killedAt) / 1000;
+    server = await startServer(env, port, 2, path.join(logDir, 'storm-server-2.log'));
+    watch(server);
+    restarted.at = listeningAt(server.logFile) ?? Date.now();
+    const restartedAt = restarted.at;
+    const restartSeconds = (restartedAt - killedAt) / 1000;
     log(`storm: server killed and listening again after ${restartSeconds.toFixed(1)} s`);
+    const markers = [
+      send(dmIdentities[0] ?? pool[0], undefined, 'lobby', MARKERS),
+      ...pairs.map(([a, b]) => send(a, b, dmKey(a, b), MARKERS)),
+    ];
+    for (const p of markers) {
+      inFlight.add(p);
+      void p.then(() => inFlight.delete(p));
+    }
     let peakRss = 0;
     const pid = server.child.pid!;
     sampler = setInterval(() => {
@@ -487,26 +619,44 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     }, 200);
 
     let timer: NodeJS.Timeout | undefined;
-    const progress = setInterval(
-      () =>
-        log(
-          `storm: ${reconnected.size} reconnected, ${resumedTimes.length} of ${clients.length} resumed ` +
-            `${((Date.now() - shared.restartedAt!) / 1000).toFixed(0)} s after the restart`,
-        ),
-      5000,
-    );
+    const progress = setInterval(() => void progressLine(), 5000);
+    const progressLine = async () => {
+      const at = `${((Date.now() - restartedAt) / 1000).toFixed(0)} s after the restart`;
+      let state = 'metrics unanswered';
+      try {
+        const text = await scrape(metricsPort, 2000);
+        const v = (name: string, labels = '') => metricValues(text, name).find((x) => x.labels === labels)?.value ?? 0;
+        state =
+          `${v('anonymo_websocket_connections')} sockets, ${v('anonymo_subscriptions_active')} subscriptions, ` +
+          `replays ${v('anonymo_replays', '{state="running"}')} running / ${v('anonymo_replays', '{state="waiting"}')} waiting, ` +
+          `${Math.round(v('process_resident_memory_bytes') / 2 ** 20)} MiB, ` +
+          `loop lag p99 ${Math.round(v('nodejs_eventloop_lag_p99_seconds') * 1000)} ms, ` +
+          `cpu ${v('process_cpu_seconds_total').toFixed(1)} s`;
+      } catch {
+        // stalled or gone: said so
+      }
+      log(
+        `storm: ${reconnectEpochs.length} reconnected (${workers?.connected() ?? 0} connected), ` +
+          `${resumedEpochs.length} of ${options.clients} resumed ${at}; server: ${state}`,
+      );
+    };
     const timedOut = await Promise.race([
       everyoneResumed.then(() => false),
+      died,
       new Promise<boolean>((r) => (timer = setTimeout(() => r(true), options.timeoutSeconds * 1000))),
-    ]);
-    clearTimeout(timer);
-    clearInterval(progress);
-    clearInterval(sampler);
+    ]).finally(() => {
+      clearTimeout(timer);
+      clearInterval(progress);
+      clearInterval(sampler);
+    });
     peakRss = Math.max(peakRss, rssBytes(pid));
     const metricsAtResume = await scrape(metricsPort);
+    const resumedTimes = resumedEpochs.map((t) => (t - restartedAt) / 1000);
+    const reconnectTimes = reconnectEpochs.map((t) => Math.max(0, t - restartedAt) / 1000);
+    const reconnectedSeconds = reconnectTimes.length === options.clients ? Math.max(...reconnectTimes) : NaN;
     log(
       timedOut
-        ? `storm: ${resumedTimes.length} of ${clients.length} clients resumed within ${options.timeoutSeconds} s`
+        ? `storm: ${resumedTimes.length} of ${options.clients} clients resumed within ${options.timeoutSeconds} s`
         : `storm: every client resumed, the last ${quantile(resumedTimes, 1).toFixed(1)} s after the restart`,
     );
 
@@ -519,34 +669,24 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     if (unacknowledged.length)
       log(`storm: ${unacknowledged.length} sends never acknowledged, e.g. ${unacknowledged[0]}`);
     const mongo = await MongoClient.connect(db.uri);
-    const heads = new Map<string, number>();
+    const heads: Record<string, number> = {};
     try {
       const stored = await mongo
         .db()
         .collection<{ conversation: string; seq: number }>('messages')
         .find({}, { projection: { conversation: 1, seq: 1 } })
         .toArray();
-      for (const m of stored) heads.set(m.conversation, Math.max(heads.get(m.conversation) ?? 0, m.seq));
+      for (const m of stored) heads[m.conversation] = Math.max(heads[m.conversation] ?? 0, m.seq);
       messages.stored = stored.length;
       messages.unacknowledged = unacknowledged.length;
     } finally {
       await mongo.close();
     }
-    const caughtUp = () => clients.every((c) => c.subs.every((s) => s.lastSeq >= (heads.get(s.conversation) ?? 0)));
     const settleUntil = Date.now() + 30000;
-    while (!caughtUp() && Date.now() < settleUntil) await sleep(100);
-
-    let lost = 0;
-    let duplicated = 0;
-    let outOfOrder = 0;
-    let delivered = 0;
-    for (const c of clients) {
-      for (const s of c.subs) {
-        lost += s.missing.size + Math.max(0, (heads.get(s.conversation) ?? 0) - s.lastSeq);
-        duplicated += s.duplicated;
-        outOfOrder += s.outOfOrder;
-        delivered += s.delivered;
-      }
+    let checked = await workers.check(heads);
+    while (!checked.caughtUp && Date.now() < settleUntil) {
+      await sleep(250);
+      checked = await workers.check(heads);
     }
     const dbCommands = Object.fromEntries(
       metricValues(metricsAtResume, 'anonymo_db_commands_total').map(({ labels, value }) => [
@@ -564,6 +704,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         lobbyRate: options.lobbyRate,
         warmSeconds: options.warmSeconds,
         timeoutSeconds: options.timeoutSeconds,
+        workers: workers.count,
         env: options.env,
       },
       connectSeconds,
@@ -581,11 +722,12 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         max: quantile(resumedTimes, 1),
       },
       messages,
-      lost,
-      duplicated,
-      outOfOrder,
-      delivered,
-      clientSide: counters,
+      lost: checked.lost,
+      behind: checked.behind,
+      duplicated: checked.duplicated,
+      outOfOrder: checked.outOfOrder,
+      delivered: checked.delivered,
+      clientSide: workers.counters(),
       server: {
         peakRssMiB: Math.round(peakRss / 2 ** 20),
         dbCommands,
@@ -598,14 +740,22 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         replayedMessages: one('anonymo_replayed_messages_total'),
         replayPages: one('anonymo_replay_pages_total'),
       },
+      serverLogs: servers.map((s) => s.logFile),
+      // Filled in by `finally` below, before the caller sees the result.
+      serverExits: exits,
     };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (sampler) clearInterval(sampler);
-    for (const c of clients) c.close();
-    if (server) {
+    await workers?.close();
+    if (server && server.child.exitCode === null && server.child.signalCode === null) {
+      server.killedByHarness = true;
       server.child.kill('SIGKILL');
-      await server.exited;
-      if (process.env.STORM_SERVER_LOG) writeFileSync(process.env.STORM_SERVER_LOG, server.logs.join('\n'));
+    }
+    for (const s of servers) {
+      const { code, signal } = await s.exited;
+      exits.push({ run: s.run, code, signal, killedByHarness: s.killedByHarness, logFile: s.logFile });
     }
     await db?.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -631,6 +781,7 @@ function parseOptions(): StormOptions & { out: string } {
       warm: { type: 'string', default: '5' },
       timeout: { type: 'string', default: '120' },
       env: { type: 'string', default: '' },
+      workers: { type: 'string' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     },
   });
@@ -639,7 +790,7 @@ function parseOptions(): StormOptions & { out: string } {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: ${v} is not a number`);
     return n;
   };
-  // This process holds one descriptor per client; the server (another process) as many.
+  // The workers hold one descriptor per client; the server (another process) as many.
   const limit = openFileLimit();
   const fits = limit - 500;
   let clients: number;
@@ -670,7 +821,10 @@ function parseOptions(): StormOptions & { out: string } {
     warmSeconds: num('warm', values.warm),
     timeoutSeconds: num('timeout', values.timeout),
     env,
+    // About 2,500 clients a worker: one process parsing every frame of 10,000 fell behind.
+    workers: values.workers !== undefined ? num('workers', values.workers) : Math.max(1, Math.ceil(clients / 2500)),
     out: values.out,
+    logDir: values.out,
   };
 }
 
@@ -693,15 +847,24 @@ export async function main(): Promise<void> {
   const opts = parseOptions();
   const build = execFileSync('bash', [path.join(ROOT, 'scripts', 'build-ferretdb.sh')], { stdio: 'inherit' });
   void build;
+  mkdirSync(opts.out, { recursive: true });
   const result = await runStorm(opts);
   mkdirSync(opts.out, { recursive: true });
   const file = path.join(opts.out, 'storm-latest.json');
   writeFileSync(file, JSON.stringify({ startedAt: new Date().toISOString(), ...result }, null, 2));
   console.log(`\n${JSON.stringify(result, null, 2)}\n\n${summary(result)}\n\nWrote ${path.relative(ROOT, file)}`);
-  const ok = result.lost === 0 && result.duplicated === 0 && result.outOfOrder === 0 && result.resumed === opts.clients;
+  for (const e of result.serverExits.filter((x) => !x.killedByHarness))
+    console.log(`server run ${e.run} exited on its own (code ${e.code}, signal ${e.signal}): ${e.logFile}`);
+  const ok =
+    result.lost === 0 &&
+    result.duplicated === 0 &&
+    result.outOfOrder === 0 &&
+    result.resumed === opts.clients &&
+    result.resumeSeconds.max <= GOAL_SECONDS;
   console.log(
     `${ok ? 'OK' : 'FAILED'}: ${result.resumed}/${opts.clients} resumed, last after ${result.resumeSeconds.max.toFixed(1)} s ` +
-      `(goal 30 s); lost ${result.lost}, duplicated ${result.duplicated}, out of order ${result.outOfOrder}`,
+      `(goal ${GOAL_SECONDS} s); lost ${result.lost}, duplicated ${result.duplicated}, out of order ${result.outOfOrder}` +
+      (result.behind ? `; ${result.behind} messages not received by the clients that never resumed` : ''),
   );
   if (!ok) process.exitCode = 1;
 }

@@ -498,7 +498,7 @@ function createResolvers(config: Config, d: Domains, limits: RateLimits) {
     new MessageRoomResolver(d.rooms),
     new StrangerResolver(d.strangers, limits),
     new BlockResolver(d.blocks, d.users),
-    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms),
+    new ModerationResolver(d.moderators, d.reports, d.bans, d.audit, d.slowMode, d.rooms, limits),
   ] as const;
 }
 
@@ -716,10 +716,18 @@ async function createTransports(
   return { httpServer, ws, apollo, sessionStore, stopForgetting, stopAccepting };
 }
 
+/**
+ * Connections the kernel may hold for us before we accept them. Node's default (511) overflows
+ * in a reconnect storm while the server is busy (the storm benchmark saw 442–512 queued), and an
+ * overflowing queue drops SYNs, which clients only retry after 1, 3, 7 s. Linux caps it at
+ * net.core.somaxconn (4096 by default since 5.4).
+ */
+const LISTEN_BACKLOG = 4096;
+
 function listen(httpServer: Server, config: Config): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => {
+    httpServer.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => {
       httpServer.off('error', reject);
       resolve((httpServer.address() as AddressInfo).port);
     });

@@ -43,6 +43,7 @@ const EnvSchema = z.object({
   REPLAY_CONCURRENCY: int('REPLAY_CONCURRENCY', 1, 10000).default(16),
   REPLAY_QUEUE: int('REPLAY_QUEUE', 0, 1000000).default(20000),
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
+  EMBEDDED_DB_SYNC: z.enum(['normal', 'full']).default('normal'),
   GRAPHQL_INTROSPECTION: z.preprocess(emptyAsUndefined, bool('GRAPHQL_INTROSPECTION').optional()),
   ...securityEnv,
   ...moderationEnv,
@@ -155,6 +156,13 @@ export interface Config {
   };
   /** `FERRETDB_BIN` [.tools/bin/ferretdb]: embedded database binary. */
   ferretdbBin?: string;
+  /**
+   * `EMBEDDED_DB_SYNC` [normal]: SQLite's `synchronous` for the embedded FerretDB (WAL mode).
+   * `normal` survives any process crash (the server's or the database's) and can lose the last
+   * writes only on an OS crash or power loss; `full` syncs to disk on every commit, ~3x slower
+   * per small write.
+   */
+  embeddedDbSync: 'normal' | 'full';
   /** `GRAPHQL_INTROSPECTION` [on outside production]. */
   introspection: boolean;
   /**
@@ -162,7 +170,7 @@ export interface Config {
    * default in security/security.config.ts: `ALLOWED_ORIGINS`, `HTTP_MAX_BODY_BYTES`,
    * `WS_MAX_PAYLOAD_BYTES`, `GRAPHQL_MAX_{DEPTH,ALIASES,DIRECTIVES,TOKENS,COST,DOCUMENT_BYTES}`,
    * `WS_MAX_CONNECTIONS_PER_{IP,USER}`, `MAX_REPLAY_MESSAGES`, `RATE_LIMITS`, `RATE_LIMIT_*`
-   * (including `RATE_LIMIT_REPLAY_MESSAGES` and `RATE_LIMIT_HTTP_IP`).
+   * (including `RATE_LIMIT_REPLAY_MESSAGES`, `RATE_LIMIT_HTTP_IP` and `RATE_LIMIT_REPORT_MESSAGE`).
    */
   security: SecurityConfig;
   /**
@@ -288,6 +296,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       replayQueue: e.REPLAY_QUEUE,
     },
     ferretdbBin: e.FERRETDB_BIN,
+    embeddedDbSync: e.EMBEDDED_DB_SYNC,
     introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
     security: securityConfig(e, { isProduction, publicUrl: e.PUBLIC_URL }),
     moderation: moderationConfig(e),

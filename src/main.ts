@@ -71,6 +71,7 @@ async function main(): Promise<void> {
       embedded = await startEmbeddedDatabase({
         dataDir,
         ferretdbBin: config.ferretdbBin,
+        synchronous: config.embeddedDbSync,
         log: (msg) => logger.info(msg),
       });
       mongodbUri = embedded.uri;

@@ -162,16 +162,22 @@ export class SendBatcher {
         if (doc.counts) this.lastCounts.set(doc.conversation, { seq: doc.seq, counts: doc.counts });
         p.resolve({ doc, fresh: true });
       } else if (r === 'skipped') {
+        // Not tried: an earlier document of the ordered write failed. Not an attempt, or a
+        // burst of retried sends (each an already used clientId, one failure per write, as
+        // after a restart) would exhaust the attempts of the messages queued behind them.
         retry.push(p);
       } else if (r === 'duplicate') {
         const existing = await this.resolveDuplicate(doc);
         if (existing) p.resolve({ doc: existing, fresh: false });
-        else retry.push(p);
+        else {
+          // Its number was taken by another writer: a lost race, counted.
+          p.attempts++;
+          retry.push(p);
+        }
       } else {
         p.reject(r);
       }
     }
-    for (const p of retry) p.attempts++;
     const exhausted = retry.filter((p) => p.attempts >= this.maxAttempts);
     exhausted.forEach((p) => p.reject(new Error(`no free sequence number in ${p.draft.conversation}`)));
     this.queue.unshift(...retry.filter((p) => p.attempts < this.maxAttempts));

@@ -319,7 +319,10 @@ export class MessageService {
    * replay budget, so reconnect loops cannot re-read a long conversation over and over.
    */
   async admitReplay(connection: object, conversation: string, afterSeq: number): Promise<void> {
-    const head = await this.store.head(conversation);
+    // A head read a moment old serves to measure the replay (a reconnect storm sends
+    // thousands of these at once); only a cursor beyond it needs the current head.
+    let head = await this.store.head(conversation, true);
+    if (afterSeq > head) head = await this.store.head(conversation);
     if (afterSeq > head) throw new BadUserInputError('after is newer than the newest message', 'after');
     const count = head - afterSeq;
     if (count > this.replay.max) {

@@ -20,10 +20,17 @@ export interface MessageStoreOptions {
   recent?: RecentMessagesOptions;
 }
 
+/** How old a head read may be to answer `head(conversation, true)`. */
+const HEAD_SHARE_MS = 250;
+
 const keysOf = (conversation: string) => ({ prefix: `${conversation}:`, width: SEQ_WIDTH });
 
 export class MessageStore {
   private readonly heads: LRUCache<string, number>;
+  /** Head reads by conversation: the one in flight or the last finished (see head). */
+  private readonly headReads = lru<string, { read: Promise<number>; done?: number }>(10000);
+  /** Range reads in flight, by their arguments. */
+  private readonly rangeReads = new Map<string, Promise<MessageDoc[]>>();
   readonly recent: RecentMessages;
 
   constructor(
@@ -134,12 +141,31 @@ export class MessageStore {
     return this.heads.get(conversation);
   }
 
-  /** The newest sequence number in the conversation (0 when empty). */
-  async head(conversation: string): Promise<number> {
-    const head = await this.strategy.head(this.model, keysOf(conversation), this.knownHead(conversation) ?? 0);
-    // Also records an empty conversation as seen (0), so the next send needs no read.
-    if (head >= (this.heads.get(conversation) ?? 0)) this.heads.set(conversation, head);
-    return head;
+  /**
+   * The newest sequence number in the conversation (0 when empty). `recent`: a read that is
+   * in flight or finished within HEAD_SHARE_MS may answer instead; for checks that tolerate
+   * a head a moment old (how far back a replay reaches), so that thousands of subscribes
+   * after a restart do not each read it.
+   */
+  async head(conversation: string, recent = false): Promise<number> {
+    const shared = this.headReads.get(conversation);
+    if (recent && shared && (shared.done === undefined || Date.now() - shared.done <= HEAD_SHARE_MS)) {
+      return shared.read;
+    }
+    const entry: { read: Promise<number>; done?: number } = {
+      read: this.strategy.head(this.model, keysOf(conversation), this.knownHead(conversation) ?? 0).then((head) => {
+        // Also records an empty conversation as seen (0), so the next send needs no read.
+        if (head >= (this.heads.get(conversation) ?? 0)) this.heads.set(conversation, head);
+        entry.done = Date.now();
+        return head;
+      }),
+    };
+    this.headReads.set(conversation, entry);
+    entry.read.then(
+      () => undefined,
+      () => this.headReads.get(conversation) === entry && this.headReads.delete(conversation),
+    );
+    return entry.read;
   }
 
   /**
@@ -152,10 +178,37 @@ export class MessageStore {
     const [lo, hi] = newest ? [Math.max(from, to - limit + 1), to] : [from, Math.min(to, from + limit - 1)];
     const held = this.recent.slice(conversation, lo, hi);
     if (held) return held;
-    const docs = await this.strategy.range(this.model, keysOf(conversation), from, to, limit, newest);
+    // The newer part held: only the older part is read (and held from then on). A replay
+    // storm after a restart is thousands of subscribers asking for the same few messages
+    // from before it, the rest having arrived since.
+    const tail = this.recent.heldTail(conversation, lo, hi);
+    if (tail) {
+      const missing = tail[0].seq - lo;
+      const older = await this.rangeOnce(conversation, lo, tail[0].seq - 1, missing, false);
+      // Without a hole: the same answer as reading it all (a hole would pull later numbers in).
+      if (older.length === missing && older[0]?.seq === lo && older[missing - 1].seq === tail[0].seq - 1) {
+        this.recent.prepend(conversation, older);
+        return [...older, ...tail];
+      }
+    }
+    const docs = await this.rangeOnce(conversation, from, to, limit, newest);
     // A complete run that reaches the newest number known: the start of a cached run.
     const complete = docs.length === hi - lo + 1 && docs[0]?.seq === lo && docs[docs.length - 1].seq === hi;
     if (complete) this.recent.addRun(conversation, docs, hi >= (this.knownHead(conversation) ?? Infinity));
     return docs;
+  }
+
+  /** One database read for identical ranges asked for at once (concurrent replays of the same messages). */
+  private rangeOnce(conversation: string, from: number, to: number, limit: number, newest: boolean) {
+    const key = `${conversation}\u0000${from}\u0000${to}\u0000${limit}\u0000${newest}`;
+    let read = this.rangeReads.get(key);
+    if (!read) {
+      read = this.strategy.range<MessageDoc>(this.model, keysOf(conversation), from, to, limit, newest);
+      this.rangeReads.set(key, read);
+      const forget = () => this.rangeReads.delete(key);
+      read.then(forget, forget);
+    }
+    // Each caller its own array (the documents are shared, as the ones held in memory are).
+    return read.then((docs) => docs.slice());
   }
 }

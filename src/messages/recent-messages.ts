@@ -75,6 +75,35 @@ export class RecentMessages {
     return run && i >= 0 && i < run.docs.length ? run.docs[i] : undefined;
   }
 
+  /**
+   * The held part of `from..to` when the run holds `to` and starts after `from`: the newest
+   * messages of a range, so that only the older ones are read from the database (a replay
+   * after a restart: the run starts at the first message this instance stored or received).
+   */
+  heldTail(conversation: string, from: number, to: number): MessageDoc[] | undefined {
+    const run = this.runs.get(conversation);
+    if (!run?.ready || run.docs.length === 0) return undefined;
+    if (to < run.first || to > run.first + run.docs.length - 1 || from >= run.first) return undefined;
+    return run.docs.slice(0, to - run.first + 1);
+  }
+
+  /**
+   * Stored messages with consecutive numbers just before the run (the last is `first - 1`):
+   * held too, as far as the run has room, so the next replay of them needs no read. Not for
+   * direct conversations: a read event may have passed while they were read, and their
+   * `readAt` would stay stale.
+   */
+  prepend(conversation: string, docs: readonly MessageDoc[]): void {
+    if (conversation.startsWith('dm:')) return;
+    const run = this.runs.peek(conversation);
+    if (!run?.ready || docs.length === 0 || docs[docs.length - 1].seq !== run.first - 1) return;
+    const add = docs.slice(-(this.cap - run.docs.length));
+    if (add.length === 0 || add.length > docs.length) return;
+    for (let i = 1; i < add.length; i++) if (add[i].seq !== add[i - 1].seq + 1) return;
+    run.docs = [...add, ...run.docs];
+    run.first = add[0].seq;
+  }
+
   /** A stored message (own insert or an event): extends the run when it is the next number. */
   add(doc: MessageDoc): void {
     this.addRun(doc.conversation, [doc], true);

@@ -14,6 +14,7 @@ import type { SlowMode } from './slow-mode';
 import { LOBBY, ROOM_ID, roomKey } from '../messages/conversation';
 import { BadUserInputError, ForbiddenError } from '../errors';
 import type { RoomService } from '../rooms/room.service';
+import type { RateLimits } from '../security/rate-limit';
 
 @ArgsType()
 class PageArgs {
@@ -40,6 +41,7 @@ export class ModerationResolver {
     private readonly audit: AuditLog,
     private readonly slowModes: SlowMode,
     private readonly rooms: Pick<RoomService, 'visible' | 'get'>,
+    private readonly limits?: Pick<RateLimits, 'consume'>,
   ) {}
 
   @Query(() => Int, {
@@ -82,11 +84,13 @@ export class ModerationResolver {
       'Reports a message the viewer can see, once per message. At REPORT_HIDE_THRESHOLD distinct reporters ' +
       '(default 3) it is hidden from everyone but its sender until a moderator clears or deletes it.',
   })
-  reportMessage(
+  async reportMessage(
     @Arg('id', () => ID) id: string,
     @Arg('reason', () => ReportReason) reason: ReportReasonValue,
     @Ctx() ctx: Context,
   ): Promise<boolean> {
+    // Counted before the message is looked up: probing unknown ids costs the same.
+    await this.limits?.consume('reportMessage', { user: ctx.user.id });
     return this.reportService.report(ctx.user.id, id, reason);
   }
 

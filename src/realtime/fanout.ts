@@ -298,8 +298,10 @@ export class Channel<E = unknown, O = unknown> {
  * A class rather than closures: one of these lives as long as each subscription, and
  * methods on the prototype cost nothing per instance.
  */
-class SinkIterator implements AsyncIterableIterator<unknown> {
+export class SinkIterator implements AsyncIterableIterator<unknown> {
   private started = false;
+  /** Per-subscriber mode: turns a raw event into the response graphql-ws sends (see `respondWith`). */
+  private respond?: (event: unknown) => unknown;
   private finished = false;
   private failure?: { error: unknown };
   private detach?: () => void;
@@ -315,8 +317,31 @@ class SinkIterator implements AsyncIterableIterator<unknown> {
     return this;
   }
 
+  /**
+   * Yields `respond(event)` instead of the raw event: the mapping graphql-js's `subscribe()`
+   * would add around this iterator (executing each event with the event as root value), done
+   * here so that grouped subscriptions, which never yield, carry no mapping state at all.
+   */
+  respondWith(respond: (event: unknown) => unknown): this {
+    this.respond = respond;
+    return this;
+  }
+
   private settle(): Promise<IteratorResult<unknown>> | undefined {
-    if (this.queue?.length) return Promise.resolve({ done: false, value: this.queue.shift() });
+    if (this.queue?.length) {
+      const event = this.queue.shift();
+      if (!this.respond) return Promise.resolve({ done: false, value: event });
+      return Promise.resolve(event)
+        .then(this.respond)
+        .then(
+          (value) => ({ done: false, value }),
+          (err: unknown) => {
+            // As graphql-js does when executing an event fails: the source ends, the error is reported.
+            this.finish();
+            throw err;
+          },
+        );
+    }
     if (!this.finished) return undefined;
     if (this.failure) {
       // Reported once; afterwards the iterator is simply done.

@@ -52,3 +52,46 @@ export function startKeepAlive(wss: WebSocketServer, intervalMs: number): () => 
     wss.off('connection', onConnection);
   };
 }
+
+/**
+ * graphql-ws's `connectionInitWaitTimeout` with one timer for the whole server: graphql-ws arms
+ * a timer per connection and keeps it (and its closure) for the connection's lifetime, even
+ * after `connection_init` arrived. Here sockets wait in arrival order (the deadline is the
+ * same for all), and one timer closes those still uninitialised with 4408 at their deadline.
+ */
+export class InitDeadline {
+  /** Sockets still waiting for `connection_init`, oldest first, with their deadlines. */
+  private readonly waiting = new Map<WebSocket, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  watch(socket: WebSocket): void {
+    if (!(this.timeoutMs > 0)) return;
+    this.waiting.set(socket, Date.now() + this.timeoutMs);
+    this.timer ??= setTimeout(() => this.expire(), this.timeoutMs).unref();
+  }
+
+  initialised(socket: WebSocket): void {
+    this.waiting.delete(socket);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.waiting.clear();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = Date.now();
+    for (const [socket, deadline] of this.waiting) {
+      if (deadline > now) {
+        this.timer = setTimeout(() => this.expire(), deadline - now).unref();
+        return;
+      }
+      this.waiting.delete(socket);
+      // The code and reason graphql-ws uses (CloseCode.ConnectionInitialisationTimeout).
+      if (socket.readyState === socket.OPEN) socket.close(4408, 'Connection initialisation timeout');
+    }
+  }
+}

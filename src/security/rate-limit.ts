@@ -34,6 +34,7 @@ const WHAT: Record<LimitName, string> = {
   sendMessage: 'Too many messages',
   typing: 'Too many typing updates',
   findStranger: 'Too many stranger searches',
+  reportMessage: 'Too many reports',
   identities: 'Too many new identities from this address',
   wsConnections: 'Too many new connections from this address',
   wsOperations: 'Too many operations on this connection',

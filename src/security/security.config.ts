@@ -94,6 +94,7 @@ export const securityEnv = {
   RATE_LIMIT_TYPING_IP: rate('RATE_LIMIT_TYPING_IP', '300/10s'),
   RATE_LIMIT_FIND_STRANGER: rate('RATE_LIMIT_FIND_STRANGER', '30/1m'),
   RATE_LIMIT_FIND_STRANGER_IP: rate('RATE_LIMIT_FIND_STRANGER_IP', '300/1m'),
+  RATE_LIMIT_REPORT_MESSAGE: rate('RATE_LIMIT_REPORT_MESSAGE', '10/1m'),
   RATE_LIMIT_IDENTITIES_IP: rate('RATE_LIMIT_IDENTITIES_IP', '60/1h'),
   RATE_LIMIT_WS_CONNECTIONS_IP: rate('RATE_LIMIT_WS_CONNECTIONS_IP', '60/1m'),
   RATE_LIMIT_WS_OPERATIONS: rate('RATE_LIMIT_WS_OPERATIONS', '100/1m'),
@@ -139,6 +140,11 @@ export interface RateLimitsConfig {
    * each findStranger scans the queue (and ends a chat: "Next").
    */
   findStranger: { user: RateSpec; ip: RateSpec };
+  /**
+   * `RATE_LIMIT_REPORT_MESSAGE` [10/1m] per user: each reportMessage reads the message and
+   * writes a report (and may hide the message for everyone).
+   */
+  reportMessage: { user: RateSpec };
   /** `RATE_LIMIT_IDENTITIES_IP` [60/1h]: new anonymous identities per IP (HTTP and WebSocket). */
   identities: { ip: RateSpec };
   /** `RATE_LIMIT_WS_CONNECTIONS_IP` [60/1m]: WebSocket upgrades per IP. */
@@ -206,6 +212,7 @@ export function securityConfig(e: SecurityEnv, opts: { isProduction: boolean; pu
       sendMessage: { user: e.RATE_LIMIT_SEND_MESSAGE, ip: e.RATE_LIMIT_SEND_MESSAGE_IP },
       typing: { user: e.RATE_LIMIT_TYPING, ip: e.RATE_LIMIT_TYPING_IP },
       findStranger: { user: e.RATE_LIMIT_FIND_STRANGER, ip: e.RATE_LIMIT_FIND_STRANGER_IP },
+      reportMessage: { user: e.RATE_LIMIT_REPORT_MESSAGE },
       identities: { ip: e.RATE_LIMIT_IDENTITIES_IP },
       wsConnections: { ip: e.RATE_LIMIT_WS_CONNECTIONS_IP },
       wsOperations: { connection: e.RATE_LIMIT_WS_OPERATIONS },

@@ -33,7 +33,7 @@ import type { RateLimits } from '../security/rate-limit';
 import { resolveIdentity, type Identity, type SessionRequest } from '../sessions/identity';
 import { AVATAR_SEED, avatarSvg } from '../users/avatar';
 import type { UserService } from '../users/user.service';
-import { extraValidationRules } from '../validation';
+import { apolloDocumentStore, extraValidationRules } from '../validation';
 import { landingPagePlugin } from '../web/sandbox';
 import { webClient } from '../web/web-client';
 import { createContext } from './context';
@@ -81,6 +81,7 @@ export async function startHttpTransport(
     includeStacktraceInErrorResponses: !config.isProduction,
     validationRules: extraValidationRules(config),
     parseOptions: { maxTokens: config.security.operations.maxTokens },
+    documentStore: apolloDocumentStore(),
     formatError: (formatted, error) => formatError(formatted, error, format),
     // main.ts owns the signals and calls close(), which stops Apollo in the right order.
     stopOnTerminationSignals: false,
@@ -204,6 +205,17 @@ async function httpContext(req: Request, deps: HttpTransportDeps): Promise<Conte
 function jsonErrors(config: Config, logger: Logger): ErrorRequestHandler {
   return (err: { status?: unknown; message?: unknown }, _req, res, _next) => {
     void _next;
+    if (res.headersSent) {
+      // express-session saves or touches a session once the answer is written, and reports a
+      // failure here: the client has its answer (often a 503 already) and nothing more can be
+      // sent. A database away is expected during an outage (the next request writes the
+      // session again); anything else is a fault. The socket goes if the answer is unfinished.
+      if (isDatabaseUnavailable(err))
+        logger.warn({ err }, 'session not written after the response: database unavailable');
+      else logger.error({ err }, 'request failed after its response was sent');
+      if (!res.writableEnded) res.destroy();
+      return;
+    }
     if (isDatabaseUnavailable(err)) {
       res.status(503).set('Retry-After', '2');
       return void res.json({

@@ -8,9 +8,16 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
-import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import {
+  GraphQLError,
+  createSourceEventStream,
+  execute,
+  subscribe,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from 'graphql';
 import type { Context as WsContext } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config';
@@ -27,7 +34,8 @@ import { logConnection } from '../observability/http-logger';
 import type { Metrics } from '../observability/metrics';
 import { destroyOnError, releaseUpgradeRequest } from '../realtime/connection-memory';
 import type { RealtimeEngine } from '../realtime/engine';
-import { startKeepAlive } from '../realtime/keepalive';
+import { SinkIterator } from '../realtime/fanout';
+import { InitDeadline, startKeepAlive } from '../realtime/keepalive';
 import type { PubSub } from '../realtime/pubsub';
 import { clientIp, type TrustFn } from '../security/ip';
 import type { OriginPolicy } from '../security/origin';
@@ -41,11 +49,14 @@ import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import type { OperationValidator } from '../validation';
 import { createContext } from './context';
-import { guardClientFrames } from '../realtime/frame-guard';
+import { serveGraphqlWs } from './graphql-ws-server';
 import { onSocketClose } from '../realtime/socket-close';
 import { OperationIds } from '../realtime/operation-ids';
 import type { ConnectionCounter } from '../security/connection-limits';
 import { costError, type DefaultListSizes } from '../security/cost';
+
+/** How long a new socket may take to send `connection_init` (graphql-ws's default). */
+const CONNECTION_INIT_WAIT_MS = 3000;
 
 /** What the upgrade handler learned about a WebSocket connection. */
 interface UpgradeInfo {
@@ -185,6 +196,25 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
   };
 }
 
+/**
+ * graphql-ws's `subscribe`: graphql-js's `subscribe()` without its mapAsyncIterator around the
+ * fan-out's iterator. That wrapper (an object, five closures and a suspended async `next`,
+ * ~1 KiB) would live as long as each subscription, for nothing in grouped mode, where the
+ * iterator never yields; in per-subscriber mode the iterator executes its events itself.
+ */
+async function subscribeOperation(
+  args: ExecutionArgs,
+): Promise<ExecutionResult | AsyncIterable<ExecutionResult> | AsyncGenerator<ExecutionResult>> {
+  const stream = await createSourceEventStream(args);
+  if (stream instanceof SinkIterator) {
+    return stream.respondWith((event) => execute({ ...args, rootValue: event })) as AsyncIterable<ExecutionResult>;
+  }
+  if (!(Symbol.asyncIterator in stream)) return stream; // the subscription failed: its errors
+  // Not a fan-out subscription (none exists today): graphql-js's own path, from the start.
+  await stream[Symbol.asyncIterator]().return?.();
+  return subscribe(args);
+}
+
 /** Open sockets by session, to close them when the session ends (identity reset) on any instance. */
 class SocketRegistry {
   private readonly bySession = new Map<string, Set<WebSocket>>();
@@ -209,12 +239,15 @@ class SocketRegistry {
 export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransport> {
   const { config, logger, format, metrics, presence } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
-  guardClientFrames(wss);
   const operationIds = new OperationIds();
-  const wsServer = useServer<Record<string, unknown>, Extra>(
+  const initDeadline = new InitDeadline(CONNECTION_INIT_WAIT_MS);
+  const wsServer = serveGraphqlWs<Record<string, unknown>, Extra>(
     {
       schema: deps.schema,
+      // Enforced by initDeadline (one timer for all sockets instead of one kept per socket).
+      connectionInitWaitTimeout: 0,
       onConnect: (ctx) => {
+        initDeadline.initialised(ctx.extra.socket);
         // graphql-ws keeps `extra.request` as long as the connection: the whole upgrade
         // request (an IncomingMessage, its stream state and socket references, ~0.7 KiB per
         // idle subscriber). Operations read only what the upgrade handler learned.
@@ -222,6 +255,7 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
         extra.request = { anonymo: ctx.extra.request.anonymo };
       },
       onSubscribe: subscribeHook(deps, operationIds),
+      subscribe: subscribeOperation,
       onOperation: (ctx, id, _payload, args) => metrics.wsOperationDone(ctx, id, args.document, args.operationName),
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!result.errors) return;
@@ -238,7 +272,8 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       },
     },
     wss,
-    0, // keepalive: one shared timer instead of graphql-ws's per-connection ones (below)
+    logger,
+    (socket, request) => ({ socket, request: request as UpgradeRequest }),
   );
   const stopKeepAlive = startKeepAlive(wss, config.wsKeepAliveMs);
 
@@ -246,11 +281,13 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
   });
   const sockets = new SocketRegistry();
+  // One listener for every socket rather than a closure each.
+  const onSocketError = (err: Error) => logger.debug({ err }, 'WebSocket error');
   wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
-    // graphql-ws reports socket errors with console.error; an oversized or malformed frame is
-    // the client's fault (ws closes that socket itself, e.g. 1009), and must not flood the logs.
-    socket.removeAllListeners('error');
-    socket.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
+    // An oversized or malformed frame is the client's fault (ws closes that socket itself,
+    // e.g. 1009), and must not flood the logs.
+    socket.on('error', onSocketError);
+    initDeadline.watch(socket);
     const { user, sessionId } = req.anonymo!.identity;
     logConnection(logger, socket, { connectionId: req.anonymo!.connectionId, userId: user.id });
     presence.connected(user);
@@ -277,6 +314,7 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       admission.stop();
       deps.realtime.close();
       stopKeepAlive();
+      initDeadline.stop();
       stopRevocations();
       await wsServer.dispose();
     },
@@ -385,8 +423,9 @@ class Admission {
         counted = keys;
         // The raw socket closes after a failed upgrade and after the WebSocket's own close;
         // handleUpgrade answers some bad requests itself without calling back (progress.done
-        // is idempotent). One listener for both: it lives as long as the connection.
-        socket.once('close', () => {
+        // is idempotent). One listener for both: it lives as long as the connection (`on`, not
+        // `once`: a socket closes once, and `once` would add a wrapper and its state for as long).
+        socket.on('close', () => {
           this.deps.connections.release(connectionId, keys);
           progress.done();
         });

@@ -15,12 +15,14 @@
  * A case is reproducible from (seed, batch, index): batch b is `fc.sample(caseArb, { seed:
  * seed + b, numRuns: batchSize })`.
  */
-import { setFlagsFromString } from 'node:v8';
+import path from 'node:path';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { MongoClient } from 'mongodb';
 import WebSocket from 'ws';
 import { cleanUserText } from '../../src/text/text';
+import type { CacheInfo } from './target';
 import { caseArb, type BurstCase, type FuzzCase, type HttpCase, type WsCase } from './generators';
 
 export interface FuzzTarget {
@@ -31,6 +33,11 @@ export interface FuzzTarget {
   live(): { connections: number; subscribers: number; plans: number };
   /** Error-level log lines the server wrote so far. */
   errorLogs(): string[];
+  /**
+   * The process's bounded caches (see target.ts): their sizes are checked against their
+   * bounds, and they are emptied before the heap is measured for the baseline and at the end.
+   */
+  caches?: { census(): CacheInfo[]; clear(index?: number): void };
 }
 
 export interface FuzzOptions {
@@ -39,8 +46,12 @@ export interface FuzzOptions {
   batchSize?: number;
   /** Cases in flight at once. Default 6. */
   concurrency?: number;
-  /** Batches run before the heap baseline is taken (caches fill up first). Default 3. */
+  /** Batches run before the heap baseline is taken (code compiled, pools and lazy state set up). Default 3. */
   warmupBatches?: number;
+  /** Writes heap snapshots (caches emptied) at the baseline and at the end into this folder, to see what grew. */
+  heapSnapshotDir?: string;
+  /** The final heap over the baseline (both with the bounded caches emptied) above which the run fails. Default 1.1. */
+  maxHeapRatio?: number;
   /** Check stored texts and sequence numbers every this many batches (and after the last). Default 10. */
   deepCheckEvery?: number;
   log?: (line: string) => void;
@@ -68,7 +79,22 @@ export interface FuzzReport {
   httpStatuses: Record<string, number>;
   wsCloseCodes: Record<string, number>;
   errorCodes: Record<string, number>;
-  heap: { baselineMiB: number; finalMiB: number; maxMiB: number; finalRatio: number };
+  /**
+   * Heap used after a full GC. `baselineMiB` (after the warm-up batches) and `finalMiB` (after
+   * the last batch) are measured with every bounded cache emptied; `withCaches` are the same
+   * two moments as they were; `maxMiB` is the largest after any batch, caches included.
+   */
+  heap: {
+    baselineMiB: number;
+    finalMiB: number;
+    maxMiB: number;
+    finalRatio: number;
+    withCaches: { baselineMiB: number; finalMiB: number };
+  };
+  /** Open WebSockets, subscribers and plans after the last batch's check (each must be 0). */
+  live: { connections: number; subscribers: number; plans: number };
+  /** The bounded caches at the end of the run, with their bounds (none when the target gives no census). */
+  caches: CacheInfo[];
   database: { newMessages: number; allowedMessages: number; newUsers: number; allowedIdentities: number };
   bugs: Bug[];
 }
@@ -124,7 +150,9 @@ class Session {
       httpStatuses: {},
       wsCloseCodes: {},
       errorCodes: {},
-      heap: { baselineMiB: 0, finalMiB: 0, maxMiB: 0, finalRatio: 0 },
+      heap: { baselineMiB: 0, finalMiB: 0, maxMiB: 0, finalRatio: 0, withCaches: { baselineMiB: 0, finalMiB: 0 } },
+      live: { connections: 0, subscribers: 0, plans: 0 },
+      caches: [],
       database: { newMessages: 0, allowedMessages: 0, newUsers: 0, allowedIdentities: 0 },
       bugs: this.bugs,
     };
@@ -395,6 +423,7 @@ class Session {
       await new Promise((r) => setTimeout(r, 20));
       live = this.target.live();
     }
+    this.report.live = live;
     if (live.connections || live.subscribers || live.plans) {
       this.bug('leak', `after the batch: ${JSON.stringify(live)}`);
     }
@@ -486,6 +515,14 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
   await session.setup();
   const started = Date.now();
   const batches = Math.ceil(options.cases / batchSize);
+  const maxHeapRatio = options.maxHeapRatio ?? 1.1;
+  const withoutCaches = (heap: number): number => {
+    if (!target.caches) return heap;
+    target.caches.clear();
+    gc();
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
   let baseline = 0;
   for (let b = 0; b < batches && !options.stop?.(); b++) {
     const n = Math.min(batchSize, options.cases - b * batchSize);
@@ -511,11 +548,44 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
     if (report.bugs.slice(before).some((bug) => bug.what === 'leak')) {
       cases.forEach((c, i) => options.log?.(`  batch ${b} case ${i}: ${summary(c)}`));
     }
-    if (b === Math.min(warmup, batches) - 1) baseline = heap;
     report.heap.maxMiB = Math.max(report.heap.maxMiB, heap / MiB);
-    report.heap.finalMiB = heap / MiB;
-    report.heap.baselineMiB = (baseline || heap) / MiB;
-    report.heap.finalRatio = heap / (baseline || heap);
+    // The baseline and the final heap are measured with the bounded caches emptied: they fill
+    // up to their bounds over the run (checked below), and anything else must come back.
+    if (b === Math.min(warmup, batches) - 1) {
+      report.heap.withCaches.baselineMiB = heap / MiB;
+      baseline = withoutCaches(heap);
+      if (options.heapSnapshotDir) writeHeapSnapshot(path.join(options.heapSnapshotDir, 'baseline.heapsnapshot'));
+      report.heap.baselineMiB = baseline / MiB;
+    }
+    if (last) {
+      report.caches = target.caches?.census() ?? [];
+      for (const c of report.caches) {
+        if ((c.max && c.size > c.max) || (c.maxSize && (c.calculatedSize ?? 0) > c.maxSize)) {
+          session.bug('cache over its bound', JSON.stringify(c));
+        }
+      }
+      report.heap.withCaches.finalMiB = heap / MiB;
+      // One cache at a time, so the report says what each held (an object two caches share
+      // counts for the later one).
+      let held = heap;
+      for (const [i, c] of report.caches.entries()) {
+        target.caches!.clear(i);
+        gc();
+        const now = process.memoryUsage().heapUsed;
+        c.freedMiB = Math.round(((held - now) / MiB) * 100) / 100;
+        held = now;
+      }
+      const final = withoutCaches(heap);
+      if (options.heapSnapshotDir) writeHeapSnapshot(path.join(options.heapSnapshotDir, 'final.heapsnapshot'));
+      report.heap.finalMiB = final / MiB;
+      report.heap.finalRatio = final / baseline;
+      if (report.heap.finalRatio > maxHeapRatio) {
+        session.bug(
+          'heap',
+          `${report.heap.finalMiB.toFixed(1)} MiB at the end, ${report.heap.baselineMiB.toFixed(1)} MiB at the baseline (caches emptied): ratio ${report.heap.finalRatio.toFixed(3)} > ${maxHeapRatio}`,
+        );
+      }
+    }
     const elapsed = Date.now() - started;
     report.durationMs = elapsed;
     report.casesPerSecond = Math.round((report.cases / elapsed) * 1000);

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config';
 import { startFerretDB } from '../../src/db/embedded';
 import { createServer } from '../../src/app';
 import { fuzz, replayBatch } from './fuzzer';
-import { captureConsoleErrors, errorLogger, FUZZ_ENV, fuzzTarget } from './target';
+import { captureConsoleErrors, errorLogger, FUZZ_ENV, fuzzTarget, trackCaches } from './target';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
   const db = await startFerretDB({ dataDir, dbName: 'fuzz', ferretdbBin });
   const { logger, lines } = errorLogger();
   const restore = captureConsoleErrors(lines);
+  const caches = trackCaches();
   const server = await createServer({
     config: loadConfig(FUZZ_ENV),
     mongodbUri: db.uri,
@@ -55,11 +56,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
       return;
     }
-    const report = await fuzz(fuzzTarget(server, db.uri, lines), {
+    const report = await fuzz(fuzzTarget(server, db.uri, lines, caches), {
       seed,
       cases,
       batchSize,
       concurrency,
+      heapSnapshotDir: process.env.FUZZ_HEAP_SNAPSHOTS,
       stop: () => stopping,
       log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
     });
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
     process.exitCode = report.bugs.length ? 1 : 0;
   } finally {
     restore();
+    caches.restore();
     await server.close();
     await db.stop();
     rmSync(dataDir, { recursive: true, force: true });

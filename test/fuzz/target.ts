@@ -1,5 +1,6 @@
 /** Starts the server the fuzzer talks to, with a logger that keeps its error-level lines. */
 import { Writable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { createLogger } from '../../src/logger';
 import type { AnonymoServer } from '../../src/app';
 import type { FuzzTarget } from './fuzzer';
@@ -32,8 +33,100 @@ export function captureConsoleErrors(lines: string[]): () => void {
   };
 }
 
-export function fuzzTarget(server: AnonymoServer, mongodbUri: string, lines: string[]): FuzzTarget {
+/** One bounded cache of the server, as found by {@link trackCaches}. */
+export interface CacheInfo {
+  /** Where it was first written (file:line of the caller of `set`). */
+  site: string;
+  size: number;
+  /** Its entry bound (`max`, or `maxSize` for caches sized 1 per entry; 0: none). */
+  max: number;
+  /** Size-bounded caches: their computed size and bound (e.g. bytes). */
+  calculatedSize?: number;
+  maxSize?: number;
+  /** Heap freed by emptying it at the end of the run (after a full GC), in MiB. */
+  freedMiB?: number;
+}
+
+/**
+ * Finds the bounded caches (every lru-cache instance: the server's own and Apollo's document
+ * store) of the process by noting each one the first time something is stored in it, so the
+ * fuzzer can report their sizes against their bounds and measure the heap without them.
+ * The server's caches are meant to fill up to their bounds; what matters is that nothing else
+ * grows. Test-only instrumentation: the server never sees it. Returns the census, a clear (of
+ * one cache, by its index in the census, or of all) and the function that restores lru-cache.
+ */
+export function trackCaches(): { census(): CacheInfo[]; clear(index?: number): void; restore(): void } {
+  type Cache = LRUCache<object, object>;
+  // Weakly held: a cache whose owner is gone (a channel without subscribers) must be
+  // collected as it would be without the fuzzer.
+  const seen = new WeakSet<Cache>();
+  let tracked: Array<{ ref: WeakRef<Cache>; site: string }> = [];
+  /** The caches of the last census, in its order (what `clear(index)` refers to). */
+  let counted: Cache[] = [];
+  const alive = () => (tracked = tracked.filter((t) => t.ref.deref()));
+  const proto = LRUCache.prototype as unknown as { set: (...args: unknown[]) => unknown };
+  const originalSet = proto.set;
+  proto.set = function (this: Cache, ...args: unknown[]) {
+    if (!seen.has(this)) {
+      seen.add(this);
+      tracked.push({ ref: new WeakRef(this), site: callerSite(new Error().stack ?? '') });
+      if (tracked.length % 1000 === 0) alive();
+    }
+    return originalSet.apply(this, args);
+  };
   return {
+    census: () => {
+      const caches = alive().flatMap(({ ref, site }) => {
+        const cache = ref.deref();
+        return cache ? [{ cache, site }] : [];
+      });
+      counted = caches.map((c) => c.cache);
+      return caches.map(({ cache, site }) => {
+        const unitSized = cache.maxSize > 0 && cache.max === 0 && cache.calculatedSize === cache.size;
+        return {
+          site,
+          size: cache.size,
+          max: cache.max || (unitSized ? cache.maxSize : 0),
+          ...(cache.maxSize && !unitSized ? { calculatedSize: cache.calculatedSize, maxSize: cache.maxSize } : {}),
+        };
+      });
+    },
+    clear: (index) => {
+      if (index !== undefined) return void counted[index]?.clear();
+      for (const { ref } of alive()) ref.deref()?.clear();
+      counted = [];
+    },
+    restore: () => {
+      proto.set = originalSet;
+      tracked = [];
+      counted = [];
+    },
+  };
+}
+
+/** The first stack frame outside lru-cache and its Apollo wrapper: the cache's owner. */
+function callerSite(stack: string): string {
+  const frames = stack.split('\n').slice(2);
+  const frame =
+    frames.find(
+      (f) => !/node_modules[\\/](lru-cache|@apollo[\\/]utils\.keyvaluecache)[\\/]/.test(f) && !/trackCaches/.test(f),
+    ) ??
+    frames[0] ??
+    '?';
+  const m = /\(?([^()]+):(\d+):\d+\)?$/.exec(frame.trim());
+  if (!m) return frame.trim();
+  const file = m[1].replace(/^.*?[\\/](src|node_modules)[\\/]/, '$1/');
+  return `${file}:${m[2]}`;
+}
+
+export function fuzzTarget(
+  server: AnonymoServer,
+  mongodbUri: string,
+  lines: string[],
+  caches?: { census(): CacheInfo[]; clear(index?: number): void },
+): FuzzTarget {
+  return {
+    caches,
     url: server.url,
     wsUrl: server.wsUrl,
     mongodbUri,
@@ -60,6 +153,7 @@ export const FUZZ_ENV: Record<string, string> = {
   RATE_LIMIT_SEND_MESSAGE_IP: '100000/1s',
   RATE_LIMIT_TYPING: '100000/1s',
   RATE_LIMIT_TYPING_IP: '100000/1s',
+  RATE_LIMIT_REPORT_MESSAGE: '100000/1s',
   RATE_LIMIT_IDENTITIES_IP: '100000/1s',
   RATE_LIMIT_WS_CONNECTIONS_IP: '100000/1s',
   RATE_LIMIT_WS_OPERATIONS: '100000/1s',

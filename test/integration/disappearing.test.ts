@@ -259,10 +259,12 @@ test('with nothing that can expire the purge skips its passes, and a message wit
     await a.data(TTL, { with: b.id, seconds: 30 });
     const m = await send(a, 'wakes every instance', b.id);
     expect(m.expiresAt).not.toBeNull();
-    // Instance two learns of it over Redis and scans on every pass while it is pending.
+    // Instance two learns of it over Redis and scans on every pass while it is pending (two
+    // scans in a row: an idle instance scans one pass in ten).
+    const sent = await passes(two);
     const woken = await waitForValue(
       () => passes(two),
-      (p) => p.scanned > idle.scanned,
+      (p) => p.scanned >= sent.scanned + 2,
       { what: 'instance two woken', timeout: 10000 },
     );
     const awake = await waitForValue(
@@ -279,7 +281,10 @@ test('with nothing that can expire the purge skips its passes, and a message wit
       { what: 'the purge', timeout: 10000 },
     );
     expect(await messages.countDocuments({ _id: m.id, purgedAt: { $exists: true } } as never)).toBe(1);
-    expect((await passes(one)).purged + (await passes(two)).purged).toBe(1);
+    // Both instances may have read it as expired before either wrote the stub (the purge is idempotent).
+    const purged = (await passes(one)).purged + (await passes(two)).purged;
+    expect(purged).toBeGreaterThanOrEqual(1);
+    expect(purged).toBeLessThanOrEqual(2);
     // Nothing left that could expire: both go back to skipping.
     for (const s of [one, two]) {
       const now = await passes(s);

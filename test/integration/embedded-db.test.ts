@@ -4,7 +4,7 @@
  * inside that folder instead of a TCP port.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startFerretDB, type EmbeddedDatabase } from '../../src/db/embedded';
@@ -73,4 +73,22 @@ test('another local user can neither connect to the database nor read its files'
   const r = spawnSync(process.execPath, ['-e', script], { uid: NOBODY, gid: NOBODY, encoding: 'utf8', cwd: '/' });
   expect(r.stderr).toBe('');
   expect(JSON.parse(r.stdout)).toEqual({ read: 'EACCES', connect: 'EACCES' });
+});
+
+test('SQLite runs with synchronous=NORMAL (WAL) by default and FULL when asked (EMBEDDED_DB_SYNC)', async () => {
+  const cmdline = (d: EmbeddedDatabase) =>
+    decodeURIComponent(readFileSync(`/proc/${d.process!.pid}/cmdline`, 'utf8').split('\0').join(' '));
+  expect(cmdline(db)).toContain('_pragma=synchronous(normal)');
+  const fullDir = mkdtempSync(path.join(tmpdir(), 'anonymo-embedded-full-'));
+  const full = await startFerretDB({ dataDir: path.join(fullDir, 'db'), dbName: 'anonymo', synchronous: 'full' });
+  try {
+    expect(cmdline(full)).toContain('_pragma=synchronous(full)');
+    const direct = await openDb(full.uri);
+    await direct.db.collection('x').insertOne({ ok: 1 });
+    expect(await direct.db.collection('x').countDocuments()).toBe(1);
+    await direct.close();
+  } finally {
+    await full.stop();
+    rmSync(fullDir, { recursive: true, force: true });
+  }
 });

@@ -66,6 +66,7 @@ test('opening and closing thousands of subscriptions and connections returns to 
   const baseline = snapshot();
   const heapBefore = await heapMb();
   const report: string[] = [];
+  let heapAfterFirst: number | undefined;
 
   for (let round = 1; round <= ROUNDS; round++) {
     const sockets: WebSocket[] = [];
@@ -120,6 +121,7 @@ test('opening and closing thousands of subscriptions and connections returns to 
     );
     const after = snapshot();
     const heapAfter = await heapMb();
+    heapAfterFirst ??= heapAfter;
     report.push(
       `round ${round}: peak ${peak.connections} connections / ${peak.subscribers} subscriptions in ${peak.channels} channels, ` +
         `heap ${heapBefore.toFixed(1)} -> peak ${heapPeak.toFixed(1)} -> after ${heapAfter.toFixed(1)} MiB`,
@@ -131,6 +133,9 @@ test('opening and closing thousands of subscriptions and connections returns to 
     `baseline ${JSON.stringify(baseline)}; heap before ${heapBefore.toFixed(1)} MiB, after ${ROUNDS} rounds ${heapEnd.toFixed(1)} MiB`,
   );
   console.log(`leak check\n${report.join('\n')}`);
-  // Allow for caches that fill once (parsed documents, user records), not for growth per round.
-  expect(heapEnd - heapBefore).toBeLessThan(15);
+  // Caches that fill once (parsed documents, user records) grow the heap in the first round
+  // only, by an amount that depends on what else lives in the shared jest process; a leak grows
+  // it every round.
+  expect(heapEnd - heapBefore).toBeLessThan(30);
+  expect(heapEnd - heapAfterFirst!).toBeLessThan(6);
 }, 180000);

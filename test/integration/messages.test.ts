@@ -191,6 +191,39 @@ describe('idempotent retries', () => {
     expect(await countMessages()).toBe(before + 1);
   });
 
+  test('a burst of retries of messages already stored (as after a restart) answers each with its stored message', async () => {
+    // Found by the reconnect storm (bench/storm.ts): every send in flight when the server
+    // died is retried at once, to an instance that has not seen their clientIds (a restart;
+    // here a second instance on the same database). Each retry's clientId is taken, so each
+    // fails its place in a grouped write; the messages queued behind it must not run out of
+    // attempts meanwhile. Over WebSockets (four connections, 20 operations each) the retries
+    // arrive together.
+    const c = new TestClient(server);
+    const stored: Array<{ id: string }> = [];
+    for (let i = 0; i < 80; i++) stored.push(await send(c, { text: `r${i}`, clientId: `restart-${i}` }));
+    const before = await countMessages();
+    const restarted = await startServer({ dbName: server.dbName });
+    const again = new TestClient(restarted);
+    again.cookie = c.cookie;
+    const sockets = Array.from({ length: 4 }, () => again.ws());
+    try {
+      await Promise.all(sockets.map((ws) => ws.connected()));
+      const answers = await Promise.all(
+        stored.map((_m, i) =>
+          sockets[i % sockets.length].query<{ sendMessage: { id: string } }>(SEND, {
+            input: { text: `r${i}`, clientId: `restart-${i}` },
+          }),
+        ),
+      );
+      expect(answers.flatMap((r) => r.errors ?? [])).toEqual([]);
+      expect(answers.map((r) => r.data?.sendMessage.id)).toEqual(stored.map((m) => m.id));
+      expect(await countMessages()).toBe(before);
+    } finally {
+      await Promise.all(sockets.map((ws) => ws.close()));
+      await restarted.close();
+    }
+  });
+
   test('the same clientId from another sender is a different message', async () => {
     const a = new TestClient(server);
     const b = new TestClient(server);

@@ -375,3 +375,33 @@ test('a reply never quotes what its readers may not see: a hidden message is quo
     await server.close();
   }
 });
+
+test('reportMessage is rate limited per user (RATE_LIMIT_REPORT_MESSAGE): the excess is RATE_LIMITED and stores no report; others still report', async () => {
+  const server = await startServer({ env: { ...ENV, RATE_LIMIT_REPORT_MESSAGE: '2/1m' } });
+  try {
+    const [sender, reporter, other] = [user(server), user(server), user(server)];
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await send(sender, `message ${i}`));
+    expect(await reporter.data(REPORT, { id: ids[0], reason: 'SPAM' })).toEqual({ reportMessage: true });
+    // A report of an unknown message counts too: probing ids costs the same.
+    expect(await reporter.errorCode(REPORT, { id: 'lobby:999999999999', reason: 'SPAM' })).not.toBe('RATE_LIMITED');
+    const refused = await reporter.gql(REPORT, { id: ids[1], reason: 'SPAM' });
+    expect(refused.errors?.[0].extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+    expect(refused.errors?.[0].extensions?.retryAfterMs as number).toBeGreaterThan(0);
+    expect(await other.data(REPORT, { id: ids[1], reason: 'SPAM' })).toEqual({ reportMessage: true });
+    // Only the reports let through exist: one of ids[0], one of ids[1] (by the other user).
+    type Page = { reports: { edges: Array<{ node: { message: { id: string }; reporters: number } }> } };
+    const reports = (await moderator(server).data<Page>(REPORTS, { first: 50 })).reports.edges.map((e) => [
+      e.node.message.id,
+      e.node.reporters,
+    ]);
+    expect(reports.sort()).toEqual(
+      [
+        [ids[0], 1],
+        [ids[1], 1],
+      ].sort(),
+    );
+  } finally {
+    await server.close();
+  }
+});

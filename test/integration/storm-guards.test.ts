@@ -121,3 +121,39 @@ describe('replays', () => {
     expect(again).toBe(pages);
   });
 });
+
+describe('replays after a restart', () => {
+  test('subscribers catching up on the same messages read them from the database once, not once each', async () => {
+    const first = await startServer();
+    let second: TestServer | undefined;
+    const sockets: RawSocket[] = [];
+    try {
+      await seedLobby(first, 40, 2);
+      // The restarted instance: nothing in memory, the same database. What it stores itself
+      // (41..45) it holds; 31..40, which every subscriber below missed, it must read.
+      second = await startServer({ dbName: first.dbName });
+      await seedLobby(second, 5, 1);
+      sockets.push(...(await Promise.all(Array.from({ length: 40 }, () => RawSocket.open(second!.wsUrl)))));
+      await Promise.all(sockets.map((s) => s.init()));
+      const finds = async () => sample(await scrape(second!), 'anonymo_db_commands_total', { command: 'find' }) ?? 0;
+      const before = await finds();
+      const after30 = Buffer.from('m30').toString('base64url');
+      sockets.forEach((s) =>
+        s.json({ id: 's', type: 'subscribe', payload: { query: ADDED, variables: { after: after30 } } }),
+      );
+      const seqOf = (m: { payload?: unknown }) => Number((m.payload as any)?.data?.messageAdded?.id?.slice(-12));
+      for (const s of sockets) {
+        await s.next((m) => seqOf(m) === 45, 60000);
+        const seqs = s.messages.filter((m) => m.type === 'next').map(seqOf);
+        expect(seqs).toEqual(Array.from({ length: 15 }, (_, i) => 31 + i));
+      }
+      // Once: the ten missing messages (ten `_id` lookups on FerretDB, one range on MongoDB),
+      // the senders, the head. Each subscriber reading them itself made 40 × 15 lookups.
+      expect((await finds()) - before).toBeLessThanOrEqual(25);
+    } finally {
+      await Promise.all(sockets.map((s) => s.close()));
+      await second?.close();
+      await first.close();
+    }
+  });
+});

@@ -153,6 +153,7 @@ describe('RateLimits', () => {
     sendMessage: { user: { points: 2, durationMs: 60000 }, ip: { points: 3, durationMs: 60000 } },
     typing: { user: { points: 1, durationMs: 60000 }, ip: { points: 1, durationMs: 60000 } },
     findStranger: { user: { points: 1, durationMs: 60000 }, ip: { points: 1, durationMs: 60000 } },
+    reportMessage: { user: { points: 1, durationMs: 60000 } },
     identities: { ip: { points: 1, durationMs: 60000 } },
     wsConnections: { ip: { points: 1, durationMs: 60000 } },
     wsOperations: { connection: { points: 1, durationMs: 60000 } },

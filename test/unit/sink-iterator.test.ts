@@ -1,4 +1,4 @@
-import { MAX_QUEUED_EVENTS, sinkIterator, type Push } from '../../src/realtime/fanout';
+import { MAX_QUEUED_EVENTS, sinkIterator, type Push, type SinkIterator } from '../../src/realtime/fanout';
 
 /** An iterator whose start function hands out its end/push callbacks and records detaching. */
 function harness() {
@@ -61,4 +61,33 @@ test('a failing start ends the subscription with its error', async () => {
     throw new Error('not allowed');
   });
   await expect(it.next()).rejects.toThrow('not allowed');
+});
+
+test('per-subscriber mode with respondWith: each event is yielded as its response, in order', async () => {
+  const { it, h } = harness();
+  (it as SinkIterator).respondWith(async (event) => {
+    await tick(); // responses that take a while must not overtake one another
+    return { data: { event } };
+  });
+  const first = it.next();
+  await tick();
+  h.push!('a');
+  h.push!('b');
+  expect(await first).toEqual({ done: false, value: { data: { event: 'a' } } });
+  expect(await it.next()).toEqual({ done: false, value: { data: { event: 'b' } } });
+  await it.return!();
+  expect(h.detached).toBe(1);
+});
+
+test('a response that fails ends the subscription (detached) and reports the error once', async () => {
+  const { it, h } = harness();
+  (it as SinkIterator).respondWith(() => {
+    throw new Error('cannot execute');
+  });
+  const first = it.next();
+  await tick();
+  h.push!('a');
+  await expect(first).rejects.toThrow('cannot execute');
+  expect(h.detached).toBe(1);
+  expect(await it.next()).toEqual({ done: true, value: undefined });
 });
