@@ -13,8 +13,12 @@
  *
  * Flags: --senders 100 --per 20 --history 10000,1000000 --history-requests 200
  *        --server dist/main.js --out bench/results
+ *        --profile DIR   write a V8 CPU profile of each server (node --cpu-prof) into DIR
+ *        --only NAMES    comma-separated workload keys to run: http-lobby, http-dm, ws-lobby, ws-dm
+ *                        (default all; the baseline always runs)
  */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,6 +41,8 @@ interface Options {
   historyRequests: number;
   server: string;
   out: string;
+  profile?: string;
+  only?: Set<string>;
 }
 
 function parseOptions(): Options {
@@ -48,6 +54,8 @@ function parseOptions(): Options {
       'history-requests': { type: 'string', default: '200' },
       server: { type: 'string', default: path.join(ROOT, 'dist', 'main.js') },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
+      profile: { type: 'string' },
+      only: { type: 'string' },
       writes: { type: 'boolean', default: true },
     },
     allowPositionals: false,
@@ -62,6 +70,8 @@ function parseOptions(): Options {
     historyRequests: Number(values['history-requests']),
     server: path.resolve(values.server),
     out: path.resolve(values.out),
+    profile: values.profile ? path.resolve(values.profile) : undefined,
+    only: values.only ? new Set(values.only.split(',').map((w) => w.trim())) : undefined,
   };
 }
 
@@ -79,25 +89,70 @@ export interface WriteResult {
   loadgenCpuMsPerMessage: number;
   /** undefined for a server without command counting (older builds). */
   commandsPerMessage?: number;
+  /** The same by command name (insert, find, update, ...). */
+  commandsByName?: Record<string, number>;
   errors: number;
 }
 
 type Server = Target;
 
 /** One Anonymo server under test (grouped fan-out, rate limits off), on the shared embedded database. */
-const startServer = (file: string, mongoBase: string): Promise<Server> => startTarget('grouped', mongoBase, 1000, file);
+const startServer = (file: string, mongoBase: string, profile?: string): Promise<Server> =>
+  startTarget('grouped', mongoBase, 1000, file, profile);
 
-async function post(url: string, cookie: string | undefined, query: string, variables?: unknown) {
-  const r = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
-    body: JSON.stringify({ query, variables }),
+/**
+ * The load generator's HTTP client: node:http with a keep-alive Agent (one connection per
+ * concurrent sender), one request per message with the session cookie, as a browser sends
+ * them. Not fetch (undici): it shares the machine's 2 cores with the server and cost about
+ * 1 ms of CPU per request here, as much as the server's whole GraphQL request.
+ */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
+
+function post(
+  url: string,
+  cookie: string | undefined,
+  query: string,
+  variables?: unknown,
+): Promise<{ body: { data?: Record<string, any>; errors?: unknown[] }; cookie: string | undefined }> {
+  const payload = JSON.stringify({ query, variables });
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          ...(cookie ? { cookie } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const setCookie = /anonymo\.sid=([^;]+)/.exec((res.headers['set-cookie'] ?? []).join('; '));
+          try {
+            resolve({
+              body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+                data?: Record<string, any>;
+                errors?: unknown[];
+              },
+              cookie: setCookie ? `anonymo.sid=${setCookie[1]}` : cookie,
+            });
+          } catch (err) {
+            reject(err);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
   });
-  const setCookie = /anonymo\.sid=([^;]+)/.exec(r.headers.get('set-cookie') ?? '');
-  return {
-    body: (await r.json()) as { data?: Record<string, any>; errors?: unknown[] },
-    cookie: setCookie ? `anonymo.sid=${setCookie[1]}` : cookie,
-  };
 }
 
 async function identity(url: string): Promise<{ cookie: string; id: string }> {
@@ -105,11 +160,36 @@ async function identity(url: string): Promise<{ cookie: string; id: string }> {
   return { cookie: r.cookie!, id: (r.body.data as { me: { id: string } }).me.id };
 }
 
-async function commandsTotal(server: Server): Promise<number | undefined> {
+/** The server's anonymo_db_commands_total by command name (undefined for builds without it). */
+async function commandCounts(server: Server): Promise<Record<string, number> | undefined> {
   const text = await (await fetch(server.metrics!)).text();
-  let sum: number | undefined;
-  for (const m of text.matchAll(/^anonymo_db_commands_total\{[^}]*\} (\S+)$/gm)) sum = (sum ?? 0) + Number(m[1]);
-  return sum;
+  let counts: Record<string, number> | undefined;
+  for (const m of text.matchAll(/^anonymo_db_commands_total\{command="([^"]*)"\} (\S+)$/gm)) {
+    (counts ??= {})[m[1]] = Number(m[2]);
+  }
+  return counts;
+}
+
+const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+async function commandsTotal(server: Server): Promise<number | undefined> {
+  const counts = await commandCounts(server);
+  return counts && sumOf(counts);
+}
+
+/** Commands per message by name between two readings, e.g. { insert: 0.03, find: 0.01 }. */
+function commandsPerMessageByName(
+  before: Record<string, number> | undefined,
+  after: Record<string, number> | undefined,
+  messages: number,
+): Record<string, number> | undefined {
+  if (!before || !after) return undefined;
+  const out: Record<string, number> = {};
+  for (const [name, n] of Object.entries(after)) {
+    const d = n - (before[name] ?? 0);
+    if (d > 0) out[name] = Math.round((d / messages) * 1000) / 1000;
+  }
+  return out;
 }
 
 function wsClient(url: string, cookie: string): Client {
@@ -149,11 +229,15 @@ async function workload(
   const senders = await Promise.all(Array.from({ length: opts.senders }, () => identity(server.http)));
   const partners = direct ? await Promise.all(senders.map(() => identity(server.http))) : [];
   const clients = transport === 'ws' ? senders.map((s) => wsClient(server.ws, s.cookie)) : [];
-  if (clients.length) await Promise.all(clients.map((c) => wsSend(c, { input: { text: 'hello', clientId: 'w' } })));
+  // Every sender's first message, to the lobby and not measured, on both transports: over
+  // WebSocket it is the connection's first operation; over HTTP it warms the same path.
+  const hello = { input: { text: 'hello', clientId: 'w' } };
+  if (clients.length) await Promise.all(clients.map((c) => wsSend(c, hello)));
+  else await Promise.all(senders.map((s) => post(server.http, s.cookie, SEND, hello)));
   const messages = opts.senders * opts.per;
   const coll = mongo.db(server.dbName).collection('messages');
   const storedBefore = await coll.countDocuments({});
-  const commandsBefore = await commandsTotal(server);
+  const commandsBefore = await commandCounts(server);
   const cpu0 = cpuSeconds(server.pid);
   const ferretCpu0 = cpuSeconds(ferret.process!.pid!);
   const loadgenCpu0 = process.cpuUsage();
@@ -182,7 +266,7 @@ async function workload(
   const cpu = cpuSeconds(server.pid) - cpu0;
   const ferretCpu = cpuSeconds(ferret.process!.pid!) - ferretCpu0;
   const loadgenCpu = process.cpuUsage(loadgenCpu0);
-  const commandsAfter = await commandsTotal(server);
+  const commandsAfter = await commandCounts(server);
   const stored = (await coll.countDocuments({})) - storedBefore;
   for (const c of clients) void c.dispose();
   const result: WriteResult = {
@@ -198,8 +282,9 @@ async function workload(
     loadgenCpuMsPerMessage: (loadgenCpu.user + loadgenCpu.system) / 1000 / messages,
     commandsPerMessage:
       commandsBefore !== undefined && commandsAfter !== undefined
-        ? (commandsAfter - commandsBefore) / messages
+        ? (sumOf(commandsAfter) - sumOf(commandsBefore)) / messages
         : undefined,
+    commandsByName: commandsPerMessageByName(commandsBefore, commandsAfter, messages),
     errors,
   };
   console.log(`  ${name}: ${JSON.stringify(result)}`);
@@ -252,7 +337,14 @@ async function baseline(opts: Options, mongo: MongoClient, ferret: EmbeddedDatab
 async function history(opts: Options, server: Server, mongo: MongoClient) {
   const me = await identity(server.http);
   const coll = mongo.db(server.dbName).collection('messages');
-  const out: Array<{ stored: number; p50Ms: number; p99Ms: number; commandsPerRequest?: number }> = [];
+  const out: Array<{
+    stored: number;
+    p50Ms: number;
+    p99Ms: number;
+    lookupP50Ms: number;
+    lookupP99Ms: number;
+    commandsPerRequest?: number;
+  }> = [];
   let stored = await coll.countDocuments({ conversation: 'lobby' });
   for (const size of opts.history) {
     while (stored < size) {
@@ -284,15 +376,28 @@ async function history(opts: Options, server: Server, mongo: MongoClient) {
       }
       return nowMs() - s;
     };
+    // The one command a warm request sends (the head check: is there a message after the
+    // newest known?), timed from the bare driver: how much of a request is the database's.
+    const lookup = async () => {
+      const s = nowMs();
+      await coll.findOne({ _id: `lobby:${String(size + 1).padStart(12, '0')}` } as never);
+      return nowMs() - s;
+    };
     for (let i = 0; i < 20; i++) await query();
     const c0 = await commandsTotal(server);
     const samples: number[] = [];
-    for (let i = 0; i < opts.historyRequests; i++) samples.push(await query());
+    const lookups: number[] = [];
+    for (let i = 0; i < opts.historyRequests; i++) {
+      samples.push(await query());
+      lookups.push(await lookup());
+    }
     const c1 = await commandsTotal(server);
     const row = {
       stored: size,
       p50Ms: quantile(samples, 0.5),
       p99Ms: quantile(samples, 0.99),
+      lookupP50Ms: quantile(lookups, 0.5),
+      lookupP99Ms: quantile(lookups, 0.99),
       // Minus the metrics scrape itself, which sends none.
       commandsPerRequest: c0 !== undefined && c1 !== undefined ? (c1 - c0) / samples.length : undefined,
     };
@@ -325,13 +430,15 @@ export async function main(): Promise<void> {
     const base = ferret.uri.replace(/unused$/, '');
     mongo = await MongoClient.connect(base, { maxPoolSize: opts.senders });
     results.push(await baseline(opts, mongo, ferret));
-    for (const [name, transport, direct] of [
-      ['HTTP, lobby', 'http', false],
-      ['HTTP, DM each to its own partner', 'http', true],
-      ['WebSocket, lobby', 'ws', false],
-      ['WebSocket, DM each to its own partner', 'ws', true],
+    for (const [key, name, transport, direct] of [
+      ['http-lobby', 'HTTP, lobby', 'http', false],
+      ['http-dm', 'HTTP, DM each to its own partner', 'http', true],
+      ['ws-lobby', 'WebSocket, lobby', 'ws', false],
+      ['ws-dm', 'WebSocket, DM each to its own partner', 'ws', true],
     ] as const) {
-      const server = await startServer(opts.server, base);
+      if (opts.only && !opts.only.has(key)) continue;
+      // One directory per workload: the profile's file name only tells servers apart by time.
+      const server = await startServer(opts.server, base, opts.profile && path.join(opts.profile, key));
       try {
         results.push(await workload(name, opts, server, ferret, mongo, transport, direct));
       } finally {
@@ -339,7 +446,7 @@ export async function main(): Promise<void> {
       }
     }
     if (opts.history.length) {
-      const server = await startServer(opts.server, base);
+      const server = await startServer(opts.server, base, opts.profile && path.join(opts.profile, 'history'));
       try {
         hist = await history(opts, server, mongo);
       } finally {
@@ -362,9 +469,15 @@ export async function main(): Promise<void> {
         `| ${r.workload} | ${f(r.storedPerSec)} | ${f(r.storedPerSec / bare, 2)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${f(r.serverCpuMsPerMessage, 2)} | ${f(r.ferretCpuMsPerMessage, 2)} | ${f(r.loadgenCpuMsPerMessage, 2)} | ${f(r.commandsPerMessage, 2)} | ${r.errors} |`,
     ),
     '',
-    '| messages(last: 50) | p50 ms | p99 ms | DB commands/request |',
-    '|---|---:|---:|---:|',
-    ...hist.map((h) => `| ${h.stored} stored | ${f(h.p50Ms, 1)} | ${f(h.p99Ms, 1)} | ${f(h.commandsPerRequest, 2)} |`),
+    'DB commands per message by name:',
+    ...results.filter((r) => r.commandsByName).map((r) => `- ${r.workload}: ${JSON.stringify(r.commandsByName)}`),
+    '',
+    '| messages(last: 50) | p50 ms | p99 ms | DB commands/request | its `_id` lookup from the bare driver, p50 / p99 ms |',
+    '|---|---:|---:|---:|---:|',
+    ...hist.map(
+      (h) =>
+        `| ${h.stored} stored | ${f(h.p50Ms, 1)} | ${f(h.p99Ms, 1)} | ${f(h.commandsPerRequest, 2)} | ${f(h.lookupP50Ms, 1)} / ${f(h.lookupP99Ms, 1)} |`,
+    ),
   ];
   mkdirSync(opts.out, { recursive: true });
   writeFileSync(path.join(opts.out, 'writes.json'), JSON.stringify({ options: opts, results, history: hist }, null, 2));

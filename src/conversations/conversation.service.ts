@@ -9,6 +9,7 @@
  */
 import { lru } from '../util/lru';
 import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
+import { InsertBatcher } from '../db/insert-batcher';
 import { upsertWithRetry } from '../db/upsert';
 import { BadUserInputError } from '../errors';
 import { directKey, messageId, parseMessageId } from '../messages/conversation';
@@ -19,7 +20,13 @@ import type { UserService } from '../users/user.service';
 import type { UserRecord } from '../users/user.type';
 import { KeyedQueue } from '../util/keyed-queue';
 import { inboxTopic, readTopic, type InboxPayload, type ReadPayload } from './conversation.events';
-import type { InboxEntryDoc, InboxEntryModel, InboxPairModel, ReadMarkerModel } from './conversation.model';
+import type {
+  InboxEntryDoc,
+  InboxEntryModel,
+  InboxPairDoc,
+  InboxPairModel,
+  ReadMarkerModel,
+} from './conversation.model';
 import { ReadMarkerCache } from './read-markers';
 
 /** The participant of direct conversation `dm:<a>:<b>` who is not `userId`. */
@@ -52,6 +59,9 @@ export class ConversationService {
   /** Inbox entry counts known to exist, by owner. */
   private readonly entryHeads = lru<string, number>(100000);
   private readonly inboxQueue = new KeyedQueue();
+  /** Inbox entries and pair markers of new conversations, written in groups (insert-batcher.ts). */
+  private readonly entryInserts: InsertBatcher<InboxEntryDoc>;
+  private readonly pairInserts: InsertBatcher<InboxPairDoc>;
   private readonly readQueue = new KeyedQueue();
   /**
    * Read markers of active conversations (read-markers.ts), kept current on every instance
@@ -76,6 +86,8 @@ export class ConversationService {
     private readonly visibleTo: (viewerId: string, docs: MessageDoc[]) => Promise<MessageDoc[]> = (_v, docs) =>
       Promise.resolve(docs),
   ) {
+    this.entryInserts = new InsertBatcher(entries, strategy);
+    this.pairInserts = new InsertBatcher(pairs, strategy);
     this.readMarkers = new ReadMarkerCache({
       load: async (readerId, conversation) => {
         const doc = await this.strategy.findById(this.markers, `${readerId}:${conversation}`);
@@ -88,31 +100,69 @@ export class ConversationService {
     });
   }
 
-  /** Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM is stored. */
+  /**
+   * Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM
+   * is stored.
+   *
+   * A new conversation costs its head read (which the send's numbering needs anyway), one
+   * inbox head read per owner, and two inserts shared with every other registration under
+   * way (group commit): the entry, then the pair marker. An empty conversation has, short of
+   * a failed first store or two first messages at once (which can only append a duplicate
+   * entry, which the list ignores), no entries yet, so the markers are not looked up; and its
+   * read markers cannot exist yet, so none is read for the inbox notifications either.
+   */
   async registerPair(a: string, b: string): Promise<void> {
-    await Promise.all([this.addPartner(a, b), this.addPartner(b, a)]);
+    const wanted: Array<[string, string]> = [
+      [a, b],
+      [b, a],
+    ];
+    const missing = () => wanted.filter(([owner, other]) => !this.registered.has(`${owner}:${other}`));
+    if (missing().length === 0) return;
+    const conversation = directKey(a, b);
+    // Heard before the head is read: a marker set after an empty head was seen arrives as an
+    // event. Without pub/sub the markers are just read later, as for any conversation.
+    const watching = await this.readMarkers.watch(conversation).then(
+      () => true,
+      () => false,
+    );
+    const fresh = (await this.store.head(conversation)) === 0;
+    if (fresh && watching) this.readMarkers.seedEmpty(conversation, [a, b]);
+    // One owner's appends one at a time (else they race for the same entry number); both
+    // owners' locks taken in one order, so two registrations never wait for each other.
+    const [first, second] = a < b ? [a, b] : [b, a];
+    await this.inboxQueue.run(first, () => this.inboxQueue.run(second, () => this.addPartners(missing(), fresh)));
   }
 
-  private async addPartner(owner: string, other: string): Promise<void> {
-    const key = `${owner}:${other}`;
-    if (this.registered.has(key)) return;
-    await this.inboxQueue.run(owner, async () => {
-      if (!(await this.strategy.exists(this.pairs, key))) {
-        // Append first, mark second: a crash in between, or two instances racing, can only
-        // append a duplicate entry (list() ignores it), never lose the partner.
-        for (let attempt = 0; ; attempt++) {
-          const n = (await this.entryHead(owner)) + 1;
-          const doc = { _id: entryId(owner, n), owner, with: other, at: new Date() };
-          const stored = await this.strategy.insertUnique(this.entries, doc);
+  /** Appends `other` to `owner`'s inbox for each pair that is not there yet, both in one write. */
+  private async addPartners(pairs: Array<[string, string]>, fresh: boolean): Promise<void> {
+    if (pairs.length === 0) return;
+    const key = ([owner, other]: [string, string]) => `${owner}:${other}`;
+    const unmarked = fresh
+      ? pairs
+      : (
+          await Promise.all(pairs.map(async (p) => ((await this.strategy.exists(this.pairs, key(p))) ? null : p)))
+        ).filter((p): p is [string, string] => p !== null);
+    // Append first, mark second: a crash in between, or two instances racing, can only
+    // append a duplicate entry (list() ignores it), never lose the partner.
+    let todo = unmarked;
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      if (attempt > 50) throw new Error(`no free inbox entry for ${todo[0][0]} after ${attempt} attempts`);
+      const heads = await Promise.all(todo.map(([owner]) => this.entryHead(owner)));
+      // Submitted together, so they share one insert.
+      const stored = await Promise.all(
+        todo.map(async ([owner, other], i) => {
+          const n = heads[i] + 1;
+          const ok = await this.entryInserts.insert({ _id: entryId(owner, n), owner, with: other, at: new Date() });
           // Stored, or taken by another writer (then take the next one): n exists either way.
-          this.entryHeads.set(owner, n);
-          if (stored) break;
-          if (attempt >= 50) throw new Error(`no free inbox entry for ${owner} after ${attempt} attempts`);
-        }
-        await this.strategy.insertUnique(this.pairs, { _id: key });
-      }
-      this.registered.set(key, true);
-    });
+          this.entryHeads.set(owner, Math.max(n, this.entryHeads.get(owner) ?? 0));
+          return ok;
+        }),
+      );
+      todo = todo.filter((_, i) => !stored[i]);
+    }
+    // false (already marked) is as good as true.
+    await Promise.all(unmarked.map((p) => this.pairInserts.insert({ _id: key(p) })));
+    for (const p of pairs) this.registered.set(key(p), true);
   }
 
   /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */

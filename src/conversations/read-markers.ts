@@ -81,6 +81,22 @@ export class ReadMarkerCache {
     if (held) held.markers.set(readerId, further(held.markers.get(readerId), marker));
   }
 
+  /** Resolves once the conversation is held and its marker moves are being heard. */
+  async watch(conversation: string): Promise<void> {
+    await this.hold(conversation).ready;
+  }
+
+  /**
+   * Records that `readers` have no marker in `conversation`, without reading the database.
+   * Only for a conversation seen empty after {@link watch} resolved: a marker needs a stored
+   * message, so any marker set after that moment arrives as an event.
+   */
+  seedEmpty(conversation: string, readers: readonly string[]): void {
+    const held = this.held.peek(conversation);
+    if (!held || held.closed) return;
+    for (const r of readers) if (!held.markers.has(r) && !held.loading.has(r)) held.markers.set(r, null);
+  }
+
   /** Conversations held (tests, metrics). */
   get size(): number {
     return this.held.size;

@@ -185,13 +185,24 @@ export class MessageService {
       if (inFlight) return this.retried(await inFlight, conversation, sender, other);
     }
 
-    // Lifecycle fields (replyTo checked; the expiry from the conversation's TTL and retention).
-    const lifecycle = this.lifecycle ? await this.lifecycle.fieldsFor(conversation, input) : {};
-
-    // Abuse control (moderation/): a shadow-banned sender's message is stored for them alone,
-    // so it must not show up in the other user's inbox or unread count either.
+    // Lifecycle fields (replyTo checked; the expiry from the conversation's TTL and retention),
+    // and the conversation in both inboxes before its first message is stored. Abuse control
+    // (moderation/): a shadow-banned sender's message is stored for them alone, so it must
+    // not show up in the other user's inbox or unread count either.
     const shadow = admission.shadow === true;
-    if (other && !shadow) await this.conversations.registerPair(sender.id, other.id);
+    const fields = (): Promise<{ replyTo?: string; ttlMs?: number }> =>
+      this.lifecycle ? this.lifecycle.fieldsFor(conversation, input) : Promise.resolve({});
+    const register = () => (other && !shadow ? this.conversations.registerPair(sender.id, other.id) : undefined);
+    let lifecycle: { replyTo?: string; ttlMs?: number };
+    if (input.replyTo == null) {
+      // Concurrently: the fields can then only fail with the database, so a new partner's
+      // first message waits for one chain of round trips, not two.
+      [lifecycle] = await Promise.all([fields(), register()]);
+    } else {
+      // A replyTo is checked before anything is written.
+      lifecycle = await fields();
+      await register();
+    }
 
     const draft: Draft = {
       conversation,

@@ -37,6 +37,11 @@ export class BanService {
   private readonly bans = lru<string, BanState | false>(100000, { ttl: 60000 });
   /** The network hash last recorded per user (and when), to write it only when it changes or ages. */
   private readonly networks = lru<string, { net: string; at: number }>(100000);
+  /**
+   * Network hashes by address: every send asks twice (ban status, network note), and an
+   * HMAC per ask was a visible share of a send's CPU. Deterministic, so never stale.
+   */
+  private readonly hashes = lru<string, string>(10000);
   private unsubscribe?: () => void;
   private purgeTimer?: NodeJS.Timeout;
 
@@ -61,7 +66,12 @@ export class BanService {
 
   /** The keyed hash of an address's network (IPv6 by /64). */
   networkOf(ip: string): string {
-    return createHmac('sha256', this.options.secret).update(ipKey(ip)).digest('base64url').slice(0, 32);
+    let net = this.hashes.get(ip);
+    if (net === undefined) {
+      net = createHmac('sha256', this.options.secret).update(ipKey(ip)).digest('base64url').slice(0, 32);
+      this.hashes.set(ip, net);
+    }
+    return net;
   }
 
   /** The ban that applies to this user sending from `ip`, or null. */

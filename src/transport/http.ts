@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
@@ -85,6 +86,11 @@ export async function startHttpTransport(
     // main.ts owns the signals and calls close(), which stops Apollo in the right order.
     stopOnTerminationSignals: false,
     plugins: [
+      // No response is cacheable (every one depends on the session): instead of Apollo's
+      // cache-control plugin, which computes a policy in a hook around every field resolved
+      // only to arrive at `no-store`, the header is set directly.
+      ApolloServerPluginCacheControlDisabled(),
+      noStorePlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       deps.metrics.apolloPlugin(),
       serviceUnavailableStatusPlugin(),
@@ -120,6 +126,15 @@ export async function startHttpTransport(
   if (client) app.use(client);
   app.use(jsonErrors(config, deps.logger));
   return apollo;
+}
+
+/** `Cache-Control: no-store` on every GraphQL response, as Apollo's cache-control plugin sent without hints. */
+function noStorePlugin(): ApolloServerPlugin<Context> {
+  const willSendResponse = ({ response }: { response: { http: { headers: Map<string, string> } } }) => {
+    response.http.headers.set('cache-control', 'no-store');
+    return Promise.resolve();
+  };
+  return { requestDidStart: () => Promise.resolve({ willSendResponse }) };
 }
 
 function mountRoutes(app: Express, deps: HttpTransportDeps): void {

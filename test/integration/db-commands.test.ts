@@ -12,6 +12,7 @@ const SEND = 'mutation SendMessage($input: SendMessageInput!) { sendMessage(inpu
 const PAGE =
   'query Messages($with: ID, $last: Int) { messages(with: $with, last: $last) { edges { node { id text } } } }';
 const ME = 'query Me { me { id username } }';
+const CONVERSATIONS = 'query Conversations { conversations { unreadCount with { id } } }';
 const HISTOGRAM = 'anonymo_graphql_operation_db_commands';
 
 interface Observed {
@@ -102,6 +103,45 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
     // Nor did the pushes that followed each send read anything (markers, heads, users).
     await alice.data(ME);
     expect(total(await scrape(server), 'find')).toBe(finds);
+  });
+
+  test('the first message to a new DM partner takes at most 9 database commands (was 13: inbox writes one by one, pair markers looked up)', async () => {
+    const [alice, bob, carol] = [new TestClient(server), new TestClient(server), new TestClient(server)];
+    const [a, b, c] = await Promise.all([alice.me(), bob.me(), carol.me()]);
+    // What is read once per sender, not per partner (ban and network records, her own block
+    // list for her inbox notifications), is read by a first DM to someone else.
+    await alice.data(SEND, { input: { text: 'hello carol', to: c.id, clientId: 'n0' } });
+    const m = await measure(server, 'SendMessage', async () => {
+      await alice.data(SEND, { input: { text: 'hello, new partner', to: b.id, clientId: 'n1' } });
+    });
+    expect(m.ran).toBe(1);
+    // The recipient's block list, the stranger-chat check, the conversation's settings, its
+    // head, the two inbox heads, one insert of both entries, one of both pair markers, the message.
+    expect(m.total).toBeLessThanOrEqual(9);
+    const list = await bob.data(CONVERSATIONS);
+    expect(list.conversations).toEqual([{ unreadCount: 1, with: { id: a.id } }]);
+  });
+
+  test('first messages to 20 new DM partners at once write the inbox entries in grouped inserts; both sides list every conversation once', async () => {
+    const senders = Array.from({ length: 20 }, () => new TestClient(server));
+    const recipients = Array.from({ length: 20 }, () => new TestClient(server));
+    const [s, r] = await Promise.all([
+      Promise.all(senders.map((c) => c.me())),
+      Promise.all(recipients.map((c) => c.me())),
+    ]);
+    await Promise.all(senders.map((c, k) => c.data(SEND, { input: { text: `warm ${k}` } })));
+    const before = total(await scrape(server), 'insert');
+    await Promise.all(senders.map((c, k) => c.data(SEND, { input: { text: `first ${k}`, to: r[k].id } })));
+    // One by one this was 80 inserts of entries and markers alone, plus the messages.
+    expect(total(await scrape(server), 'insert') - before).toBeLessThan(20);
+    const lists = await Promise.all([
+      ...senders.map((c) => c.data(CONVERSATIONS)),
+      ...recipients.map((c) => c.data(CONVERSATIONS)),
+    ]);
+    for (let k = 0; k < 20; k++) {
+      expect(lists[k].conversations).toEqual([{ unreadCount: 0, with: { id: r[k].id } }]);
+      expect(lists[20 + k].conversations).toEqual([{ unreadCount: 1, with: { id: s[k].id } }]);
+    }
   });
 
   test('messages(last: 50) of an active conversation takes at most 2 database commands', async () => {

@@ -132,6 +132,16 @@ describe('with the default (test) configuration', () => {
       expect(await countDocuments(db.db)).toEqual(before);
     });
 
+    test('GraphQL answers are never cacheable (Cache-Control: no-store), with data or with errors', async () => {
+      const client = new TestClient(server);
+      const ok = await client.gql('{ me { id } }');
+      expect(ok.errors).toBeUndefined();
+      expect(ok.headers.get('cache-control')).toBe('no-store');
+      const failed = await client.gql('{ nosuchfield }');
+      expect(failed.errors).toBeDefined();
+      expect(failed.headers.get('cache-control')).toBe('no-store');
+    });
+
     test('Apollo’s CSRF prevention refuses simple requests (text/plain POST, GET without a preflight header)', async () => {
       const browser = new TestClient(server);
       await browser.me();
