@@ -24,6 +24,7 @@
  *   --warm 5           seconds of traffic before the kill
  *   --timeout 120      seconds to wait for every client to resume
  *   --env K=V,...      extra server environment (e.g. WS_UPGRADE_RATE=1000,REPLAY_CONCURRENCY=32)
+ *   --profile DIR      node --cpu-prof the restarted server into DIR (written when the harness stops it)
  *   --workers N        client processes (default one per 2,500 clients)
  *   --out bench/results  where storm-latest.json and the servers' output (storm-server-{1,2}.log) go
  */
@@ -66,6 +67,8 @@ export interface StormOptions {
   timeoutSeconds: number;
   /** Extra server environment. */
   env: Record<string, string>;
+  /** `node --cpu-prof` the restarted server into this folder (written when the harness stops it). */
+  profileDir?: string;
   /** Worker processes holding the clients (bench/storm-worker.ts); 0: in this process (default). */
   workers?: number;
   /** Where the servers' output goes (storm-server-1.log, -2.log); default a new temporary directory. */
@@ -162,10 +165,11 @@ async function startServer(
   port: number,
   run: number,
   logFile: string,
+  nodeArgs: string[] = [],
 ): Promise<StormServer> {
   ensureBuilt();
   const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', fd, fd],
@@ -594,7 +598,13 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     server.killedByHarness = true;
     server.child.kill('SIGKILL');
     await server.exited;
-    server = await startServer(env, port, 2, path.join(logDir, 'storm-server-2.log'));
+    server = await startServer(
+      env,
+      port,
+      2,
+      path.join(logDir, 'storm-server-2.log'),
+      options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(options.profileDir)}`] : [],
+    );
     watch(server);
     restarted.at = listeningAt(server.logFile) ?? Date.now();
     const restartedAt = restarted.at;
@@ -750,8 +760,13 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     if (sampler) clearInterval(sampler);
     await workers?.close();
     if (server && server.child.exitCode === null && server.child.signalCode === null) {
+      // Stopped as an operator would (SIGTERM, then SIGKILL after 10 s), so that a server run
+      // with `--profile DIR` (node --cpu-prof) writes its profile on the way out.
       server.killedByHarness = true;
-      server.child.kill('SIGKILL');
+      const child = server.child;
+      child.kill('SIGTERM');
+      const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      void server.exited.then(() => clearTimeout(force));
     }
     for (const s of servers) {
       const { code, signal } = await s.exited;
@@ -781,6 +796,7 @@ function parseOptions(): StormOptions & { out: string } {
       warm: { type: 'string', default: '5' },
       timeout: { type: 'string', default: '120' },
       env: { type: 'string', default: '' },
+      profile: { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     },
@@ -821,6 +837,7 @@ function parseOptions(): StormOptions & { out: string } {
     warmSeconds: num('warm', values.warm),
     timeoutSeconds: num('timeout', values.timeout),
     env,
+    ...(values.profile ? { profileDir: values.profile } : {}),
     // About 2,500 clients a worker: one process parsing every frame of 10,000 fell behind.
     workers: values.workers !== undefined ? num('workers', values.workers) : Math.max(1, Math.ceil(clients / 2500)),
     out: values.out,
