@@ -1,5 +1,4 @@
 import {
-  Arg,
   Args,
   ArgsType,
   Ctx,
@@ -17,7 +16,6 @@ import { live, type Context } from '../context';
 import type { MessageService } from '../messages/message.service';
 import { toMessageView, type MessageView } from '../messages/message.type';
 import type { UserRecord } from '../users/user.type';
-import { listSize } from '../security/list-size';
 import type { InboxPayload, ReadPayload } from './conversation.events';
 import { CONVERSATIONS_MAX, type ConversationService, type ConversationSummary } from './conversation.service';
 import { Conversation, ReadReceipt } from './conversation.type';
@@ -42,14 +40,10 @@ export class ConversationResolver {
   ) {}
 
   @Query(() => [Conversation], {
-    description: `The viewer’s direct conversations, newest activity first: the first \`first\` (default and maximum ${CONVERSATIONS_MAX}).`,
+    description: `The viewer’s direct conversations, newest activity first: at most ${CONVERSATIONS_MAX}.`,
   })
-  async conversations(
-    @Ctx() ctx: Context,
-    @Arg('first', () => Int, { nullable: true }) first?: number | null,
-  ): Promise<ConversationSummary[]> {
-    const n = listSize(first, CONVERSATIONS_MAX);
-    return (await this.conversationService.list(ctx.user)).slice(0, n);
+  async conversations(@Ctx() ctx: Context): Promise<ConversationSummary[]> {
+    return (await this.conversationService.list(ctx.user)).slice(0, CONVERSATIONS_MAX);
   }
 
   @FieldResolver({ nullable: true })

@@ -1,9 +1,8 @@
-import { Arg, Ctx, Int, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Ctx, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { live, type Context } from '../context';
 import type { PresencePayload } from './presence.events';
 import type { PresenceService } from './presence.service';
 import { User, type UserRecord } from '../users/user.type';
-import { listSize } from '../security/list-size';
 import { ONLINE_USERS_MAX } from './presence.service';
 import { PresenceEvent } from './presence.type';
 
@@ -13,19 +12,15 @@ export class PresenceResolver {
 
   @Query(() => [User], {
     description:
-      'Users with at least one open connection (or within the grace period), by username: the first ' +
-      `\`first\` of them (default and maximum ${ONLINE_USERS_MAX}).`,
+      'Users with at least one open connection (or within the grace period), by username: at most ' +
+      `${ONLINE_USERS_MAX}.`,
   })
-  async onlineUsers(
-    @Ctx() ctx: Context,
-    @Arg('first', () => Int, { nullable: true }) first?: number | null,
-  ): Promise<UserRecord[]> {
-    const n = listSize(first, ONLINE_USERS_MAX);
+  async onlineUsers(@Ctx() ctx: Context): Promise<UserRecord[]> {
     const ids = await this.presence.onlineUserIds();
     const users = (await ctx.loaders.users.loadMany(ids)).filter(
       (u): u is UserRecord => u !== null && !(u instanceof Error),
     );
-    return users.sort((a, b) => a.username.localeCompare(b.username)).slice(0, n);
+    return users.sort((a, b) => a.username.localeCompare(b.username)).slice(0, ONLINE_USERS_MAX);
   }
 
   @Subscription(() => PresenceEvent, {
