@@ -32,7 +32,7 @@ import { closeSync, existsSync, mkdtempSync, mkdirSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
@@ -46,6 +46,7 @@ import {
 } from './storm-worker';
 import { freePort } from '../test/helpers/net';
 import { rssBytes } from './stats';
+import { graphqlPost } from './graphql-post';
 
 /** The repository (this file runs from bench/ under jest and from dist/.bench/bench/ when built). */
 const ROOT = (() => {
@@ -323,47 +324,7 @@ function http(
   agent = SENDERS,
   timeoutMs = 30000,
 ): Promise<{ data?: any; errors?: unknown; cookie?: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const req = httpRequest(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-          ...(cookie ? { cookie } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          clearTimeout(timer);
-          const m = /anonymo\.sid=([^;]+)/.exec((res.headers['set-cookie'] ?? []).join(';'));
-          try {
-            const json = JSON.parse(Buffer.concat(chunks).toString()) as { data?: any; errors?: unknown };
-            resolve({ data: json.data, errors: json.errors, cookie: m ? `anonymo.sid=${m[1]}` : undefined });
-          } catch (err) {
-            reject(err);
-          }
-        });
-      },
-    );
-    // From when the request has a connection: waiting in the agent's queue is not the
-    // server's delay, and a send timed out there would only be queued again as a retry.
-    let timer: NodeJS.Timeout | undefined;
-    req.once('socket', () => {
-      timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.end(payload);
-  });
+  return graphqlPost(url, body, { agent, cookie, timeoutMs });
 }
 
 /** When the server says it listens (its own log line's time): the restart's moment, whatever the harness's lag. */

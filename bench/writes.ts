@@ -27,6 +27,7 @@ import { createClient, type Client } from 'graphql-ws';
 import { MongoClient } from 'mongodb';
 import WebSocket from 'ws';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
+import { graphqlPost } from './graphql-post';
 import { startTarget, type Target } from './harness';
 import { cpuSeconds, nowMs, quantile } from './stats';
 
@@ -100,59 +101,17 @@ type Server = Target;
 const startServer = (file: string, mongoBase: string, profile?: string): Promise<Server> =>
   startTarget('grouped', mongoBase, 1000, file, profile);
 
-/**
- * The load generator's HTTP client: node:http with a keep-alive Agent (one connection per
- * concurrent sender), one request per message with the session cookie, as a browser sends
- * them. Not fetch (undici): it shares the machine's 2 cores with the server and cost about
- * 1 ms of CPU per request here, as much as the server's whole GraphQL request.
- */
+/** One keep-alive connection per concurrent sender (graphqlPost: node:http, not fetch). */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
 
-function post(
+async function post(
   url: string,
   cookie: string | undefined,
   query: string,
   variables?: unknown,
 ): Promise<{ body: { data?: Record<string, any>; errors?: unknown[] }; cookie: string | undefined }> {
-  const payload = JSON.stringify({ query, variables });
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: u.pathname,
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-          ...(cookie ? { cookie } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const setCookie = /anonymo\.sid=([^;]+)/.exec((res.headers['set-cookie'] ?? []).join('; '));
-          try {
-            resolve({
-              body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-                data?: Record<string, any>;
-                errors?: unknown[];
-              },
-              cookie: setCookie ? `anonymo.sid=${setCookie[1]}` : cookie,
-            });
-          } catch (err) {
-            reject(err);
-          }
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const r = await graphqlPost(url, { query, variables }, { agent, cookie });
+  return { body: { data: r.data, errors: r.errors }, cookie: r.cookie ?? cookie };
 }
 
 async function identity(url: string): Promise<{ cookie: string; id: string }> {
