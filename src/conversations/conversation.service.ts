@@ -35,6 +35,13 @@ function otherOf(conversation: string, userId: string): string {
   return a === userId ? b : a;
 }
 
+/**
+ * The writes of registering a direct pair, after its reads (ConversationService.preparePair):
+ * resolves once both inboxes hold the partner.
+ */
+export type PairRegistration = () => Promise<void>;
+const NOTHING_TO_REGISTER: PairRegistration = () => Promise.resolve();
+
 /** Most conversations one `conversations` returns (its default too). */
 export const CONVERSATIONS_MAX = 200;
 export interface ConversationSummary {
@@ -102,39 +109,70 @@ export class ConversationService {
 
   /**
    * Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM
-   * is stored.
-   *
-   * A new conversation costs its head read (which the send's numbering needs anyway), one
-   * inbox head read per owner, and two inserts shared with every other registration under
-   * way (group commit): the entry, then the pair marker. An empty conversation has, short of
-   * a failed first store or two first messages at once (which can only append a duplicate
-   * entry, which the list ignores), no entries yet, so the markers are not looked up; and its
-   * read markers cannot exist yet, so none is read for the inbox notifications either.
+   * is stored. Equivalent to `(await preparePair(a, b))()`.
    */
   async registerPair(a: string, b: string): Promise<void> {
+    await (
+      await this.preparePair(a, b)
+    )();
+  }
+
+  /**
+   * The reads of {@link registerPair}, all at once; the returned function does its writes.
+   * Nothing is written before that function is called, so a send reads this while its own
+   * checks (blocking, the direct policy, the conversation's settings) are still running, and
+   * writes only once they passed: a first message waits for one round of reads, not one per
+   * check.
+   *
+   * A new conversation costs its head read (which the send's numbering needs anyway) and one
+   * inbox head read per owner, concurrently, then one insert of the entries shared with every
+   * other registration under way (group commit). The pair markers follow without being waited
+   * for (see addPartners). An empty conversation has, short of a failed first store or two
+   * first messages at once (which can only append a duplicate entry, which the list ignores),
+   * no entries yet, so the markers are not looked up; and its read markers cannot exist yet,
+   * so none is read for the inbox notifications either.
+   */
+  async preparePair(a: string, b: string): Promise<PairRegistration> {
     const wanted: Array<[string, string]> = [
       [a, b],
       [b, a],
     ];
     const missing = () => wanted.filter(([owner, other]) => !this.registered.has(`${owner}:${other}`));
-    if (missing().length === 0) return;
+    const owners = missing().map(([owner]) => owner);
+    if (owners.length === 0) return NOTHING_TO_REGISTER;
     const conversation = directKey(a, b);
-    // Heard before the head is read: a marker set after an empty head was seen arrives as an
-    // event. Without pub/sub the markers are just read later, as for any conversation.
-    const watching = await this.readMarkers.watch(conversation).then(
-      () => true,
-      () => false,
-    );
-    const fresh = (await this.store.head(conversation)) === 0;
-    if (fresh && watching) this.readMarkers.seedEmpty(conversation, [a, b]);
+    const [fresh, heads] = await Promise.all([
+      (async () => {
+        // Heard before the head is read: a marker set after an empty head was seen arrives as
+        // an event. Without pub/sub the markers are just read later, as for any conversation.
+        const watching = await this.readMarkers.watch(conversation).then(
+          () => true,
+          () => false,
+        );
+        const empty = (await this.store.head(conversation)) === 0;
+        if (empty && watching) this.readMarkers.seedEmpty(conversation, [a, b]);
+        return empty;
+      })(),
+      Promise.all(owners.map(async (owner) => [owner, await this.entryHead(owner)] as const)),
+    ]);
+    const known = new Map(heads);
     // One owner's appends one at a time (else they race for the same entry number); both
     // owners' locks taken in one order, so two registrations never wait for each other.
     const [first, second] = a < b ? [a, b] : [b, a];
-    await this.inboxQueue.run(first, () => this.inboxQueue.run(second, () => this.addPartners(missing(), fresh)));
+    return () =>
+      this.inboxQueue.run(first, () => this.inboxQueue.run(second, () => this.addPartners(missing(), fresh, known)));
   }
 
-  /** Appends `other` to `owner`'s inbox for each pair that is not there yet, both in one write. */
-  private async addPartners(pairs: Array<[string, string]>, fresh: boolean): Promise<void> {
+  /**
+   * Appends `other` to `owner`'s inbox for each pair that is not there yet, both in one write.
+   * `known`: inbox entry counts read before (the first attempt numbers from them, or from a
+   * newer count this instance learned meanwhile, without another read).
+   */
+  private async addPartners(
+    pairs: Array<[string, string]>,
+    fresh: boolean,
+    known: ReadonlyMap<string, number>,
+  ): Promise<void> {
     if (pairs.length === 0) return;
     const key = ([owner, other]: [string, string]) => `${owner}:${other}`;
     const unmarked = fresh
@@ -147,7 +185,15 @@ export class ConversationService {
     let todo = unmarked;
     for (let attempt = 0; todo.length > 0; attempt++) {
       if (attempt > 50) throw new Error(`no free inbox entry for ${todo[0][0]} after ${attempt} attempts`);
-      const heads = await Promise.all(todo.map(([owner]) => this.entryHead(owner)));
+      const heads = await Promise.all(
+        todo.map(([owner]) => {
+          const read = known.get(owner);
+          // Numbers known to exist: the larger is, too. After a lost race, read again.
+          return attempt === 0 && read !== undefined
+            ? Promise.resolve(Math.max(read, this.entryHeads.get(owner) ?? 0))
+            : this.entryHead(owner);
+        }),
+      );
       // Submitted together, so they share one insert.
       const stored = await Promise.all(
         todo.map(async ([owner, other], i) => {
@@ -160,9 +206,15 @@ export class ConversationService {
       );
       todo = todo.filter((_, i) => !stored[i]);
     }
-    // false (already marked) is as good as true.
-    await Promise.all(unmarked.map((p) => this.pairInserts.insert({ _id: key(p) })));
+    // Both inboxes hold the partner now: that is what `conversations` needs once the send is
+    // acknowledged. The markers only spare a later registration of the pair (after a restart,
+    // or on another instance, of a conversation with messages) from appending an entry again,
+    // so the send does not wait for them: a marker written late, or never (a crash, a failed
+    // write), costs at most that duplicate entry, which list() ignores. They are still only
+    // submitted after their entries are stored, so a marker always means the entry exists.
     for (const p of pairs) this.registered.set(key(p), true);
+    // false (already marked) is as good as true.
+    void Promise.all(unmarked.map((p) => this.pairInserts.insert({ _id: key(p) }))).catch(() => undefined);
   }
 
   /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */

@@ -96,7 +96,11 @@ export class MessageService {
     private readonly users: UserService,
     private readonly pubsub: PubSub,
     private readonly conversations: {
-      registerPair(a: string, b: string): Promise<void>;
+      /**
+       * Reads what recording that `a` and `b` talk directly needs, writing nothing; the
+       * function it resolves to writes it (both inboxes hold the partner once it resolved).
+       */
+      preparePair(a: string, b: string): Promise<() => Promise<void>>;
       messageStored(message: MessageDoc): void;
     },
     private readonly policies: { rooms: RoomAccess; direct: DirectPolicy },
@@ -155,7 +159,29 @@ export class MessageService {
    * has no atomic `$inc` under concurrency: a counter document loses updates there, so
    * none is used.)
    */
-  async send(sender: UserRecord, input: SendInput, admission: SendAdmission = {}): Promise<MessagePayload> {
+  async send(
+    sender: UserRecord,
+    input: SendInput,
+    admission: SendAdmission | Promise<SendAdmission> = {},
+  ): Promise<MessagePayload> {
+    // The admission (abuse control, blocking: moderation/) may still be running: its reads go
+    // with ours below. It was asked first, so its refusal is the answer whatever else failed.
+    const admitted = Promise.resolve(admission);
+    admitted.catch(() => undefined);
+    try {
+      return await this.storeAdmitted(sender, input, admitted);
+    } catch (err) {
+      await admitted;
+      throw err;
+    }
+  }
+
+  /** send, once the admission is under way: nothing is written before it passed. */
+  private async storeAdmitted(
+    sender: UserRecord,
+    input: SendInput,
+    admitted: Promise<SendAdmission>,
+  ): Promise<MessagePayload> {
     const text = cleanUserText(input.text, { field: 'text', maxLength: MAX_TEXT_LENGTH });
     let clientId: string | null = null;
     if (input.clientId !== null && input.clientId !== undefined) {
@@ -166,16 +192,31 @@ export class MessageService {
         throw new BadUserInputError(`clientId must be 1..${MAX_CLIENT_ID_LENGTH} printable characters`, 'clientId');
       }
     }
+    // A room's write access here; a direct conversation's policy (a read) below, with the rest.
+    const fieldNames = { with: 'to', room: 'room' };
     const { key: conversation, other } = await this.resolveConversation(
       sender,
       { with: input.to, room: input.room },
-      'write',
-      {
-        with: 'to',
-        room: 'room',
-      },
+      input.room != null ? 'write' : 'read',
+      fieldNames,
     );
     const dedupeKey = clientId ? `${sender.id}:${clientId}` : undefined;
+
+    // Everything read before the first write, at once: the admission, the direct policy, the
+    // lifecycle fields (replyTo checked; the expiry from the conversation's TTL and retention)
+    // and what putting the conversation in both inboxes needs. A new partner's first message
+    // thus waits for one round of reads instead of four in a row. Settled, then judged in the
+    // order the checks used to run, so the same request fails with the same error.
+    const [admission, allowed, fields, registration] = await Promise.allSettled([
+      admitted,
+      other ? this.policies.direct.assertMaySend(sender.id, other.id) : undefined,
+      this.lifecycle
+        ? this.lifecycle.fieldsFor(conversation, input)
+        : Promise.resolve<{ replyTo?: string; ttlMs?: number }>({}),
+      other ? this.conversations.preparePair(sender.id, other.id) : undefined,
+    ]);
+    if (admission.status === 'rejected') throw admission.reason;
+    if (allowed.status === 'rejected') throw allowed.reason;
 
     if (dedupeKey) {
       const existing = await this.findByDedupeKey(dedupeKey, false);
@@ -184,25 +225,15 @@ export class MessageService {
       const inFlight = this.inFlight.get(dedupeKey);
       if (inFlight) return this.retried(await inFlight, conversation, sender, other);
     }
+    if (fields.status === 'rejected') throw fields.reason;
+    if (registration.status === 'rejected') throw registration.reason;
+    const lifecycle = fields.value;
 
-    // Lifecycle fields (replyTo checked; the expiry from the conversation's TTL and retention),
-    // and the conversation in both inboxes before its first message is stored. Abuse control
+    // The conversation in both inboxes before its first message is stored. Abuse control
     // (moderation/): a shadow-banned sender's message is stored for them alone, so it must
     // not show up in the other user's inbox or unread count either.
-    const shadow = admission.shadow === true;
-    const fields = (): Promise<{ replyTo?: string; ttlMs?: number }> =>
-      this.lifecycle ? this.lifecycle.fieldsFor(conversation, input) : Promise.resolve({});
-    const register = () => (other && !shadow ? this.conversations.registerPair(sender.id, other.id) : undefined);
-    let lifecycle: { replyTo?: string; ttlMs?: number };
-    if (input.replyTo == null) {
-      // Concurrently: the fields can then only fail with the database, so a new partner's
-      // first message waits for one chain of round trips, not two.
-      [lifecycle] = await Promise.all([fields(), register()]);
-    } else {
-      // A replyTo is checked before anything is written.
-      lifecycle = await fields();
-      await register();
-    }
+    const shadow = admission.value.shadow === true;
+    if (registration.value && !shadow) await registration.value();
 
     const draft: Draft = {
       conversation,
