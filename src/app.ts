@@ -385,6 +385,14 @@ function createDomains(
     const roomId = roomOfKey(conversation);
     return roomId ? ((await rooms.get(roomId))?.messageTtlSeconds ?? null) : null;
   });
+  // What a new user is known not to have yet (blocks, stranger chats, settings, inbox
+  // entries), noted where it would otherwise be read on their first direct message.
+  users.onCreated(({ id }) => {
+    abuse.blocks.created(id);
+    strangers.created(id);
+    settings.created(id);
+    conversations.created(id);
+  });
   const messages = new MessageService(
     store,
     users,

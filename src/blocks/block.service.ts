@@ -63,6 +63,20 @@ export class BlockService {
     this.unsubscribe?.();
   }
 
+  /**
+   * `viewer` was just created on this instance: their log is empty, so it is held as loaded
+   * (empty, at entry 0) instead of being read on the first direct message to them. Kept
+   * current like any loaded set: their blocks arrive on BLOCKS_TOPIC, numbered, so a missed
+   * one is noticed and read (see apply).
+   */
+  created(viewer: string): void {
+    if (this.retained.has(viewer) || this.recent.has(viewer)) return;
+    const entry = new Entry();
+    entry.set = new Set();
+    entry.ready = Promise.resolve();
+    this.recent.set(viewer, entry);
+  }
+
   /** Keeps `viewer`'s set loaded while they have a connection here (call once per connection). */
   retain(viewer: string): void {
     let entry = this.retained.get(viewer);

@@ -124,8 +124,9 @@ export class ConversationService {
    * writes only once they passed: a first message waits for one round of reads, not one per
    * check.
    *
-   * A new conversation costs its head read (which the send's numbering needs anyway) and one
-   * inbox head read per owner, concurrently, then one insert of the entries shared with every
+   * A new conversation costs its head read (which the send's numbering needs anyway) and an
+   * inbox head read per owner whose count this instance does not know (created() and earlier
+   * appends tell it), concurrently, then one insert of the entries shared with every
    * other registration under way (group commit). The pair markers follow without being waited
    * for (see addPartners). An empty conversation has, short of a failed first store or two
    * first messages at once (which can only append a duplicate entry, which the list ignores),
@@ -153,7 +154,11 @@ export class ConversationService {
         if (empty && watching) this.readMarkers.seedEmpty(conversation, [a, b]);
         return empty;
       })(),
-      Promise.all(owners.map(async (owner) => [owner, await this.entryHead(owner)] as const)),
+      // An inbox count this instance knows (it read or appended it, or created the user) is
+      // not read again: the insert verifies it, and a lost race reads it (see addPartners).
+      Promise.all(
+        owners.map(async (owner) => [owner, this.entryHeads.get(owner) ?? (await this.entryHead(owner))] as const),
+      ),
     ]);
     const known = new Map(heads);
     // One owner's appends one at a time (else they race for the same entry number); both
@@ -215,6 +220,11 @@ export class ConversationService {
     for (const p of pairs) this.registered.set(key(p), true);
     // false (already marked) is as good as true.
     void Promise.all(unmarked.map((p) => this.pairInserts.insert({ _id: key(p) }))).catch(() => undefined);
+  }
+
+  /** A user just created on this instance: their inbox is empty (a count known without a read). */
+  created(userId: string): void {
+    if (!this.entryHeads.has(userId)) this.entryHeads.set(userId, 0);
   }
 
   /** How many inbox entries `owner` has (they are numbered 1..n without gaps). */

@@ -14,12 +14,29 @@ import {
 
 type AnyModel = Model<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-async function findById<T>(model: Model<T>, id: unknown): Promise<T | null> {
-  return (await (model as AnyModel).findOne({ _id: id }).lean().exec()) as T | null;
+/**
+ * One document by `_id`, as the `find` command itself: what a lean mongoose findOne returns
+ * (`_id` is passed as stored, string or ObjectId, so there is nothing to cast), without the
+ * query object, casting and cursor around it. These lookups are most of the reads (every
+ * FerretDB read is one), and a burst of first messages sends hundreds at once.
+ */
+async function findOneById<T>(model: Model<T>, id: unknown, projection?: Record<string, 1>): Promise<T | null> {
+  const res = (await model.db.db!.command({
+    find: model.collection.collectionName,
+    filter: { _id: id },
+    ...(projection ? { projection } : {}),
+    limit: 1,
+    singleBatch: true,
+  })) as { cursor: { firstBatch: T[] } };
+  return res.cursor.firstBatch[0] ?? null;
+}
+
+function findById<T>(model: Model<T>, id: unknown): Promise<T | null> {
+  return findOneById(model, id);
 }
 
 async function exists<T>(model: Model<T>, id: unknown): Promise<boolean> {
-  return (await (model as AnyModel).findOne({ _id: id }, { _id: 1 }).lean().exec()) !== null;
+  return (await findOneById(model, id, { _id: 1 })) !== null;
 }
 
 async function insertUnique<T>(model: Model<T>, doc: T): Promise<boolean> {

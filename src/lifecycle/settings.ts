@@ -15,11 +15,23 @@ import type { PubSub } from '../realtime/pubsub';
 import { TTL_CHANGED_TOPIC } from './lifecycle.events';
 import type { ConversationSettingModel } from './lifecycle.model';
 
+/** The two users of a direct conversation's key (`dm:<a>:<b>`), else undefined. */
+function directUsers(conversation: string): [string, string] | undefined {
+  const [kind, a, b] = conversation.split(':');
+  return kind === 'dm' && a && b ? [a, b] : undefined;
+}
+
 export const MIN_TTL_SECONDS = 30;
 export const MAX_TTL_SECONDS = 2592000;
 
 export class ConversationSettings {
   private readonly ttls = lru<string, { seconds: number | null }>(100000, { ttl: 60000 });
+  /**
+   * Users created on this instance whose direct conversations have no setting yet (see
+   * created). A setting for one of them, here or on another instance (TTL_CHANGED_TOPIC),
+   * drops them; the TTL bounds staleness if that event is lost, as for `ttls`.
+   */
+  private readonly unset = lru<string, true>(100000, { ttl: 60000 });
   private stop?: () => void;
 
   constructor(
@@ -33,9 +45,23 @@ export class ConversationSettings {
   ) {}
 
   async start(): Promise<void> {
-    this.stop = await this.pubsub.subscribe(TTL_CHANGED_TOPIC, ({ conversation, seconds }) =>
-      this.ttls.set(conversation, { seconds }),
-    );
+    this.stop = await this.pubsub.subscribe(TTL_CHANGED_TOPIC, ({ conversation, seconds }) => {
+      this.ttls.set(conversation, { seconds });
+      this.settingChanged(conversation);
+    });
+  }
+
+  /**
+   * A user just created on this instance: nobody could name a conversation with them before,
+   * so none has a setting, and their first direct messages need not look one up.
+   */
+  created(userId: string): void {
+    this.unset.set(userId, true);
+  }
+
+  private settingChanged(conversation: string): void {
+    const users = directUsers(conversation);
+    if (users) for (const u of users) this.unset.delete(u);
   }
 
   close(): void {
@@ -45,6 +71,8 @@ export class ConversationSettings {
   async ttlOf(conversation: string): Promise<number | null> {
     const cached = this.ttls.get(conversation);
     if (cached) return cached.seconds;
+    const users = directUsers(conversation);
+    if (users?.some((u) => this.unset.has(u))) return this.initialTtl(conversation);
     const doc = await this.model.findOne({ _id: conversation }).lean().exec();
     const seconds = doc ? (doc.messageTtlSeconds ?? null) : await this.initialTtl(conversation);
     this.ttls.set(conversation, { seconds });
@@ -67,6 +95,7 @@ export class ConversationSettings {
       ),
     );
     this.ttls.set(conversation, { seconds });
+    this.settingChanged(conversation);
     await this.pubsub.publish(TTL_CHANGED_TOPIC, { conversation, seconds }).catch(() => undefined);
   }
 }

@@ -62,6 +62,12 @@ export class StrangerService implements DirectPolicy {
    * STRANGER_ENDED_TOPIC and drops the entry; the TTL bounds staleness if that event is lost.
    */
   private readonly notEnded = lru<string, true>(100000, { ttl: 60_000 });
+  /**
+   * Users created on this instance (see created) for whom no ended chat has been heard of: a
+   * DM with them needs no lookup either. Dropped like notEnded: by STRANGER_ENDED_TOPIC, or
+   * by the TTL.
+   */
+  private readonly neverEnded = lru<string, true>(100000, { ttl: 60_000 });
   private stopEndedEvents?: () => void;
   /** Open WebSocket connections per user on this instance. */
   private readonly connections = new Map<string, number>();
@@ -193,6 +199,7 @@ export class StrangerService implements DirectPolicy {
   async assertMaySend(senderId: string, recipientId: string): Promise<void> {
     const key = pairKey(senderId, recipientId);
     if (this.notEnded.has(key)) return;
+    if (!this.endedSeen.has(key) && (this.neverEnded.has(senderId) || this.neverEnded.has(recipientId))) return;
     let ended = this.endedSeen.has(key);
     if (!ended && (await this.ended.exists({ _id: key }).exec()) !== null) {
       this.markEnded(key);
@@ -202,9 +209,15 @@ export class StrangerService implements DirectPolicy {
     this.notEnded.set(key, true);
   }
 
+  /** A user just created on this instance has had no stranger chat, so none has ended. */
+  created(userId: string): void {
+    this.neverEnded.set(userId, true);
+  }
+
   private markEnded(pair: string): void {
     this.endedSeen.set(pair, true);
     this.notEnded.delete(pair);
+    for (const user of pair.split(':')) this.neverEnded.delete(user);
   }
 
   /** Hears chats ended on every instance; holds the queue entries of users here, and sweeps dead ones. */

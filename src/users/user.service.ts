@@ -66,6 +66,17 @@ export class UserService {
     this.cache = lru(options.cacheSize ?? 50000);
   }
 
+  private readonly createdListeners: Array<(user: UserRecord) => void> = [];
+
+  /**
+   * Calls `listener` with every user this instance creates, once stored. A user nobody knew
+   * the id of until now has no blocks, conversations or settings yet: the other domains note
+   * that instead of reading it back on the user's first direct message (app.ts wires them).
+   */
+  onCreated(listener: (user: UserRecord) => void): void {
+    this.createdListeners.push(listener);
+  }
+
   /** Creates a new anonymous identity with a unique username (the unique index decides). */
   /**
    * A new user. `id` (from {@link newUserId}) lets a caller reserve things under the id before
@@ -86,6 +97,7 @@ export class UserService {
         });
         const record = toRecord(doc.toObject());
         this.cache.set(record.id, record);
+        for (const listener of this.createdListeners) listener(record);
         return record;
       } catch (err) {
         if (this.strategy.isDuplicateKey(err) && attempt < 10) continue;

@@ -7,7 +7,7 @@ import { TestClient } from '../helpers/client';
 import { freshDbName } from '../helpers/db';
 import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
-import { waitFor } from '../helpers/wait';
+import { waitFor, waitForValue } from '../helpers/wait';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 // A prefix of this run's own, so parallel runs on the same Redis do not hear each other.
@@ -131,6 +131,46 @@ test('a DM reaches both participants on different instances, and nobody else', a
     expect(withBBefore).toHaveLength(0);
   } finally {
     await Promise.all([aWs.close(), bWs.close(), eWs.close()]);
+  }
+});
+
+test('what a user created on one instance is known not to have yet (blocks, settings) stays current when it changes through the other', async () => {
+  const BLOCK = 'mutation($id: ID!) { blockUser(id: $id) }';
+  const BLOCKED = '{ blockedUsers { id } }';
+  const TTL = 'mutation($with: ID, $seconds: Int) { setMessageTtl(with: $with, seconds: $seconds) }';
+  const SEND_EXPIRING = 'mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { id expiresAt } }';
+  // All three made on A, which therefore holds their block lists and settings as empty.
+  const [alice, bob, carol] = [new TestClient(a), new TestClient(a), new TestClient(a)];
+  const [am, bm, cm] = [await alice.me(), await bob.me(), await carol.me()];
+
+  // Bob blocks Alice through B. Once A lists the block for him (its copy of his list, the one
+  // a send checks), Alice's first DM to him through A is refused.
+  await via(b, bob).data(BLOCK, { id: am.id });
+  await waitForValue(
+    async () => (await bob.data<{ blockedUsers: Array<{ id: string }> }>(BLOCKED)).blockedUsers.map((u) => u.id),
+    (ids) => ids.includes(am.id),
+    { what: 'instance A to hear of the block' },
+  );
+  expect(await alice.errorCode(SEND, { input: { text: 'hi bob', to: bm.id } })).toBe('FORBIDDEN');
+
+  // Carol turns on disappearing messages with Alice through B, then writes to her there. A
+  // heard the setting before that message (one publisher, in order): Alice's answer through
+  // A, the first message A stores in the conversation, expires too.
+  const ws = alice.ws();
+  try {
+    const fromCarol = ws.subscribe<Added>(ADDED, { with: cm.id });
+    await ws.connected();
+    await subscriptionsAttached(a, 1);
+    await via(b, carol).data(TTL, { with: am.id, seconds: 3600 });
+    const sent = await send(via(b, carol), 'this will disappear', am.id);
+    const [got] = await fromCarol.waitForCount(1, 10000);
+    expect(got.messageAdded.id).toBe(sent.id);
+    const reply = await alice.data<{ sendMessage: { expiresAt: string | null } }>(SEND_EXPIRING, {
+      input: { text: 'so will this', to: cm.id },
+    });
+    expect(reply.sendMessage.expiresAt).not.toBeNull();
+  } finally {
+    await ws.close();
   }
 });
 
