@@ -1,7 +1,7 @@
 import { TestClient } from '../helpers/client';
 import { openDb } from '../helpers/db';
 import { noSubscriptionsLeft, subscriptionsAttached } from '../helpers/metrics';
-import { nextMillisecond } from '../helpers/wait';
+import { nextMillisecond, waitFor } from '../helpers/wait';
 import { startServer, type TestServer } from '../helpers/server';
 
 const SEND = 'mutation($to: ID, $text: String!) { sendMessage(input: { text: $text, to: $to }) { id createdAt } }';
@@ -172,6 +172,47 @@ describe('read status and conversations', () => {
       expect(eveSees.items.map((i) => i.conversationUpdated.with.id)).toEqual([a.id]);
     } finally {
       await Promise.all([aWs.close(), bWs.close(), eWs.close()]);
+    }
+  });
+
+  test('a lost pair marker (a crash after the entries were stored) costs at most a duplicate entry: the conversation stays listed once on both sides', async () => {
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const [a, b] = [await alice.me(), await bob.me()];
+    await alice.data(SEND, { to: b.id, text: 'first' });
+    // Another instance on the database knows nothing of the pair, as after a restart.
+    const other = await startServer({ dbName: server.dbName });
+    const { db, close } = await openDb(server.mongodbUri);
+    try {
+      const pairs = db.collection<{ _id: string }>('inbox_pairs');
+      const ids = [`${a.id}:${b.id}`, `${b.id}:${a.id}`];
+      // The markers are written beside the message, not before the answer: wait for them, then
+      // remove them, as a crash right after the entries would have left things.
+      await waitFor(async () => (await pairs.countDocuments({ _id: { $in: ids } })) === 2, {
+        what: 'the pair markers',
+      });
+      await pairs.deleteMany({ _id: { $in: ids } });
+      const bobThere = Object.assign(new TestClient(other), { cookie: bob.cookie });
+      await bobThere.data(SEND, { to: a.id, text: 'reply' });
+      // Without markers the registration appended both entries again...
+      const entries = await db
+        .collection<{ owner: string; with: string }>('inbox_entries')
+        .find({ owner: { $in: [a.id, b.id] } })
+        .toArray();
+      expect(entries.map((e) => `${e.owner}>${e.with}`).sort()).toEqual(
+        [`${a.id}>${b.id}`, `${a.id}>${b.id}`, `${b.id}>${a.id}`, `${b.id}>${a.id}`].sort(),
+      );
+      // ...which the lists ignore, on both instances.
+      const [forAlice, forBob] = [await conversations(alice), await conversations(bobThere)];
+      expect(forAlice.map((c) => [c.with.id, c.unreadCount, c.lastMessage?.text])).toEqual([[b.id, 1, 'reply']]);
+      expect(forBob.map((c) => [c.with.id, c.unreadCount, c.lastMessage?.text])).toEqual([[a.id, 1, 'reply']]);
+      // And the markers are back, so the next registration of the pair appends nothing.
+      await waitFor(async () => (await pairs.countDocuments({ _id: { $in: ids } })) === 2, {
+        what: 'the pair markers again',
+      });
+    } finally {
+      await close();
+      await other.close();
     }
   });
 
