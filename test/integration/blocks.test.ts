@@ -1,6 +1,6 @@
 /** Blocking through the real API: history, live messages, typing, direct messages, restarts. */
 import { TestClient } from '../helpers/client';
-import { freshDbName } from '../helpers/db';
+import { freshDbName, openDb } from '../helpers/db';
 import { noSubscriptionsLeft, sample, scrape, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 
@@ -241,6 +241,36 @@ describe('blocking', () => {
     expect(await alice.errorCode(BLOCK, { id: a.id })).toBe('BAD_USER_INPUT');
     expect((await alice.data(BLOCKED)).blockedUsers).toEqual([]);
   });
+});
+
+test('a refused first DM to a new partner records nothing: the send reads while the block check runs, but writes only after it', async () => {
+  const CONVERSATIONS = '{ conversations { with { id } } }';
+  const alice = new TestClient(server);
+  const bob = new TestClient(server);
+  const [a, b] = [await alice.me(), await bob.me()];
+  await bob.data(BLOCK, { id: a.id });
+  expect(await alice.errorCode(SEND, { text: 'hello?', to: b.id })).toBe('FORBIDDEN');
+  // A later send (its own reads done after the refused one's) to someone else goes through.
+  const carol = new TestClient(server);
+  const c = await carol.me();
+  await alice.data(SEND, { text: 'hello carol', to: c.id });
+  expect((await bob.data<{ conversations: unknown[] }>(CONVERSATIONS)).conversations).toEqual([]);
+  expect((await alice.data<{ conversations: unknown[] }>(CONVERSATIONS)).conversations).toEqual([
+    { with: { id: c.id } },
+  ]);
+  const { db, close } = await openDb(server.mongodbUri);
+  try {
+    expect(await db.collection('inbox_entries').countDocuments({ owner: b.id })).toBe(0);
+    expect(await db.collection('inbox_entries').countDocuments({ owner: a.id, with: b.id })).toBe(0);
+    expect(
+      await db
+        .collection('inbox_pairs')
+        .countDocuments({ _id: { $in: [`${a.id}:${b.id}`, `${b.id}:${a.id}`] } } as never),
+    ).toBe(0);
+    expect(await db.collection('messages').countDocuments({ conversation: { $regex: b.id } })).toBe(0);
+  } finally {
+    await close();
+  }
 });
 
 test('blocks survive a restart', async () => {
