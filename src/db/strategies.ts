@@ -18,7 +18,8 @@ type AnyModel = Model<any>; // eslint-disable-line @typescript-eslint/no-explici
  * One document by `_id`, as the `find` command itself: what a lean mongoose findOne returns
  * (`_id` is passed as stored, string or ObjectId, so there is nothing to cast), without the
  * query object, casting and cursor around it. These lookups are most of the reads (every
- * FerretDB read is one), and a burst of first messages sends hundreds at once.
+ * FerretDB read is one), and a burst of first messages sends hundreds at once. Like every
+ * read here it goes to the primary (a command's default read preference).
  */
 async function findOneById<T>(model: Model<T>, id: unknown, projection?: Record<string, 1>): Promise<T | null> {
   const res = (await model.db.db!.command({
