@@ -18,8 +18,9 @@ type AnyModel = Model<any>; // eslint-disable-line @typescript-eslint/no-explici
  * One document by `_id`, as the `find` command itself: what a lean mongoose findOne returns
  * (`_id` is passed as stored, string or ObjectId, so there is nothing to cast), without the
  * query object, casting and cursor around it. These lookups are most of the reads (every
- * FerretDB read is one), and a burst of first messages sends hundreds at once. Like every
- * read here it goes to the primary (a command's default read preference).
+ * FerretDB read is one), and a burst of first messages sends hundreds at once. It goes to the
+ * primary (a command's default read preference), which a lookup that must see the latest
+ * write (a head, a marker) wants anyway.
  */
 async function findOneById<T>(model: Model<T>, id: unknown, projection?: Record<string, 1>): Promise<T | null> {
   const res = (await model.db.db!.command({
