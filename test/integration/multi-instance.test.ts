@@ -174,6 +174,37 @@ test('what a user created on one instance is known not to have yet (blocks, sett
   }
 });
 
+test('a stranger chat between users created on one instance, ended through the other, closes their DMs on the first', async () => {
+  const FIND = 'mutation($interests: [String!]) { findStranger(interests: $interests) }';
+  const END = 'mutation($with: ID!) { endStrangerChat(with: $with) }';
+  const EVENTS = 'subscription { strangerEvents { kind with { id } } }';
+  type Events = { strangerEvents: { kind: 'MATCHED' | 'ENDED'; with: { id: string } } };
+  // Both made on A, which therefore knows they have had no stranger chat (none read).
+  const [alice, bob] = [new TestClient(a), new TestClient(a)];
+  const [am, bm] = [await alice.me(), await bob.me()];
+  const [aliceWs, bobWs] = [alice.ws(), via(b, bob).ws()];
+  try {
+    const aliceEvents = aliceWs.subscribe<Events>(EVENTS);
+    bobWs.subscribe<Events>(EVENTS);
+    await Promise.all([aliceWs.connected(), bobWs.connected()]);
+    await Promise.all([subscriptionsAttached(a, 1), subscriptionsAttached(b, 1)]);
+    const interests = [`firstdm${randomBytes(3).toString('hex')}`];
+    await via(b, alice).data(FIND, { interests });
+    await via(b, bob).data(FIND, { interests });
+    const kinds = () => aliceEvents.items.map((i) => `${i.strangerEvents.kind}:${i.strangerEvents.with.id}`);
+    await aliceEvents.waitFor(() => kinds().includes(`MATCHED:${bm.id}`), 10000, 'MATCHED');
+    await send(alice, 'hi stranger', bm.id);
+    // Bob ends the chat through B. The ENDED event reaches Alice's subscription on A after A
+    // heard of the end (one publisher, in order): from then on A refuses their DMs.
+    await via(b, bob).data(END, { with: am.id });
+    await aliceEvents.waitFor(() => kinds().includes(`ENDED:${bm.id}`), 10000, 'ENDED');
+    expect(await alice.errorCode(SEND, { input: { text: 'wait', to: bm.id } })).toBe('FORBIDDEN');
+    expect(await bob.errorCode(SEND, { input: { text: 'bye', to: am.id } })).toBe('FORBIDDEN');
+  } finally {
+    await Promise.all([aliceWs.close(), bobWs.close()]);
+  }
+});
+
 test('concurrent sends through both instances reach subscribers on both exactly once, in one order', async () => {
   const alice = new TestClient(a);
   const bob = new TestClient(b);
