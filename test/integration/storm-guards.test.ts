@@ -4,6 +4,7 @@
  * replays beyond REPLAY_CONCURRENCY wait in line and still deliver everything in order, and
  * a replay stops reading as soon as its subscriber's socket is gone.
  */
+import { Socket } from 'node:net';
 import { TestClient } from '../helpers/client';
 import { sample, scrape, subscriptionsAttached, waitForSample } from '../helpers/metrics';
 import { RawSocket, upgrade } from '../helpers/raw-ws';
@@ -119,6 +120,52 @@ describe('replays', () => {
     expect(pages).toBeLessThanOrEqual(6);
     const again = (sample(await scrape(server), 'anonymo_replay_pages_total') ?? 0) - before;
     expect(again).toBe(pages);
+  });
+});
+
+describe('replay writes', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+
+  test("a replay page reaches the subscriber's socket in one write, in order, and live messages follow it", async () => {
+    await seedLobby(server, 60);
+    const socket = await RawSocket.open(server.wsUrl);
+    // The server's end of this connection is the socket whose remote port is the client's own.
+    const clientPort = (socket.ws as unknown as { _socket: Socket })._socket.localPort;
+    // Every write a stream makes reaches the kernel through `_write` (one chunk) or `_writev`
+    // (corked chunks): one call, one system call.
+    const writes: number[] = [];
+    const count = (method: '_write' | '_writev') => {
+      const original = Socket.prototype[method] as (...args: unknown[]) => void;
+      return jest.spyOn(Socket.prototype, method).mockImplementation(function (this: Socket, ...args: unknown[]) {
+        if (this.remotePort === clientPort) writes.push(Date.now());
+        original.apply(this, args);
+      });
+    };
+    const spies = [count('_write'), count('_writev')];
+    try {
+      await socket.init();
+      const afterAck = writes.length;
+      socket.json({ id: 's', type: 'subscribe', payload: { query: ADDED, variables: { after: FIRST } } });
+      const seqOf = (m: { payload?: unknown }) => Number((m.payload as any)?.data?.messageAdded?.id?.slice(-12));
+      await socket.next((m) => seqOf(m) === 60, 30000);
+      const seqs = socket.messages.filter((m) => m.type === 'next').map(seqOf);
+      expect(seqs).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      // One write for the 60 frames (one per frame before: 60 system calls per resuming client).
+      expect(writes.length - afterAck).toBe(1);
+      await subscriptionsAttached(server, 1);
+      await new TestClient(server).data(SEND, { text: 'live' });
+      await socket.next((m) => seqOf(m) === 61);
+      expect(socket.messages.filter((m) => m.type === 'next').map(seqOf)).toEqual(
+        Array.from({ length: 61 }, (_, i) => i + 1),
+      );
+    } finally {
+      spies.forEach((s) => s.mockRestore());
+      await socket.close();
+    }
   });
 });
 
