@@ -170,6 +170,41 @@ describe('replay writes', () => {
 });
 
 describe('replays after a restart', () => {
+  test('the connections of one identity read its session and user from the database once, not once each', async () => {
+    const first = await startServer();
+    let second: TestServer | undefined;
+    const sockets: RawSocket[] = [];
+    try {
+      const browser = new TestClient(first);
+      const me = await browser.me();
+      // A restarted instance: nothing cached, the same database; every tab of the identity
+      // reconnects at the same moment. (Its presence sweep, a `find` of its own, is not due
+      // during the test.)
+      second = await startServer({ dbName: first.dbName, env: { PRESENCE_GRACE_MS: '60000' } });
+      const finds = async () => sample(await scrape(second!), 'anonymo_db_commands_total', { command: 'find' }) ?? 0;
+      const before = await finds();
+      sockets.push(
+        ...(await Promise.all(
+          Array.from({ length: 40 }, () => RawSocket.open(second!.wsUrl, { cookie: browser.cookie! })),
+        )),
+      );
+      await Promise.all(sockets.map((s) => s.init()));
+      const upgraded = (await finds()) - before;
+      // Each connection is the identity's own (no new identity was made for any of them).
+      const viewer = sockets[0];
+      viewer.json({ id: 'me', type: 'subscribe', payload: { query: '{ me { id } }' } });
+      expect(((await viewer.next((m) => m.id === 'me' && m.type === 'next')).payload as any).data.me.id).toBe(me.id);
+      // The session, the user and the head of the user's block log, once each. Before, each
+      // upgrade that arrived while those reads were in flight read the session and the user
+      // again (4-5 finds here, where the upgrades overlap only partly; thousands in a storm).
+      expect(upgraded).toBeLessThanOrEqual(3);
+    } finally {
+      await Promise.all(sockets.map((s) => s.close()));
+      await second?.close();
+      await first.close();
+    }
+  });
+
   test('subscribers catching up on the same messages read them from the database once, not once each', async () => {
     const first = await startServer();
     let second: TestServer | undefined;
