@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { canPreEncode, sendTextFrame } from '../../src/realtime/ws-frame';
+import { canPreEncode, sendTextFrame, sendTextFrames } from '../../src/realtime/ws-frame';
 import { onSocketClose } from '../../src/realtime/socket-close';
 
 async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
@@ -66,6 +66,46 @@ describe('pre-encoded text frames', () => {
       const got = collect(client, 1);
       sendTextFrame(server, Buffer.from('ab'), Buffer.from('cd'), false);
       expect(await got).toEqual([{ text: 'abcd', binary: false }]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('several pre-encoded text frames at once', () => {
+  it('reach a ws client intact and in order, between ordinary sends, at every header-length boundary', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const head = Buffer.from('{"id":"ü","type":"next","payload":');
+      const sizes = [1, 125, 126, 127, 65535, 65536, 70000].map((n) => Math.max(1, n - head.length));
+      const bodies = sizes.map((n, i) => Buffer.from('y'.repeat(n - 1) + String(i)));
+      const got = collect(client, bodies.length + 2);
+      server.send('before');
+      sendTextFrames(server, head, bodies, true);
+      server.send('after');
+      const messages = await got;
+      expect(messages[0]).toEqual({ text: 'before', binary: false });
+      bodies.forEach((body, i) => {
+        expect(messages[i + 1]).toEqual({ text: head.toString() + body.toString(), binary: false });
+      });
+      expect(messages[bodies.length + 1]).toEqual({ text: 'after', binary: false });
+    } finally {
+      await close();
+    }
+  });
+
+  it('fall back to one ordinary send each, in order, when pre-encoding is off; none for an empty list', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const got = collect(client, 3);
+      sendTextFrames(server, Buffer.from('h'), [], false);
+      sendTextFrames(server, Buffer.from('h'), [Buffer.from('1'), Buffer.from('2')], false);
+      server.send('3');
+      expect(await got).toEqual([
+        { text: 'h1', binary: false },
+        { text: 'h2', binary: false },
+        { text: '3', binary: false },
+      ]);
     } finally {
       await close();
     }
