@@ -14,6 +14,7 @@ import {
   execute,
   subscribe,
   type ExecutionArgs,
+  type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
@@ -21,7 +22,7 @@ import type { Context as WsContext } from 'graphql-ws';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config';
-import type { Context } from '../context';
+import type { Context, LiveSubscribe } from '../context';
 import {
   ErrorCode,
   PowRequiredError,
@@ -30,11 +31,11 @@ import {
   isDatabaseUnavailable,
   type FormatOptions,
 } from '../errors';
-import { logConnection } from '../observability/http-logger';
+import { logClosed, logConnected } from '../observability/http-logger';
 import type { Metrics } from '../observability/metrics';
-import { destroyOnError, releaseUpgradeRequest } from '../realtime/connection-memory';
+import { destroyOnError, flat, releaseUpgradeRequest } from '../realtime/connection-memory';
 import type { RealtimeEngine } from '../realtime/engine';
-import { SinkIterator } from '../realtime/fanout';
+import { SinkIterator, type Subscriber } from '../realtime/fanout';
 import { InitDeadline, startKeepAlive } from '../realtime/keepalive';
 import type { PubSub } from '../realtime/pubsub';
 import { clientIp, type TrustFn } from '../security/ip';
@@ -50,7 +51,7 @@ import type { UserRecord } from '../users/user.type';
 import type { OperationValidator } from '../validation';
 import { createContext } from './context';
 import { serveGraphqlWs } from './graphql-ws-server';
-import { onSocketClose } from '../realtime/socket-close';
+import { addSocketCloseHook, type SocketCloseHook } from '../realtime/socket-close';
 import { OperationIds } from '../realtime/operation-ids';
 import type { ConnectionCounter } from '../security/connection-limits';
 import { costError, type DefaultListSizes } from '../security/cost';
@@ -61,12 +62,16 @@ const CONNECTION_INIT_WAIT_MS = 3000;
 /** What the upgrade handler learned about a WebSocket connection. */
 interface UpgradeInfo {
   identity: Identity;
+  /** Sent with the 101 response, then dropped. */
   setCookie?: string;
   connectionId: string;
   ip: string;
+  /** Its place in the open-connection counts, released when the socket closes. */
+  slot: ConnectionSlot;
 }
 type UpgradeRequest = IncomingMessage & { anonymo?: UpgradeInfo };
-type Extra = { socket: WebSocket; request: UpgradeRequest };
+/** What graphql-ws's hooks get as `ctx.extra`: the connection's record. */
+type Extra = OpenConnection;
 
 export interface WsTransportDeps {
   config: Config;
@@ -145,7 +150,7 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
         }),
       ];
     }
-    const info = ctx.extra.request.anonymo!;
+    const info = ctx.extra.info;
     const wait = await limits.retryAfter('wsOperations', { connection: info.connectionId });
     if (wait > 0) return [rateLimitedError('wsOperations', wait)];
     const document = validator.check(payload.query);
@@ -158,7 +163,15 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
     const variables = payload.variables ?? {};
     const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes);
     if (tooCostly) return [tooCostly];
-    const socket = ctx.extra.socket;
+    const operation = new WsOperation(
+      realtime,
+      info.identity.user.id,
+      ctx.extra.socket,
+      id,
+      payload,
+      document,
+      variables,
+    );
     const contextValue: Context = createContext(
       {
         identity: info.identity,
@@ -167,24 +180,11 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
         ip: info.ip,
         moderatorToken:
           typeof ctx.connectionParams?.moderatorToken === 'string' ? ctx.connectionParams.moderatorToken : undefined,
-        live: (kind, args) =>
-          realtime.subscribe(
-            {
-              viewerId: info.identity.user.id,
-              socket,
-              subscriptionId: id,
-              query: payload.query,
-              document,
-              operationName: payload.operationName,
-              variables,
-              contextValue,
-            },
-            kind,
-            args,
-          ),
+        live: operation,
       },
       users,
     );
+    operation.contextValue = contextValue;
     const args: ExecutionArgs = {
       schema,
       document,
@@ -194,6 +194,39 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
     };
     return args;
   };
+}
+
+/**
+ * One graphql-ws operation as the fan-out sees it (its Subscriber), and the `live` of its
+ * Context. One object per operation instead of a subscriber literal plus a `live` closure over
+ * the hook's scope (~0.25 KiB per idle subscriber).
+ */
+class WsOperation implements Subscriber, LiveSubscribe {
+  readonly query: string;
+  readonly operationName?: string | null;
+  contextValue: unknown;
+
+  constructor(
+    private readonly realtime: RealtimeEngine,
+    readonly viewerId: string,
+    readonly socket: WebSocket,
+    readonly subscriptionId: string,
+    payload: { query: string; operationName?: string | null },
+    readonly document: DocumentNode,
+    readonly variables: Record<string, unknown>,
+  ) {
+    this.query = payload.query;
+    this.operationName = payload.operationName;
+  }
+
+  start(kind: string, args: Record<string, unknown>): Promise<AsyncIterableIterator<unknown>> {
+    return this.realtime.subscribe(this, kind, args);
+  }
+}
+
+/** Per-subscriber mode: executes one event for its subscription (graphql-js's mapping, see SinkIterator). */
+function executeEvent(args: ExecutionArgs, event: unknown): unknown {
+  return execute({ ...args, rootValue: event });
 }
 
 /**
@@ -207,7 +240,7 @@ async function subscribeOperation(
 ): Promise<ExecutionResult | AsyncIterable<ExecutionResult> | AsyncGenerator<ExecutionResult>> {
   const stream = await createSourceEventStream(args);
   if (stream instanceof SinkIterator) {
-    return stream.respondWith((event) => execute({ ...args, rootValue: event })) as AsyncIterable<ExecutionResult>;
+    return stream.respondWith(executeEvent, args) as AsyncIterable<ExecutionResult>;
   }
   if (!(Symbol.asyncIterator in stream)) return stream; // the subscription failed: its errors
   // Not a fan-out subscription (none exists today): graphql-js's own path, from the start.
@@ -215,24 +248,77 @@ async function subscribeOperation(
   return subscribe(args);
 }
 
-/** Open sockets by session, to close them when the session ends (identity reset) on any instance. */
+/**
+ * Open sockets by session, to close them when the session ends (identity reset) on any
+ * instance. A session usually has one socket: it is kept as is, and only a session with
+ * several gets an array (a Set's smallest table is ~180 bytes per idle connection).
+ */
 class SocketRegistry {
-  private readonly bySession = new Map<string, Set<WebSocket>>();
+  private readonly bySession = new Map<string, WebSocket | WebSocket[]>();
 
   add(sessionId: string, socket: WebSocket): void {
-    let set = this.bySession.get(sessionId);
-    if (!set) this.bySession.set(sessionId, (set = new Set()));
-    set.add(socket);
-    onSocketClose(socket, () => {
-      set.delete(socket);
-      if (set.size === 0 && this.bySession.get(sessionId) === set) this.bySession.delete(sessionId);
-    });
+    const held = this.bySession.get(sessionId);
+    if (held === undefined) this.bySession.set(sessionId, socket);
+    else if (Array.isArray(held)) held.push(socket);
+    else this.bySession.set(sessionId, [held, socket]);
+  }
+
+  remove(sessionId: string, socket: WebSocket): void {
+    const held = this.bySession.get(sessionId);
+    if (held === socket) this.bySession.delete(sessionId);
+    else if (Array.isArray(held)) {
+      const i = held.indexOf(socket);
+      if (i >= 0) held.splice(i, 1);
+      if (held.length === 0) this.bySession.delete(sessionId);
+    }
   }
 
   revoke(sessionId: string): void {
-    for (const socket of this.bySession.get(sessionId) ?? []) {
+    const held = this.bySession.get(sessionId);
+    if (held === undefined) return;
+    for (const socket of Array.isArray(held) ? [...held] : [held]) {
       socket.close(SESSION_REVOKED_CLOSE.code, SESSION_REVOKED_CLOSE.reason);
     }
+  }
+}
+
+/** What every open connection's record shares (one object for the whole transport). */
+interface ConnectionHooks {
+  logger: Logger;
+  presence: WsTransportDeps['presence'];
+  sockets: SocketRegistry;
+}
+
+/**
+ * An open WebSocket: what its operations need (graphql-ws's `ctx.extra`) and what its close
+ * undoes (the session registry, presence, the connection log line, its open-connection
+ * count). One object with a method as its close hook, instead of a closure per part that
+ * needs to know (~0.9 KiB of closures and their scopes per idle connection).
+ */
+class OpenConnection implements SocketCloseHook {
+  readonly info: UpgradeInfo;
+  private readonly opened = Date.now();
+
+  constructor(
+    private readonly hooks: ConnectionHooks,
+    readonly socket: WebSocket,
+    req: UpgradeRequest,
+  ) {
+    this.info = req.anonymo!;
+    // Already in the 101 response's headers: ~0.2 KiB per connection of a new identity.
+    this.info.setCookie = undefined;
+    const { user, sessionId } = this.info.identity;
+    logConnected(hooks.logger, this.info.connectionId, user.id);
+    hooks.presence.connected(user);
+    hooks.sockets.add(sessionId, socket);
+  }
+
+  socketClosed(code: number): void {
+    const { user, sessionId } = this.info.identity;
+    this.hooks.sockets.remove(sessionId, this.socket);
+    this.hooks.presence.disconnected(user);
+    logClosed(this.hooks.logger, this.info.connectionId, user.id, code, Date.now() - this.opened);
+    this.info.slot.release();
   }
 }
 
@@ -248,11 +334,6 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       connectionInitWaitTimeout: 0,
       onConnect: (ctx) => {
         initDeadline.initialised(ctx.extra.socket);
-        // graphql-ws keeps `extra.request` as long as the connection: the whole upgrade
-        // request (an IncomingMessage, its stream state and socket references, ~0.7 KiB per
-        // idle subscriber). Operations read only what the upgrade handler learned.
-        const extra = ctx.extra as unknown as { request: Pick<UpgradeRequest, 'anonymo'> };
-        extra.request = { anonymo: ctx.extra.request.anonymo };
       },
       onSubscribe: subscribeHook(deps, operationIds),
       subscribe: subscribeOperation,
@@ -273,14 +354,13 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     },
     wss,
     logger,
-    (socket, request) => ({ socket, request: request as UpgradeRequest }),
   );
   const stopKeepAlive = startKeepAlive(wss, config.wsKeepAliveMs);
 
   wss.on('headers', (headers, req: UpgradeRequest) => {
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
   });
-  const sockets = new SocketRegistry();
+  const hooks: ConnectionHooks = { logger, presence, sockets: new SocketRegistry() };
   // One listener for every socket rather than a closure each.
   const onSocketError = (err: Error) => logger.debug({ err }, 'WebSocket error');
   wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
@@ -288,25 +368,35 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     // e.g. 1009), and must not flood the logs.
     socket.on('error', onSocketError);
     initDeadline.watch(socket);
-    const { user, sessionId } = req.anonymo!.identity;
-    logConnection(logger, socket, { connectionId: req.anonymo!.connectionId, userId: user.id });
-    presence.connected(user);
-    sockets.add(sessionId, socket);
-    onSocketClose(socket, () => presence.disconnected(user));
+    // graphql-ws keeps its `extra` as long as the connection: the record, not the upgrade
+    // request (an IncomingMessage with its stream state, headers and session objects).
+    const connection = new OpenConnection(hooks, socket, req);
+    wsServer.open(socket, connection);
+    // After graphql-ws's own hook: a closed socket's operations end before its connection does.
+    addSocketCloseHook(socket, connection);
     releaseUpgradeRequest(req);
   });
   const stopRevocations = await deps.pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
-    sockets.revoke(sessionId),
+    hooks.sockets.revoke(sessionId),
   );
 
   const admission = new Admission(deps, () => wss.clients.size);
   return {
     onUpgrade: (req: UpgradeRequest, socket, head) => {
-      admission.handle(req, socket, (progress) => {
+      admission.handle(req, socket, (slot) => {
+        // From here the WebSocket's close releases the slot (OpenConnection): the raw
+        // socket's listener goes before ws adds its own, so the socket keeps two `close`
+        // listeners (a third grows Node's listener array to 20 slots, ~0.15 KiB).
+        slot.unwatch(socket);
+        let opened = false;
         wss.handleUpgrade(req, socket, head, (ws) => {
-          progress.done();
+          opened = true;
+          slot.done();
           wss.emit('connection', ws, req);
         });
+        // ws answers a bad handshake itself without calling back, synchronously (we pass no
+        // verifyClient): that connection is not open, its slot goes now.
+        if (!opened) slot.release();
       });
     },
     stopAccepting: () => admission.stop(),
@@ -328,6 +418,62 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
 
 /** The upgrade would exceed the open-connection limits of its address or user. */
 class TooManyConnections extends Error {}
+
+const SLOT = Symbol('anonymo.connectionSlot');
+type SlotSocket = Duplex & { [SLOT]?: ConnectionSlot };
+
+/** The raw socket's `close` listener while it upgrades: one function for all sockets (the socket is `this`). */
+function releaseSlotOnClose(this: SlotSocket): void {
+  this[SLOT]?.release();
+}
+
+/**
+ * One upgrade's place in the counts: upgrades in progress (until `done`) and, once counted,
+ * the open connections of its address and user (until `release`). Released by the raw
+ * socket's close while the upgrade is in progress, by the WebSocket's close once open
+ * (OpenConnection). Both idempotent. An object instead of closures over the upgrade
+ * handler's scope, which would keep that scope as long as the connection.
+ */
+class ConnectionSlot {
+  private upgrading = true;
+  connectionId = '';
+  private ip?: string;
+  private user?: string;
+
+  constructor(
+    private readonly admission: Admission,
+    private readonly connections: ConnectionCounter,
+  ) {}
+
+  /** The connection was counted (`acquire`d): the socket's close releases it. */
+  counted(socket: SlotSocket, connectionId: string, keys: { ip: string; user: string }): void {
+    // randomUUID() returns a rope of its pieces (a quarter KiB) and this id lives as long as the connection.
+    this.connectionId = flat(connectionId);
+    this.ip = keys.ip;
+    this.user = keys.user;
+    socket[SLOT] = this;
+    socket.on('close', releaseSlotOnClose);
+  }
+
+  /** The WebSocket's close releases the slot from now on. */
+  unwatch(socket: SlotSocket): void {
+    socket.off('close', releaseSlotOnClose);
+    socket[SLOT] = undefined;
+  }
+
+  done(): void {
+    if (!this.upgrading) return;
+    this.upgrading = false;
+    this.admission.upgradeDone();
+  }
+
+  release(): void {
+    this.done();
+    if (this.user === undefined) return;
+    this.connections.release(this.connectionId, { ip: this.ip!, user: this.user });
+    this.user = undefined;
+  }
+}
 
 /**
  * Decides whether an upgrade becomes a WebSocket: path, shutdown, capacity (connections open
@@ -375,8 +521,8 @@ class Admission {
     rejectUpgrade(socket, 503, 'Server at capacity', { 'Retry-After': '5' });
   }
 
-  /** Calls `accept` once the request may be upgraded (its `done` ends the in-progress count). */
-  handle(req: UpgradeRequest, socket: Duplex, accept: (progress: { done: () => void }) => void): void {
+  /** Calls `accept` once the request may be upgraded (the slot's `done` ends the in-progress count). */
+  handle(req: UpgradeRequest, socket: Duplex, accept: (slot: ConnectionSlot) => void): void {
     socket.on('error', destroyOnError);
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
@@ -392,43 +538,34 @@ class Admission {
       return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': String(Math.ceil(waitMs / 1000)) });
     }
     this.upgrading++;
-    let counted = true;
-    const progress = {
-      done: () => {
-        if (counted) this.upgrading--;
-        counted = false;
-      },
-    };
-    void this.admit(req, socket, progress, accept);
+    void this.admit(req, socket, new ConnectionSlot(this, this.deps.connections), accept);
+  }
+
+  /** @internal (ConnectionSlot) An upgrade in progress ended (opened or not). */
+  upgradeDone(): void {
+    this.upgrading--;
   }
 
   private async admit(
     req: UpgradeRequest,
     socket: Duplex,
-    progress: { done: () => void },
-    accept: (progress: { done: () => void }) => void,
+    slot: ConnectionSlot,
+    accept: (slot: ConnectionSlot) => void,
   ): Promise<void> {
     const { config, limits, origins, users, sessionMiddleware, sessionSecret, logger } = this.deps;
     const ip = clientIp(req, this.deps.trustProxy);
     try {
       const refusal = await checkUpgrade(req, ip, { origins, limits });
       if (refusal) {
-        progress.done();
+        slot.done();
         return rejectUpgrade(socket, refusal.status, refusal.message, refusal.headers);
       }
       const connectionId = randomUUID();
-      let counted: { ip: string; user: string } | undefined;
+      let counted = false;
       const count = async (keys: { ip: string; user: string }): Promise<boolean> => {
         if (await this.deps.connections.acquire(connectionId, keys)) return false;
-        counted = keys;
-        // The raw socket closes after a failed upgrade and after the WebSocket's own close;
-        // handleUpgrade answers some bad requests itself without calling back (progress.done
-        // is idempotent). One listener for both: it lives as long as the connection (`on`, not
-        // `once`: a socket closes once, and `once` would add a wrapper and its state for as long).
-        socket.on('close', () => {
-          this.deps.connections.release(connectionId, keys);
-          progress.done();
-        });
+        counted = true;
+        slot.counted(socket, connectionId, keys);
         return true;
       };
       const solution = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(POW_QUERY_PARAM) ?? undefined;
@@ -442,11 +579,14 @@ class Admission {
         beforeCreate,
       });
       if (!counted && !(await count({ ip, user: identity.user.id }))) throw new TooManyConnections();
-      if (socket.destroyed) return progress.done();
-      req.anonymo = { identity, setCookie, connectionId, ip };
-      accept(progress);
+      if (socket.destroyed) return slot.done();
+      // The session id is a slice of the cookie header (which it would keep alive as long as
+      // the connection): a flat copy of its own.
+      identity.sessionId = flat(identity.sessionId);
+      req.anonymo = { identity, setCookie, connectionId: slot.connectionId, ip, slot };
+      accept(slot);
     } catch (err) {
-      progress.done();
+      slot.done();
       if (err instanceof TooManyConnections) {
         return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
       }
