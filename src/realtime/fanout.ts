@@ -16,7 +16,7 @@
 import type { DocumentNode } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { Plan } from './plan';
-import { canPreEncode, sendTextFrame } from './ws-frame';
+import { canPreEncode, isPlainId, sendNextFrame, sendTextFrame } from './ws-frame';
 
 const OPEN = 1;
 
@@ -71,8 +71,12 @@ export class Sink {
   /** Highest sequence number delivered (ordered channels). */
   lastSeq = 0;
   ended = false;
-  /** `{"id":<subscription id>,"type":"next","payload":`, UTF-8 encoded once. */
-  private readonly prefix: Buffer;
+  /**
+   * `{"id":<subscription id>,"type":"next","payload":` UTF-8 encoded, only for an id that
+   * needs escaping; a plain id (a UUID: what graphql-ws's client sends) is written into each
+   * frame as is (ws-frame.ts), so an idle subscriber keeps no Buffer for it.
+   */
+  private readonly prefix?: Buffer;
   /** Whether `next` frames can be handed to ws pre-encoded (ws-frame.ts). */
   private readonly preEncode: boolean;
 
@@ -82,7 +86,9 @@ export class Sink {
     private readonly maxBufferedBytes: number,
     private readonly owner: SinkOwner,
   ) {
-    this.prefix = Buffer.from(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
+    if (!isPlainId(subscriber.subscriptionId)) {
+      this.prefix = Buffer.from(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
+    }
     this.preEncode = canPreEncode(subscriber.socket);
   }
 
@@ -106,7 +112,8 @@ export class Sink {
     }
     // One allocation, two copies of bytes encoded once, one write: no string concatenation
     // that ws would then measure and UTF-8 encode again for every socket.
-    sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
+    if (this.prefix) sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
+    else sendNextFrame(socket, this.subscriber.subscriptionId, payload.bytes, this.preEncode);
     return true;
   }
 

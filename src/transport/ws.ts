@@ -96,6 +96,8 @@ export interface WsTransportDeps {
   sessionSecret: string;
   /** How the client address is read behind proxies (express's compiled `trust proxy`). */
   trustProxy: TrustFn;
+  /** The HTTP server's drain (http-drain.ts): an upgraded socket leaves it. */
+  drain?: { release(socket: Duplex): void };
 }
 
 export interface WsTransport {
@@ -105,6 +107,8 @@ export interface WsTransport {
   stopAccepting(): void;
   /** Ends every subscription and closes every WebSocket with 1001. */
   dispose(): Promise<void>;
+  /** Cuts every WebSocket at once (the shutdown's grace period is over). */
+  terminate(): void;
   stats(): { connections: number; refusedForCapacity: number; refusedForRate: number };
 }
 
@@ -388,6 +392,7 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
         // socket's listener goes before ws adds its own, so the socket keeps two `close`
         // listeners (a third grows Node's listener array to 20 slots, ~0.15 KiB).
         slot.unwatch(socket);
+        deps.drain?.release(socket);
         let opened = false;
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
@@ -407,6 +412,9 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       initDeadline.stop();
       stopRevocations();
       await wsServer.dispose();
+    },
+    terminate: () => {
+      for (const client of wss.clients) client.terminate();
     },
     stats: () => ({
       connections: wss.clients.size,
