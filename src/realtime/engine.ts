@@ -46,6 +46,8 @@ export interface ChannelKind<K extends TopicName = TopicName, O = unknown> {
 }
 
 interface Entry {
+  /** Its key in the engine's entries. */
+  topic: string;
   channel: Channel<PayloadOf<TopicName>>;
   ready: Promise<void>;
   unsubscribe?: () => void;
@@ -139,7 +141,7 @@ export class RealtimeEngine {
     if (!entry) {
       const channel =
         kind.createChannel?.(route, this.tools) ?? new Channel<PayloadOf<TopicName>>(route.topic, this.tools);
-      const created: Entry = { channel, refs: 0, ready: Promise.resolve(), sinks: new Set() };
+      const created: Entry = { topic: route.topic, channel, refs: 0, ready: Promise.resolve(), sinks: new Set() };
       created.ready = (async () => {
         created.unsubscribe = await this.options.pubsub.subscribe(route.topic, (ev) => channel.onEvent(ev));
         await channel.start();
@@ -157,7 +159,8 @@ export class RealtimeEngine {
   }
 
   /** @internal (Subscription) */
-  release(topic: string, entry: Entry, sink: Sink): void {
+  release(entry: Entry, sink: Sink): void {
+    const topic = entry.topic;
     entry.channel.leave(sink);
     entry.sinks.delete(sink);
     entry.refs--;
@@ -229,17 +232,25 @@ export class RealtimeEngine {
 class Subscription implements Attachment, SocketCloseHook {
   private sink?: Sink;
   private entry?: Entry;
+  /**
+   * Where it attaches; dropped once attached (the route's options, e.g. a replay start, are
+   * for `attach`, and the entry's channel knows the topic): ~80 bytes per idle subscriber.
+   */
+  private route?: Route;
 
   constructor(
     private readonly engine: RealtimeEngine,
     private readonly planner: Planner,
     private readonly kind: ChannelKind,
-    private readonly route: Route,
+    route: Route,
     private readonly subscriber: Subscriber,
-  ) {}
+  ) {
+    this.route = route;
+  }
 
   async start(owner: SinkOwner): Promise<void> {
     const { subscriber, planner } = this;
+    const route = this.route!;
     const plan = planner.plan(
       subscriber.query,
       subscriber.document,
@@ -248,17 +259,19 @@ class Subscription implements Attachment, SocketCloseHook {
       subscriber.viewerId,
     );
     const sink = (this.sink = new Sink(subscriber, plan, this.engine.maxBufferedBytes, owner));
-    const entry = (this.entry = this.engine.acquire(this.kind, this.route));
+    const entry = (this.entry = this.engine.acquire(this.kind, route));
     entry.sinks.add(sink);
     // The socket's end ends its subscriptions even if graphql-ws lost track of one (an id
     // reused while its first subscription was being set up): nothing outlives its socket.
     addSocketCloseHook(subscriber.socket, this);
     try {
       await entry.ready;
-      await entry.channel.attach(sink, this.route.options);
+      await entry.channel.attach(sink, route.options);
     } catch (err) {
       this.release();
       throw err;
+    } finally {
+      this.route = undefined;
     }
   }
 
@@ -275,7 +288,7 @@ class Subscription implements Attachment, SocketCloseHook {
   private release(): void {
     const sink = this.sink!;
     removeSocketCloseHook(this.subscriber.socket, this);
-    this.engine.release(this.route.topic, this.entry!, sink);
+    this.engine.release(this.entry!, sink);
     this.planner.release(sink.plan);
   }
 }

@@ -59,19 +59,10 @@ import { costError, type DefaultListSizes } from '../security/cost';
 /** How long a new socket may take to send `connection_init` (graphql-ws's default). */
 const CONNECTION_INIT_WAIT_MS = 3000;
 
-/** What the upgrade handler learned about a WebSocket connection. */
-interface UpgradeInfo {
-  identity: Identity;
-  /** Sent with the 101 response, then dropped. */
-  setCookie?: string;
-  connectionId: string;
-  ip: string;
-  /** Its place in the open-connection counts, released when the socket closes. */
-  slot: ConnectionSlot;
-}
-type UpgradeRequest = IncomingMessage & { anonymo?: UpgradeInfo };
+/** The upgrade request, with what the upgrade handler learned about its connection. */
+type UpgradeRequest = IncomingMessage & { anonymo?: Connection };
 /** What graphql-ws's hooks get as `ctx.extra`: the connection's record. */
-type Extra = OpenConnection;
+type Extra = Connection;
 
 export interface WsTransportDeps {
   config: Config;
@@ -154,7 +145,7 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
         }),
       ];
     }
-    const info = ctx.extra.info;
+    const info = ctx.extra;
     const wait = await limits.retryAfter('wsOperations', { connection: info.connectionId });
     if (wait > 0) return [rateLimitedError('wsOperations', wait)];
     const document = validator.check(payload.query);
@@ -293,39 +284,6 @@ interface ConnectionHooks {
   sockets: SocketRegistry;
 }
 
-/**
- * An open WebSocket: what its operations need (graphql-ws's `ctx.extra`) and what its close
- * undoes (the session registry, presence, the connection log line, its open-connection
- * count). One object with a method as its close hook, instead of a closure per part that
- * needs to know (~0.9 KiB of closures and their scopes per idle connection).
- */
-class OpenConnection implements SocketCloseHook {
-  readonly info: UpgradeInfo;
-  private readonly opened = Date.now();
-
-  constructor(
-    private readonly hooks: ConnectionHooks,
-    readonly socket: WebSocket,
-    req: UpgradeRequest,
-  ) {
-    this.info = req.anonymo!;
-    // Already in the 101 response's headers: ~0.2 KiB per connection of a new identity.
-    this.info.setCookie = undefined;
-    const { user, sessionId } = this.info.identity;
-    logConnected(hooks.logger, this.info.connectionId, user.id);
-    hooks.presence.connected(user);
-    hooks.sockets.add(sessionId, socket);
-  }
-
-  socketClosed(code: number): void {
-    const { user, sessionId } = this.info.identity;
-    this.hooks.sockets.remove(sessionId, this.socket);
-    this.hooks.presence.disconnected(user);
-    logClosed(this.hooks.logger, this.info.connectionId, user.id, code, Date.now() - this.opened);
-    this.info.slot.release();
-  }
-}
-
 export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransport> {
   const { config, logger, format, metrics, presence } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.security.maxWsPayloadBytes });
@@ -374,7 +332,8 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     initDeadline.watch(socket);
     // graphql-ws keeps its `extra` as long as the connection: the record, not the upgrade
     // request (an IncomingMessage with its stream state, headers and session objects).
-    const connection = new OpenConnection(hooks, socket, req);
+    const connection = req.anonymo!;
+    connection.open(socket);
     wsServer.open(socket, connection);
     // After graphql-ws's own hook: a closed socket's operations end before its connection does.
     addSocketCloseHook(socket, connection);
@@ -384,24 +343,25 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     hooks.sockets.revoke(sessionId),
   );
 
-  const admission = new Admission(deps, () => wss.clients.size);
+  const admission = new Admission(deps, hooks, () => wss.clients.size);
   return {
     onUpgrade: (req: UpgradeRequest, socket, head) => {
-      admission.handle(req, socket, (slot) => {
-        // From here the WebSocket's close releases the slot (OpenConnection): the raw
-        // socket's listener goes before ws adds its own, so the socket keeps two `close`
-        // listeners (a third grows Node's listener array to 20 slots, ~0.15 KiB).
-        slot.unwatch(socket);
+      admission.handle(req, socket, (connection) => {
+        // From here the WebSocket's close releases the connection (Connection.socketClosed),
+        // and the drain forgets the socket: their raw-socket listeners go before ws adds its
+        // own, so the raw socket keeps one `close` listener (three grow Node's listener array
+        // to 20 slots, ~0.15 KiB).
+        connection.unwatch(socket);
         deps.drain?.release(socket);
         let opened = false;
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
-          slot.done();
+          connection.done();
           wss.emit('connection', ws, req);
         });
         // ws answers a bad handshake itself without calling back, synchronously (we pass no
-        // verifyClient): that connection is not open, its slot goes now.
-        if (!opened) slot.release();
+        // verifyClient): that connection is not open, its counts go now.
+        if (!opened) connection.release();
       });
     },
     stopAccepting: () => admission.stop(),
@@ -427,46 +387,53 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
 /** The upgrade would exceed the open-connection limits of its address or user. */
 class TooManyConnections extends Error {}
 
-const SLOT = Symbol('anonymo.connectionSlot');
-type SlotSocket = Duplex & { [SLOT]?: ConnectionSlot };
+/** Sockets upgrading, to their connection (a WeakMap: a property on the socket would stay after). */
+const upgrading = new WeakMap<Duplex, Connection>();
 
 /** The raw socket's `close` listener while it upgrades: one function for all sockets (the socket is `this`). */
-function releaseSlotOnClose(this: SlotSocket): void {
-  this[SLOT]?.release();
+function releaseOnRawClose(this: Duplex): void {
+  upgrading.get(this)?.release();
 }
 
 /**
- * One upgrade's place in the counts: upgrades in progress (until `done`) and, once counted,
- * the open connections of its address and user (until `release`). Released by the raw
- * socket's close while the upgrade is in progress, by the WebSocket's close once open
- * (OpenConnection). Both idempotent. An object instead of closures over the upgrade
- * handler's scope, which would keep that scope as long as the connection.
+ * One WebSocket connection from its admission to its close, in one object (instead of
+ * closures over the upgrade handler's scope, which would keep that scope as long as the
+ * connection, and a record per stage):
+ * - its place in the counts: upgrades in progress (until `done`) and, once counted, the open
+ *   connections of its address and user (until `release`; both idempotent), released by the
+ *   raw socket's close while upgrading and by the WebSocket's close once open;
+ * - what its operations need (graphql-ws's `ctx.extra`: socket, identity, address, id);
+ * - what its close undoes (`socketClosed`: the session registry, presence, the log line).
  */
-class ConnectionSlot {
+class Connection implements SocketCloseHook {
   private upgrading = true;
   connectionId = '';
-  private ip?: string;
-  private user?: string;
+  /** The user it is counted for (until released). */
+  private countedUser?: string;
+  identity!: Identity;
+  /** Sent with the 101 response, then dropped. */
+  setCookie?: string;
+  socket!: WebSocket;
+  private opened = 0;
 
   constructor(
     private readonly admission: Admission,
-    private readonly connections: ConnectionCounter,
+    readonly ip: string,
   ) {}
 
-  /** The connection was counted (`acquire`d): the socket's close releases it. */
-  counted(socket: SlotSocket, connectionId: string, keys: { ip: string; user: string }): void {
+  /** The connection was counted (`acquire`d): the raw socket's close releases it until it is open. */
+  counted(socket: Duplex, connectionId: string, user: string): void {
     // randomUUID() returns a rope of its pieces (a quarter KiB) and this id lives as long as the connection.
     this.connectionId = flat(connectionId);
-    this.ip = keys.ip;
-    this.user = keys.user;
-    socket[SLOT] = this;
-    socket.on('close', releaseSlotOnClose);
+    this.countedUser = user;
+    upgrading.set(socket, this);
+    socket.on('close', releaseOnRawClose);
   }
 
-  /** The WebSocket's close releases the slot from now on. */
-  unwatch(socket: SlotSocket): void {
-    socket.off('close', releaseSlotOnClose);
-    socket[SLOT] = undefined;
+  /** The WebSocket's close releases the connection from now on. */
+  unwatch(socket: Duplex): void {
+    socket.off('close', releaseOnRawClose);
+    upgrading.delete(socket);
   }
 
   done(): void {
@@ -477,9 +444,31 @@ class ConnectionSlot {
 
   release(): void {
     this.done();
-    if (this.user === undefined) return;
-    this.connections.release(this.connectionId, { ip: this.ip!, user: this.user });
-    this.user = undefined;
+    if (this.countedUser === undefined) return;
+    this.admission.connections.release(this.connectionId, { ip: this.ip, user: this.countedUser });
+    this.countedUser = undefined;
+  }
+
+  /** The WebSocket is open. */
+  open(socket: WebSocket): void {
+    this.socket = socket;
+    // Already in the 101 response's headers: ~0.2 KiB per connection of a new identity.
+    this.setCookie = undefined;
+    const { user, sessionId } = this.identity;
+    const hooks = this.admission.hooks;
+    this.opened = Date.now();
+    logConnected(hooks.logger, this.connectionId, user.id);
+    hooks.presence.connected(user);
+    hooks.sockets.add(sessionId, socket);
+  }
+
+  socketClosed(code: number): void {
+    const { user, sessionId } = this.identity;
+    const hooks = this.admission.hooks;
+    hooks.sockets.remove(sessionId, this.socket);
+    hooks.presence.disconnected(user);
+    logClosed(hooks.logger, this.connectionId, user.id, code, Date.now() - this.opened);
+    this.release();
   }
 }
 
@@ -495,10 +484,16 @@ class Admission {
   /** Upgrades admitted per second, all addresses together (WS_UPGRADE_RATE, WS_UPGRADE_BURST). */
   private readonly bucket: UpgradeBucket;
 
+  /** @internal (Connection) */
+  readonly connections: ConnectionCounter;
+
   constructor(
     private readonly deps: WsTransportDeps,
+    /** @internal (Connection) */
+    readonly hooks: ConnectionHooks,
     private readonly openConnections: () => number,
   ) {
+    this.connections = deps.connections;
     this.bucket = new UpgradeBucket({
       ratePerSecond: deps.config.storm.upgradeRate,
       burst: deps.config.storm.upgradeBurst,
@@ -529,8 +524,8 @@ class Admission {
     rejectUpgrade(socket, 503, 'Server at capacity', { 'Retry-After': '5' });
   }
 
-  /** Calls `accept` once the request may be upgraded (the slot's `done` ends the in-progress count). */
-  handle(req: UpgradeRequest, socket: Duplex, accept: (slot: ConnectionSlot) => void): void {
+  /** Calls `accept` once the request may be upgraded (the connection's `done` ends the in-progress count). */
+  handle(req: UpgradeRequest, socket: Duplex, accept: (connection: Connection) => void): void {
     socket.on('error', destroyOnError);
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
@@ -546,10 +541,10 @@ class Admission {
       return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': String(Math.ceil(waitMs / 1000)) });
     }
     this.upgrading++;
-    void this.admit(req, socket, new ConnectionSlot(this, this.deps.connections), accept);
+    void this.admit(req, socket, new Connection(this, clientIp(req, this.deps.trustProxy)), accept);
   }
 
-  /** @internal (ConnectionSlot) An upgrade in progress ended (opened or not). */
+  /** @internal (Connection) An upgrade in progress ended (opened or not). */
   upgradeDone(): void {
     this.upgrading--;
   }
@@ -557,11 +552,11 @@ class Admission {
   private async admit(
     req: UpgradeRequest,
     socket: Duplex,
-    slot: ConnectionSlot,
-    accept: (slot: ConnectionSlot) => void,
+    slot: Connection,
+    accept: (connection: Connection) => void,
   ): Promise<void> {
     const { config, limits, origins, users, sessionMiddleware, sessionSecret, logger } = this.deps;
-    const ip = clientIp(req, this.deps.trustProxy);
+    const ip = slot.ip;
     try {
       const refusal = await checkUpgrade(req, ip, { origins, limits });
       if (refusal) {
@@ -573,7 +568,7 @@ class Admission {
       const count = async (keys: { ip: string; user: string }): Promise<boolean> => {
         if (await this.deps.connections.acquire(connectionId, keys)) return false;
         counted = true;
-        slot.counted(socket, connectionId, keys);
+        slot.counted(socket, connectionId, keys.user);
         return true;
       };
       const solution = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(POW_QUERY_PARAM) ?? undefined;
@@ -591,7 +586,9 @@ class Admission {
       // The session id is a slice of the cookie header (which it would keep alive as long as
       // the connection): a flat copy of its own.
       identity.sessionId = flat(identity.sessionId);
-      req.anonymo = { identity, setCookie, connectionId: slot.connectionId, ip, slot };
+      slot.identity = identity;
+      slot.setCookie = setCookie;
+      req.anonymo = slot;
       accept(slot);
     } catch (err) {
       slot.done();
