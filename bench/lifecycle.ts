@@ -249,7 +249,8 @@ async function runPurge(opts: LifecycleOptions, mongoBase: string, notes: string
     const expiresAt = new Date(Date.now() - 3600_000);
     const senderId = randomBytes(12).toString('hex');
     const t = nowMs();
-    // The lobby's first n messages, stored as MessageService.send stores them (src/messages/message.model.ts),
+    // The lobby's first n messages, stored as MessageService.send stores them (src/messages/message.model.ts,
+    // src/lifecycle/purge.job.ts),
     // sent two hours ago with a TTL of one hour: what the purge removes. The live messages follow as n+1, ...
     for (let done = 0; done < n;) {
       const batch = Math.min(10000, n - done);
@@ -269,8 +270,18 @@ async function runPurge(opts: LifecycleOptions, mongoBase: string, notes: string
         };
       });
       await seeded.insertMany(docs as never[], { ordered: false });
+      // And each in the purge's log of what will expire, which the send path writes first.
+      await seeder
+        .db(dbName)
+        .collection('message_expiries')
+        .insertMany(docs.map((d) => ({ _id: d._id, at: expiresAt })) as never[], { ordered: false });
       done += batch;
     }
+    // A database written by this version: its log is complete (no one-time scan at start).
+    await seeder
+      .db(dbName)
+      .collection('message_expiries')
+      .insertOne({ _id: '~migrated', at: new Date(8_640_000_000_000_000) } as never);
     const seedSeconds = (nowMs() - t) / 1000;
     process.stdout.write(`  ${n} expired lobby messages seeded in ${seedSeconds.toFixed(1)} s\n`);
     await seeder.close();

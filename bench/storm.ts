@@ -121,6 +121,13 @@ export interface StormResult {
     replaysRefused: number;
     replayedMessages: number;
     replayPages: number;
+    /**
+     * CPU seconds the new server used from its first metrics answer after listening until every
+     * client resumed (its start-up excluded), and that divided by the clients: what a
+     * reconnecting client costs, the sends going on at the same time included.
+     */
+    cpuSeconds: number;
+    cpuMsPerClient: number;
   };
   /** The servers' output (run 1: before the kill, run 2: after it). */
   serverLogs: string[];
@@ -579,6 +586,11 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       inFlight.add(p);
       void p.then(() => inFlight.delete(p));
     }
+    // The CPU the new server spent starting (module loading, connecting) is not the storm's.
+    const cpuAtRestart = await scrape(metricsPort).then(
+      (text) => metricValues(text, 'process_cpu_seconds_total')[0]?.value ?? 0,
+      () => 0,
+    );
     let peakRss = 0;
     const pid = server.child.pid!;
     sampler = setInterval(() => {
@@ -710,6 +722,8 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         replaysRefused: one('anonymo_replays_refused_total'),
         replayedMessages: one('anonymo_replayed_messages_total'),
         replayPages: one('anonymo_replay_pages_total'),
+        cpuSeconds: one('process_cpu_seconds_total') - cpuAtRestart,
+        cpuMsPerClient: ((one('process_cpu_seconds_total') - cpuAtRestart) * 1000) / options.clients,
       },
       serverLogs: servers.map((s) => s.logFile),
       // Filled in by `finally` below, before the caller sees the result.
@@ -812,12 +826,13 @@ export function summary(r: StormResult): string {
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   return [
-    '| clients | subscriptions lost / duplicated / out of order | resumed | resume p50 / p99 / max | restart | peak RSS | db commands (restart → all resumed) | upgrades refused (rate) | replayed messages |',
-    '|---:|---|---:|---|---:|---:|---|---:|---:|',
+    '| clients | subscriptions lost / duplicated / out of order | resumed | resume p50 / p99 / max | restart | peak RSS | db commands (restart → all resumed) | upgrades refused (rate) | replayed messages | server CPU (ms per client) |',
+    '|---:|---|---:|---|---:|---:|---|---:|---:|---:|',
     `| ${r.options.clients} | ${r.lost} / ${r.duplicated} / ${r.outOfOrder} | ${r.resumed}/${r.options.clients} | ` +
       `${r.resumeSeconds.p50.toFixed(1)} / ${r.resumeSeconds.p99.toFixed(1)} / ${r.resumeSeconds.max.toFixed(1)} s | ` +
       `${r.restartSeconds.toFixed(1)} s | ${r.server.peakRssMiB} MiB | ${r.server.dbCommandsTotal} (${commands}) | ` +
-      `${r.server.upgradesRefused.rate} | ${r.server.replayedMessages} |`,
+      `${r.server.upgradesRefused.rate} | ${r.server.replayedMessages} | ` +
+      `${r.server.cpuSeconds.toFixed(1)} s (${r.server.cpuMsPerClient.toFixed(2)}) |`,
   ].join('\n');
 }
 

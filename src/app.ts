@@ -36,7 +36,7 @@ import { ForbiddenError, type FormatOptions } from './errors';
 import { closeRedis, createRedisClient } from './infra/redis';
 import { createLogger } from './logger';
 import { updateChannelKind } from './lifecycle/lifecycle.channel';
-import { conversationSettingModel, reactionModel, updateModel } from './lifecycle/lifecycle.model';
+import { conversationSettingModel, messageExpiryModel, reactionModel, updateModel } from './lifecycle/lifecycle.model';
 import {
   ConversationTtlResolver,
   LifecycleResolver,
@@ -181,6 +181,7 @@ export async function ensureIndexes(db: Database): Promise<void> {
   await userModel(db.connection).createIndexes();
   await messageModel(db.connection).createIndexes();
   await reactionModel(db.connection).createIndexes();
+  await messageExpiryModel(db.connection).createIndexes();
   await roomModel(db.connection).createIndexes();
   await roomMemberModel(db.connection).createIndexes();
   // No secondary indexes: these are read by _id only.
@@ -398,7 +399,13 @@ function createDomains(
     },
     {},
     // The purge job (built below) wakes up when a message that expires is stored.
-    new SendFields(store, settings, expiry, (expiresAt) => purge.stored(expiresAt)),
+    new SendFields(
+      store,
+      settings,
+      expiry,
+      (expiresAt) => purge.stored(expiresAt),
+      (docs) => purge.track(docs),
+    ),
   );
   const forget = new ForgetService(
     db.connection,
@@ -422,10 +429,15 @@ function createDomains(
       },
     ],
   );
-  const purge = new PurgeJob(messageModel(db.connection), reactionModel(db.connection), expiry, store, pubsub, {
-    intervalMs: config.lifecycle.purgeIntervalMs,
-    logger,
-  });
+  const purge = new PurgeJob(
+    messageModel(db.connection),
+    reactionModel(db.connection),
+    messageExpiryModel(db.connection),
+    expiry,
+    store,
+    pubsub,
+    { intervalMs: config.lifecycle.purgeIntervalMs, logger },
+  );
   const typing = new TypingService(pubsub, limits);
   const identityGate = new IdentityGate({
     config: config.pow,

@@ -36,6 +36,28 @@ export interface ConversationSettingDoc {
   at: Date;
 }
 
+/**
+ * A stored message that will expire: `_id` is the message's id, `at` its expiry. Written before
+ * the message itself, so no message with a timer can exist untracked; removed once purged.
+ * The purge job reads this small collection instead of scanning every message: on FerretDB a
+ * query on any field but `_id` reads the whole collection, which at 1M messages takes minutes
+ * and holds SQLite's WAL open all that time (every other read slows down with it).
+ */
+export interface MessageExpiryDoc {
+  _id: string;
+  at: Date;
+}
+
+const expirySchema = new Schema<MessageExpiryDoc>(
+  {
+    _id: { type: String, required: true },
+    at: { type: Date, required: true },
+  },
+  { collection: 'message_expiries', versionKey: false },
+);
+// The purge's `at <= now` (MongoDB uses it; FerretDB scans this small collection).
+expirySchema.index({ at: 1 });
+
 const reactionSchema = new Schema<ReactionDoc>(
   {
     _id: { type: String, required: true },
@@ -72,6 +94,7 @@ const settingSchema = new Schema<ConversationSettingDoc>(
 );
 
 export type ReactionModel = Model<ReactionDoc>;
+export type MessageExpiryModel = Model<MessageExpiryDoc>;
 export type UpdateModel = Model<UpdateDoc>;
 export type ConversationSettingModel = Model<ConversationSettingDoc>;
 
@@ -80,5 +103,6 @@ function model<T>(connection: Connection, name: string, schema: Schema<T>): Mode
 }
 
 export const reactionModel = (c: Connection) => model(c, 'Reaction', reactionSchema);
+export const messageExpiryModel = (c: Connection) => model(c, 'MessageExpiry', expirySchema);
 export const updateModel = (c: Connection) => model(c, 'MessageUpdate', updateSchema);
 export const conversationSettingModel = (c: Connection) => model(c, 'ConversationSetting', settingSchema);

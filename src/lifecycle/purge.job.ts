@@ -9,14 +9,20 @@
  * MessageStore.head) even when its newest message expired, and unread counts stay a
  * subtraction. Readers skip stubs like any expired message.
  *
- * Cost on FerretDB, where the query is a scan of the collection (only `_id` equality is
- * indexed): a pass reads the expired messages with ONE cursor and writes their stubs in small
- * batches. Asking again for "the next 50 expired" after each batch rescanned the stubs already
- * written, in front of the rest, every time: 100,000 expired messages never finished.
- * And while no message that could expire exists (no retention, no disappearing messages
- * pending), passes are skipped, so a large history is not scanned every interval for nothing:
- * a stored message with an expiry wakes every instance (MESSAGES_EXPIRING_TOPIC), and once an
- * hour one scan runs anyway in case such a wake-up was lost.
+ * Finding what expired without scanning every message: FerretDB 1.x indexes only `_id`, so
+ * any other query reads the whole collection (at 1M messages, minutes of a core, holding
+ * SQLite's WAL open while writes pile up in it, and every lookup slows down meanwhile). So a
+ * message that will expire is first recorded in `message_expiries` (written before the
+ * message itself), and a pass reads only that small collection, then the messages it names by
+ * `_id`. While nothing is recorded, passes are skipped altogether: a stored message with an
+ * expiry wakes every instance (MESSAGES_EXPIRING_TOPIC), and once an hour each instance looks
+ * again in case such a wake-up was lost.
+ *
+ * Two cases still scan the messages, with no socket timeout (background work; a timeout made
+ * them fail and start over forever): RETENTION_DAYS, where every message expires (the scan
+ * runs each pass; on a large FerretDB prefer MongoDB or a long PURGE_INTERVAL_MS), and, once
+ * per database, a database from before the log, whose timed messages are recorded by one scan
+ * (marked done by the MIGRATED entry).
  *
  * If a concurrent read-modify-write (FerretDB, another instance reacting to the message at
  * that moment) puts the old document back, it lacks `purgedAt` and the next run purges it again.
@@ -27,7 +33,7 @@ import type { MessageDoc, MessageModel } from '../messages/message.model';
 import type { MessageStore } from '../messages/message.store';
 import type { PubSub } from '../realtime/pubsub';
 import { MESSAGES_EXPIRING_TOPIC, MESSAGES_PURGED_TOPIC } from './lifecycle.events';
-import type { ReactionModel } from './lifecycle.model';
+import type { MessageExpiryDoc, MessageExpiryModel, ReactionModel } from './lifecycle.model';
 
 // Small: FerretDB applies an unordered bulk of replacements one by one, and a 500-statement
 // bulk outlasted the socket timeout, so every pass failed and stalled other writes.
@@ -38,9 +44,17 @@ const CURSOR_BATCH = 1000;
 // publish AND the instance that stored the message gone before it expires (every instance scans
 // when it starts). Rare enough for an hour; a scan of a 1M-message FerretDB costs tens of seconds.
 const SAFETY_SCAN_MS = 3_600_000;
-// A scan of a large collection on FerretDB outlasts the driver's socket timeout (DB_TIMEOUT_MS x 4);
-// it is background work, so it may take this long instead of failing and starting over.
-const SCAN_TIMEOUT_MS = 600_000;
+// A scan of a large collection on FerretDB outlasts the driver's socket timeout (DB_TIMEOUT_MS x 4)
+// in one round trip when few documents match. It is background work: no timeout (the driver
+// takes a per-operation socketTimeoutMS; CSOT's timeoutMS does not lift the socket timeout).
+const SCAN = { socketTimeoutMS: 0 } as const;
+// The log entry that says this database's timed messages were all recorded (see the header).
+// Its `at` lies beyond any expiry, so `at <= now` never returns it.
+const MIGRATED = '~migrated';
+const MIGRATED_AT = new Date(8_640_000_000_000_000);
+// A log entry whose message does not exist: its insert failed after the entry was written.
+// Dropped once it is this far past its time (the message cannot still be on its way).
+const ORPHAN_GRACE_MS = 60_000;
 
 type Candidate = Pick<MessageDoc, '_id' | 'conversation' | 'seq' | 'counts' | 'expiresAt' | 'createdAt'>;
 
@@ -63,21 +77,34 @@ export class PurgeJob {
   private passesSkipped = 0;
   private lastAnnounced = 0;
   private readonly totals = { scanned: 0, skipped: 0, purged: 0 };
+  /** This database's timed messages are all in the log (see the header). */
+  private migrated = false;
 
   constructor(
     private readonly messages: MessageModel,
     private readonly reactions: ReactionModel,
+    private readonly expiries: MessageExpiryModel,
     private readonly expiry: MessageExpiry,
-    private readonly cache: Pick<MessageStore, 'noteChanged'>,
+    private readonly store: Pick<MessageStore, 'noteChanged'>,
     private readonly pubsub: PubSub,
     private readonly options: { intervalMs: number; logger: Logger },
   ) {}
+
+  /**
+   * Records messages that will expire, before they are inserted (SendFields.beforeStore). With
+   * retention every message expires and each pass scans them all anyway: nothing to record.
+   */
+  async track(docs: readonly MessageDoc[]): Promise<void> {
+    if (this.expiry.retentionMs !== undefined) return;
+    const entries = docs.filter((d) => d.expiresAt).map((d) => ({ _id: d._id, at: d.expiresAt! }));
+    if (entries.length > 0) await this.record(entries);
+  }
 
   async start(): Promise<void> {
     this.stopListening = [
       // Every instance's recent-message cache drops purged messages, whichever instance purged.
       await this.pubsub.subscribe(MESSAGES_PURGED_TOPIC, ({ stubs }) =>
-        stubs.forEach((stub) => this.cache.noteChanged(stub)),
+        stubs.forEach((stub) => this.store.noteChanged(stub)),
       ),
       await this.pubsub.subscribe(MESSAGES_EXPIRING_TOPIC, () => this.wake()),
     ];
@@ -136,28 +163,92 @@ export class PurgeJob {
     this.passesSkipped = 0;
     this.totals.scanned++;
     const wakeupsBefore = this.wakeups;
+    if (!this.migrated) await this.migrate();
     const now = new Date();
-    const purged = await this.purgeExpired(now);
+    let purged = await this.purgeRecorded(now);
+    if (retention && !this.stopping) purged += await this.purgeScanned(now);
     // With retention every message expires some day, so there is never nothing to wait for.
     if (!retention && !this.stopping) {
-      const pending = await this.messages.collection.findOne(
-        { purgedAt: { $exists: false }, expiresAt: { $gt: now } } as never,
-        { projection: { _id: 1 }, timeoutMS: SCAN_TIMEOUT_MS },
-      );
-      if (!pending && this.wakeups === wakeupsBefore) this.idle = true;
+      const pending = await this.expiries.collection.findOne({ at: { $lt: MIGRATED_AT } } as never, {
+        projection: { _id: 1 },
+      });
+      if (!pending && this.migrated && this.wakeups === wakeupsBefore) this.idle = true;
     }
     const ms = Date.now() - started;
     if (purged > 0) this.options.logger.info({ purged, ms }, 'expired messages purged');
     return { purged, ms };
   }
 
-  private async purgeExpired(now: Date): Promise<number> {
+  /** The recorded messages whose time has come, read through one cursor, purged 50 at a time. */
+  private async purgeRecorded(now: Date): Promise<number> {
+    const cursor = this.expiries.collection.find<MessageExpiryDoc>({ at: { $lte: now } } as never, {
+      batchSize: CURSOR_BATCH,
+      ...SCAN,
+    });
+    let purged = 0;
+    let batch: MessageExpiryDoc[] = [];
+    try {
+      for await (const entry of cursor) {
+        batch.push(entry);
+        if (batch.length < BATCH) continue;
+        purged += await this.purgeEntries(batch, now);
+        batch = [];
+        if (this.stopping) return purged;
+      }
+      if (batch.length > 0) purged += await this.purgeEntries(batch, now);
+    } finally {
+      await cursor.close().catch(() => undefined);
+    }
+    return purged;
+  }
+
+  /**
+   * Purges the messages of these entries that did expire, and settles each entry: removed when
+   * its message is purged or gone, or moved to the message's own expiry when that is later (an
+   * entry left by a failed insert whose number another message took).
+   */
+  private async purgeEntries(entries: MessageExpiryDoc[], now: Date): Promise<number> {
+    // From the database, not a cache: `_id` lookups, the one query FerretDB serves from an index.
+    const docs = await Promise.all(
+      entries.map((e) =>
+        this.messages.collection.findOne<Candidate & Pick<MessageDoc, 'purgedAt'>>({ _id: e._id } as never, {
+          projection: { _id: 1, conversation: 1, seq: 1, counts: 1, expiresAt: 1, createdAt: 1, purgedAt: 1 },
+        }),
+      ),
+    );
+    const due: Candidate[] = [];
+    const done: string[] = [];
+    const later: MessageExpiryDoc[] = [];
+    entries.forEach((entry, i) => {
+      const doc = docs[i];
+      const at = doc?.expiresAt ? new Date(doc.expiresAt) : undefined;
+      if (!doc) {
+        if (now.getTime() - new Date(entry.at).getTime() > ORPHAN_GRACE_MS) done.push(entry._id);
+      } else if (doc.purgedAt || !at) done.push(entry._id);
+      else if (at > now) later.push({ _id: entry._id, at });
+      else {
+        due.push(doc);
+        done.push(entry._id);
+      }
+    });
+    const purged = due.length > 0 ? await this.writeStubs(due, now) : 0;
+    this.totals.purged += purged;
+    const ops = [
+      ...done.map((_id) => ({ deleteOne: { filter: { _id } } })),
+      ...later.map(({ _id, at }) => ({ replaceOne: { filter: { _id }, replacement: { at } } })),
+    ];
+    if (ops.length > 0) await this.expiries.collection.bulkWrite(ops as never, { ordered: false });
+    return purged;
+  }
+
+  /** RETENTION_DAYS: every message expires, so a pass reads them all (one cursor). */
+  private async purgeScanned(now: Date): Promise<number> {
     const cutoff = this.expiry.retentionCutoff(now.getTime());
     const expired = [{ expiresAt: { $lte: now } }, ...(cutoff ? [{ createdAt: { $lte: cutoff } }] : [])];
     const cursor = this.messages.collection.find<Candidate>({ purgedAt: { $exists: false }, $or: expired } as never, {
       projection: { _id: 1, conversation: 1, seq: 1, counts: 1, expiresAt: 1, createdAt: 1 },
       batchSize: CURSOR_BATCH,
-      timeoutMS: SCAN_TIMEOUT_MS,
+      ...SCAN,
     });
     let purged = 0;
     let batch: Candidate[] = [];
@@ -166,18 +257,54 @@ export class PurgeJob {
         batch.push(doc);
         if (batch.length < BATCH) continue;
         purged += await this.writeStubs(batch, now);
-        this.totals.purged += BATCH;
         batch = [];
         if (this.stopping) return purged;
       }
-      if (batch.length > 0) {
-        purged += await this.writeStubs(batch, now);
-        this.totals.purged += batch.length;
-      }
+      if (batch.length > 0) purged += await this.writeStubs(batch, now);
     } finally {
       await cursor.close().catch(() => undefined);
     }
+    this.totals.purged += purged;
     return purged;
+  }
+
+  /**
+   * Once per database: records the timed messages stored before the log existed (one scan),
+   * then writes MIGRATED. A new database has no messages, so this is one empty read.
+   */
+  private async migrate(): Promise<void> {
+    if (this.expiry.retentionMs === undefined && !(await this.expiries.exists({ _id: MIGRATED }))) {
+      const cursor = this.messages.collection.find<Candidate>(
+        { purgedAt: { $exists: false }, expiresAt: { $exists: true } } as never,
+        { projection: { _id: 1, expiresAt: 1 }, batchSize: CURSOR_BATCH, ...SCAN },
+      );
+      const batch: MessageExpiryDoc[] = [];
+      try {
+        for await (const doc of cursor) {
+          if (!doc.expiresAt) continue;
+          batch.push({ _id: doc._id, at: doc.expiresAt });
+          if (batch.length >= CURSOR_BATCH) await this.record(batch.splice(0));
+          if (this.stopping) return;
+        }
+        if (batch.length > 0) await this.record(batch);
+      } finally {
+        await cursor.close().catch(() => undefined);
+      }
+      await this.record([{ _id: MIGRATED, at: MIGRATED_AT }]);
+    }
+    this.migrated = true;
+  }
+
+  /** Inserts log entries; one already there (an earlier attempt at the same number) is kept. */
+  private async record(entries: MessageExpiryDoc[]): Promise<void> {
+    try {
+      await this.expiries.collection.insertMany(entries as never[], { ordered: false });
+    } catch (err) {
+      // The driver gives one write error as an object, several as an array.
+      const found = (err as { writeErrors?: { code?: number } | Array<{ code?: number }> }).writeErrors;
+      const writeErrors = found === undefined ? [] : ([] as Array<{ code?: number }>).concat(found);
+      if (writeErrors.length === 0 || writeErrors.some((e) => e.code !== 11000)) throw err;
+    }
   }
 
   private async writeStubs(docs: Candidate[], now: Date): Promise<number> {
@@ -196,7 +323,7 @@ export class PurgeJob {
       { ordered: false },
     );
     const changed = stubs as unknown as MessageDoc[];
-    changed.forEach((stub) => this.cache.noteChanged(stub));
+    changed.forEach((stub) => this.store.noteChanged(stub));
     await this.pubsub.publish(MESSAGES_PURGED_TOPIC, { stubs: changed }).catch(() => undefined);
     await this.reactions.deleteMany({ message: { $in: docs.map((d) => d._id) } });
     return docs.length;

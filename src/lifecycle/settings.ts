@@ -79,7 +79,13 @@ export class SendFields implements SendLifecycle {
     private readonly expiry: MessageExpiry,
     /** Told of every stored message that will expire (the purge job). */
     private readonly onExpiring: (expiresAt: Date) => void = () => undefined,
+    /** Records messages that will expire before they are stored (the purge job's log). */
+    private readonly recordExpiring: (docs: readonly MessageDoc[]) => Promise<void> = () => Promise.resolve(),
   ) {}
+
+  beforeStore(docs: readonly MessageDoc[]): Promise<void> {
+    return docs.some((d) => d.expiresAt) ? this.recordExpiring(docs) : Promise.resolve();
+  }
 
   stored(doc: MessageDoc): void {
     if (doc.expiresAt) this.onExpiring(doc.expiresAt);

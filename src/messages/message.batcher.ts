@@ -57,6 +57,11 @@ export interface SendBatcherOptions {
   maxBatch?: number;
   /** Attempts per message before it fails (each lost race with another instance is one). Default 50. */
   maxAttempts?: number;
+  /**
+   * Awaited before each write with the documents about to be inserted (the lifecycle records
+   * those that will expire). If it fails, the write fails: nothing is stored.
+   */
+  beforeInsert?: (docs: readonly MessageDoc[]) => Promise<void>;
 }
 
 export class SendBatcher {
@@ -67,6 +72,7 @@ export class SendBatcher {
   private readonly lastCounts = lru<string, { seq: number; counts: Record<string, number> }>(50000);
   private readonly maxBatch: number;
   private readonly maxAttempts: number;
+  private readonly beforeInsert?: (docs: readonly MessageDoc[]) => Promise<void>;
 
   constructor(
     private readonly store: MessageStore,
@@ -74,6 +80,7 @@ export class SendBatcher {
   ) {
     this.maxBatch = options.maxBatch ?? 256;
     this.maxAttempts = options.maxAttempts ?? 50;
+    this.beforeInsert = options.beforeInsert;
   }
 
   /** Stores the message; resolves once the database acknowledged it. */
@@ -150,6 +157,7 @@ export class SendBatcher {
       }),
     );
     const items = drafted.flat();
+    await this.beforeInsert?.(items.map((x) => x.doc));
     const results = await this.store.insertMany(
       items.map((x) => x.doc),
       true,

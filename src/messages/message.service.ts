@@ -30,6 +30,8 @@ export interface SendLifecycle {
   fieldsFor(conversation: string, input: SendInput): Promise<{ replyTo?: string; ttlMs?: number }>;
   /** Whether a stored message is still there for readers (not expired, not purged). */
   isVisible(doc: MessageDoc): boolean;
+  /** Before messages are inserted (the purge job records those that will expire); a failure fails the send. */
+  beforeStore?(docs: readonly MessageDoc[]): Promise<void>;
   /** A new message was stored (the purge job learns that something will expire). */
   stored?(doc: MessageDoc): void;
 }
@@ -104,7 +106,10 @@ export class MessageService {
     batcherOptions: SendBatcherOptions = {},
     private readonly lifecycle?: SendLifecycle,
   ) {
-    this.batcher = new SendBatcher(store, batcherOptions);
+    this.batcher = new SendBatcher(store, {
+      ...batcherOptions,
+      ...(lifecycle?.beforeStore ? { beforeInsert: (docs) => lifecycle.beforeStore!(docs) } : {}),
+    });
   }
 
   /**

@@ -16,7 +16,7 @@
 import type { DocumentNode } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { Plan } from './plan';
-import { canPreEncode, isPlainId, sendNextFrame, sendTextFrame } from './ws-frame';
+import { canPreEncode, isPlainId, nextPrefix, sendNextFrame, sendTextFrame, sendTextFrames } from './ws-frame';
 
 const OPEN = 1;
 
@@ -29,6 +29,12 @@ export const SLOW_CONSUMER_CLOSE = {
 /** A rendered `next` payload, UTF-8 encoded once per group and event, with the frame's closing brace. */
 export interface Payload {
   readonly bytes: Buffer;
+}
+
+/** A payload and its number in an ordered channel (see Sink.sendSeqs). */
+export interface SeqPayload {
+  readonly seq: number;
+  readonly payload: Payload;
 }
 
 export function toPayload(json: string): Payload {
@@ -122,6 +128,29 @@ export class Sink {
     if (seq <= this.lastSeq) return false;
     this.lastSeq = seq;
     return this.send(payload);
+  }
+
+  /**
+   * Delivers numbered events at once, as {@link sendSeq} would one after the other (numbers at
+   * or below what the subscriber has are skipped), in one socket write: a replay page is one
+   * system call instead of one per message. The slow-consumer check is made once, before the
+   * batch (a page is at most ORDERED_BATCH frames beyond the limit). Returns how many were written.
+   */
+  sendSeqs(batch: readonly SeqPayload[]): number {
+    const bodies: Buffer[] = [];
+    for (const { seq, payload } of batch) {
+      if (seq <= this.lastSeq) continue;
+      this.lastSeq = seq;
+      bodies.push(payload.bytes);
+    }
+    const socket = this.subscriber.socket;
+    if (bodies.length === 0 || this.ended || socket.readyState !== OPEN) return 0;
+    if (socket.bufferedAmount > this.maxBufferedBytes) {
+      socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+      return 0;
+    }
+    sendTextFrames(socket, this.prefix ?? nextPrefix(this.subscriber.subscriptionId), bodies, this.preEncode);
+    return bodies.length;
   }
 
   /** Per-subscriber mode: yields the raw event to graphql-js (ordered channels pass `seq`). */

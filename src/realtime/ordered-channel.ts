@@ -20,7 +20,7 @@
 import type { LRUCache } from 'lru-cache';
 import { BadUserInputError } from '../errors';
 import { lru } from '../util/lru';
-import { Channel, toPayload, type ChannelTools, type Payload, type Sink } from './fanout';
+import { Channel, toPayload, type ChannelTools, type Payload, type SeqPayload, type Sink } from './fanout';
 
 /** Events read per store round trip while replaying or filling a gap. */
 export const ORDERED_BATCH = 100;
@@ -186,6 +186,10 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
   private async replay(sink: Sink, upTo: number): Promise<void> {
     const { events, through } = await this.read(sink.lastSeq + 1, upTo, ORDERED_BATCH);
     this.tools.onReplayPage?.(events.length);
+    // The page's frames are rendered first (awaiting only payloads not cached yet), then
+    // written together in one synchronous step: one socket write for the page, and nothing
+    // of this subscription can come between its frames (it is not live until it joins).
+    const frames: SeqPayload[] = [];
     for (const original of events) {
       const seq = this.seqOf(original);
       const deliveries = this.deliveries(original);
@@ -205,8 +209,9 @@ export abstract class OrderedChannel<E, O extends OrderedRoute = OrderedRoute> e
         );
         if (key) this.rendered.set(key, payload);
       }
-      sink.sendSeq(seq, payload);
+      frames.push({ seq, payload });
     }
+    sink.sendSeqs(frames);
     if (sink.lastSeq < through) sink.lastSeq = through;
   }
 

@@ -49,6 +49,13 @@ export class MongoSessionStore extends session.Store {
   /** When each session's expiry was last written (derived from the stored expiry on read). */
   private readonly touched = lru<string, number>(100000);
   private readonly cache: LRUCache<string, { session: string; expires: number }>;
+  /**
+   * Reads in flight by session id. After a restart the cache is cold and every tab of an
+   * identity reconnects at once, each upgrade asking for the same session: they share one
+   * `findOne`. A write or revocation of the session detaches the read (later gets read anew,
+   * and the detached one's answer is not cached).
+   */
+  private readonly reading = new Map<string, Promise<SessionDoc | null>>();
   private stopExpiry?: () => void;
 
   constructor(private readonly opts: SessionStoreOptions) {
@@ -61,6 +68,7 @@ export class MongoSessionStore extends session.Store {
   forget(sid: string): void {
     this.cache.delete(sid);
     this.touched.delete(sid);
+    this.reading.delete(sid);
   }
 
   private remember(sid: string, session: string, expires: Date): void {
@@ -96,17 +104,33 @@ export class MongoSessionStore extends session.Store {
       if (cached.expires > Date.now()) return cb(null, JSON.parse(cached.session) as SessionData);
       this.cache.delete(sid);
     }
-    this.collection
-      .findOne({ _id: sid })
+    let read = this.reading.get(sid);
+    if (!read) {
+      const started = this.collection.findOne({ _id: sid });
+      read = started;
+      this.reading.set(sid, started);
+      started
+        .then((doc) => {
+          // Not if the session was written or revoked meanwhile: this answer predates that.
+          if (this.reading.get(sid) !== started) return;
+          this.reading.delete(sid);
+          if (doc && doc.expires.getTime() > Date.now()) this.remember(sid, doc.session, doc.expires);
+        })
+        .catch(() => {
+          if (this.reading.get(sid) === started) this.reading.delete(sid);
+        });
+    }
+    read
       .then((doc) => {
         if (!doc || doc.expires.getTime() <= Date.now()) return cb(null, null);
-        this.remember(sid, doc.session, doc.expires);
+        // Parsed for each caller: express-session changes the object it is given.
         cb(null, JSON.parse(doc.session) as SessionData);
       })
       .catch(cb);
   }
 
   override set(sid: string, sess: SessionData, cb?: Callback): void {
+    this.reading.delete(sid);
     const doc: SessionDoc = {
       _id: sid,
       session: JSON.stringify(sess),

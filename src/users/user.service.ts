@@ -57,6 +57,11 @@ export interface UserServiceOptions {
 export class UserService {
   /** lastSeenAt in cached records is kept current by the presence service. */
   private readonly cache: LRUCache<string, UserRecord>;
+  /**
+   * Lookups in flight by id: after a restart every connection of a user asks at once, and
+   * they share one read. `forget` detaches it (later gets read anew, its answer is not cached).
+   */
+  private readonly reading = new Map<string, Promise<UserRecord | null>>();
 
   constructor(
     private readonly users: UserModel,
@@ -95,15 +100,28 @@ export class UserService {
   }
 
   /** The user, or null when there is none with this id. */
-  async get(id: string): Promise<UserRecord | null> {
+  get(id: string): Promise<UserRecord | null> {
     const cached = this.cache.get(id);
-    if (cached) return cached;
-    if (!OBJECT_ID.test(id)) return null;
-    const doc = await this.strategy.findById(this.users, new Types.ObjectId(id));
-    if (!doc) return null;
-    const record = toRecord(doc);
-    this.cache.set(id, record);
-    return record;
+    if (cached) return Promise.resolve(cached);
+    if (!OBJECT_ID.test(id)) return Promise.resolve(null);
+    const shared = this.reading.get(id);
+    if (shared) return shared;
+    const read = this.strategy.findById(this.users, new Types.ObjectId(id)).then(
+      (doc) => {
+        const record = doc ? toRecord(doc) : null;
+        if (this.reading.get(id) === read) {
+          this.reading.delete(id);
+          if (record) this.cache.set(id, record);
+        }
+        return record;
+      },
+      (err: unknown) => {
+        if (this.reading.get(id) === read) this.reading.delete(id);
+        throw err;
+      },
+    );
+    this.reading.set(id, read);
+    return read;
   }
 
   /** Users by id, in the order asked (null for unknown ids); one batch for DataLoader. */
@@ -128,5 +146,6 @@ export class UserService {
   /** Drops the cached copy (an identity reset, tests). */
   forget(id: string): void {
     this.cache.delete(id);
+    this.reading.delete(id);
   }
 }

@@ -254,11 +254,12 @@ describe('room message lifecycle', () => {
 });
 
 describe('disappearing room messages', () => {
-  /** Stands for the passing of time: these messages' expiry is now in the past. */
-  const expireNow = (ids: string[]) =>
-    db.db
-      .collection('messages')
-      .updateMany({ _id: { $in: ids } } as never, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+  /** Stands for the passing of time: these messages' expiry is now in the past (messages and the purge's log). */
+  const expireNow = async (ids: string[]) => {
+    const past = new Date(Date.now() - 1000);
+    await db.db.collection('messages').updateMany({ _id: { $in: ids } } as never, { $set: { expiresAt: past } });
+    await db.db.collection('message_expiries').updateMany({ _id: { $in: ids } } as never, { $set: { at: past } });
+  };
   const withContent = (ids: string[]) =>
     db.db.collection('messages').countDocuments({
       _id: { $in: ids },

@@ -4,6 +4,7 @@
  * replays beyond REPLAY_CONCURRENCY wait in line and still deliver everything in order, and
  * a replay stops reading as soon as its subscriber's socket is gone.
  */
+import { Socket } from 'node:net';
 import { TestClient } from '../helpers/client';
 import { sample, scrape, subscriptionsAttached, waitForSample } from '../helpers/metrics';
 import { RawSocket, upgrade } from '../helpers/raw-ws';
@@ -122,7 +123,89 @@ describe('replays', () => {
   });
 });
 
+describe('replay writes', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // No keepalive pings: one landing during the replay would be a write of its own.
+    server = await startServer({ env: { WS_KEEPALIVE_MS: '0' } });
+  });
+  afterAll(() => server.close());
+
+  test("a replay page reaches the subscriber's socket in one write, in order, and live messages follow it", async () => {
+    await seedLobby(server, 60);
+    const socket = await RawSocket.open(server.wsUrl);
+    // The server's end of this connection is the socket whose remote port is the client's own.
+    const clientPort = (socket.ws as unknown as { _socket: Socket })._socket.localPort;
+    // Every write a stream makes reaches the kernel through `_write` (one chunk) or `_writev`
+    // (corked chunks): one call, one system call.
+    const writes: number[] = [];
+    const count = (method: '_write' | '_writev') => {
+      const original = Socket.prototype[method] as (...args: unknown[]) => void;
+      return jest.spyOn(Socket.prototype, method).mockImplementation(function (this: Socket, ...args: unknown[]) {
+        if (this.remotePort === clientPort) writes.push(Date.now());
+        original.apply(this, args);
+      });
+    };
+    const spies = [count('_write'), count('_writev')];
+    try {
+      await socket.init();
+      const afterAck = writes.length;
+      socket.json({ id: 's', type: 'subscribe', payload: { query: ADDED, variables: { after: FIRST } } });
+      const seqOf = (m: { payload?: unknown }) => Number((m.payload as any)?.data?.messageAdded?.id?.slice(-12));
+      await socket.next((m) => seqOf(m) === 60, 30000);
+      const seqs = socket.messages.filter((m) => m.type === 'next').map(seqOf);
+      expect(seqs).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      // One write for the 60 frames (one per frame before: 60 system calls per resuming client).
+      expect(writes.length - afterAck).toBe(1);
+      await subscriptionsAttached(server, 1);
+      await new TestClient(server).data(SEND, { text: 'live' });
+      await socket.next((m) => seqOf(m) === 61);
+      expect(socket.messages.filter((m) => m.type === 'next').map(seqOf)).toEqual(
+        Array.from({ length: 61 }, (_, i) => i + 1),
+      );
+    } finally {
+      spies.forEach((s) => s.mockRestore());
+      await socket.close();
+    }
+  });
+});
+
 describe('replays after a restart', () => {
+  test('the connections of one identity read its session and user from the database once, not once each', async () => {
+    const first = await startServer();
+    let second: TestServer | undefined;
+    const sockets: RawSocket[] = [];
+    try {
+      const browser = new TestClient(first);
+      const me = await browser.me();
+      // A restarted instance: nothing cached, the same database; every tab of the identity
+      // reconnects at the same moment. (Its presence sweep, a `find` of its own, is not due
+      // during the test.)
+      second = await startServer({ dbName: first.dbName, env: { PRESENCE_GRACE_MS: '60000' } });
+      const finds = async () => sample(await scrape(second!), 'anonymo_db_commands_total', { command: 'find' }) ?? 0;
+      const before = await finds();
+      sockets.push(
+        ...(await Promise.all(
+          Array.from({ length: 40 }, () => RawSocket.open(second!.wsUrl, { cookie: browser.cookie! })),
+        )),
+      );
+      await Promise.all(sockets.map((s) => s.init()));
+      const upgraded = (await finds()) - before;
+      // Each connection is the identity's own (no new identity was made for any of them).
+      const viewer = sockets[0];
+      viewer.json({ id: 'me', type: 'subscribe', payload: { query: '{ me { id } }' } });
+      expect(((await viewer.next((m) => m.id === 'me' && m.type === 'next')).payload as any).data.me.id).toBe(me.id);
+      // The session, the user and the head of the user's block log, once each. Before, each
+      // upgrade that arrived while those reads were in flight read the session and the user
+      // again (4-5 finds here, where the upgrades overlap only partly; thousands in a storm).
+      expect(upgraded).toBeLessThanOrEqual(3);
+    } finally {
+      await Promise.all(sockets.map((s) => s.close()));
+      await second?.close();
+      await first.close();
+    }
+  });
+
   test('subscribers catching up on the same messages read them from the database once, not once each', async () => {
     const first = await startServer();
     let second: TestServer | undefined;

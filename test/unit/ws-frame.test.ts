@@ -7,7 +7,14 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { canPreEncode, isPlainId, sendNextFrame, sendTextFrame } from '../../src/realtime/ws-frame';
+import {
+  canPreEncode,
+  isPlainId,
+  nextPrefix,
+  sendNextFrame,
+  sendTextFrame,
+  sendTextFrames,
+} from '../../src/realtime/ws-frame';
 import { addSocketCloseHook, onSocketClose, removeSocketCloseHook } from '../../src/realtime/socket-close';
 
 async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
@@ -79,6 +86,7 @@ describe('next frames assembled from the subscription id', () => {
       const id = '0f8e4c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b';
       expect(isPlainId(id)).toBe(true);
       const prefix = `{"id":"${id}","type":"next","payload":`;
+      expect(nextPrefix(id).toString()).toBe(prefix);
       const sizes = [125, 126, 65535, 65536].map((n) => n - prefix.length);
       const bodies = sizes.map((n, i) => Buffer.from(`{"data":{"v":"${'x'.repeat(n - 17)}${i}"}}}`));
       const got = collect(client, bodies.length * 2);
@@ -101,6 +109,46 @@ describe('next frames assembled from the subscription id', () => {
     expect(isPlainId('a\\b')).toBe(false);
     expect(isPlainId('é')).toBe(false);
     expect(isPlainId('a\nb')).toBe(false);
+  });
+});
+
+describe('several pre-encoded text frames at once', () => {
+  it('reach a ws client intact and in order, between ordinary sends, at every header-length boundary', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const head = Buffer.from('{"id":"ü","type":"next","payload":');
+      const sizes = [1, 125, 126, 127, 65535, 65536, 70000].map((n) => Math.max(1, n - head.length));
+      const bodies = sizes.map((n, i) => Buffer.from('y'.repeat(n - 1) + String(i)));
+      const got = collect(client, bodies.length + 2);
+      server.send('before');
+      sendTextFrames(server, head, bodies, true);
+      server.send('after');
+      const messages = await got;
+      expect(messages[0]).toEqual({ text: 'before', binary: false });
+      bodies.forEach((body, i) => {
+        expect(messages[i + 1]).toEqual({ text: head.toString() + body.toString(), binary: false });
+      });
+      expect(messages[bodies.length + 1]).toEqual({ text: 'after', binary: false });
+    } finally {
+      await close();
+    }
+  });
+
+  it('fall back to one ordinary send each, in order, when pre-encoding is off; none for an empty list', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const got = collect(client, 3);
+      sendTextFrames(server, Buffer.from('h'), [], false);
+      sendTextFrames(server, Buffer.from('h'), [Buffer.from('1'), Buffer.from('2')], false);
+      server.send('3');
+      expect(await got).toEqual([
+        { text: 'h1', binary: false },
+        { text: 'h2', binary: false },
+        { text: '3', binary: false },
+      ]);
+    } finally {
+      await close();
+    }
   });
 });
 
