@@ -101,6 +101,7 @@ import { RedisStrangerMatcher } from './strangers/stranger.redis';
 import { StrangerResolver } from './strangers/stranger.resolver';
 import { StrangerService } from './strangers/stranger.service';
 import { MongoSessionStore } from './sessions/session.store';
+import { HttpDrain } from './transport/http-drain';
 import { createExpressApp, startHttpTransport } from './transport/http';
 import { sharedContext } from './transport/context';
 import { createWsTransport, type WsTransport } from './transport/ws';
@@ -685,6 +686,8 @@ async function createTransports(
   const origins = new OriginPolicy(config.security);
   const app = createExpressApp(config, logger);
   const httpServer = createHttpServer(app);
+  // Before the server accepts anything: it must see every connection.
+  const drain = new HttpDrain(httpServer);
   const common = {
     config,
     logger,
@@ -720,6 +723,7 @@ async function createTransports(
     connections: infra.connections,
     sessionSecret,
     trustProxy: app.get('trust proxy fn') as TrustFn,
+    drain,
   });
   httpServer.on('upgrade', ws.onUpgrade);
   let shuttingDown = false;
@@ -728,6 +732,8 @@ async function createTransports(
     ping: () => db.ping(),
     isShuttingDown: () => shuttingDown,
     onDrain: () => ws.dispose(),
+    drain,
+    cutWebSockets: () => ws.terminate(),
   });
   const stopAccepting = () => {
     shuttingDown = true;

@@ -19,8 +19,14 @@ export interface SessionControl {
   regenerate(userId: string): Promise<void>;
 }
 
-/** Starts a live subscription of a registered channel kind (see realtime/engine.ts). */
-export type LiveSubscribe = (kind: string, args: Record<string, unknown>) => Promise<AsyncIterableIterator<unknown>>;
+/**
+ * Starts live subscriptions of registered channel kinds (see realtime/engine.ts). An object
+ * with a method rather than a function: the WebSocket operation that implements it lives as
+ * long as its subscription anyway, and a closure would be one more object per subscriber.
+ */
+export interface LiveSubscribe {
+  start(kind: string, args: Record<string, unknown>): Promise<AsyncIterableIterator<unknown>>;
+}
 
 export interface Context {
   /** The viewer: the session's anonymous identity. */
@@ -57,5 +63,5 @@ export function live(context: unknown, kind: string, args: unknown): Promise<Asy
       extensions: { code: ErrorCode.BAD_REQUEST },
     });
   }
-  return ctx.live(kind, (args ?? {}) as Record<string, unknown>);
+  return ctx.live.start(kind, (args ?? {}) as Record<string, unknown>);
 }

@@ -8,8 +8,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { WebSocket } from 'ws';
-import { onSocketClose } from '../realtime/socket-close';
 
 /**
  * An `X-Request-Id` from a proxy is kept when it is a short token of safe characters (it is
@@ -92,14 +90,21 @@ export function httpLogger(logger: Logger): RequestHandler {
   };
 }
 
-/** Logs a WebSocket connection's start and end with its connection id and user id. */
-export function logConnection(logger: Logger, socket: WebSocket, info: { connectionId: string; userId: string }): void {
-  const opened = Date.now();
-  // No child logger: one lives as long as its connection (a Pino instance and its bindings
-  // for every idle subscriber); the two lines carry the ids themselves.
-  const { connectionId, userId } = info;
+/**
+ * A WebSocket's two log lines, opened and closed. No child logger: one would live as long as
+ * its connection (a Pino instance and its bindings for every idle subscriber); the lines
+ * carry the ids themselves. The caller keeps what the closing line needs.
+ */
+export function logConnected(logger: Logger, connectionId: string, userId: string): void {
   logger.info({ connectionId, userId }, 'WebSocket connected');
-  onSocketClose(socket, (code) => {
-    logger.info({ connectionId, userId, code, durationMs: Date.now() - opened }, 'WebSocket closed');
-  });
+}
+
+export function logClosed(
+  logger: Logger,
+  connectionId: string,
+  userId: string,
+  code: number,
+  durationMs: number,
+): void {
+  logger.info({ connectionId, userId, code, durationMs }, 'WebSocket closed');
 }

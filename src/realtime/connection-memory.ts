@@ -11,9 +11,7 @@ import type { Duplex } from 'node:stream';
 const RELEASED = ['session', 'sessionStore', 'sessionID', '_parsedUrl', '_parsedOriginalUrl', 'rawTrailers'] as const;
 
 /** Drops what an open WebSocket's upgrade request no longer needs; keeps `anonymo`, `url`, `method`. */
-export function releaseUpgradeRequest(req: IncomingMessage & { anonymo?: { connectionId: string } }): void {
-  // randomUUID() returns a rope of its pieces (a quarter KiB); every operation context copies it.
-  if (req.anonymo) req.anonymo.connectionId = flat(req.anonymo.connectionId);
+export function releaseUpgradeRequest(req: IncomingMessage): void {
   const r = req as unknown as Record<string, unknown>;
   for (const key of RELEASED) if (key in r) r[key] = undefined;
   r.rawHeaders = [];

@@ -16,7 +16,7 @@
 import type { DocumentNode } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { Plan } from './plan';
-import { canPreEncode, sendTextFrame, sendTextFrames } from './ws-frame';
+import { canPreEncode, isPlainId, nextPrefix, sendNextFrame, sendTextFrame, sendTextFrames } from './ws-frame';
 
 const OPEN = 1;
 
@@ -61,13 +61,28 @@ export interface Subscriber {
   readonly contextValue: unknown;
 }
 
+/**
+ * What a Sink reports to: the subscription's iterator (SinkIterator). An object rather than two
+ * callbacks, so that a subscription holds no closures for them.
+ */
+export interface SinkOwner {
+  /** The subscription ended (with an error: sent to the client as an `error` message). */
+  end(error?: unknown): void;
+  /** Per-subscriber mode: hands an event to the iterator; false when its queue is full. */
+  push(event: unknown): boolean;
+}
+
 /** One graphql-ws subscription, as the fan-out sees it. */
 export class Sink {
   /** Highest sequence number delivered (ordered channels). */
   lastSeq = 0;
   ended = false;
-  /** `{"id":<subscription id>,"type":"next","payload":`, UTF-8 encoded once. */
-  private readonly prefix: Buffer;
+  /**
+   * `{"id":<subscription id>,"type":"next","payload":` UTF-8 encoded, only for an id that
+   * needs escaping; a plain id (a UUID: what graphql-ws's client sends) is written into each
+   * frame as is (ws-frame.ts), so an idle subscriber keeps no Buffer for it.
+   */
+  private readonly prefix?: Buffer;
   /** Whether `next` frames can be handed to ws pre-encoded (ws-frame.ts). */
   private readonly preEncode: boolean;
 
@@ -75,11 +90,11 @@ export class Sink {
     readonly subscriber: Subscriber,
     readonly plan: Plan,
     private readonly maxBufferedBytes: number,
-    private readonly onEnd: (error?: unknown) => void,
-    /** Set in per-subscriber mode: events go to graphql-js instead of straight to the socket. */
-    private readonly push?: Push,
+    private readonly owner: SinkOwner,
   ) {
-    this.prefix = Buffer.from(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
+    if (!isPlainId(subscriber.subscriptionId)) {
+      this.prefix = Buffer.from(`{"id":${JSON.stringify(subscriber.subscriptionId)},"type":"next","payload":`);
+    }
     this.preEncode = canPreEncode(subscriber.socket);
   }
 
@@ -103,7 +118,8 @@ export class Sink {
     }
     // One allocation, two copies of bytes encoded once, one write: no string concatenation
     // that ws would then measure and UTF-8 encode again for every socket.
-    sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
+    if (this.prefix) sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
+    else sendNextFrame(socket, this.subscriber.subscriptionId, payload.bytes, this.preEncode);
     return true;
   }
 
@@ -133,7 +149,7 @@ export class Sink {
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return 0;
     }
-    sendTextFrames(socket, this.prefix, bodies, this.preEncode);
+    sendTextFrames(socket, this.prefix ?? nextPrefix(this.subscriber.subscriptionId), bodies, this.preEncode);
     return bodies.length;
   }
 
@@ -144,7 +160,7 @@ export class Sink {
       this.lastSeq = seq;
     }
     if (this.ended) return false;
-    if (!this.push!(event)) {
+    if (!this.owner.push(event)) {
       this.subscriber.socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
@@ -155,7 +171,7 @@ export class Sink {
   end(error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.onEnd(error);
+    this.owner.end(error);
   }
 }
 
@@ -319,49 +335,68 @@ export class Channel<E = unknown, O = unknown> {
 }
 
 /**
- * The async iterator handed to graphql-js for a fan-out subscription. Its first `next()`
- * attaches the subscriber (`start` returns the detach function). In grouped mode it never
- * yields and settles only when the subscription ends, so graphql-ws sends `complete` (or
- * `error`) exactly then; in per-subscriber mode it yields what `push` queued, in order.
- *
- * A class rather than closures: one of these lives as long as each subscription, and
- * methods on the prototype cost nothing per instance.
+ * What a SinkIterator attaches on its first `next()` and detaches when it ends: the engine's
+ * subscription to a channel (engine.ts).
  */
-export class SinkIterator implements AsyncIterableIterator<unknown> {
-  private started = false;
-  /** Per-subscriber mode: turns a raw event into the response graphql-ws sends (see `respondWith`). */
-  private respond?: (event: unknown) => unknown;
+export interface Attachment {
+  /** Attaches the subscription; `owner` is the iterator (its `end` and `push`). Rejects to end it with an error. */
+  start(owner: SinkOwner): Promise<void>;
+  /** Detaches it again (called once, only after `start` resolved). */
+  detach(): void;
+}
+
+/** Per-subscriber mode: turns a raw event into the response graphql-ws sends (see `respondWith`). */
+export type Respond<A> = (arg: A, event: unknown) => unknown;
+
+/**
+ * The async iterator handed to graphql-js for a fan-out subscription. Its first `next()`
+ * attaches the subscriber (`attachment.start`). In grouped mode it never yields and settles
+ * only when the subscription ends, so graphql-ws sends `complete` (or `error`) exactly then;
+ * in per-subscriber mode it yields what `push` queued, in order.
+ *
+ * A class with the Sink's owner methods on its prototype rather than closures: one of these
+ * lives as long as each subscription, and methods cost nothing per instance.
+ */
+export class SinkIterator implements AsyncIterableIterator<unknown>, SinkOwner {
+  /** Per-subscriber mode: `respond(respondArg, event)` is what is yielded (see `respondWith`). */
+  private respond?: Respond<never>;
+  private respondArg?: unknown;
   private finished = false;
+  /** `attachment.start` was called (once, on the first `next()`). */
+  private started = false;
+  /** `attachment.start` resolved: `detach` is owed. */
+  private attached = false;
   private failure?: { error: unknown };
-  private detach?: () => void;
   private queue?: unknown[];
   private waiter?: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void };
-  /** Bound once, handed to the Sink. */
-  readonly end = (error?: unknown): void => this.finish(error);
-  readonly push: Push = (event) => this.enqueue(event);
 
-  constructor(private start: ((end: (error?: unknown) => void, push: Push) => Promise<() => void>) | undefined) {}
+  constructor(private attachment: Attachment | undefined) {}
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
   /**
-   * Yields `respond(event)` instead of the raw event: the mapping graphql-js's `subscribe()`
+   * Yields `respond(arg, event)` instead of the raw event: the mapping graphql-js's `subscribe()`
    * would add around this iterator (executing each event with the event as root value), done
-   * here so that grouped subscriptions, which never yield, carry no mapping state at all.
+   * here so that grouped subscriptions, which never yield, carry no mapping state at all. A
+   * function and its argument rather than a closure: the argument (the execution arguments)
+   * is held by graphql-ws anyway, and `respond` is shared by every subscription.
    */
-  respondWith(respond: (event: unknown) => unknown): this {
+  respondWith<A>(respond: Respond<A>, arg: A): this {
     this.respond = respond;
+    this.respondArg = arg;
     return this;
   }
 
   private settle(): Promise<IteratorResult<unknown>> | undefined {
     if (this.queue?.length) {
       const event = this.queue.shift();
-      if (!this.respond) return Promise.resolve({ done: false, value: event });
+      const respond = this.respond as Respond<unknown> | undefined;
+      if (!respond) return Promise.resolve({ done: false, value: event });
+      const arg = this.respondArg;
       return Promise.resolve(event)
-        .then(this.respond)
+        .then((e) => respond(arg, e))
         .then(
           (value) => ({ done: false, value }),
           (err: unknown) => {
@@ -395,12 +430,21 @@ export class SinkIterator implements AsyncIterableIterator<unknown> {
     this.finished = true;
     this.queue = undefined;
     if (error !== undefined) this.failure = { error };
-    this.detach?.();
-    this.detach = undefined;
+    if (this.attached) {
+      this.attached = false;
+      this.attachment!.detach();
+    }
+    this.attachment = undefined;
     this.wake();
   }
 
-  private enqueue(event: unknown): boolean {
+  /** SinkOwner: the subscription ended (its sink, its socket, or the channel ended it). */
+  end(error?: unknown): void {
+    this.finish(error);
+  }
+
+  /** SinkOwner: per-subscriber mode queues the event for graphql-js; false once the queue is full. */
+  push(event: unknown): boolean {
     if (this.finished) return true;
     const queue = (this.queue ??= []);
     if (queue.length >= MAX_QUEUED_EVENTS) return false;
@@ -410,15 +454,15 @@ export class SinkIterator implements AsyncIterableIterator<unknown> {
   }
 
   next(): Promise<IteratorResult<unknown>> {
-    const start = this.start;
-    if (start) {
-      this.start = undefined;
-      start(this.end, this.push).then(
-        (d) => {
-          if (this.finished) d();
-          else this.detach = d;
+    const attachment = this.attachment;
+    if (attachment && !this.started) {
+      this.started = true;
+      attachment.start(this).then(
+        () => {
+          if (this.finished) attachment.detach();
+          else this.attached = true;
         },
-        (err) => this.finish(err),
+        (err: unknown) => this.finish(err),
       );
     }
     return this.settle() ?? new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
@@ -435,8 +479,21 @@ export class SinkIterator implements AsyncIterableIterator<unknown> {
   }
 }
 
+/**
+ * A SinkIterator over a start function (tests, and anything that is not the engine):
+ * `start(end, push)` attaches and resolves with the detach function.
+ */
 export function sinkIterator(
   start: (end: (error?: unknown) => void, push: Push) => Promise<() => void>,
 ): AsyncIterableIterator<unknown> {
-  return new SinkIterator(start);
+  let detach: (() => void) | undefined;
+  return new SinkIterator({
+    start: async (owner) => {
+      detach = await start(
+        (error) => owner.end(error),
+        (event) => owner.push(event),
+      );
+    },
+    detach: () => detach?.(),
+  });
 }

@@ -22,30 +22,30 @@ import {
 import type { Logger } from 'pino';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { isServerOnlyMessage } from '../realtime/frame-guard';
+import { addSocketCloseHook, type SocketCloseHook } from '../realtime/socket-close';
 
 const OPEN = 1;
 
-/** What graphql-ws hands its hooks as `ctx.extra`, as `useServer` does. */
+/** What graphql-ws hands its hooks as `ctx.extra`: at least the socket, as `useServer` does. */
 export interface WsExtra {
   socket: WebSocket;
-  request: unknown;
 }
 
 const ADAPTER = Symbol('anonymo.graphqlWs');
 type Adapted = WebSocket & { [ADAPTER]?: SocketAdapter };
 
-/** The socket's `message` and `close` listeners: shared functions (the socket is `this`), no closures per socket. */
+/** The socket's `message` listener: a shared function (the socket is `this`), no closure per socket. */
 function onMessage(this: Adapted, data: RawData): void {
   this[ADAPTER]?.receive(data);
 }
-function onClose(this: Adapted, code: number, reason: Buffer): void {
-  const adapter = this[ADAPTER];
-  this[ADAPTER] = undefined;
-  adapter?.closed(code, String(reason));
-}
 
-/** One socket as graphql-ws's protocol sees it. */
-class SocketAdapter implements ProtocolSocket {
+/**
+ * One socket as graphql-ws's protocol sees it. It learns of the socket's close through the
+ * socket's shared close hooks (realtime/socket-close.ts) rather than a `close` listener of
+ * its own: ws and the hooks already hold two, and a third grows Node's listener array to 20
+ * slots (~0.15 KiB per connection).
+ */
+class SocketAdapter implements ProtocolSocket, SocketCloseHook {
   private handler?: (data: string) => Promise<void>;
   /** What graphql-ws's `opened` returned: ends the socket's operations. */
   protocolClosed?: (code: number, reason: string) => Promise<void>;
@@ -83,8 +83,9 @@ class SocketAdapter implements ProtocolSocket {
     this.handler?.(text).catch((err: unknown) => this.internalError(err));
   }
 
-  closed(code: number, reason: string): void {
-    this.protocolClosed?.(code, reason).catch((err: unknown) =>
+  socketClosed(code: number, reason: Buffer): void {
+    this.socket[ADAPTER] = undefined;
+    this.protocolClosed?.(code, String(reason)).catch((err: unknown) =>
       this.logger.error({ err }, "error while ending a closed socket's operations"),
     );
   }
@@ -96,22 +97,24 @@ class SocketAdapter implements ProtocolSocket {
   }
 }
 
-/** Serves graphql-ws on `wss` (a `noServer` WebSocketServer); returns its dispose. */
+/**
+ * graphql-ws's protocol for the sockets of `wss` (a `noServer` WebSocketServer): `open` starts
+ * it on a new socket with its `ctx.extra`; `dispose` closes every socket and the server.
+ */
 export function serveGraphqlWs<P extends Record<string, unknown>, E extends WsExtra>(
   options: ServerOptions<P, E>,
   wss: WebSocketServer,
   logger: Logger,
-  extra: (socket: WebSocket, request: unknown) => E,
-): { dispose(): Promise<void> } {
+): { open(socket: WebSocket, extra: E): void; dispose(): Promise<void> } {
   const server = makeServer<P, E>(options);
   wss.options.handleProtocols = handleProtocols;
-  wss.on('connection', (socket: Adapted, request: unknown) => {
-    const adapter = new SocketAdapter(socket, logger);
-    socket[ADAPTER] = adapter;
-    socket.on('close', onClose);
-    adapter.protocolClosed = server.opened(adapter, extra(socket, request));
-  });
   return {
+    open: (socket: Adapted, extra: E) => {
+      const adapter = new SocketAdapter(socket, logger);
+      socket[ADAPTER] = adapter;
+      addSocketCloseHook(socket, adapter);
+      adapter.protocolClosed = server.opened(adapter, extra);
+    },
     dispose: async () => {
       for (const client of wss.clients) client.close(1001, 'Going away');
       wss.removeAllListeners();

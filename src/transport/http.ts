@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import type { GraphQLSchema } from 'graphql';
@@ -37,6 +36,7 @@ import { apolloDocumentStore, extraValidationRules } from '../validation';
 import { landingPagePlugin } from '../web/sandbox';
 import { webClient } from '../web/web-client';
 import { createContext } from './context';
+import type { HttpDrain } from './http-drain';
 
 /** The express app with its settings; routes are added by {@link startHttpTransport}. */
 export function createExpressApp(config: Config, logger: Logger): Express {
@@ -66,6 +66,10 @@ export interface HttpTransportDeps {
   isShuttingDown(): boolean;
   /** Runs when Apollo starts draining, before HTTP requests drain (closes WebSockets). */
   onDrain: () => Promise<void>;
+  /** Stops the HTTP server when Apollo drains (http-drain.ts). */
+  drain: HttpDrain;
+  /** Cuts the WebSockets still open when the drain's grace period is over. */
+  cutWebSockets: () => void;
 }
 
 /** Starts Apollo Server and mounts every route on `app`; resolves with Apollo (stop() drains). */
@@ -91,7 +95,7 @@ export async function startHttpTransport(
       // only to arrive at `no-store`, the header is set directly.
       ApolloServerPluginCacheControlDisabled(),
       noStorePlugin(),
-      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
+      deps.drain.plugin(config.shutdownTimeoutMs, deps.cutWebSockets),
       deps.metrics.apolloPlugin(),
       serviceUnavailableStatusPlugin(),
       operationGuardPlugin({

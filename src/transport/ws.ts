@@ -14,6 +14,7 @@ import {
   execute,
   subscribe,
   type ExecutionArgs,
+  type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
@@ -21,7 +22,7 @@ import type { Context as WsContext } from 'graphql-ws';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config';
-import type { Context } from '../context';
+import type { Context, LiveSubscribe } from '../context';
 import {
   ErrorCode,
   PowRequiredError,
@@ -30,11 +31,11 @@ import {
   isDatabaseUnavailable,
   type FormatOptions,
 } from '../errors';
-import { logConnection } from '../observability/http-logger';
+import { logClosed, logConnected } from '../observability/http-logger';
 import type { Metrics } from '../observability/metrics';
-import { destroyOnError, releaseUpgradeRequest } from '../realtime/connection-memory';
+import { destroyOnError, flat, releaseUpgradeRequest } from '../realtime/connection-memory';
 import type { RealtimeEngine } from '../realtime/engine';
-import { SinkIterator } from '../realtime/fanout';
+import { SinkIterator, type Subscriber } from '../realtime/fanout';
 import { InitDeadline, startKeepAlive } from '../realtime/keepalive';
 import type { PubSub } from '../realtime/pubsub';
 import { clientIp, type TrustFn } from '../security/ip';
@@ -50,7 +51,7 @@ import type { UserRecord } from '../users/user.type';
 import type { OperationValidator } from '../validation';
 import { createContext } from './context';
 import { serveGraphqlWs } from './graphql-ws-server';
-import { onSocketClose } from '../realtime/socket-close';
+import { addSocketCloseHook, type SocketCloseHook } from '../realtime/socket-close';
 import { OperationIds } from '../realtime/operation-ids';
 import type { ConnectionCounter } from '../security/connection-limits';
 import { costError, type DefaultListSizes } from '../security/cost';
@@ -58,15 +59,10 @@ import { costError, type DefaultListSizes } from '../security/cost';
 /** How long a new socket may take to send `connection_init` (graphql-ws's default). */
 const CONNECTION_INIT_WAIT_MS = 3000;
 
-/** What the upgrade handler learned about a WebSocket connection. */
-interface UpgradeInfo {
-  identity: Identity;
-  setCookie?: string;
-  connectionId: string;
-  ip: string;
-}
-type UpgradeRequest = IncomingMessage & { anonymo?: UpgradeInfo };
-type Extra = { socket: WebSocket; request: UpgradeRequest };
+/** The upgrade request, with what the upgrade handler learned about its connection. */
+type UpgradeRequest = IncomingMessage & { anonymo?: Connection };
+/** What graphql-ws's hooks get as `ctx.extra`: the connection's record. */
+type Extra = Connection;
 
 export interface WsTransportDeps {
   config: Config;
@@ -91,6 +87,8 @@ export interface WsTransportDeps {
   sessionSecret: string;
   /** How the client address is read behind proxies (express's compiled `trust proxy`). */
   trustProxy: TrustFn;
+  /** The HTTP server's drain (http-drain.ts): an upgraded socket leaves it. */
+  drain?: { release(socket: Duplex): void };
 }
 
 export interface WsTransport {
@@ -100,6 +98,8 @@ export interface WsTransport {
   stopAccepting(): void;
   /** Ends every subscription and closes every WebSocket with 1001. */
   dispose(): Promise<void>;
+  /** Cuts every WebSocket at once (the shutdown's grace period is over). */
+  terminate(): void;
   stats(): { connections: number; refusedForCapacity: number; refusedForRate: number };
 }
 
@@ -145,7 +145,7 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
         }),
       ];
     }
-    const info = ctx.extra.request.anonymo!;
+    const info = ctx.extra;
     const wait = await limits.retryAfter('wsOperations', { connection: info.connectionId });
     if (wait > 0) return [rateLimitedError('wsOperations', wait)];
     const document = validator.check(payload.query);
@@ -158,7 +158,15 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
     const variables = payload.variables ?? {};
     const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes);
     if (tooCostly) return [tooCostly];
-    const socket = ctx.extra.socket;
+    const operation = new WsOperation(
+      realtime,
+      info.identity.user.id,
+      ctx.extra.socket,
+      id,
+      payload,
+      document,
+      variables,
+    );
     const contextValue: Context = createContext(
       {
         identity: info.identity,
@@ -167,24 +175,11 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
         ip: info.ip,
         moderatorToken:
           typeof ctx.connectionParams?.moderatorToken === 'string' ? ctx.connectionParams.moderatorToken : undefined,
-        live: (kind, args) =>
-          realtime.subscribe(
-            {
-              viewerId: info.identity.user.id,
-              socket,
-              subscriptionId: id,
-              query: payload.query,
-              document,
-              operationName: payload.operationName,
-              variables,
-              contextValue,
-            },
-            kind,
-            args,
-          ),
+        live: operation,
       },
       users,
     );
+    operation.contextValue = contextValue;
     const args: ExecutionArgs = {
       schema,
       document,
@@ -194,6 +189,39 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
     };
     return args;
   };
+}
+
+/**
+ * One graphql-ws operation as the fan-out sees it (its Subscriber), and the `live` of its
+ * Context. One object per operation instead of a subscriber literal plus a `live` closure over
+ * the hook's scope (~0.25 KiB per idle subscriber).
+ */
+class WsOperation implements Subscriber, LiveSubscribe {
+  readonly query: string;
+  readonly operationName?: string | null;
+  contextValue: unknown;
+
+  constructor(
+    private readonly realtime: RealtimeEngine,
+    readonly viewerId: string,
+    readonly socket: WebSocket,
+    readonly subscriptionId: string,
+    payload: { query: string; operationName?: string | null },
+    readonly document: DocumentNode,
+    readonly variables: Record<string, unknown>,
+  ) {
+    this.query = payload.query;
+    this.operationName = payload.operationName;
+  }
+
+  start(kind: string, args: Record<string, unknown>): Promise<AsyncIterableIterator<unknown>> {
+    return this.realtime.subscribe(this, kind, args);
+  }
+}
+
+/** Per-subscriber mode: executes one event for its subscription (graphql-js's mapping, see SinkIterator). */
+function executeEvent(args: ExecutionArgs, event: unknown): unknown {
+  return execute({ ...args, rootValue: event });
 }
 
 /**
@@ -207,7 +235,7 @@ async function subscribeOperation(
 ): Promise<ExecutionResult | AsyncIterable<ExecutionResult> | AsyncGenerator<ExecutionResult>> {
   const stream = await createSourceEventStream(args);
   if (stream instanceof SinkIterator) {
-    return stream.respondWith((event) => execute({ ...args, rootValue: event })) as AsyncIterable<ExecutionResult>;
+    return stream.respondWith(executeEvent, args) as AsyncIterable<ExecutionResult>;
   }
   if (!(Symbol.asyncIterator in stream)) return stream; // the subscription failed: its errors
   // Not a fan-out subscription (none exists today): graphql-js's own path, from the start.
@@ -215,25 +243,45 @@ async function subscribeOperation(
   return subscribe(args);
 }
 
-/** Open sockets by session, to close them when the session ends (identity reset) on any instance. */
+/**
+ * Open sockets by session, to close them when the session ends (identity reset) on any
+ * instance. A session usually has one socket: it is kept as is, and only a session with
+ * several gets an array (a Set's smallest table is ~180 bytes per idle connection).
+ */
 class SocketRegistry {
-  private readonly bySession = new Map<string, Set<WebSocket>>();
+  private readonly bySession = new Map<string, WebSocket | WebSocket[]>();
 
   add(sessionId: string, socket: WebSocket): void {
-    let set = this.bySession.get(sessionId);
-    if (!set) this.bySession.set(sessionId, (set = new Set()));
-    set.add(socket);
-    onSocketClose(socket, () => {
-      set.delete(socket);
-      if (set.size === 0 && this.bySession.get(sessionId) === set) this.bySession.delete(sessionId);
-    });
+    const held = this.bySession.get(sessionId);
+    if (held === undefined) this.bySession.set(sessionId, socket);
+    else if (Array.isArray(held)) held.push(socket);
+    else this.bySession.set(sessionId, [held, socket]);
+  }
+
+  remove(sessionId: string, socket: WebSocket): void {
+    const held = this.bySession.get(sessionId);
+    if (held === socket) this.bySession.delete(sessionId);
+    else if (Array.isArray(held)) {
+      const i = held.indexOf(socket);
+      if (i >= 0) held.splice(i, 1);
+      if (held.length === 0) this.bySession.delete(sessionId);
+    }
   }
 
   revoke(sessionId: string): void {
-    for (const socket of this.bySession.get(sessionId) ?? []) {
+    const held = this.bySession.get(sessionId);
+    if (held === undefined) return;
+    for (const socket of Array.isArray(held) ? [...held] : [held]) {
       socket.close(SESSION_REVOKED_CLOSE.code, SESSION_REVOKED_CLOSE.reason);
     }
   }
+}
+
+/** What every open connection's record shares (one object for the whole transport). */
+interface ConnectionHooks {
+  logger: Logger;
+  presence: WsTransportDeps['presence'];
+  sockets: SocketRegistry;
 }
 
 export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransport> {
@@ -248,11 +296,6 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       connectionInitWaitTimeout: 0,
       onConnect: (ctx) => {
         initDeadline.initialised(ctx.extra.socket);
-        // graphql-ws keeps `extra.request` as long as the connection: the whole upgrade
-        // request (an IncomingMessage, its stream state and socket references, ~0.7 KiB per
-        // idle subscriber). Operations read only what the upgrade handler learned.
-        const extra = ctx.extra as unknown as { request: Pick<UpgradeRequest, 'anonymo'> };
-        extra.request = { anonymo: ctx.extra.request.anonymo };
       },
       onSubscribe: subscribeHook(deps, operationIds),
       subscribe: subscribeOperation,
@@ -273,14 +316,13 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     },
     wss,
     logger,
-    (socket, request) => ({ socket, request: request as UpgradeRequest }),
   );
   const stopKeepAlive = startKeepAlive(wss, config.wsKeepAliveMs);
 
   wss.on('headers', (headers, req: UpgradeRequest) => {
     if (req.anonymo?.setCookie) headers.push(`Set-Cookie: ${req.anonymo.setCookie}`);
   });
-  const sockets = new SocketRegistry();
+  const hooks: ConnectionHooks = { logger, presence, sockets: new SocketRegistry() };
   // One listener for every socket rather than a closure each.
   const onSocketError = (err: Error) => logger.debug({ err }, 'WebSocket error');
   wss.on('connection', (socket: WebSocket, req: UpgradeRequest) => {
@@ -288,25 +330,38 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
     // e.g. 1009), and must not flood the logs.
     socket.on('error', onSocketError);
     initDeadline.watch(socket);
-    const { user, sessionId } = req.anonymo!.identity;
-    logConnection(logger, socket, { connectionId: req.anonymo!.connectionId, userId: user.id });
-    presence.connected(user);
-    sockets.add(sessionId, socket);
-    onSocketClose(socket, () => presence.disconnected(user));
+    // graphql-ws keeps its `extra` as long as the connection: the record, not the upgrade
+    // request (an IncomingMessage with its stream state, headers and session objects).
+    const connection = req.anonymo!;
+    connection.open(socket);
+    wsServer.open(socket, connection);
+    // After graphql-ws's own hook: a closed socket's operations end before its connection does.
+    addSocketCloseHook(socket, connection);
     releaseUpgradeRequest(req);
   });
   const stopRevocations = await deps.pubsub.subscribe(SESSION_REVOKED_TOPIC, ({ sessionId }) =>
-    sockets.revoke(sessionId),
+    hooks.sockets.revoke(sessionId),
   );
 
-  const admission = new Admission(deps, () => wss.clients.size);
+  const admission = new Admission(deps, hooks, () => wss.clients.size);
   return {
     onUpgrade: (req: UpgradeRequest, socket, head) => {
-      admission.handle(req, socket, (progress) => {
+      admission.handle(req, socket, (connection) => {
+        // From here the WebSocket's close releases the connection (Connection.socketClosed),
+        // and the drain forgets the socket: their raw-socket listeners go before ws adds its
+        // own, so the raw socket keeps one `close` listener (three grow Node's listener array
+        // to 20 slots, ~0.15 KiB).
+        connection.unwatch(socket);
+        deps.drain?.release(socket);
+        let opened = false;
         wss.handleUpgrade(req, socket, head, (ws) => {
-          progress.done();
+          opened = true;
+          connection.done();
           wss.emit('connection', ws, req);
         });
+        // ws answers a bad handshake itself without calling back, synchronously (we pass no
+        // verifyClient): that connection is not open, its counts go now.
+        if (!opened) connection.release();
       });
     },
     stopAccepting: () => admission.stop(),
@@ -318,6 +373,9 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
       stopRevocations();
       await wsServer.dispose();
     },
+    terminate: () => {
+      for (const client of wss.clients) client.terminate();
+    },
     stats: () => ({
       connections: wss.clients.size,
       refusedForCapacity: admission.refusedForCapacity,
@@ -328,6 +386,91 @@ export async function createWsTransport(deps: WsTransportDeps): Promise<WsTransp
 
 /** The upgrade would exceed the open-connection limits of its address or user. */
 class TooManyConnections extends Error {}
+
+/** Sockets upgrading, to their connection (a WeakMap: a property on the socket would stay after). */
+const upgrading = new WeakMap<Duplex, Connection>();
+
+/** The raw socket's `close` listener while it upgrades: one function for all sockets (the socket is `this`). */
+function releaseOnRawClose(this: Duplex): void {
+  upgrading.get(this)?.release();
+}
+
+/**
+ * One WebSocket connection from its admission to its close, in one object (instead of
+ * closures over the upgrade handler's scope, which would keep that scope as long as the
+ * connection, and a record per stage):
+ * - its place in the counts: upgrades in progress (until `done`) and, once counted, the open
+ *   connections of its address and user (until `release`; both idempotent), released by the
+ *   raw socket's close while upgrading and by the WebSocket's close once open;
+ * - what its operations need (graphql-ws's `ctx.extra`: socket, identity, address, id);
+ * - what its close undoes (`socketClosed`: the session registry, presence, the log line).
+ */
+class Connection implements SocketCloseHook {
+  private upgrading = true;
+  connectionId = '';
+  /** The user it is counted for (until released). */
+  private countedUser?: string;
+  identity!: Identity;
+  /** Sent with the 101 response, then dropped. */
+  setCookie?: string;
+  socket!: WebSocket;
+  private opened = 0;
+
+  constructor(
+    private readonly admission: Admission,
+    readonly ip: string,
+  ) {}
+
+  /** The connection was counted (`acquire`d): the raw socket's close releases it until it is open. */
+  counted(socket: Duplex, connectionId: string, user: string): void {
+    // randomUUID() returns a rope of its pieces (a quarter KiB) and this id lives as long as the connection.
+    this.connectionId = flat(connectionId);
+    this.countedUser = user;
+    upgrading.set(socket, this);
+    socket.on('close', releaseOnRawClose);
+  }
+
+  /** The WebSocket's close releases the connection from now on. */
+  unwatch(socket: Duplex): void {
+    socket.off('close', releaseOnRawClose);
+    upgrading.delete(socket);
+  }
+
+  done(): void {
+    if (!this.upgrading) return;
+    this.upgrading = false;
+    this.admission.upgradeDone();
+  }
+
+  release(): void {
+    this.done();
+    if (this.countedUser === undefined) return;
+    this.admission.connections.release(this.connectionId, { ip: this.ip, user: this.countedUser });
+    this.countedUser = undefined;
+  }
+
+  /** The WebSocket is open. */
+  open(socket: WebSocket): void {
+    this.socket = socket;
+    // Already in the 101 response's headers: ~0.2 KiB per connection of a new identity.
+    this.setCookie = undefined;
+    const { user, sessionId } = this.identity;
+    const hooks = this.admission.hooks;
+    this.opened = Date.now();
+    logConnected(hooks.logger, this.connectionId, user.id);
+    hooks.presence.connected(user);
+    hooks.sockets.add(sessionId, socket);
+  }
+
+  socketClosed(code: number): void {
+    const { user, sessionId } = this.identity;
+    const hooks = this.admission.hooks;
+    hooks.sockets.remove(sessionId, this.socket);
+    hooks.presence.disconnected(user);
+    logClosed(hooks.logger, this.connectionId, user.id, code, Date.now() - this.opened);
+    this.release();
+  }
+}
 
 /**
  * Decides whether an upgrade becomes a WebSocket: path, shutdown, capacity (connections open
@@ -341,10 +484,16 @@ class Admission {
   /** Upgrades admitted per second, all addresses together (WS_UPGRADE_RATE, WS_UPGRADE_BURST). */
   private readonly bucket: UpgradeBucket;
 
+  /** @internal (Connection) */
+  readonly connections: ConnectionCounter;
+
   constructor(
     private readonly deps: WsTransportDeps,
+    /** @internal (Connection) */
+    readonly hooks: ConnectionHooks,
     private readonly openConnections: () => number,
   ) {
+    this.connections = deps.connections;
     this.bucket = new UpgradeBucket({
       ratePerSecond: deps.config.storm.upgradeRate,
       burst: deps.config.storm.upgradeBurst,
@@ -375,8 +524,8 @@ class Admission {
     rejectUpgrade(socket, 503, 'Server at capacity', { 'Retry-After': '5' });
   }
 
-  /** Calls `accept` once the request may be upgraded (its `done` ends the in-progress count). */
-  handle(req: UpgradeRequest, socket: Duplex, accept: (progress: { done: () => void }) => void): void {
+  /** Calls `accept` once the request may be upgraded (the connection's `done` ends the in-progress count). */
+  handle(req: UpgradeRequest, socket: Duplex, accept: (connection: Connection) => void): void {
     socket.on('error', destroyOnError);
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname !== '/graphql') return rejectUpgrade(socket, 404, 'Not Found');
@@ -392,43 +541,34 @@ class Admission {
       return rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': String(Math.ceil(waitMs / 1000)) });
     }
     this.upgrading++;
-    let counted = true;
-    const progress = {
-      done: () => {
-        if (counted) this.upgrading--;
-        counted = false;
-      },
-    };
-    void this.admit(req, socket, progress, accept);
+    void this.admit(req, socket, new Connection(this, clientIp(req, this.deps.trustProxy)), accept);
+  }
+
+  /** @internal (Connection) An upgrade in progress ended (opened or not). */
+  upgradeDone(): void {
+    this.upgrading--;
   }
 
   private async admit(
     req: UpgradeRequest,
     socket: Duplex,
-    progress: { done: () => void },
-    accept: (progress: { done: () => void }) => void,
+    slot: Connection,
+    accept: (connection: Connection) => void,
   ): Promise<void> {
     const { config, limits, origins, users, sessionMiddleware, sessionSecret, logger } = this.deps;
-    const ip = clientIp(req, this.deps.trustProxy);
+    const ip = slot.ip;
     try {
       const refusal = await checkUpgrade(req, ip, { origins, limits });
       if (refusal) {
-        progress.done();
+        slot.done();
         return rejectUpgrade(socket, refusal.status, refusal.message, refusal.headers);
       }
       const connectionId = randomUUID();
-      let counted: { ip: string; user: string } | undefined;
+      let counted = false;
       const count = async (keys: { ip: string; user: string }): Promise<boolean> => {
         if (await this.deps.connections.acquire(connectionId, keys)) return false;
-        counted = keys;
-        // The raw socket closes after a failed upgrade and after the WebSocket's own close;
-        // handleUpgrade answers some bad requests itself without calling back (progress.done
-        // is idempotent). One listener for both: it lives as long as the connection (`on`, not
-        // `once`: a socket closes once, and `once` would add a wrapper and its state for as long).
-        socket.on('close', () => {
-          this.deps.connections.release(connectionId, keys);
-          progress.done();
-        });
+        counted = true;
+        slot.counted(socket, connectionId, keys.user);
         return true;
       };
       const solution = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(POW_QUERY_PARAM) ?? undefined;
@@ -442,11 +582,16 @@ class Admission {
         beforeCreate,
       });
       if (!counted && !(await count({ ip, user: identity.user.id }))) throw new TooManyConnections();
-      if (socket.destroyed) return progress.done();
-      req.anonymo = { identity, setCookie, connectionId, ip };
-      accept(progress);
+      if (socket.destroyed) return slot.done();
+      // The session id is a slice of the cookie header (which it would keep alive as long as
+      // the connection): a flat copy of its own.
+      identity.sessionId = flat(identity.sessionId);
+      slot.identity = identity;
+      slot.setCookie = setCookie;
+      req.anonymo = slot;
+      accept(slot);
     } catch (err) {
-      progress.done();
+      slot.done();
       if (err instanceof TooManyConnections) {
         return rejectUpgrade(socket, 429, 'Too Many Open Connections', { 'Retry-After': '30' });
       }

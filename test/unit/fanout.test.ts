@@ -30,7 +30,14 @@ function makeSink(
   plan: Plan,
   opts: { maxBufferedBytes?: number; onEnd?: (e?: unknown) => void; push?: Push } = {},
 ): Sink {
-  return new Sink(ctx, plan, opts.maxBufferedBytes ?? 1 << 20, opts.onEnd ?? (() => undefined), opts.push);
+  const push = opts.push;
+  return new Sink(ctx, plan, opts.maxBufferedBytes ?? 1 << 20, {
+    end: opts.onEnd ?? (() => undefined),
+    push: (event) => {
+      if (!push) throw new Error('push in grouped mode');
+      return push(event);
+    },
+  });
 }
 
 // ---- fakes ----

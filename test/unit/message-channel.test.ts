@@ -23,7 +23,12 @@ function makeChannel(store: FakeStore, render: Renderer, onError: (err: unknown)
 }
 
 function makeSink(ctx: Subscriber, plan: Plan, onEnd: (e?: unknown) => void = () => undefined): Sink {
-  return new Sink(ctx, plan, 1 << 20, onEnd);
+  return new Sink(ctx, plan, 1 << 20, {
+    end: onEnd,
+    push: () => {
+      throw new Error('push in grouped mode');
+    },
+  });
 }
 
 // ---- fakes ----

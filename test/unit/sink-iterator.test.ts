@@ -65,10 +65,10 @@ test('a failing start ends the subscription with its error', async () => {
 
 test('per-subscriber mode with respondWith: each event is yielded as its response, in order', async () => {
   const { it, h } = harness();
-  (it as SinkIterator).respondWith(async (event) => {
+  (it as SinkIterator).respondWith(async (prefix: string, event) => {
     await tick(); // responses that take a while must not overtake one another
-    return { data: { event } };
-  });
+    return { data: { [prefix]: event } };
+  }, 'event');
   const first = it.next();
   await tick();
   h.push!('a');
@@ -83,7 +83,7 @@ test('a response that fails ends the subscription (detached) and reports the err
   const { it, h } = harness();
   (it as SinkIterator).respondWith(() => {
     throw new Error('cannot execute');
-  });
+  }, undefined);
   const first = it.next();
   await tick();
   h.push!('a');

@@ -7,8 +7,15 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { canPreEncode, sendTextFrame, sendTextFrames } from '../../src/realtime/ws-frame';
-import { onSocketClose } from '../../src/realtime/socket-close';
+import {
+  canPreEncode,
+  isPlainId,
+  nextPrefix,
+  sendNextFrame,
+  sendTextFrame,
+  sendTextFrames,
+} from '../../src/realtime/ws-frame';
+import { addSocketCloseHook, onSocketClose, removeSocketCloseHook } from '../../src/realtime/socket-close';
 
 async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
@@ -72,6 +79,39 @@ describe('pre-encoded text frames', () => {
   });
 });
 
+describe('next frames assembled from the subscription id', () => {
+  it('read as the same JSON as a stringified next message, at every header-length boundary, pre-encoded or not', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const id = '0f8e4c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b';
+      expect(isPlainId(id)).toBe(true);
+      const prefix = `{"id":"${id}","type":"next","payload":`;
+      expect(nextPrefix(id).toString()).toBe(prefix);
+      const sizes = [125, 126, 65535, 65536].map((n) => n - prefix.length);
+      const bodies = sizes.map((n, i) => Buffer.from(`{"data":{"v":"${'x'.repeat(n - 17)}${i}"}}}`));
+      const got = collect(client, bodies.length * 2);
+      for (const preEncode of [true, false]) bodies.forEach((body) => sendNextFrame(server, id, body, preEncode));
+      const messages = await got;
+      messages.forEach((m, i) => {
+        const body = bodies[i % bodies.length].toString();
+        expect(m).toEqual({ text: prefix + body, binary: false });
+        expect(JSON.parse(m.text)).toEqual({ id, type: 'next', payload: JSON.parse(body.slice(0, -1)) });
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('accept as plain only ids that JSON writes as they are', () => {
+    expect(isPlainId('1')).toBe(true);
+    expect(isPlainId('a b~')).toBe(true);
+    expect(isPlainId('a"b')).toBe(false);
+    expect(isPlainId('a\\b')).toBe(false);
+    expect(isPlainId('é')).toBe(false);
+    expect(isPlainId('a\nb')).toBe(false);
+  });
+});
+
 describe('several pre-encoded text frames at once', () => {
   it('reach a ws client intact and in order, between ordinary sends, at every header-length boundary', async () => {
     const { server, client, close } = await pair();
@@ -113,6 +153,24 @@ describe('several pre-encoded text frames at once', () => {
 });
 
 describe('socket close hooks', () => {
+  it('take objects as hooks, run with the code and reason, and removable before the close', async () => {
+    const { server, client, close } = await pair();
+    try {
+      const seen: string[] = [];
+      const kept = { socketClosed: (code: number, reason: Buffer) => seen.push(`kept ${code} ${String(reason)}`) };
+      const removed = { socketClosed: () => seen.push('removed') };
+      addSocketCloseHook(server, kept);
+      addSocketCloseHook(server, removed);
+      removeSocketCloseHook(server, removed);
+      const closed = once(server, 'close');
+      client.close(4322, 'bye');
+      await closed;
+      expect(seen).toEqual(['kept 4322 bye']);
+    } finally {
+      await close();
+    }
+  });
+
   it('share one close listener however many hooks a socket has, run each remaining hook once with the code', async () => {
     const { server, client, close } = await pair();
     try {
