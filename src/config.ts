@@ -38,8 +38,8 @@ const EnvSchema = z.object({
   MAX_SUBSCRIPTIONS_PER_CONNECTION: int('MAX_SUBSCRIPTIONS_PER_CONNECTION', 1, 1000).default(25),
   WS_KEEPALIVE_MS: int('WS_KEEPALIVE_MS', 0, 600000).default(15000),
   WS_MAX_BUFFERED_BYTES: int('WS_MAX_BUFFERED_BYTES', 65536, 1 << 30).default(4 * 1024 * 1024),
-  WS_UPGRADE_RATE: int('WS_UPGRADE_RATE', 1, 1000000).default(500),
-  WS_UPGRADE_BURST: int('WS_UPGRADE_BURST', 1, 1000000).default(1000),
+  WS_UPGRADE_RATE: int('WS_UPGRADE_RATE', 1, 1000000).default(2000),
+  WS_UPGRADE_BURST: int('WS_UPGRADE_BURST', 1, 1000000).default(4000),
   REPLAY_CONCURRENCY: int('REPLAY_CONCURRENCY', 1, 10000).default(16),
   REPLAY_QUEUE: int('REPLAY_QUEUE', 0, 1000000).default(20000),
   FERRETDB_BIN: z.preprocess(emptyAsUndefined, z.string().optional()),
@@ -140,9 +140,12 @@ export interface Config {
    */
   storm: {
     /**
-     * `WS_UPGRADE_RATE` [500] per second, `WS_UPGRADE_BURST` [1000]: WebSocket upgrades admitted
+     * `WS_UPGRADE_RATE` [2000] per second, `WS_UPGRADE_BURST` [4000]: WebSocket upgrades admitted
      * by this instance, all addresses together (a token bucket). An upgrade beyond it is
-     * answered 503 with `Retry-After` before anything is read for it.
+     * answered 503 with `Retry-After` before anything is read for it. Above what one core can
+     * upgrade (~500/s with their replays): a refused client comes back a second or more later,
+     * while an admitted one merely waits its turn in the event loop; at 500/s the refusals made
+     * the last of 10,000 reconnecting clients wait 40 s instead of 20 (docs/PERFORMANCE.md).
      */
     upgradeRate: number;
     upgradeBurst: number;
