@@ -27,6 +27,7 @@
  * If a concurrent read-modify-write (FerretDB, another instance reacting to the message at
  * that moment) puts the old document back, it lacks `purgedAt` and the next run purges it again.
  */
+import type { FindCursor } from 'mongodb';
 import type { Logger } from 'pino';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageDoc, MessageModel } from '../messages/message.model';
@@ -185,21 +186,7 @@ export class PurgeJob {
       batchSize: CURSOR_BATCH,
       ...SCAN,
     });
-    let purged = 0;
-    let batch: MessageExpiryDoc[] = [];
-    try {
-      for await (const entry of cursor) {
-        batch.push(entry);
-        if (batch.length < BATCH) continue;
-        purged += await this.purgeEntries(batch, now);
-        batch = [];
-        if (this.stopping) return purged;
-      }
-      if (batch.length > 0) purged += await this.purgeEntries(batch, now);
-    } finally {
-      await cursor.close().catch(() => undefined);
-    }
-    return purged;
+    return this.inBatches(cursor, BATCH, (entries) => this.purgeEntries(entries, now));
   }
 
   /**
@@ -250,20 +237,7 @@ export class PurgeJob {
       batchSize: CURSOR_BATCH,
       ...SCAN,
     });
-    let purged = 0;
-    let batch: Candidate[] = [];
-    try {
-      for await (const doc of cursor) {
-        batch.push(doc);
-        if (batch.length < BATCH) continue;
-        purged += await this.writeStubs(batch, now);
-        batch = [];
-        if (this.stopping) return purged;
-      }
-      if (batch.length > 0) purged += await this.writeStubs(batch, now);
-    } finally {
-      await cursor.close().catch(() => undefined);
-    }
+    const purged = await this.inBatches(cursor, BATCH, (docs) => this.writeStubs(docs, now));
     this.totals.purged += purged;
     return purged;
   }
@@ -278,25 +252,42 @@ export class PurgeJob {
         { purgedAt: { $exists: false }, expiresAt: { $exists: true } } as never,
         { projection: { _id: 1, expiresAt: 1 }, batchSize: CURSOR_BATCH, ...SCAN },
       );
-      const batch: MessageExpiryDoc[] = [];
-      try {
-        for await (const doc of cursor) {
-          if (!doc.expiresAt) continue;
-          batch.push({ _id: doc._id, at: doc.expiresAt });
-          if (batch.length >= CURSOR_BATCH) await this.record(batch.splice(0));
-          if (this.stopping) return;
-        }
-        if (batch.length > 0) await this.record(batch);
-      } finally {
-        await cursor.close().catch(() => undefined);
-      }
+      await this.inBatches(cursor, CURSOR_BATCH, async (docs) => {
+        await this.record(docs.filter((d) => d.expiresAt).map((d) => ({ _id: d._id, at: d.expiresAt! })));
+        return docs.length;
+      });
+      // Stopped part way: not complete, so not marked (the next start scans again).
+      if (this.stopping) return;
       await this.record([{ _id: MIGRATED, at: MIGRATED_AT }]);
     }
     this.migrated = true;
   }
 
+  /**
+   * Hands a cursor's documents to `each` in batches of `size` (it returns how many it purged),
+   * stopping between batches when the job stops; closes the cursor either way.
+   */
+  private async inBatches<T>(cursor: FindCursor<T>, size: number, each: (batch: T[]) => Promise<number>) {
+    let done = 0;
+    let batch: T[] = [];
+    try {
+      for await (const doc of cursor) {
+        batch.push(doc);
+        if (batch.length < size) continue;
+        done += await each(batch);
+        batch = [];
+        if (this.stopping) return done;
+      }
+      if (batch.length > 0) done += await each(batch);
+    } finally {
+      await cursor.close().catch(() => undefined);
+    }
+    return done;
+  }
+
   /** Inserts log entries; one already there (an earlier attempt at the same number) is kept. */
   private async record(entries: MessageExpiryDoc[]): Promise<void> {
+    if (entries.length === 0) return;
     try {
       await this.expiries.collection.insertMany(entries as never[], { ordered: false });
     } catch (err) {
