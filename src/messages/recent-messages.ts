@@ -97,8 +97,10 @@ export class RecentMessages {
     if (conversation.startsWith('dm:')) return;
     const run = this.runs.peek(conversation);
     if (!run?.ready || docs.length === 0 || docs[docs.length - 1].seq !== run.first - 1) return;
-    const add = docs.slice(-(this.cap - run.docs.length));
-    if (add.length === 0 || add.length > docs.length) return;
+    // (A full run has no room: `slice(-0)` would be every document.)
+    const room = this.cap - run.docs.length;
+    if (room <= 0) return;
+    const add = docs.slice(-room);
     for (let i = 1; i < add.length; i++) if (add[i].seq !== add[i - 1].seq + 1) return;
     run.docs = [...add, ...run.docs];
     run.first = add[0].seq;
