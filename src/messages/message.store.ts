@@ -8,6 +8,7 @@
  */
 import type { LRUCache } from 'lru-cache';
 import { lru } from '../util/lru';
+import { SharedReads } from '../util/shared-reads';
 import type { InsertOutcome, StorageStrategy } from '../db/strategy';
 import { SEQ_WIDTH, parseMessageId } from './conversation';
 import type { MessageDoc, MessageModel } from './message.model';
@@ -30,7 +31,7 @@ export class MessageStore {
   /** Head reads by conversation: the one in flight or the last finished (see head). */
   private readonly headReads = lru<string, { read: Promise<number>; done?: number }>(10000);
   /** Range reads in flight, by their arguments. */
-  private readonly rangeReads = new Map<string, Promise<MessageDoc[]>>();
+  private readonly rangeReads = new SharedReads<string, MessageDoc[]>();
   readonly recent: RecentMessages;
 
   constructor(
@@ -201,13 +202,9 @@ export class MessageStore {
   /** One database read for identical ranges asked for at once (concurrent replays of the same messages). */
   private rangeOnce(conversation: string, from: number, to: number, limit: number, newest: boolean) {
     const key = `${conversation}\u0000${from}\u0000${to}\u0000${limit}\u0000${newest}`;
-    let read = this.rangeReads.get(key);
-    if (!read) {
-      read = this.strategy.range<MessageDoc>(this.model, keysOf(conversation), from, to, limit, newest);
-      this.rangeReads.set(key, read);
-      const forget = () => this.rangeReads.delete(key);
-      read.then(forget, forget);
-    }
+    const read = this.rangeReads.get(key, () =>
+      this.strategy.range<MessageDoc>(this.model, keysOf(conversation), from, to, limit, newest),
+    );
     // Each caller its own array (the documents are shared, as the ones held in memory are).
     return read.then((docs) => docs.slice());
   }

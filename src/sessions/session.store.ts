@@ -11,6 +11,7 @@ import session, { type SessionData } from 'express-session';
 import type { Connection } from 'mongoose';
 import type { LRUCache } from 'lru-cache';
 import { lru } from '../util/lru';
+import { SharedReads } from '../util/shared-reads';
 import type { StorageStrategy } from '../db/strategy';
 import { upsertWithRetry } from '../db/upsert';
 
@@ -55,7 +56,7 @@ export class MongoSessionStore extends session.Store {
    * `findOne`. A write or revocation of the session detaches the read (later gets read anew,
    * and the detached one's answer is not cached).
    */
-  private readonly reading = new Map<string, Promise<SessionDoc | null>>();
+  private readonly reading = new SharedReads<string, SessionDoc | null>();
   private stopExpiry?: () => void;
 
   constructor(private readonly opts: SessionStoreOptions) {
@@ -68,7 +69,7 @@ export class MongoSessionStore extends session.Store {
   forget(sid: string): void {
     this.cache.delete(sid);
     this.touched.delete(sid);
-    this.reading.delete(sid);
+    this.reading.detach(sid);
   }
 
   private remember(sid: string, session: string, expires: Date): void {
@@ -104,23 +105,13 @@ export class MongoSessionStore extends session.Store {
       if (cached.expires > Date.now()) return cb(null, JSON.parse(cached.session) as SessionData);
       this.cache.delete(sid);
     }
-    let read = this.reading.get(sid);
-    if (!read) {
-      const started = this.collection.findOne({ _id: sid });
-      read = started;
-      this.reading.set(sid, started);
-      started
-        .then((doc) => {
-          // Not if the session was written or revoked meanwhile: this answer predates that.
-          if (this.reading.get(sid) !== started) return;
-          this.reading.delete(sid);
-          if (doc && doc.expires.getTime() > Date.now()) this.remember(sid, doc.session, doc.expires);
-        })
-        .catch(() => {
-          if (this.reading.get(sid) === started) this.reading.delete(sid);
-        });
-    }
-    read
+    this.reading
+      .get(
+        sid,
+        () => this.collection.findOne({ _id: sid }),
+        // Not if the session was written or revoked meanwhile: this answer predates that.
+        (doc) => doc && doc.expires.getTime() > Date.now() && this.remember(sid, doc.session, doc.expires),
+      )
       .then((doc) => {
         if (!doc || doc.expires.getTime() <= Date.now()) return cb(null, null);
         // Parsed for each caller: express-session changes the object it is given.
@@ -130,7 +121,7 @@ export class MongoSessionStore extends session.Store {
   }
 
   override set(sid: string, sess: SessionData, cb?: Callback): void {
-    this.reading.delete(sid);
+    this.reading.detach(sid);
     const doc: SessionDoc = {
       _id: sid,
       session: JSON.stringify(sess),

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { faker } from '@faker-js/faker/locale/en';
 import type { LRUCache } from 'lru-cache';
 import { lru } from '../util/lru';
+import { SharedReads } from '../util/shared-reads';
 import { Types } from 'mongoose';
 import type { StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
@@ -61,7 +62,7 @@ export class UserService {
    * Lookups in flight by id: after a restart every connection of a user asks at once, and
    * they share one read. `forget` detaches it (later gets read anew, its answer is not cached).
    */
-  private readonly reading = new Map<string, Promise<UserRecord | null>>();
+  private readonly reading = new SharedReads<string, UserRecord | null>();
 
   constructor(
     private readonly users: UserModel,
@@ -116,24 +117,14 @@ export class UserService {
     const cached = this.cache.get(id);
     if (cached) return Promise.resolve(cached);
     if (!OBJECT_ID.test(id)) return Promise.resolve(null);
-    const shared = this.reading.get(id);
-    if (shared) return shared;
-    const read = this.strategy.findById(this.users, new Types.ObjectId(id)).then(
-      (doc) => {
-        const record = doc ? toRecord(doc) : null;
-        if (this.reading.get(id) === read) {
-          this.reading.delete(id);
-          if (record) this.cache.set(id, record);
-        }
-        return record;
+    return this.reading.get(
+      id,
+      async () => {
+        const doc = await this.strategy.findById(this.users, new Types.ObjectId(id));
+        return doc ? toRecord(doc) : null;
       },
-      (err: unknown) => {
-        if (this.reading.get(id) === read) this.reading.delete(id);
-        throw err;
-      },
+      (record) => record && this.cache.set(id, record),
     );
-    this.reading.set(id, read);
-    return read;
   }
 
   /** Users by id, in the order asked (null for unknown ids); one batch for DataLoader. */
@@ -158,6 +149,6 @@ export class UserService {
   /** Drops the cached copy (an identity reset, tests). */
   forget(id: string): void {
     this.cache.delete(id);
-    this.reading.delete(id);
+    this.reading.detach(id);
   }
 }
