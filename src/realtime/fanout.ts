@@ -110,16 +110,22 @@ export class Sink {
   /** Writes one `next` frame: this subscription's prefix, then the group's shared serialised payload. */
   send(payload: Payload): boolean {
     const socket = this.subscriber.socket;
+    if (!this.writable(socket)) return false;
+    // One allocation, two copies of bytes encoded once, one write: no string concatenation
+    // that ws would then measure and UTF-8 encode again for every socket.
+    if (this.prefix) sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
+    else sendNextFrame(socket, this.subscriber.subscriptionId, payload.bytes, this.preEncode);
+    return true;
+  }
+
+  /** Whether a frame may be written now; a socket over its buffer limit is closed instead. */
+  private writable(socket: Subscriber['socket']): boolean {
     if (this.ended || socket.readyState !== OPEN) return false;
     if (socket.bufferedAmount > this.maxBufferedBytes) {
       // Buffering without bound would let one stalled phone exhaust the server's memory.
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
-    // One allocation, two copies of bytes encoded once, one write: no string concatenation
-    // that ws would then measure and UTF-8 encode again for every socket.
-    if (this.prefix) sendTextFrame(socket, this.prefix, payload.bytes, this.preEncode);
-    else sendNextFrame(socket, this.subscriber.subscriptionId, payload.bytes, this.preEncode);
     return true;
   }
 
@@ -144,11 +150,7 @@ export class Sink {
       bodies.push(payload.bytes);
     }
     const socket = this.subscriber.socket;
-    if (bodies.length === 0 || this.ended || socket.readyState !== OPEN) return 0;
-    if (socket.bufferedAmount > this.maxBufferedBytes) {
-      socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
-      return 0;
-    }
+    if (bodies.length === 0 || !this.writable(socket)) return 0;
     sendTextFrames(socket, this.prefix ?? nextPrefix(this.subscriber.subscriptionId), bodies, this.preEncode);
     return bodies.length;
   }

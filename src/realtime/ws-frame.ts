@@ -28,6 +28,19 @@ const FIN_TEXT = 0x81;
 
 const senderOf = (socket: WebSocket) => (socket as unknown as { _sender?: WsSender })._sender;
 
+/**
+ * The socket's Sender when a pre-encoded frame may go to it now (`preEncode`, and the Sender
+ * idle: a busy one queues `socket.send`s, which a direct frame would overtake).
+ */
+function idleSender(socket: WebSocket, preEncode: boolean): Required<WsSender> | undefined {
+  const sender = senderOf(socket);
+  if (!preEncode || !sender?.sendFrame || sender._state !== SENDER_IDLE) return undefined;
+  return sender as Required<WsSender>;
+}
+
+/** The size of an unmasked frame's header for a payload of `length` bytes. */
+const headerLength = (length: number) => (length < 126 ? 2 : length < 65536 ? 4 : 10);
+
 /** Whether frames for this socket may be pre-encoded (checked once per subscription). */
 export function canPreEncode(socket: WebSocket): boolean {
   return typeof senderOf(socket)?.sendFrame === 'function' && socket.extensions === '';
@@ -38,8 +51,8 @@ export function canPreEncode(socket: WebSocket): boolean {
  * {@link canPreEncode} said for the socket.
  */
 export function sendTextFrame(socket: WebSocket, head: Buffer, body: Buffer, preEncode: boolean): void {
-  const sender = senderOf(socket);
-  if (!preEncode || !sender?.sendFrame || sender._state !== SENDER_IDLE) {
+  const sender = idleSender(socket, preEncode);
+  if (!sender) {
     socket.send(joined(head, body), TEXT_FRAME);
     return;
   }
@@ -57,8 +70,8 @@ export function sendTextFrame(socket: WebSocket, head: Buffer, body: Buffer, pre
  */
 export function sendTextFrames(socket: WebSocket, head: Buffer, bodies: readonly Buffer[], preEncode: boolean): void {
   if (bodies.length === 0) return;
-  const sender = senderOf(socket);
-  if (!preEncode || !sender?.sendFrame || sender._state !== SENDER_IDLE) {
+  const sender = idleSender(socket, preEncode);
+  if (!sender) {
     for (const body of bodies) socket.send(joined(head, body), TEXT_FRAME);
     return;
   }
@@ -80,7 +93,7 @@ function joined(head: Buffer, body: Buffer): Buffer {
 /** The length of `head` + `body` as one unmasked frame, its header included. */
 function frameLength(head: Buffer, body: Buffer): number {
   const length = head.length + body.length;
-  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + length;
+  return headerLength(length) + length;
 }
 
 /** Writes `head` + `body` as one unmasked text frame into `out` at `offset`; returns the offset after it. */
@@ -132,22 +145,14 @@ export function nextPrefix(id: string): Buffer {
  * copied per delivery cost next to nothing.
  */
 export function sendNextFrame(socket: WebSocket, id: string, body: Buffer, preEncode: boolean): void {
-  const sender = senderOf(socket);
+  const sender = idleSender(socket, preEncode);
   const length = NEXT_OPEN.length + id.length + NEXT_CLOSE.length + body.length;
-  const framed = preEncode && sender?.sendFrame && sender._state === SENDER_IDLE;
-  let frame: Buffer;
-  let at: number;
-  if (!framed) {
-    frame = Buffer.allocUnsafe(length);
-    at = 0;
-  } else {
-    frame = Buffer.allocUnsafe((length < 126 ? 2 : length < 65536 ? 4 : 10) + length);
-    at = writeHeader(frame, 0, length);
-  }
+  const frame = Buffer.allocUnsafe((sender ? headerLength(length) : 0) + length);
+  let at = sender ? writeHeader(frame, 0, length) : 0;
   at += NEXT_OPEN.copy(frame, at);
   at += frame.write(id, at, 'latin1');
   at += NEXT_CLOSE.copy(frame, at);
   body.copy(frame, at);
-  if (framed) sender.sendFrame!([frame]);
+  if (sender) sender.sendFrame([frame]);
   else socket.send(frame, TEXT_FRAME);
 }
