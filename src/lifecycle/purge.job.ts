@@ -219,7 +219,6 @@ export class PurgeJob {
       }
     });
     const purged = due.length > 0 ? await this.writeStubs(due, now) : 0;
-    this.totals.purged += purged;
     const ops = [
       ...done.map((_id) => ({ deleteOne: { filter: { _id } } })),
       ...later.map(({ _id, at }) => ({ replaceOne: { filter: { _id }, replacement: { at } } })),
@@ -237,9 +236,7 @@ export class PurgeJob {
       batchSize: CURSOR_BATCH,
       ...SCAN,
     });
-    const purged = await this.inBatches(cursor, BATCH, (docs) => this.writeStubs(docs, now));
-    this.totals.purged += purged;
-    return purged;
+    return this.inBatches(cursor, BATCH, (docs) => this.writeStubs(docs, now));
   }
 
   /**
@@ -317,6 +314,7 @@ export class PurgeJob {
     changed.forEach((stub) => this.store.noteChanged(stub));
     await this.pubsub.publish(MESSAGES_PURGED_TOPIC, { stubs: changed }).catch(() => undefined);
     await this.reactions.deleteMany({ message: { $in: docs.map((d) => d._id) } });
+    this.totals.purged += docs.length;
     return docs.length;
   }
 }
