@@ -1,18 +1,17 @@
 import type { MessageDoc } from '../../src/messages/message.model';
 import { RecentMessages } from '../../src/messages/recent-messages';
 
-const doc = (seq: number): MessageDoc =>
-  ({
-    _id: `lobby:${String(seq).padStart(12, '0')}`,
-    conversation: 'lobby',
-    seq,
-    text: `m ${seq}`,
-    sender: 'a',
-    recipient: null,
-    clientId: null,
-    createdAt: new Date(0),
-    readAt: null,
-  }) as MessageDoc;
+const doc = (seq: number): MessageDoc => ({
+  _id: `lobby:${String(seq).padStart(12, '0')}`,
+  conversation: 'lobby',
+  seq,
+  text: `m ${seq}`,
+  sender: 'a',
+  recipient: null,
+  clientId: null,
+  createdAt: new Date(0),
+  readAt: null,
+});
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => doc(from + i));
 
 describe('RecentMessages.prepend (older messages read for a replay)', () => {
