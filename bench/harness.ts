@@ -57,6 +57,8 @@ export async function startTarget(
   server: string,
   profile?: string,
   extraEnv: Record<string, string> = {},
+  /** Node options of an Anonymo server; default those of `npm start` (a baseline build may differ). */
+  nodeArgs: readonly string[] = SERVER_NODE_ARGS,
 ): Promise<Target> {
   if (isBaseline(mode)) {
     const child = spawn(process.execPath, [...GC_ARGS, path.join(BUILT, BASELINES[mode])], {
@@ -82,10 +84,10 @@ export async function startTarget(
   const metricsPort = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'anonymo-bench-'));
   const dbName = `bench_${mode.replace(/\W/g, '')}_${randomBytes(3).toString('hex')}`;
-  const nodeArgs = profile
+  const profileArgs = profile
     ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${mode}-${subscribers}-${Date.now()}.cpuprofile`]
     : [];
-  const child = spawn(process.execPath, [...GC_ARGS, ...SERVER_NODE_ARGS, ...nodeArgs, server], {
+  const child = spawn(process.execPath, [...GC_ARGS, ...nodeArgs, ...profileArgs, server], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: {
       ...process.env,

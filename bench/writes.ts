@@ -13,6 +13,9 @@
  *
  * Flags: --senders 100 --per 20 --history 10000,1000000 --history-requests 200
  *        --server dist/main.js --out bench/results
+ *        --node-args "…" the server's Node options (default those of `npm start`), e.g. to run
+ *                        an older build as it was deployed: --server ../old/dist/main.js
+ *                        --node-args "--max-semi-space-size=4"
  *        --profile DIR   write a V8 CPU profile of each server (node --cpu-prof) into DIR
  *        --only NAMES    comma-separated workload keys to run: http-lobby, http-dm, ws-lobby, ws-dm
  *                        (default all; the baseline always runs)
@@ -33,7 +36,7 @@ import { MongoClient } from 'mongodb';
 import WebSocket from 'ws';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
 import { graphqlPost } from './graphql-post';
-import { startTarget, type Target } from './harness';
+import { SERVER_NODE_ARGS, startTarget, type Target } from './harness';
 import { cpuSeconds, nowMs, quantile } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -48,6 +51,7 @@ interface Options {
   server: string;
   out: string;
   profile?: string;
+  nodeArgs?: string[];
   only?: Set<string>;
   warmup: number;
 }
@@ -62,6 +66,7 @@ function parseOptions(): Options {
       server: { type: 'string', default: path.join(ROOT, 'dist', 'main.js') },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
       profile: { type: 'string' },
+      'node-args': { type: 'string' },
       only: { type: 'string' },
       warmup: { type: 'string', default: '1' },
       writes: { type: 'boolean', default: true },
@@ -77,6 +82,7 @@ function parseOptions(): Options {
       .filter((n) => n > 0),
     historyRequests: Number(values['history-requests']),
     server: path.resolve(values.server),
+    nodeArgs: values['node-args']?.split(/\s+/).filter(Boolean),
     out: path.resolve(values.out),
     profile: values.profile ? path.resolve(values.profile) : undefined,
     only: values.only ? new Set(values.only.split(',').map((w) => w.trim())) : undefined,
@@ -109,8 +115,8 @@ export interface WriteResult {
 type Server = Target;
 
 /** One Anonymo server under test (grouped fan-out, rate limits off), on the shared embedded database. */
-const startServer = (file: string, mongoBase: string, profile?: string): Promise<Server> =>
-  startTarget('grouped', mongoBase, 1000, file, profile);
+const startServer = (file: string, mongoBase: string, profile?: string, nodeArgs?: string[]): Promise<Server> =>
+  startTarget('grouped', mongoBase, 1000, file, profile, {}, nodeArgs);
 
 /** One keep-alive connection per concurrent sender (graphqlPost: node:http, not fetch). */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
@@ -432,7 +438,7 @@ export async function main(): Promise<void> {
     ] as const) {
       if (opts.only && !opts.only.has(key)) continue;
       // One directory per workload: the profile's file name only tells servers apart by time.
-      const server = await startServer(opts.server, base, opts.profile && path.join(opts.profile, key));
+      const server = await startServer(opts.server, base, opts.profile && path.join(opts.profile, key), opts.nodeArgs);
       try {
         for (let round = 0; round < opts.warmup; round++) {
           const r = await workload(`${name} (warm-up ${round + 1})`, opts, server, ferret, mongo, transport, direct);
@@ -444,7 +450,12 @@ export async function main(): Promise<void> {
       }
     }
     if (opts.history.length) {
-      const server = await startServer(opts.server, base, opts.profile && path.join(opts.profile, 'history'));
+      const server = await startServer(
+        opts.server,
+        base,
+        opts.profile && path.join(opts.profile, 'history'),
+        opts.nodeArgs,
+      );
       try {
         hist = await history(opts, server, mongo, ferret.process!.pid!);
       } finally {
@@ -458,7 +469,7 @@ export async function main(): Promise<void> {
   }
   const bare = results[0].storedPerSec;
   const lines = [
-    `${opts.senders} concurrent senders × ${opts.per} messages (server ${path.relative(ROOT, opts.server)})`,
+    `${opts.senders} concurrent senders × ${opts.per} messages (server ${path.relative(ROOT, opts.server)}, node ${(opts.nodeArgs ?? SERVER_NODE_ARGS).join(' ')})`,
     '',
     '| workload | stored msg/s | × bare driver | p50 ms | p99 ms | first message p50 / p99 ms | server CPU ms/msg | FerretDB CPU ms/msg | load generator CPU ms/msg | DB commands/msg | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -764,7 +764,7 @@ function listen(httpServer: Server, config: Config): Promise<number> {
 export async function createServer(options: ServerOptions): Promise<AnonymoServer> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config);
-  const metrics = new Metrics();
+  const metrics = new Metrics({ commandSampling: { percent: config.metrics.commandSamplingPercent } });
   const format = errorFormat(config, logger);
   // Read before anything is connected: a bad expression stops the start with nothing to undo.
   const blocklist = loadBlocklist(config.moderation.blocklistFile);
@@ -824,6 +824,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
       // stops accepting and in-flight requests finish (or are cut after the timeout).
       await t.apollo.stop();
       await metricsServer?.close();
+      metrics.dbCommands.close();
       // Operations that arrived over WebSocket may still be writing: let them finish.
       await d.messages.drain(config.shutdownTimeoutMs);
       await d.lifecycle.drain(config.shutdownTimeoutMs);

@@ -25,7 +25,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { getOperationAST, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PubSub } from '../realtime/pubsub';
-import { CommandCounter, type CommandScope } from './db-commands';
+import { CommandCounter, type CommandSampling, type CommandScope } from './db-commands';
 import { KNOWN_OPERATION_NAMES } from './operation-names';
 
 export type Transport = 'http' | 'ws';
@@ -51,6 +51,8 @@ export interface MetricsOptions {
   prefix?: string;
   /** Also export Node.js process metrics (CPU, memory, event loop lag, GC). Default true. */
   processMetrics?: boolean;
+  /** Which operations the commands-per-operation histogram counts (db-commands.ts). Default all. */
+  commandSampling?: CommandSampling;
   /**
    * Operation names kept as label values; any other name is counted as `other`, so a client
    * inventing names can neither grow the registry nor crowd out real operations.
@@ -89,7 +91,7 @@ export class Metrics {
   /** Database commands by operation (observeDatabase connects it to the driver). */
   readonly dbCommands: CommandCounter;
   /** WebSocket operations in progress: start times and command scopes by connection context and subscription id. */
-  private readonly wsStarts = new WeakMap<object, Map<string, { start: number; scope: CommandScope }>>();
+  private readonly wsStarts = new WeakMap<object, Map<string, { start: number; scope: CommandScope | undefined }>>();
 
   constructor(options: MetricsOptions = {}) {
     this.prefix = options.prefix ?? 'anonymo_';
@@ -227,7 +229,7 @@ export class Metrics {
     });
     this.operationCommands = new Histogram({
       name: `${p}graphql_operation_db_commands`,
-      help: 'Database commands started by one GraphQL operation (HTTP: including its session read), by type, name and transport',
+      help: 'Database commands started by one GraphQL operation (HTTP: including its session read), by type, name and transport; operations sampled in time (DB_COMMAND_SAMPLING)',
       labelNames: ['type', 'name', 'transport'],
       buckets: COMMAND_BUCKETS,
       registers,
@@ -238,7 +240,7 @@ export class Metrics {
       labelNames: ['command'],
       registers,
     });
-    this.dbCommands = new CommandCounter((command) => commandsTotal.inc({ command }));
+    this.dbCommands = new CommandCounter((command) => commandsTotal.inc({ command }), options.commandSampling);
     // Zero series, so dashboards and rate() see the counters before the first event.
     for (const conversation of ['lobby', 'direct']) this.messagesSent.inc({ conversation }, 0);
     this.deliveries.inc({ kind: 'message' }, 0);
@@ -353,7 +355,8 @@ export class Metrics {
   /** graphql-ws `onSubscribe`: an operation arrived on connection `ctx`. */
   wsOperationStarted(ctx: object, id: string): void {
     let starts = this.wsStarts.get(ctx);
-    if (!starts) this.wsStarts.set(ctx, (starts = new Map<string, { start: number; scope: CommandScope }>()));
+    if (!starts)
+      this.wsStarts.set(ctx, (starts = new Map<string, { start: number; scope: CommandScope | undefined }>()));
     // Called synchronously at the start of graphql-ws's onSubscribe: the operation's
     // execution continues from here, so its commands are charged to this scope.
     starts.set(id, { start: performance.now(), scope: this.dbCommands.enter() });

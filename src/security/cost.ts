@@ -31,6 +31,7 @@ function argSize(
   field: FieldNode,
   variables: Record<string, unknown>,
   defaults: Map<string, ValueNode>,
+  reads: { variables: boolean },
 ): number | null {
   let size: number | null = null;
   for (const arg of field.arguments ?? []) {
@@ -38,6 +39,7 @@ function argSize(
     let value: unknown;
     if (arg.value.kind === Kind.INT) value = Number(arg.value.value);
     else if (arg.value.kind === Kind.VARIABLE) {
+      reads.variables = true;
       const name = arg.value.name.value;
       if (variables[name] !== undefined) value = variables[name];
       else {
@@ -54,16 +56,29 @@ function argSize(
   return size;
 }
 
+/**
+ * Costs of operations that do not depend on their variables, by document (Apollo hands out
+ * the same parsed document for the same text) and operation name: most operations, such as
+ * `sendMessage`, are priced once rather than on every request.
+ */
+export type CostCache = WeakMap<DocumentNode, Map<string, number>>;
+
 /** The operation's cost with these variables (introspection's `__schema` is free, as in graphql-armor). */
 export function operationCost(
   document: DocumentNode,
   operationName: string | null | undefined,
   variables: Record<string, unknown> | null | undefined,
   listSizes: DefaultListSizes,
+  cache?: CostCache,
 ): number {
+  const key = operationName ?? '';
+  const cached = cache?.get(document)?.get(key);
+  if (cached !== undefined) return cached;
   const operation = getOperationAST(document, operationName);
   if (!operation) return 0;
   const vars = variables ?? {};
+  // Set by argSize when a size is a variable: then the cost is not cached.
+  const reads = { variables: false };
   const defaults = new Map<string, ValueNode>();
   for (const d of operation.variableDefinitions ?? []) {
     if (d.defaultValue) defaults.set(d.variable.name.value, d.defaultValue);
@@ -97,7 +112,7 @@ export function operationCost(
   const fieldCost = (field: FieldNode): number => {
     if (field.name.value === '__schema') return 0;
     if (!field.selectionSet) return SCALAR_COST;
-    const size = argSize(field, vars, defaults) ?? listSizes[field.name.value] ?? 1;
+    const size = argSize(field, vars, defaults, reads) ?? listSizes[field.name.value] ?? 1;
     return size * (OBJECT_COST + selectionSetCost(field.selectionSet));
   };
 
@@ -105,6 +120,11 @@ export function operationCost(
   for (const sel of operation.selectionSet.selections) {
     if (sel.kind === Kind.FIELD) total += fieldCost(sel);
     else total += selectionSetCost({ kind: Kind.SELECTION_SET, selections: [sel] });
+  }
+  if (cache && !reads.variables) {
+    let byName = cache.get(document);
+    if (!byName) cache.set(document, (byName = new Map<string, number>()));
+    byName.set(key, total);
   }
   return total;
 }
@@ -116,8 +136,9 @@ export function costError(
   variables: Record<string, unknown> | null | undefined,
   maxCost: number,
   listSizes: DefaultListSizes,
+  cache?: CostCache,
 ): AppError | null {
-  const cost = operationCost(document, operationName, variables, listSizes);
+  const cost = operationCost(document, operationName, variables, listSizes, cache);
   if (cost <= maxCost) return null;
   return new AppError(
     `Query Cost limit of ${maxCost} exceeded, found ${Math.ceil(cost)}.`,

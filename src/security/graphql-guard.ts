@@ -9,7 +9,7 @@ import { OperationTypeNode } from 'graphql';
 import { AppError, ErrorCode } from '../errors';
 import { parse } from 'graphql';
 import { documentTooLarge, rootDirectiveVariableError } from '../validation';
-import { costError, type DefaultListSizes } from './cost';
+import { costError, type CostCache, type DefaultListSizes } from './cost';
 
 export interface GuardOptions {
   maxDocumentBytes: number;
@@ -57,6 +57,7 @@ export const SUBSCRIPTION_OVER_HTTP =
 
 /** Apollo plugin: subscriptions refused with 400, and the cost limit with the variables. */
 export function operationGuardPlugin(options: GuardOptions): ApolloServerPlugin {
+  const costs: CostCache = new WeakMap();
   return {
     requestDidStart: () =>
       Promise.resolve({
@@ -64,7 +65,14 @@ export function operationGuardPlugin(options: GuardOptions): ApolloServerPlugin 
           if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
             throw new AppError(SUBSCRIPTION_OVER_HTTP, ErrorCode.BAD_REQUEST, { http: { status: 400 } });
           }
-          const error = costError(document, operationName, request.variables, options.maxCost, options.listSizes);
+          const error = costError(
+            document,
+            operationName,
+            request.variables,
+            options.maxCost,
+            options.listSizes,
+            costs,
+          );
           if (error) throw error;
           return Promise.resolve();
         },

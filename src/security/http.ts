@@ -18,7 +18,11 @@ export function originMiddleware(policy: OriginPolicy): RequestHandler[] {
   };
   // Only allowed origins get here, so reflecting the request's Origin is safe.
   const corsHandler = cors({ origin: true, credentials: true, maxAge: 600 });
-  return [guard, corsHandler];
+  // A request without Origin is not a cross-origin browser request: CORS headers would mean
+  // nothing to it (and GraphQL answers are `no-store`, so no cache varies on them).
+  const corsForOrigins: RequestHandler = (req, res, next) =>
+    req.headers.origin === undefined ? next() : corsHandler(req, res, next);
+  return [guard, corsForOrigins];
 }
 
 /**

@@ -77,6 +77,7 @@ export class RateLimits {
    * lets the action through: an outage of the limiter must not take the chat down with it.
    */
   async retryAfter(name: LimitName, keys: LimitKeys, points = 1): Promise<number> {
+    if (!this.config.enabled) return 0;
     return Math.max(0, ...(await this.waits(name, keys, points)).map((w) => w.ms));
   }
 

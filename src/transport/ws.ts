@@ -54,7 +54,7 @@ import { serveGraphqlWs } from './graphql-ws-server';
 import { addSocketCloseHook, type SocketCloseHook } from '../realtime/socket-close';
 import { OperationIds } from '../realtime/operation-ids';
 import type { ConnectionCounter } from '../security/connection-limits';
-import { costError, type DefaultListSizes } from '../security/cost';
+import { costError, type CostCache, type DefaultListSizes } from '../security/cost';
 
 /** How long a new socket may take to send `connection_init` (graphql-ws's default). */
 const CONNECTION_INIT_WAIT_MS = 3000;
@@ -124,6 +124,7 @@ function rejectUpgrade(
 function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
   const { config, limits, validator, schema, realtime, users, metrics } = deps;
   const { maxCost } = config.security.operations;
+  const costs: CostCache = new WeakMap();
   return async (
     ctx: WsContext<Record<string, unknown>, Extra>,
     id: string,
@@ -156,7 +157,7 @@ function subscribeHook(deps: WsTransportDeps, operationIds: OperationIds) {
     const canonical = document.loc?.source.body;
     if (canonical !== undefined && canonical === payload.query) payload.query = canonical;
     const variables = payload.variables ?? {};
-    const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes);
+    const tooCostly = costError(document, payload.operationName, variables, maxCost, deps.listSizes, costs);
     if (tooCostly) return [tooCostly];
     const operation = new WsOperation(
       realtime,

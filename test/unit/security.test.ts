@@ -1,3 +1,5 @@
+import { parse } from 'graphql';
+import { operationCost, type CostCache } from '../../src/security/cost';
 import { ConfigError, loadConfig } from '../../src/config';
 import { ipKey } from '../../src/security/ip';
 import { hideSuggestions } from '../../src/security/limits';
@@ -216,5 +218,27 @@ describe('field suggestions', () => {
     ['Cannot query field "x" on type "Query".', 'Cannot query field "x" on type "Query".'],
   ])('%s', (message, hidden) => {
     expect(hideSuggestions(message)).toBe(hidden);
+  });
+});
+
+describe('operation cost cache', () => {
+  const sizes = { onlineUsers: 50 };
+  const doc = parse('query Q($n: Int) { messages(last: $n) { edges { node { id } } } onlineUsers { id } }');
+  const fixed = parse('query F { messages(last: 20) { edges { node { id } } } onlineUsers { id } }');
+
+  it('prices an operation whose list sizes are variables with each request’s variables', () => {
+    const cache: CostCache = new WeakMap();
+    const small = operationCost(doc, 'Q', { n: 1 }, sizes, cache);
+    const large = operationCost(doc, 'Q', { n: 1000 }, sizes, cache);
+    expect(large).toBeGreaterThan(small);
+    expect(cache.get(doc)).toBeUndefined();
+  });
+
+  it('prices an operation without variable sizes once and answers the same cost from the cache', () => {
+    const cache: CostCache = new WeakMap();
+    const first = operationCost(fixed, 'F', {}, sizes, cache);
+    expect(cache.get(fixed)?.get('F')).toBe(first);
+    expect(operationCost(fixed, 'F', { unrelated: 1 }, sizes, cache)).toBe(first);
+    expect(operationCost(fixed, 'F', {}, sizes)).toBe(first);
   });
 });
