@@ -13,9 +13,9 @@
  *
  * Flags: --senders 100 --per 20 --history 10000,1000000 --history-requests 200
  *        --server dist/main.js --out bench/results
- *        --node-args "…" the server's Node options (default those of `npm start`), e.g. to run
+ *        --node-args=…   the server's Node options (default those of `npm start`), e.g. to run
  *                        an older build as it was deployed: --server ../old/dist/main.js
- *                        --node-args "--max-semi-space-size=4"
+ *                        --node-args=--max-semi-space-size=4 (with "=": the value starts with a dash)
  *        --profile DIR   write a V8 CPU profile of each server (node --cpu-prof) into DIR
  *        --only NAMES    comma-separated workload keys to run: http-lobby, http-dm, ws-lobby, ws-dm
  *                        (default all; the baseline always runs)
