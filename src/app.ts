@@ -441,6 +441,7 @@ function createDomains(
     messageModel(db.connection),
     reactionModel(db.connection),
     messageExpiryModel(db.connection),
+    db.strategy,
     expiry,
     store,
     pubsub,

@@ -28,6 +28,7 @@
  * that moment) puts the old document back, it lacks `purgedAt` and the next run purges it again.
  */
 import type { FindCursor } from 'mongodb';
+import type { StorageStrategy } from '../db/strategy';
 import type { Logger } from 'pino';
 import type { MessageExpiry } from '../messages/message.expiry';
 import type { MessageDoc, MessageModel } from '../messages/message.model';
@@ -85,6 +86,7 @@ export class PurgeJob {
     private readonly messages: MessageModel,
     private readonly reactions: ReactionModel,
     private readonly expiries: MessageExpiryModel,
+    private readonly strategy: Pick<StorageStrategy, 'insertMany'>,
     private readonly expiry: MessageExpiry,
     private readonly store: Pick<MessageStore, 'noteChanged'>,
     private readonly pubsub: PubSub,
@@ -284,15 +286,8 @@ export class PurgeJob {
 
   /** Inserts log entries; one already there (an earlier attempt at the same number) is kept. */
   private async record(entries: MessageExpiryDoc[]): Promise<void> {
-    if (entries.length === 0) return;
-    try {
-      await this.expiries.collection.insertMany(entries as never[], { ordered: false });
-    } catch (err) {
-      // The driver gives one write error as an object, several as an array.
-      const found = (err as { writeErrors?: { code?: number } | Array<{ code?: number }> }).writeErrors;
-      const writeErrors = found === undefined ? [] : ([] as Array<{ code?: number }>).concat(found);
-      if (writeErrors.length === 0 || writeErrors.some((e) => e.code !== 11000)) throw err;
-    }
+    const failed = (await this.strategy.insertMany(this.expiries, entries, false)).find((o) => o instanceof Error);
+    if (failed) throw failed;
   }
 
   private async writeStubs(docs: Candidate[], now: Date): Promise<number> {
