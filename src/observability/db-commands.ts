@@ -42,7 +42,7 @@ export interface CommandSampling {
 }
 
 export class CommandCounter {
-  private readonly als = new AsyncLocalStorage<CommandScope>();
+  private readonly als = new AsyncLocalStorage<CommandScope | undefined>();
   /** Every command this instance sent, by command name (insert, find, update, ...). */
   readonly totals = new Map<string, number>();
   private readonly percent: number;
@@ -118,7 +118,7 @@ export class CommandCounter {
    */
   enter(): CommandScope | undefined {
     if (!this.sampling()) {
-      if (this.enabled) this.als.enterWith(undefined as unknown as CommandScope);
+      if (this.enabled) this.als.enterWith(undefined);
       return undefined;
     }
     const scope = { commands: 0 };

@@ -83,7 +83,6 @@ export class RateLimits {
 
   /** {@link retryAfter} per key. */
   private async waits(name: LimitName, keys: LimitKeys, points = 1): Promise<Array<{ tag: string; ms: number }>> {
-    if (!this.config.enabled) return [];
     return Promise.all(
       (Object.entries(keys) as Array<[KeyKind, string | undefined]>).map(async ([kind, key]) => {
         const tag = `${name}:${kind}:${key}`;

@@ -30,6 +30,10 @@ async function operation(c: CommandCounter, driver: Driver) {
   return scope as { commands: number } | undefined;
 }
 
+// The disabling timer runs on fake time; promises (the operations' awaits) stay real.
+beforeEach(() => {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+});
 afterEach(() => {
   jest.useRealTimers();
 });
@@ -45,7 +49,6 @@ test('at 100 percent every operation is counted, whenever it starts', async () =
 });
 
 test('at 10 percent only operations starting in the first second of each ten are counted; totals are complete', async () => {
-  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
   const clock = { now: 20000 + 500 };
   const { c, driver } = counter(10, clock);
   expect((await operation(c, driver))?.commands).toBe(1);
@@ -58,7 +61,6 @@ test('at 10 percent only operations starting in the first second of each ten are
 });
 
 test('outside the window and its grace the storage is disabled: no scope is visible, even one entered before', async () => {
-  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
   const clock = { now: 40000 };
   const { c, driver } = counter(10, clock);
   const scope = c.enter();
@@ -76,7 +78,6 @@ test('outside the window and its grace the storage is disabled: no scope is visi
 });
 
 test('an operation not sampled while the storage is still on does not inherit an earlier scope', async () => {
-  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
   const clock = { now: 50000 };
   const { c, driver } = counter(10, clock);
   const first = c.enter();
