@@ -9,6 +9,9 @@
  *    over WebSocket mutations, all to the lobby and each to a different DM partner.
  *    Stored messages/s (counted in the database), send latency p50/p99, server and FerretDB
  *    CPU per message, database commands per message (the server's anonymo_db_commands_total).
+ *    Before them, the HTTP lobby workload against the floor (bench/http-floor-server.ts: express,
+ *    express-session and Apollo Server answering `sendMessage` with a counter): what the chosen
+ *    HTTP stack costs before any of Anonymo's work, measured in the same run.
  * 3. `messages(last: 50)` latency with `--history` messages stored in the lobby.
  *
  * Flags: --senders 100 --per 20 --history 10000,1000000 --history-requests 200
@@ -17,13 +20,19 @@
  *                        an older build as it was deployed: --server ../old/dist/main.js
  *                        --node-args=--max-semi-space-size=4 (with "=": the value starts with a dash)
  *        --profile DIR   write a V8 CPU profile of each server (node --cpu-prof) into DIR
- *        --only NAMES    comma-separated workload keys to run: http-lobby, http-dm, ws-lobby, ws-dm
+ *        --only NAMES    comma-separated workload keys to run: http-floor, http-lobby, http-dm, ws-lobby,
+ *                        ws-dm
  *                        (default all; the baseline always runs)
- *        --warmup 1      rounds of the same workload, with other users, on the same server before
- *                        the measured one. A server in service has run its code paths thousands of
- *                        times; a fresh process runs its first requests unoptimised, which a
- *                        2,000-message burst mostly consists of. The first (cold) round is
- *                        reported too, in its own row.
+ *        --warmup 4      rounds of the same workload, with other users, on the same server before
+ *                        the measured ones. A server in service has run its code paths millions of
+ *                        times; a fresh process runs its first requests unoptimised, and V8 keeps
+ *                        optimising for several thousand (HTTP sends: server CPU per message fell
+ *                        from ~1.2 ms in round 1 to ~0.5 ms by rounds 4–5, the stack alone from
+ *                        ~1.0 to ~0.3 ms by round 3). The first (cold) round is reported too, in
+ *                        its own row.
+ *        --rounds 5      measured rounds per workload: each row is their median (range of
+ *                        stored/s and p99 in brackets). Single rounds on this machine vary by
+ *                        ±30 %, with its speed from minute to minute.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -36,7 +45,7 @@ import { MongoClient } from 'mongodb';
 import WebSocket from 'ws';
 import { startFerretDB, type EmbeddedDatabase } from '../src/db/embedded';
 import { graphqlPost } from './graphql-post';
-import { SERVER_NODE_ARGS, startTarget, type Target } from './harness';
+import { BUILT, SERVER_NODE_ARGS, startTarget, type Target } from './harness';
 import { cpuSeconds, nowMs, quantile } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -54,6 +63,7 @@ interface Options {
   nodeArgs?: string[];
   only?: Set<string>;
   warmup: number;
+  rounds: number;
 }
 
 function parseOptions(): Options {
@@ -68,7 +78,8 @@ function parseOptions(): Options {
       profile: { type: 'string' },
       'node-args': { type: 'string' },
       only: { type: 'string' },
-      warmup: { type: 'string', default: '1' },
+      warmup: { type: 'string', default: '4' },
+      rounds: { type: 'string', default: '5' },
       writes: { type: 'boolean', default: true },
     },
     allowPositionals: false,
@@ -87,6 +98,7 @@ function parseOptions(): Options {
     profile: values.profile ? path.resolve(values.profile) : undefined,
     only: values.only ? new Set(values.only.split(',').map((w) => w.trim())) : undefined,
     warmup: Number(values.warmup),
+    rounds: Math.max(1, Number(values.rounds)),
   };
 }
 
@@ -110,6 +122,9 @@ export interface WriteResult {
   /** The same by command name (insert, find, update, ...). */
   commandsByName?: Record<string, number>;
   errors: number;
+  /** Over the measured rounds (the row is their median): lowest and highest. */
+  storedPerSecRange?: [number, number];
+  p99Range?: [number, number];
 }
 
 type Server = Target;
@@ -117,6 +132,15 @@ type Server = Target;
 /** One Anonymo server under test (grouped fan-out, rate limits off), on the shared embedded database. */
 const startServer = (file: string, mongoBase: string, profile?: string, nodeArgs?: string[]): Promise<Server> =>
   startTarget('grouped', mongoBase, 1000, file, profile, {}, nodeArgs);
+
+/**
+ * The stack alone (bench/http-floor-server.ts), started like a server under test with the same
+ * Node options. It stores nothing and has no metrics: its "stored" messages are its answers.
+ */
+const startFloor = async (mongoBase: string, profile?: string, nodeArgs?: string[]): Promise<Server> => ({
+  ...(await startServer(path.join(BUILT, 'http-floor-server.js'), mongoBase, profile, nodeArgs)),
+  metrics: undefined,
+});
 
 /** One keep-alive connection per concurrent sender (graphqlPost: node:http, not fetch). */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
@@ -136,9 +160,10 @@ async function identity(url: string): Promise<{ cookie: string; id: string }> {
   return { cookie: r.cookie!, id: (r.body.data as { me: { id: string } }).me.id };
 }
 
-/** The server's anonymo_db_commands_total by command name (undefined for builds without it). */
+/** The server's anonymo_db_commands_total by command name (undefined for builds without it, and the floor). */
 async function commandCounts(server: Server): Promise<Record<string, number> | undefined> {
-  const text = await (await fetch(server.metrics!)).text();
+  if (!server.metrics) return undefined;
+  const text = await (await fetch(server.metrics)).text();
   let counts: Record<string, number> | undefined;
   for (const m of text.matchAll(/^anonymo_db_commands_total\{command="([^"]*)"\} (\S+)$/gm)) {
     (counts ??= {})[m[1]] = Number(m[2]);
@@ -212,7 +237,10 @@ async function workload(
   else await Promise.all(senders.map((s) => post(server.http, s.cookie, SEND, hello)));
   const messages = opts.senders * opts.per;
   const coll = mongo.db(server.dbName).collection('messages');
-  const storedBefore = await coll.countDocuments({});
+  // The floor stores nothing: its count is of the sends it answered.
+  let answered = 0;
+  const countStored = () => (server.metrics ? coll.countDocuments({}) : Promise.resolve(answered));
+  const storedBefore = await countStored();
   const commandsBefore = await commandCounts(server);
   const cpu0 = cpuSeconds(server.pid);
   const ferretCpu0 = cpuSeconds(ferret.process!.pid!);
@@ -232,6 +260,7 @@ async function workload(
             const r = await post(server.http, s.cookie, SEND, { input });
             if (r.body.errors) throw new Error(JSON.stringify(r.body.errors));
           }
+          answered++;
           latencies.push(nowMs() - start);
           if (i === 0) firsts.push(nowMs() - start);
         } catch {
@@ -245,7 +274,7 @@ async function workload(
   const ferretCpu = cpuSeconds(ferret.process!.pid!) - ferretCpu0;
   const loadgenCpu = process.cpuUsage(loadgenCpu0);
   const commandsAfter = await commandCounts(server);
-  const stored = (await coll.countDocuments({})) - storedBefore;
+  const stored = (await countStored()) - storedBefore;
   for (const c of clients) void c.dispose();
   const result: WriteResult = {
     workload: name,
@@ -269,6 +298,41 @@ async function workload(
   };
   console.log(`  ${name}: ${JSON.stringify(result)}`);
   return result;
+}
+
+/** The measured rounds of one workload as one row: each figure is the median of its rounds. */
+export function medianOf(workload: string, rounds: readonly WriteResult[]): WriteResult {
+  const med = (pick: (r: WriteResult) => number | undefined): number | undefined => {
+    const xs = rounds.map(pick).filter((x): x is number => x !== undefined);
+    return xs.length ? quantile(xs, 0.5) : undefined;
+  };
+  const range = (pick: (r: WriteResult) => number): [number, number] => [
+    Math.min(...rounds.map(pick)),
+    Math.max(...rounds.map(pick)),
+  ];
+  const byName: Record<string, number> = {};
+  for (const name of new Set(rounds.flatMap((r) => Object.keys(r.commandsByName ?? {})))) {
+    byName[name] = med((r) => r.commandsByName?.[name] ?? 0)!;
+  }
+  return {
+    workload,
+    messages: med((r) => r.messages)!,
+    stored: med((r) => r.stored)!,
+    seconds: med((r) => r.seconds)!,
+    storedPerSec: med((r) => r.storedPerSec)!,
+    p50Ms: med((r) => r.p50Ms)!,
+    p99Ms: med((r) => r.p99Ms)!,
+    firstP50Ms: med((r) => r.firstP50Ms),
+    firstP99Ms: med((r) => r.firstP99Ms),
+    serverCpuMsPerMessage: med((r) => r.serverCpuMsPerMessage)!,
+    ferretCpuMsPerMessage: med((r) => r.ferretCpuMsPerMessage)!,
+    loadgenCpuMsPerMessage: med((r) => r.loadgenCpuMsPerMessage)!,
+    commandsPerMessage: med((r) => r.commandsPerMessage),
+    commandsByName: rounds.some((r) => r.commandsByName) ? byName : undefined,
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+    storedPerSecRange: range((r) => r.storedPerSec),
+    p99Range: range((r) => r.p99Ms),
+  };
 }
 
 /** One insertOne per message from the bare driver: the database's own ceiling for that pattern. */
@@ -408,6 +472,7 @@ async function history(opts: Options, server: Server, mongo: MongoClient, ferret
 }
 
 const f = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+const bracket = (r: [number, number] | undefined, d: number) => (r ? ` (${f(r[0], d)}–${f(r[1], d)})` : '');
 
 export async function main(): Promise<void> {
   const opts = parseOptions();
@@ -429,8 +494,11 @@ export async function main(): Promise<void> {
     });
     const base = ferret.uri.replace(/unused$/, '');
     mongo = await MongoClient.connect(base, { maxPoolSize: opts.senders });
-    results.push(await baseline(opts, mongo, ferret));
+    const bareRounds: WriteResult[] = [];
+    for (let round = 0; round < opts.rounds; round++) bareRounds.push(await baseline(opts, mongo, ferret));
+    results.push(medianOf(bareRounds[0].workload, bareRounds));
     for (const [key, name, transport, direct] of [
+      ['http-floor', 'HTTP, lobby, on the stack alone (no storage or checks: the floor)', 'http', false],
       ['http-lobby', 'HTTP, lobby', 'http', false],
       ['http-dm', 'HTTP, DM each to its own partner', 'http', true],
       ['ws-lobby', 'WebSocket, lobby', 'ws', false],
@@ -438,13 +506,21 @@ export async function main(): Promise<void> {
     ] as const) {
       if (opts.only && !opts.only.has(key)) continue;
       // One directory per workload: the profile's file name only tells servers apart by time.
-      const server = await startServer(opts.server, base, opts.profile && path.join(opts.profile, key), opts.nodeArgs);
+      const profile = opts.profile && path.join(opts.profile, key);
+      const server =
+        key === 'http-floor'
+          ? await startFloor(base, profile, opts.nodeArgs)
+          : await startServer(opts.server, base, profile, opts.nodeArgs);
       try {
         for (let round = 0; round < opts.warmup; round++) {
           const r = await workload(`${name} (warm-up ${round + 1})`, opts, server, ferret, mongo, transport, direct);
           if (round === 0) results.push({ ...r, workload: `${name}, cold server (first round)` });
         }
-        results.push(await workload(name, opts, server, ferret, mongo, transport, direct));
+        const measured: WriteResult[] = [];
+        for (let round = 0; round < opts.rounds; round++) {
+          measured.push(await workload(`${name} (round ${round + 1})`, opts, server, ferret, mongo, transport, direct));
+        }
+        results.push(medianOf(name, measured));
       } finally {
         await server.stop();
       }
@@ -471,11 +547,13 @@ export async function main(): Promise<void> {
   const lines = [
     `${opts.senders} concurrent senders × ${opts.per} messages (server ${path.relative(ROOT, opts.server)}, node ${(opts.nodeArgs ?? SERVER_NODE_ARGS).join(' ')})`,
     '',
+    `Each row: the median of ${opts.rounds} measured rounds (lowest–highest in brackets), after ${opts.warmup} warm-up round(s) on the same server; the cold rows are the first warm-up round.`,
+    '',
     '| workload | stored msg/s | × bare driver | p50 ms | p99 ms | first message p50 / p99 ms | server CPU ms/msg | FerretDB CPU ms/msg | load generator CPU ms/msg | DB commands/msg | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (r) =>
-        `| ${r.workload} | ${f(r.storedPerSec)} | ${f(r.storedPerSec / bare, 2)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${f(r.firstP50Ms)} / ${f(r.firstP99Ms)} | ${f(r.serverCpuMsPerMessage, 2)} | ${f(r.ferretCpuMsPerMessage, 2)} | ${f(r.loadgenCpuMsPerMessage, 2)} | ${f(r.commandsPerMessage, 2)} | ${r.errors} |`,
+        `| ${r.workload} | ${f(r.storedPerSec)}${bracket(r.storedPerSecRange, 0)} | ${f(r.storedPerSec / bare, 2)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)}${bracket(r.p99Range, 0)} | ${f(r.firstP50Ms)} / ${f(r.firstP99Ms)} | ${f(r.serverCpuMsPerMessage, 2)} | ${f(r.ferretCpuMsPerMessage, 2)} | ${f(r.loadgenCpuMsPerMessage, 2)} | ${f(r.commandsPerMessage, 2)} | ${r.errors} |`,
     ),
     '',
     'DB commands per message by name:',
