@@ -334,25 +334,6 @@ function createDomains(
   );
   // Abuse control before the domains that ask it (conversation summaries, sends, pairing).
   const abuse = createAbuseControl(options, db, pubsub, { users, store, lifecycle }, extra);
-  const conversations = new ConversationService(
-    inboxEntryModel(db.connection),
-    inboxPairModel(db.connection),
-    readMarkerModel(db.connection),
-    store,
-    users,
-    pubsub,
-    db.strategy,
-    (doc) => expiry.isVisible(doc),
-    // lastMessage never shows what the viewer may not see (blocked, shadow, hidden by reports).
-    (viewerId, docs) => abuse.policy.visible(viewerId, docs),
-  );
-  // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
-  const connectionKeys = new WeakMap<object, string>();
-  const connectionKey = (socket: object) => {
-    let key = connectionKeys.get(socket);
-    if (!key) connectionKeys.set(socket, (key = randomUUID()));
-    return key;
-  };
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,
@@ -366,6 +347,28 @@ function createDomains(
     logger,
     registry,
   });
+  // Publications stay on this instance unless they go through Redis (or a transport given).
+  const pubsubStaysHere = options.pubsub === undefined && !config.redis.url;
+  const conversations = new ConversationService(
+    inboxEntryModel(db.connection),
+    inboxPairModel(db.connection),
+    readMarkerModel(db.connection),
+    store,
+    users,
+    pubsub,
+    db.strategy,
+    (doc) => expiry.isVisible(doc),
+    // lastMessage never shows what the viewer may not see (blocked, shadow, hidden by reports).
+    (viewerId, docs) => abuse.policy.visible(viewerId, docs),
+    pubsubStaysHere ? (ownerId) => presence.connectedHere(ownerId) : undefined,
+  );
+  // Replays are paid for per WebSocket connection (its socket object; a stable key for the limiter).
+  const connectionKeys = new WeakMap<object, string>();
+  const connectionKey = (socket: object) => {
+    let key = connectionKeys.get(socket);
+    if (!key) connectionKeys.set(socket, (key = randomUUID()));
+    return key;
+  };
   const rooms = new RoomService(
     roomModel(db.connection),
     roomSlugModel(db.connection),

@@ -92,6 +92,12 @@ export class ConversationService {
      */
     private readonly visibleTo: (viewerId: string, docs: MessageDoc[]) => Promise<MessageDoc[]> = (_v, docs) =>
       Promise.resolve(docs),
+    /**
+     * Whether a `conversationUpdated` publication for `ownerId` could reach a subscriber. With
+     * local pub/sub only a WebSocket on this instance can hold one; the push is built (reads,
+     * a summary) only then. Default: always (pub/sub across instances).
+     */
+    private readonly mayBeSubscribed: (ownerId: string) => boolean = () => true,
   ) {
     this.entryInserts = new InsertBatcher(entries, strategy);
     this.pairInserts = new InsertBatcher(pairs, strategy);
@@ -319,6 +325,8 @@ export class ConversationService {
    * conversation with `otherId` looks now. Best effort: the `conversations` query stays the truth.
    */
   async notify(ownerId: string, otherId: string, newest?: MessageDoc): Promise<void> {
+    // Most direct messages go to someone without a tab open: nothing to build for them.
+    if (!this.mayBeSubscribed(ownerId)) return;
     try {
       const summary = await this.summary(ownerId, otherId, newest);
       if (!summary) return;

@@ -83,6 +83,15 @@ export class PresenceService {
     return this.registry.onlineUserIds();
   }
 
+  /**
+   * Whether `userId` has a WebSocket open on this instance (or closed one within the grace
+   * period). Subscriptions only come over WebSockets, so without one here no subscription of
+   * theirs can hear a publication that stays on this instance (local pub/sub).
+   */
+  connectedHere(userId: string): boolean {
+    return this.local.has(userId);
+  }
+
   /** Users with local bookkeeping (connections or a pending grace timer), for leak checks. */
   trackedCount(): number {
     return this.local.size;

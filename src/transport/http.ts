@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
@@ -96,9 +96,8 @@ export async function startHttpTransport(
     plugins: [
       // No response is cacheable (every one depends on the session): instead of Apollo's
       // cache-control plugin, which computes a policy in a hook around every field resolved
-      // only to arrive at `no-store`, the header is set directly.
+      // only to arrive at `no-store`, the header is set directly (noStore, below).
       ApolloServerPluginCacheControlDisabled(),
-      noStorePlugin(),
       deps.drain.plugin(config.shutdownTimeoutMs, deps.cutWebSockets),
       deps.metrics.apolloPlugin(),
       serviceUnavailableStatusPlugin(),
@@ -117,11 +116,12 @@ export async function startHttpTransport(
     ],
   });
   await apollo.start();
-  mountRoutes(app, deps);
   const commandScope = deps.metrics.dbCommands.middleware();
+  // First: every GraphQL request would otherwise be matched against the routes below in turn.
   app.use(
     '/graphql',
     inSequence([
+      noStore,
       commandScope.begin,
       ...originMiddleware(deps.origins),
       httpRateLimit(deps.limits),
@@ -132,6 +132,7 @@ export async function startHttpTransport(
       expressMiddleware(apollo, { context: ({ req }) => httpContext(req, deps) }),
     ]),
   );
+  mountRoutes(app, deps);
   const client = webClient({ logger: deps.logger });
   if (client) app.use(client);
   app.use(jsonErrors(config, deps.logger));
@@ -163,14 +164,15 @@ export function inSequence(handlers: readonly RequestHandler[]): RequestHandler 
   };
 }
 
-/** `Cache-Control: no-store` on every GraphQL response, as Apollo's cache-control plugin sent without hints. */
-function noStorePlugin(): ApolloServerPlugin<Context> {
-  const willSendResponse = ({ response }: { response: { http: { headers: Map<string, string> } } }) => {
-    response.http.headers.set('cache-control', 'no-store');
-    return Promise.resolve();
-  };
-  return { requestDidStart: () => Promise.resolve({ willSendResponse }) };
-}
+/**
+ * `Cache-Control: no-store` on every /graphql response, as Apollo's cache-control plugin sent
+ * without hints. A header on the response before Apollo runs, not a plugin: each plugin that
+ * hooks requests is awaited at every stage of every request's pipeline.
+ */
+const noStore: RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
 
 function mountRoutes(app: Express, deps: HttpTransportDeps): void {
   app.get('/healthz', (_req, res) => {

@@ -4,7 +4,7 @@
  * real traffic. CI runs this file with both storage strategies (DB_STRATEGY=mongodb too).
  */
 import { TestClient } from '../helpers/client';
-import { scrape } from '../helpers/metrics';
+import { noSubscriptionsLeft, scrape, subscriptionsAttached } from '../helpers/metrics';
 import { startServer, type TestServer } from '../helpers/server';
 import { waitForValue } from '../helpers/wait';
 
@@ -55,6 +55,40 @@ async function measure(server: TestServer, name: string, work: () => Promise<voi
   return { ran, total: after.sum - before.sum, within };
 }
 
+/** The server's `find` total once it stopped changing (work after an answer, such as its pushes, is done). */
+async function settledFinds(server: TestServer, what: string): Promise<number> {
+  let last = -1;
+  return waitForValue(
+    async () => total(await scrape(server), 'find'),
+    (v: number) => {
+      const still = v === last;
+      last = v;
+      return still;
+    },
+    { what, interval: 200 },
+  );
+}
+
+/**
+ * Users made on another instance of the database (`there` runs there first, with them): this
+ * one has nothing of theirs in memory. Returns them as clients of `server`.
+ */
+async function usersFromElsewhere(
+  server: TestServer,
+  n: number,
+  there: (clients: TestClient[]) => Promise<unknown> = () => Promise.resolve(),
+): Promise<TestClient[]> {
+  const elsewhere = await startServer({ dbName: server.dbName, env: { DB_COMMAND_SAMPLING: '100' } });
+  try {
+    const made = Array.from({ length: n }, () => new TestClient(elsewhere));
+    await Promise.all(made.map((c) => c.me()));
+    await there(made);
+    return made.map((c) => Object.assign(new TestClient(server), { cookie: c.cookie }));
+  } finally {
+    await elsewhere.close();
+  }
+}
+
 let server: TestServer;
 beforeAll(async () => {
   // Every operation counted (the default samples 10 % of the time, see db-commands.ts).
@@ -80,20 +114,8 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
     const [alice, bob] = [new TestClient(server), new TestClient(server)];
     const [, b] = await Promise.all([alice.me(), bob.me()]);
     await alice.data(SEND, { input: { text: 'first', to: b.id } });
-    // The first send's conversationUpdated pushes load both read markers (after its answer):
-    // wait until they were read, so the measured sends find them in memory.
-    await waitForValue(
-      async () => total(await scrape(server), 'find'),
-      (() => {
-        let last = -1;
-        return (v: number) => {
-          const still = v === last;
-          last = v;
-          return still;
-        };
-      })(),
-      { what: 'the warm-up send to settle', interval: 200 },
-    );
+    // Whatever the first send read after its answer is read by now.
+    await settledFinds(server, 'the warm-up send to settle');
     await alice.data(SEND, { input: { text: 'second', to: b.id } });
     const finds = total(await scrape(server), 'find');
     const m = await measure(server, 'SendMessage', async () => {
@@ -109,16 +131,7 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
   test('the first message between users created on another instance takes at most 8 database commands (was 9), its reads at once', async () => {
     // Users this instance knows nothing about (a restart, or a load balancer sending them
     // elsewhere before): their block lists, inboxes, stranger chats and settings are read.
-    const elsewhere = await startServer({ dbName: server.dbName, env: { DB_COMMAND_SAMPLING: '100' } });
-    let clients: TestClient[];
-    try {
-      const made = [new TestClient(elsewhere), new TestClient(elsewhere), new TestClient(elsewhere)];
-      await Promise.all(made.map((c) => c.me()));
-      clients = made.map((c) => Object.assign(new TestClient(server), { cookie: c.cookie }));
-    } finally {
-      await elsewhere.close();
-    }
-    const [alice, bob, carol] = clients;
+    const [alice, bob, carol] = await usersFromElsewhere(server, 3);
     const [a, b, c] = await Promise.all([alice.me(), bob.me(), carol.me()]);
     // What is read once per sender, not per partner (ban and network records, her own block
     // list and inbox for her inbox notifications), is read by a first DM to someone else.
@@ -172,6 +185,44 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
       expect(lists[k].conversations).toEqual([{ unreadCount: 0, with: { id: r[k].id } }]);
       expect(lists[20 + k].conversations).toEqual([{ unreadCount: 1, with: { id: s[k].id } }]);
     }
+  });
+
+  test('a direct message prepares its conversationUpdated push only for a participant with a WebSocket here', async () => {
+    // Conversations begun on another instance: a push from this one reads its owner's read
+    // marker once, the first time it is built here.
+    const [alice, bob, carol, dave] = await usersFromElsewhere(server, 4, async ([a, b, c, d]) => {
+      const [, bobThere, , daveThere] = await Promise.all([a.me(), b.me(), c.me(), d.me()]);
+      await a.data(SEND, { input: { text: 'hello bob', to: bobThere.id } });
+      await c.data(SEND, { input: { text: 'hello dave', to: daveThere.id } });
+    });
+    const [, b, c, d] = await Promise.all([alice.me(), bob.me(), carol.me(), dave.me()]);
+    // Both pairs' first messages here, nobody connected: what a send reads is in memory after.
+    await alice.data(SEND, { input: { text: 'here, bob', to: b.id } });
+    await carol.data(SEND, { input: { text: 'here, dave', to: d.id } });
+    const UPDATED = 'subscription { conversationUpdated { unreadCount with { id } lastMessage { text } } }';
+    const ws = dave.ws();
+    try {
+      const daveSees = ws.subscribe(UPDATED);
+      await ws.connected();
+      await subscriptionsAttached(server, 1);
+      let finds = await settledFinds(server, 'the first sends here and the connection to settle');
+      await alice.data(SEND, { input: { text: 'again, bob', to: b.id } });
+      // Neither Alice nor Bob has a tab open: no push was built, so no read marker was read.
+      expect(await settledFinds(server, 'the send to bob to settle')).toBe(finds);
+      finds = await settledFinds(server, 'nothing else to run');
+      await carol.data(SEND, { input: { text: 'again, dave', to: d.id } });
+      const [update] = await daveSees.waitForCount(1);
+      expect(update.conversationUpdated).toEqual({
+        unreadCount: 3,
+        with: { id: c.id },
+        lastMessage: { text: 'again, dave' },
+      });
+      // Dave's push read his marker, the first push built for him; Carol's was not built.
+      expect(await settledFinds(server, 'the send to dave to settle')).toBe(finds + 1);
+    } finally {
+      await ws.close();
+    }
+    await noSubscriptionsLeft(server);
   });
 
   test('messages(last: 50) of an active conversation takes at most 2 database commands', async () => {
