@@ -6,7 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginInlineTraceDisabled,
+} from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import type { GraphQLSchema } from 'graphql';
@@ -98,6 +101,9 @@ export async function startHttpTransport(
       // cache-control plugin, which computes a policy in a hook around every field resolved
       // only to arrive at `no-store`, the header is set directly (noStore, below).
       ApolloServerPluginCacheControlDisabled(),
+      // Apollo installs inline tracing (federation) by default and asks it about every request
+      // even when the schema is no subgraph, as ours never is.
+      ApolloServerPluginInlineTraceDisabled(),
       deps.drain.plugin(config.shutdownTimeoutMs, deps.cutWebSockets),
       deps.metrics.apolloPlugin(),
       serviceUnavailableStatusPlugin(),
