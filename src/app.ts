@@ -298,6 +298,8 @@ function createDomains(
   logger: Logger,
   db: Database,
   pubsub: PubSub,
+  /** Infrastructure.pubsubStaysHere. */
+  pubsubStaysHere: boolean,
   limits: RateLimits,
   extra: AbuseExtras,
   matcher: StrangerMatcher,
@@ -347,8 +349,6 @@ function createDomains(
     logger,
     registry,
   });
-  // Publications stay on this instance unless they go through Redis (or a transport given).
-  const pubsubStaysHere = options.pubsub === undefined && !config.redis.url;
   const conversations = new ConversationService(
     inboxEntryModel(db.connection),
     inboxPairModel(db.connection),
@@ -537,6 +537,11 @@ function errorFormat(config: Config, logger: Logger): FormatOptions {
 
 interface Infrastructure {
   pubsub: PubSub;
+  /**
+   * Whether what this instance publishes reaches only its own subscribers: the in-process
+   * pub/sub it made itself (no Redis, none given by the caller, which may share one).
+   */
+  pubsubStaysHere: boolean;
   db: Database;
   limits: RateLimits;
   /** Open WebSockets per address and per user (in Redis with REDIS_URL). */
@@ -568,7 +573,8 @@ async function connectInfrastructure(
   metrics: Metrics,
 ): Promise<Infrastructure> {
   const { config } = options;
-  const pubsub = metrics.observePubSub(options.pubsub ?? (await createPubSub(config, logger)));
+  const created = options.pubsub ? undefined : await createPubSub(config, logger);
+  const pubsub = metrics.observePubSub(options.pubsub ?? created!);
   const db = await connectDatabase({
     uri: options.mongodbUri,
     timeoutMs: config.dbTimeoutMs,
@@ -585,6 +591,7 @@ async function connectInfrastructure(
   await limitsRedis?.connect().catch(() => undefined);
   return {
     pubsub,
+    pubsubStaysHere: created instanceof LocalPubSub,
     db,
     limitsRedis,
     limits: createRateLimits(config, logger, limitsRedis),
@@ -780,6 +787,7 @@ export async function createServer(options: ServerOptions): Promise<AnonymoServe
     logger,
     db,
     pubsub,
+    infra.pubsubStaysHere,
     limits,
     { redis: infra.limitsRedis, blocklist },
     await createStrangerMatcher(config, db),
