@@ -35,12 +35,18 @@ function otherOf(conversation: string, userId: string): string {
   return a === userId ? b : a;
 }
 
-/**
- * The writes of registering a direct pair, after its reads (ConversationService.preparePair):
- * resolves once both inboxes hold the partner.
- */
-export type PairRegistration = () => Promise<void>;
-const NOTHING_TO_REGISTER: PairRegistration = () => Promise.resolve();
+/** Registering a direct pair, after its reads (ConversationService.preparePair). */
+export interface PairRegistration {
+  /** The writes: resolves once both inboxes hold the partner. */
+  write(): Promise<void>;
+  /**
+   * The conversation was taken to be empty without reading its head: one of the two has an
+   * inbox this instance knows to be empty. Its first message can be numbered 1 with no read;
+   * the insert verifies it (a taken number is retried after reading the head).
+   */
+  assumedEmpty: boolean;
+}
+const NOTHING_TO_REGISTER: PairRegistration = { write: () => Promise.resolve(), assumedEmpty: false };
 
 /** Most conversations one `conversations` returns (its default too). */
 export const CONVERSATIONS_MAX = 200;
@@ -115,16 +121,14 @@ export class ConversationService {
 
   /**
    * Records that `a` and `b` talk directly (in both inboxes). Idempotent; called before a DM
-   * is stored. Equivalent to `(await preparePair(a, b))()`.
+   * is stored. Equivalent to `(await preparePair(a, b)).write()`.
    */
   async registerPair(a: string, b: string): Promise<void> {
-    await (
-      await this.preparePair(a, b)
-    )();
+    await (await this.preparePair(a, b)).write();
   }
 
   /**
-   * The reads of {@link registerPair}, all at once; the returned function does its writes.
+   * The reads of {@link registerPair}, all at once; the returned `write` does its writes.
    * Nothing is written before that function is called, so a send reads this while its own
    * checks (blocking, the direct policy, the conversation's settings) are still running, and
    * writes only once they passed: a first message waits for one round of reads, not one per
@@ -138,6 +142,17 @@ export class ConversationService {
    * first messages at once (which can only append a duplicate entry, which the list ignores),
    * no entries yet, so the markers are not looked up; and its read markers cannot exist yet,
    * so none is read for the inbox notifications either.
+   *
+   * Not even the head is read when one of the two has an inbox this instance knows to be
+   * empty (a user it created, or whose inbox it read or wrote): every conversation that ever
+   * stored a message is in both inboxes (entries first), so that user has talked to nobody,
+   * and the conversation is taken to be empty (`assumedEmpty`). What stays unverified is
+   * stale knowledge (the user registered through another instance meanwhile) and a
+   * shadow-banned user's messages (stored without entries): the first message's insert
+   * then finds number 1 taken and is retried after reading the head, and the entries can
+   * only be appended twice, which list() ignores, as when two instances race. A new user's
+   * first message thus waits for no read: a burst of them was a burst of head reads, each
+   * its own command.
    */
   async preparePair(a: string, b: string): Promise<PairRegistration> {
     const wanted: Array<[string, string]> = [
@@ -148,6 +163,7 @@ export class ConversationService {
     const owners = missing().map(([owner]) => owner);
     if (owners.length === 0) return NOTHING_TO_REGISTER;
     const conversation = directKey(a, b);
+    const assumedEmpty = this.entryHeads.get(a) === 0 || this.entryHeads.get(b) === 0;
     const [fresh, heads] = await Promise.all([
       (async () => {
         // Heard before the head is read: a marker set after an empty head was seen arrives as
@@ -156,6 +172,9 @@ export class ConversationService {
           () => true,
           () => false,
         );
+        // Assumed empty, the markers are known empty only once its first message is stored
+        // as number 1 (messageStored).
+        if (assumedEmpty) return true;
         const empty = (await this.store.head(conversation)) === 0;
         if (empty && watching) this.readMarkers.seedEmpty(conversation, [a, b]);
         return empty;
@@ -170,8 +189,11 @@ export class ConversationService {
     // One owner's appends one at a time (else they race for the same entry number); both
     // owners' locks taken in one order, so two registrations never wait for each other.
     const [first, second] = a < b ? [a, b] : [b, a];
-    return () =>
-      this.inboxQueue.run(first, () => this.inboxQueue.run(second, () => this.addPartners(missing(), fresh, known)));
+    return {
+      write: () =>
+        this.inboxQueue.run(first, () => this.inboxQueue.run(second, () => this.addPartners(missing(), fresh, known))),
+      assumedEmpty,
+    };
   }
 
   /**
@@ -346,6 +368,17 @@ export class ConversationService {
   /** After a direct message was stored: both participants' lists change. */
   messageStored(message: MessageDoc): void {
     if (!message.recipient) return;
+    // Number 1 was free, so the conversation had no message, hence no read marker, when this
+    // one was drafted: a marker set since needs this message, so a watch live since before
+    // then (preparePair's) hears it. A conversation assumed empty learns it here, before its
+    // pushes are built.
+    if (message.seq === 1) {
+      this.readMarkers.seedEmpty(
+        message.conversation,
+        [message.sender, message.recipient],
+        message.createdAt.getTime(),
+      );
+    }
     void this.notify(message.sender, message.recipient, message);
     void this.notify(message.recipient, message.sender, message);
   }

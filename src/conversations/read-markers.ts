@@ -37,6 +37,8 @@ interface Held {
   loading: Map<string, Promise<Marker | null>>;
   ready: Promise<void>;
   stop?: () => void;
+  /** When its marker moves began to be heard (Date.now()). */
+  liveAt?: number;
   closed: boolean;
 }
 
@@ -89,11 +91,14 @@ export class ReadMarkerCache {
   /**
    * Records that `readers` have no marker in `conversation`, without reading the database.
    * Only for a conversation seen empty after {@link watch} resolved: a marker needs a stored
-   * message, so any marker set after that moment arrives as an event.
+   * message, so any marker set after that moment arrives as an event. With `emptyAt`, nothing
+   * is seeded unless the marker moves were heard from before that time.
    */
-  seedEmpty(conversation: string, readers: readonly string[]): void {
+  seedEmpty(conversation: string, readers: readonly string[], emptyAt?: number): void {
     const held = this.held.peek(conversation);
     if (!held || held.closed) return;
+    // `emptyAt`: when the conversation was last known empty; only if heard since before it.
+    if (emptyAt !== undefined && !(held.liveAt !== undefined && held.liveAt < emptyAt)) return;
     for (const r of readers) if (!held.markers.has(r) && !held.loading.has(r)) held.markers.set(r, null);
   }
 
@@ -113,7 +118,10 @@ export class ReadMarkerCache {
       .then(
         (stop) => {
           if (h.closed) stop();
-          else h.stop = stop;
+          else {
+            h.stop = stop;
+            h.liveAt = Date.now();
+          }
         },
         (err: unknown) => {
           // Not watched, so not trusted: the next caller tries again.

@@ -37,6 +37,11 @@ export interface Draft {
   ttlMs?: number;
   /** Abuse control: sent while shadow-banned (visible to the sender only; counts for no one). */
   shadow?: boolean;
+  /**
+   * The conversation is taken to be empty (ConversationService.preparePair): with no head
+   * known here, it is numbered from 1 without a read, which the insert verifies.
+   */
+  assumedEmpty?: boolean;
 }
 
 /** The stored message; `fresh` is false when an earlier message with the same clientId was returned. */
@@ -132,15 +137,17 @@ export class SendBatcher {
     }
     const drafted = await Promise.all(
       [...groups].map(async ([conversation, pendings]) => {
-        // The number after the newest this process knows of, with no read; when another
-        // writer took it, the write fails there and the retry asks the database.
-        const needsRead = pendings[0].attempts > 0 || this.store.knownHead(conversation) === undefined;
-        const head = needsRead ? await this.store.head(conversation) : this.store.knownHead(conversation)!;
+        // The number after the newest this process knows of (or 0 for a conversation assumed
+        // empty), with no read; when another writer took it, the write fails there and the
+        // retry asks the database.
+        const known =
+          this.store.knownHead(conversation) ?? (pendings.some((p) => p.draft.assumedEmpty) ? 0 : undefined);
+        const head = pendings[0].attempts > 0 || known === undefined ? await this.store.head(conversation) : known;
         let counts = pendings[0].draft.recipient ? await this.countsAt(conversation, head) : undefined;
         return pendings.map((p, i) => {
           const seq = head + 1 + i;
           if (counts && !p.draft.shadow) counts = { ...counts, [p.draft.sender]: (counts[p.draft.sender] ?? 0) + 1 };
-          const { dedupeKey, ttlMs, ...rest } = p.draft;
+          const { dedupeKey, ttlMs, assumedEmpty: _assumed, ...rest } = p.draft;
           const createdAt = new Date();
           const doc: MessageDoc = {
             _id: messageId(conversation, seq),

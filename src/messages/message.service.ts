@@ -99,10 +99,11 @@ export class MessageService {
     private readonly pubsub: PubSub,
     private readonly conversations: {
       /**
-       * Reads what recording that `a` and `b` talk directly needs, writing nothing; the
-       * function it resolves to writes it (both inboxes hold the partner once it resolved).
+       * Reads what recording that `a` and `b` talk directly needs, writing nothing; `write`
+       * writes it (both inboxes hold the partner once it resolved). `assumedEmpty`: the
+       * conversation's head was not read, it is taken to be empty.
        */
-      preparePair(a: string, b: string): Promise<() => Promise<void>>;
+      preparePair(a: string, b: string): Promise<{ write(): Promise<void>; assumedEmpty: boolean }>;
       messageStored(message: MessageDoc): void;
     },
     private readonly policies: { rooms: RoomAccess; direct: DirectPolicy },
@@ -238,7 +239,7 @@ export class MessageService {
     // (moderation/): a shadow-banned sender's message is stored for them alone, so it must
     // not show up in the other user's inbox or unread count either.
     const shadow = admission.value.shadow === true;
-    if (registration.value && !shadow) await registration.value();
+    if (registration.value && !shadow) await registration.value.write();
 
     const draft: Draft = {
       conversation,
@@ -250,6 +251,7 @@ export class MessageService {
       ...(lifecycle.replyTo ? { replyTo: lifecycle.replyTo } : {}),
       ...(lifecycle.ttlMs ? { ttlMs: lifecycle.ttlMs } : {}),
       ...(shadow ? { shadow: true } : {}),
+      ...(registration.value?.assumedEmpty ? { assumedEmpty: true } : {}),
     };
     const submitted = this.batcher.submit(draft);
     if (dedupeKey) {

@@ -216,6 +216,37 @@ describe('read status and conversations', () => {
     }
   });
 
+  test('users made here who already talked through another instance: the next message here takes the next number and each side lists the conversation once', async () => {
+    // This instance created both users, so it knows their inboxes as empty, takes the
+    // conversation to be empty and numbers its next message 1 without reading the head. The
+    // insert finds 1 taken: the message must still get the next number, nothing overwritten.
+    const alice = new TestClient(server);
+    const bob = new TestClient(server);
+    const [a, b] = [await alice.me(), await bob.me()];
+    const other = await startServer({ dbName: server.dbName });
+    try {
+      const aliceThere = Object.assign(new TestClient(other), { cookie: alice.cookie });
+      const bobThere = Object.assign(new TestClient(other), { cookie: bob.cookie });
+      const ids = [(await aliceThere.data(SEND, { to: b.id, text: 'one' })).sendMessage.id as string];
+      ids.push((await bobThere.data(SEND, { to: a.id, text: 'two' })).sendMessage.id);
+      ids.push((await alice.data(SEND, { to: b.id, text: 'three' })).sendMessage.id);
+      expect(ids.map((id) => Number(id.slice(-12)))).toEqual([1, 2, 3]);
+      const history = await bob.data(HISTORY, { with: a.id });
+      expect(
+        history.messages.edges.map((e: { node: { id: string; text: string } }) => [e.node.id, e.node.text]),
+      ).toEqual([
+        [ids[0], 'one'],
+        [ids[1], 'two'],
+        [ids[2], 'three'],
+      ]);
+      const [forAlice, forBob] = [await conversations(alice), await conversations(bob)];
+      expect(forAlice.map((c) => [c.with.id, c.unreadCount, c.lastMessage?.text])).toEqual([[b.id, 1, 'three']]);
+      expect(forBob.map((c) => [c.with.id, c.unreadCount, c.lastMessage?.text])).toEqual([[a.id, 2, 'three']]);
+    } finally {
+      await other.close();
+    }
+  });
+
   test('two instances recording conversations of one user at the same moment lose none of them', async () => {
     // A second server on the same database, as behind a load balancer (FerretDB applies
     // concurrent upserts and updates of one document without isolation).
