@@ -59,6 +59,8 @@ export interface ConversationSummary {
 const entryKeys = (owner: string): SeqKeys => ({ prefix: `${owner}:`, width: 8 });
 const entryId = (owner: string, n: number) => seqId(entryKeys(owner), n);
 
+/** How long pair markers gather before they are written. */
+const MARKER_LINGER_MS = 25;
 /** Messages read and updated per round trip while marking read. */
 const MARK_BATCH = 200;
 /** Where messages expire: unread messages counted one by one (beyond: stored counts), and how far back lastMessage is sought. */
@@ -106,7 +108,9 @@ export class ConversationService {
     private readonly mayBeSubscribed: (ownerId: string) => boolean = () => true,
   ) {
     this.entryInserts = new InsertBatcher(entries, strategy);
-    this.pairInserts = new InsertBatcher(pairs, strategy);
+    // Nobody waits for a pair marker (see addPartners): a burst of first messages has its
+    // markers written after its messages, not between them.
+    this.pairInserts = new InsertBatcher(pairs, strategy, undefined, MARKER_LINGER_MS);
     this.readMarkers = new ReadMarkerCache({
       load: async (readerId, conversation) => {
         const doc = await this.strategy.findById(this.markers, `${readerId}:${conversation}`);

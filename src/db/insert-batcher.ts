@@ -24,6 +24,12 @@ export class InsertBatcher<T> {
     private readonly model: Model<T>,
     private readonly strategy: StorageStrategy,
     private readonly maxBatch = 500,
+    /**
+     * How long a document waits for others before its write starts, for writes nobody waits
+     * for: they gather into fewer inserts and leave the database (SQLite has one writer) to
+     * the writes that an answer waits for. Default 0: at once.
+     */
+    private readonly lingerMs = 0,
   ) {}
 
   /**
@@ -37,10 +43,12 @@ export class InsertBatcher<T> {
       // inbox entries of one conversation) share a write even when nothing else is queued.
       if (!this.scheduled) {
         this.scheduled = true;
-        queueMicrotask(() => {
+        const start = () => {
           this.scheduled = false;
           this.kick();
-        });
+        };
+        if (this.lingerMs > 0) setTimeout(start, this.lingerMs).unref();
+        else queueMicrotask(start);
       }
     });
   }
