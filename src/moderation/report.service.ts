@@ -11,9 +11,10 @@
  */
 import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
-import { LOBBY, parseMessageId } from '../messages/conversation';
+import { LOBBY, parseMessageId, roomOfKey } from '../messages/conversation';
 import type { MessageDoc } from '../messages/message.model';
 import type { MessagePolicy } from '../messages/message.policy';
+import type { RoomAccess } from '../messages/message.service';
 import type { MessageStore } from '../messages/message.store';
 import type { PubSub } from '../realtime/pubsub';
 import { MESSAGE_CHANGED_TOPIC } from './moderation.events';
@@ -44,6 +45,8 @@ export interface ReportOptions {
   strategy: StorageStrategy;
   /** Told when a message was hidden or shown again (awaited): app.ts pushes it to messageUpdated. */
   onChanged?: (message: MessageDoc) => void | Promise<void>;
+  /** Who may read a room's messages (the rooms domain's rules); without it no room message can be reported. */
+  rooms?: Pick<RoomAccess, 'check'>;
 }
 
 const cursorOf = (c: Pick<ReportCaseDoc, '_id' | 'createdAt'>) =>
@@ -95,7 +98,17 @@ export class ReportService {
     const unknown = () => new BadUserInputError('id is not a message you can see', 'id');
     const parsed = typeof id === 'string' ? parseMessageId(id) : null;
     if (!parsed) throw unknown();
-    if (parsed.conversation !== LOBBY && !parsed.conversation.split(':').includes(viewerId)) throw unknown();
+    const roomId = roomOfKey(parsed.conversation);
+    if (roomId !== null) {
+      // A room's messages are seen by whoever may read the room: anyone for a public room, its
+      // members for a private one (an unknown room and a private one are told apart nowhere).
+      if (!this.options.rooms) throw unknown();
+      await this.options.rooms.check(viewerId, roomId, 'read', 'id').catch((err: unknown) => {
+        throw err instanceof BadUserInputError ? unknown() : err;
+      });
+    } else if (parsed.conversation !== LOBBY && !parsed.conversation.split(':').includes(viewerId)) {
+      throw unknown();
+    }
     const doc = await this.store.get(id);
     if (!doc || doc.text === '' || (await this.policy.visible(viewerId, [doc])).length === 0) throw unknown();
     return doc;

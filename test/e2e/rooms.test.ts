@@ -143,6 +143,11 @@ describe.each(VIEWPORTS)('rooms and strangers in Chromium at $label size', ({ la
     await item(alice.page, 'Hello, book club!').getByTestId('reply').click();
     await send(alice.page, 'Glad you came');
     await item(bob.page, 'Glad you came').getByTestId('reply-quote').filter({ hasText: 'Hello, book club!' }).waitFor();
+    // Reporting too: a member may see the room's messages, so may report them.
+    const welcome = item(bob.page, 'Welcome, Bob');
+    await welcome.getByTestId('report-open').click();
+    await welcome.locator('[data-testid="report-reason"][data-reason="SPAM"]').click();
+    await welcome.getByTestId('reported').waitFor();
     for (const p of [alice, bob]) await expectNoHorizontalOverflow(p.page);
     const slug = link.split('/').pop()!;
     await bob.page.locator(`[data-testid="room-entry"][data-slug="${slug}"]`).waitFor({ state: 'attached' });

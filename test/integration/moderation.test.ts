@@ -188,6 +188,42 @@ describe('with MODERATOR_TOKEN', () => {
     expect(await mod.errorCode(REPORTS, { first: 51 })).toBe('BAD_USER_INPUT');
   });
 
+  test('a room’s messages are reported by whoever may read the room, and three reports hide one from the room but its sender', async () => {
+    const CREATE_ROOM =
+      'mutation($public: Boolean!) { createRoom(input: { title: "Room", public: $public }) { id slug } }';
+    const JOIN_ROOM = 'mutation($slug: String!) { joinRoom(slug: $slug) { id } }';
+    const ROOM_SEND =
+      'mutation($text: String!, $room: ID!) { sendMessage(input: { text: $text, room: $room }) { id } }';
+    const ROOM_HISTORY = 'query($room: ID) { messages(room: $room, last: 50) { edges { node { text } } } }';
+    const [owner, m1, m2, m3, outsider] = [1, 2, 3, 4, 5].map(() => user(server));
+    await Promise.all([owner, m1, m2, m3, outsider].map((c) => c.me()));
+    const privateRoom = (await owner.data(CREATE_ROOM, { public: false })).createRoom;
+    for (const m of [m1, m2, m3]) await m.data(JOIN_ROOM, { slug: privateRoom.slug });
+    const roomSend = async (c: TestClient, text: string, room: string): Promise<string> =>
+      (await c.data<{ sendMessage: { id: string } }>(ROOM_SEND, { text, room })).sendMessage.id;
+    const spam = await roomSend(owner, 'spam in a private room', privateRoom.id);
+    await roomSend(m1, 'a member’s message', privateRoom.id);
+    // Someone outside a private room cannot see its messages, so cannot report them: the
+    // same answer as for a message that does not exist.
+    expect(await outsider.errorCode(REPORT, { id: spam, reason: 'SPAM' })).toBe('BAD_USER_INPUT');
+    expect(await m1.errorCode(REPORT, { id: `room:${privateRoom.id}:000000000099`, reason: 'SPAM' })).toBe(
+      'BAD_USER_INPUT',
+    );
+    for (const m of [m1, m2, m3])
+      expect(await m.data(REPORT, { id: spam, reason: 'SPAM' })).toEqual({ reportMessage: true });
+    expect(texts(await m1.data(ROOM_HISTORY, { room: privateRoom.id }))).toEqual(['a member’s message']);
+    expect(texts(await owner.data(ROOM_HISTORY, { room: privateRoom.id }))).toEqual([
+      'spam in a private room',
+      'a member’s message',
+    ]);
+    const queue = (await moderator(server).data(REPORTS, { first: 5 })).reports;
+    expect(queue.edges[0].node).toMatchObject({ id: spam, reasons: ['SPAM'], reporters: 3 });
+    // A public room's messages are seen, and reported, by anyone, member or not.
+    const publicRoom = (await owner.data(CREATE_ROOM, { public: true })).createRoom;
+    const open = await roomSend(owner, 'in a public room', publicRoom.id);
+    expect(await outsider.data(REPORT, { id: open, reason: 'OTHER' })).toEqual({ reportMessage: true });
+  });
+
   test('a moderator deletes any message: a tombstone with its text erased, logged under the token’s label', async () => {
     const [a, b] = [user(server), user(server)];
     await b.me();
