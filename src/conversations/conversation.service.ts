@@ -133,7 +133,7 @@ export class ConversationService {
 
   /**
    * The reads of {@link registerPair}, all at once; the returned `write` does its writes.
-   * Nothing is written before that function is called, so a send reads this while its own
+   * Nothing is written before `write` is called, so a send reads this while its own
    * checks (blocking, the direct policy, the conversation's settings) are still running, and
    * writes only once they passed: a first message waits for one round of reads, not one per
    * check.
