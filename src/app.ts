@@ -56,7 +56,7 @@ import { MessageExpiry } from './messages/message.expiry';
 import type { MessagePayload } from './messages/message.events';
 import { messageModel, type MessageDoc } from './messages/message.model';
 import { MessageResolver } from './messages/message.resolver';
-import { MessageService, type RoomAccess } from './messages/message.service';
+import { MessageService } from './messages/message.service';
 import { MessageStore } from './messages/message.store';
 import { createHmac } from 'node:crypto';
 import { AuditLog } from './moderation/audit';
@@ -235,16 +235,11 @@ function createAbuseControl(
   options: ServerOptions,
   db: Database,
   pubsub: PubSub,
-  d: {
-    users: UserService;
-    store: MessageStore;
-    lifecycle: Pick<LifecycleService, 'announce'>;
-    rooms: Pick<RoomAccess, 'check'>;
-  },
+  d: { users: UserService; store: MessageStore; lifecycle: Pick<LifecycleService, 'announce' | 'canSee'> },
   { redis, blocklist }: AbuseExtras,
 ) {
   const { config } = options;
-  const { users, store, lifecycle, rooms } = d;
+  const { users, store, lifecycle } = d;
   const blocks = new BlockService(blockLogModel(db.connection), pubsub, db.strategy);
   const mod = moderationModels(db.connection);
   const audit = new AuditLog(mod.Audit);
@@ -271,7 +266,8 @@ function createAbuseControl(
     onChanged: async (doc) => {
       await lifecycle.announce(doc._id);
     },
-    rooms,
+    // A message can be reported by whoever may read it (in a room: its readers, not only members).
+    canSee: (viewerId, conversation) => lifecycle.canSee(viewerId, conversation, 'read'),
   });
   const moderators = new ModeratorAuth(config.moderation.moderatorTokens);
   return { blocks, policy, audit, bans, reports, moderators, slowMode };
@@ -341,19 +337,7 @@ function createDomains(
     },
   );
   // Abuse control before the domains that ask it (conversation summaries, sends, pairing).
-  const abuse = createAbuseControl(
-    options,
-    db,
-    pubsub,
-    // Who may see a room's messages, to report them: RoomService, built below, asked per request.
-    {
-      users,
-      store,
-      lifecycle,
-      rooms: { check: (viewerId, roomId, access, field) => rooms.check(viewerId, roomId, access, field) },
-    },
-    extra,
-  );
+  const abuse = createAbuseControl(options, db, pubsub, { users, store, lifecycle }, extra);
   const registry = config.redis.url
     ? new RedisPresenceRegistry({
         url: config.redis.url,

@@ -125,16 +125,18 @@ export class LifecycleService {
 
   /**
    * Whether the viewer may act on the conversation's messages: the lobby is everyone's, a
-   * direct conversation its two users', a room its members'. False for anything the viewer may
-   * not know of (answered as an unknown message); FORBIDDEN for a public room they did not join.
+   * direct conversation its two users', a room its members' (`write`, the default) or, to
+   * read it, any public room's and a private room's members' (`read`). False for anything the
+   * viewer may not know of (answered as an unknown message); FORBIDDEN for a `write` in a
+   * public room they did not join.
    */
-  async canSee(viewerId: string, conversation: string): Promise<boolean> {
+  async canSee(viewerId: string, conversation: string, access: 'read' | 'write' = 'write'): Promise<boolean> {
     if (conversation === LOBBY) return true;
     if (conversation.startsWith('dm:')) return conversation.slice(3).split(':').includes(viewerId);
     const roomId = roomOfKey(conversation);
     if (!roomId || !this.options.rooms) return false;
     try {
-      await this.options.rooms.check(viewerId, roomId, 'write', 'id');
+      await this.options.rooms.check(viewerId, roomId, access, 'id');
       return true;
     } catch (err) {
       // Unknown or private-without-membership: the same answer as for an unknown message.

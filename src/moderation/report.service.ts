@@ -11,10 +11,9 @@
  */
 import { seqId, type SeqKeys, type StorageStrategy } from '../db/strategy';
 import { BadUserInputError } from '../errors';
-import { LOBBY, parseMessageId, roomOfKey } from '../messages/conversation';
+import { parseMessageId } from '../messages/conversation';
 import type { MessageDoc } from '../messages/message.model';
 import type { MessagePolicy } from '../messages/message.policy';
-import type { RoomAccess } from '../messages/message.service';
 import type { MessageStore } from '../messages/message.store';
 import type { PubSub } from '../realtime/pubsub';
 import { MESSAGE_CHANGED_TOPIC } from './moderation.events';
@@ -45,8 +44,11 @@ export interface ReportOptions {
   strategy: StorageStrategy;
   /** Told when a message was hidden or shown again (awaited): app.ts pushes it to messageUpdated. */
   onChanged?: (message: MessageDoc) => void | Promise<void>;
-  /** Who may read a room's messages (the rooms domain's rules); without it no room message can be reported. */
-  rooms?: Pick<RoomAccess, 'check'>;
+  /**
+   * Whether the viewer may read the conversation's messages (the lobby, their own direct
+   * conversations, the rooms they may read: LifecycleService.canSee with `read`).
+   */
+  canSee(viewerId: string, conversation: string): Promise<boolean>;
 }
 
 const cursorOf = (c: Pick<ReportCaseDoc, '_id' | 'createdAt'>) =>
@@ -97,18 +99,7 @@ export class ReportService {
   private async visibleMessage(viewerId: string, id: string): Promise<MessageDoc> {
     const unknown = () => new BadUserInputError('id is not a message you can see', 'id');
     const parsed = typeof id === 'string' ? parseMessageId(id) : null;
-    if (!parsed) throw unknown();
-    const roomId = roomOfKey(parsed.conversation);
-    if (roomId !== null) {
-      // A room's messages are seen by whoever may read the room: anyone for a public room, its
-      // members for a private one (an unknown room and a private one are told apart nowhere).
-      if (!this.options.rooms) throw unknown();
-      await this.options.rooms.check(viewerId, roomId, 'read', 'id').catch((err: unknown) => {
-        throw err instanceof BadUserInputError ? unknown() : err;
-      });
-    } else if (parsed.conversation !== LOBBY && !parsed.conversation.split(':').includes(viewerId)) {
-      throw unknown();
-    }
+    if (!parsed || !(await this.options.canSee(viewerId, parsed.conversation))) throw unknown();
     const doc = await this.store.get(id);
     if (!doc || doc.text === '' || (await this.policy.visible(viewerId, [doc])).length === 0) throw unknown();
     return doc;
