@@ -70,6 +70,16 @@ async function settledFinds(server: TestServer, what: string): Promise<number> {
 }
 
 /**
+ * What `work` returned, and how many `find`s the server sent while it ran, the work after its
+ * answers included (its pushes). A background job reading meanwhile only adds to the count.
+ */
+async function findsDuring<T>(server: TestServer, work: () => Promise<T>): Promise<{ finds: number; result: T }> {
+  const before = await settledFinds(server, 'earlier work to settle');
+  const result = await work();
+  return { finds: (await settledFinds(server, 'the work to settle')) - before, result };
+}
+
+/**
  * Users made on another instance of the database (`there` runs there first, with them): this
  * one has nothing of theirs in memory. Returns them as clients of `server`.
  */
@@ -158,11 +168,12 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
     for (let k = 0; k < 3; k++) {
       const [sender, known, fresh] = [people[3 * k], ids[3 * k + 1], ids[3 * k + 2]];
       await sender.data(SEND, { input: { text: 'hello', to: known, clientId: `n${k}` } });
-      const before = await settledFinds(server, 'the earlier send to settle');
-      const m = await measure(server, 'SendMessage', async () => {
-        await sender.data(SEND, { input: { text: 'hello, new partner', to: fresh, clientId: `m${k}` } });
-      });
-      reads.push((await settledFinds(server, 'the first message to settle')) - before);
+      const { finds, result: m } = await findsDuring(server, () =>
+        measure(server, 'SendMessage', async () => {
+          await sender.data(SEND, { input: { text: 'hello, new partner', to: fresh, clientId: `m${k}` } });
+        }),
+      );
+      reads.push(finds);
       expect(m.ran).toBe(1);
       // One insert of both entries, the message, and the pair markers if they were written
       // before the answer (they gather for 25 ms).
@@ -221,15 +232,16 @@ describe(`database commands per operation (strategy ${process.env.DB_STRATEGY ??
       await subscriptionsAttached(server, PAIRS);
       const reads: number[] = [];
       for (let i = 0; i < PAIRS; i++) {
-        const finds = await settledFinds(server, 'the previous sends to settle');
-        await senders[i].data(SEND, { input: { text: 'again', to: ids[2 * i + 1] } });
-        const [update] = await sees[i].waitForCount(1);
-        expect(update.conversationUpdated).toEqual({
-          unreadCount: 3,
-          with: { id: ids[2 * i] },
-          lastMessage: { text: 'again' },
+        const { finds } = await findsDuring(server, async () => {
+          await senders[i].data(SEND, { input: { text: 'again', to: ids[2 * i + 1] } });
+          const [update] = await sees[i].waitForCount(1);
+          expect(update.conversationUpdated).toEqual({
+            unreadCount: 3,
+            with: { id: ids[2 * i] },
+            lastMessage: { text: 'again' },
+          });
         });
-        reads.push((await settledFinds(server, 'the send to settle')) - finds);
+        reads.push(finds);
       }
       // One read per send: the recipient's marker, for his first push, none built before while
       // he had no tab (that would have read it then), and none for the sender without one
